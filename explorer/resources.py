@@ -1,0 +1,81 @@
+"""Start-up: find every usable model card, load the taxonomy once and each classifier once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from explorer.config import ModelCard, Settings, load_model_cards
+from explorer.model import Classifier, find_file, load_classifier, read_labels
+from explorer.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class Resources:
+    """What the app serves: loaded classifiers (by card name), the ones that could not load and why."""
+
+    classifiers: dict[str, Classifier]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    examples: list[Path] = field(default_factory=list)
+    settings: Settings | None = None
+
+    @property
+    def default_model(self) -> str:
+        wanted = self.settings.default_model if self.settings else None
+        if wanted:
+            return wanted
+        return next(iter(self.classifiers))  # cards are sorted by priority
+
+    def get(self, name: str) -> Classifier:
+        if name not in self.classifiers:
+            why = f" ({self.unavailable[name]})" if name in self.unavailable else ""
+            raise ValueError(f"unknown or unavailable model {name!r}{why}; available: {list(self.classifiers)}")
+        return self.classifiers[name]
+
+
+def load_resources(settings: Settings) -> Resources:
+    """Load every card whose files are present. Missing files make a model unavailable (with the reason);
+    a card that is wrong (e.g. label count != outputs) stops start-up with its message."""
+    cards = load_model_cards(settings.checkpoint_dir)
+    taxonomy = _load_shared_taxonomy(cards, settings)
+    classifiers, unavailable = {}, {}
+    for card in cards:
+        try:
+            classifiers[card.name] = load_classifier(card, settings, taxonomy)
+        except FileNotFoundError as err:
+            unavailable[card.name] = str(err)
+            log.warning("model %s unavailable: %s", card.name, err)
+    if not classifiers:
+        raise RuntimeError(f"no usable model in {settings.checkpoint_dir}: {unavailable}")
+    if settings.default_model and settings.default_model not in classifiers:
+        raise ValueError(f"--model {settings.default_model!r} is not available; available: {list(classifiers)}"
+                         + (f"; {settings.default_model}: {unavailable[settings.default_model]}"
+                            if settings.default_model in unavailable else ""))
+    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings)
+
+
+def _load_shared_taxonomy(cards: list[ModelCard], settings: Settings) -> Taxonomy | None:
+    """One taxonomy for the names of every iNat card whose label file is present."""
+    names = []
+    for card in cards:
+        if card.taxonomy != "inat":
+            continue
+        try:
+            names += [name for name, _ in read_labels(find_file(card.labels_file, settings, card), card.labels_format)]
+        except FileNotFoundError:
+            continue
+    if not names:
+        return None
+    return load_taxonomy(names, supplement=settings.taxonomy_supplement)
+
+
+def find_examples(folder: Path | None) -> list[Path]:
+    """Example photos offered in the UI (sorted); none when the folder is absent."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXAMPLE_SUFFIXES)
