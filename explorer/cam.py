@@ -95,12 +95,19 @@ def _gradcam_from_tail(logits: torch.Tensor, activations: torch.Tensor, indices:
 
 
 def scale_cams(cams: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """Min-max scale each (h, w) map to [0, 1], then resize bilinearly to ``size`` (as pytorch-grad-cam does)."""
-    flat = cams.reshape(cams.shape[0], -1)
+    """(k, h, w) -> (k, H, W) in [0, 1], as pytorch-grad-cam does: min-max scale, bilinear resize, and
+    min-max scale again (upsampling can lower the peak below 1)."""
+    scaled = _minmax(cams)
+    resized = F.interpolate(scaled[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return _minmax(resized).clamp_(0, 1).cpu().numpy().astype(np.float32)
+
+
+def _minmax(maps: torch.Tensor) -> torch.Tensor:
+    """Per-map (x - min) / (max - min + 1e-7) over the last two dims of a (k, h, w) tensor."""
+    flat = maps.reshape(maps.shape[0], -1)
     flat = flat - flat.min(dim=1, keepdim=True).values
     flat = flat / (1e-7 + flat.max(dim=1, keepdim=True).values)
-    resized = F.interpolate(flat.reshape(cams.shape)[:, None], size=size, mode="bilinear", align_corners=False)
-    return resized[:, 0].clamp_(0, 1).cpu().numpy().astype(np.float32)
+    return flat.reshape(maps.shape)
 
 
 def reference_cams(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int, max_pixels: in
         width, height = image.size
         if width * height > max_pixels:
             raise ImageInputError(
-                f"The image is {width}×{height} px ({width * height / 1e6:.0f} MP); the limit is "
+                f"The image has {width * height / 1e6:.0f} MP ({width}×{height} px); the limit is "
                 f"{max_pixels / 1e6:.0f} MP. Please downscale it."
             )
         if min(width, height) < min_side:
@@ -89,7 +90,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageInputError(f"The image is too large to decode safely (limit {max_pixels / 1e6:.0f} MP).") from err
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too many pixels"
+        raise ImageInputError(f"The image has {size}; the limit is {max_pixels / 1e6:.0f} MP. Please downscale it.") from err
     except UnidentifiedImageError as err:
         raise ImageInputError(f"This file is not an image we can read. Supported formats: {SUPPORTED}.") from err
     except (OSError, SyntaxError, ValueError) as err:

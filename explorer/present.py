@@ -1,0 +1,98 @@
+"""Turning identify results into what people read: label dicts, captions, escaped HTML, overlays.
+
+No gradio here: plain values in, plain values (str, dict, arrays) out, so it can be tested directly.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PIL import Image
+
+from explorer.cam import overlay_cam
+from explorer.identify import IdentifyResult, Prediction
+from explorer.taxonomy import RANKS
+
+OVERLAY_MAX_SIDE = 448
+
+
+def prediction_title(pred: Prediction, subject: str = "organism") -> str:
+    """'Poecile atricapillus (Black-capped Chickadee)', or 'No bird found' for the background class."""
+    if pred.is_background:
+        return f"No {subject} found"
+    return f"{pred.scientific_name} ({pred.common_name})" if pred.common_name else pred.scientific_name
+
+
+def topk_label(result: IdentifyResult, subject: str = "organism") -> dict[str, float]:
+    """{'1. title': probability} in rank order (numbered so that equal names stay distinct)."""
+    return {f"{n}. {prediction_title(p, subject)}": p.probability for n, p in enumerate(result.predictions, 1)}
+
+
+def cam_captions(result: IdentifyResult, subject: str = "organism") -> list[str]:
+    return [f"{n}. {prediction_title(p, subject)}: {p.probability:.1%} ({result.cam_method})"
+            for n, p in enumerate(result.predictions, 1)]
+
+
+def display_copy(image: Image.Image, max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
+    """(H, W, 3) uint8 copy of the photo, downscaled so its long side is at most ``max_side``."""
+    scale = min(1.0, max_side / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return np.asarray(image.convert("RGB").resize(size, Image.BILINEAR))
+
+
+def cam_overlays(image: Image.Image, result: IdentifyResult) -> list[np.ndarray]:
+    """One heat-map overlay per suggestion, on the whole photo (the model saw it resized, uncropped)."""
+    base = display_copy(image)
+    return [overlay_cam(base, cam) for cam in result.cams]
+
+
+def lineage_text(pred: Prediction) -> str:
+    """'Animalia › Chordata › … › Poecile' with '?' for unknown ranks (plain text)."""
+    return " › ".join(pred.lineage.get(rank) or "?" for rank in RANKS[:-1])
+
+
+def resolution_text(pred: Prediction) -> str:
+    if pred.is_background:
+        return "not a taxon"
+    if pred.resolved_rank is None:
+        return pred.note or "lineage unknown"
+    text = f"resolved at {pred.resolved_rank}"
+    return f"{text}; {pred.note}" if pred.note else text
+
+
+def predictions_html(result: IdentifyResult, subject: str = "organism") -> str:
+    """An escaped HTML table: rank, name, common name, probability, lineage and how it was resolved."""
+    esc = html.escape
+    rows = []
+    for n, p in enumerate(result.predictions, 1):
+        name = esc(prediction_title(p, subject)) if p.is_background else f"<i>{esc(p.scientific_name)}</i>"
+        taxon = f" <small>iNat {p.taxon_id}</small>" if p.taxon_id else ""
+        lineage = "".join(
+            f"<span title='{esc(rank)}: {esc(p.lineage.get(rank) or 'unknown')}'>{esc(p.lineage.get(rank) or '?')}</span>"
+            + (" › " if rank != RANKS[-2] else "")
+            for rank in RANKS[:-1]
+        )
+        rows.append(
+            f"<tr><td>{n}</td><td>{name}{taxon}</td><td>{esc(p.common_name)}</td>"
+            f"<td style='text-align:right'>{p.probability:.1%}</td><td>{lineage}</td>"
+            f"<td><small>{esc(resolution_text(p))}</small></td></tr>"
+        )
+    head = ("<tr><th>#</th><th>Scientific name</th><th>Common name</th><th>Probability</th>"
+            "<th>Lineage (kingdom › … › genus)</th><th>Taxonomy</th></tr>")
+    return f"<table class='predictions'>{head}{''.join(rows)}</table>"
+
+
+def rollup_markdown(result: IdentifyResult, model_label: str) -> str:
+    """The headline answer, with the threshold and the model's vocabulary made explicit."""
+    r = result.rollup
+    return (f"### {_md_escape(r.text)}\n"
+            f"<small>Roll-up threshold {r.threshold:.0%} (summed probability); "
+            f"probabilities are relative to the classes of **{_md_escape(model_label)}**.</small>")
+
+
+def _md_escape(text: str) -> str:
+    out = html.escape(text, quote=False)
+    for char in "\\*_`[]|":
+        out = out.replace(char, "\\" + char)
+    return out

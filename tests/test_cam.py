@@ -1,0 +1,78 @@
+"""The fast top-k Grad-CAM must equal pytorch-grad-cam's GradCAM for the same layer and classes."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CORAL, SAMPLE_PHOTOS, needs_shared
+from explorer.cam import compute_cams, forward_with_cams, overlay_cam, reference_cams
+
+
+def correlations(fast, ref):
+    """Pearson r per map; a flat map (all zero after the ReLU) counts as 1 only if both are flat and equal."""
+    out = []
+    for a, b in zip(fast, ref):
+        if a.std() < 1e-6 or b.std() < 1e-6:
+            out.append(1.0 if np.allclose(a, b, atol=1e-3) else 0.0)
+        else:
+            out.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]))
+    return out
+
+
+def test_tiny_model_matches_reference(tiny_classifier, photo_rgb):
+    x = tiny_classifier.preprocess(photo_rgb)
+    fast = compute_cams(tiny_classifier.module, x, [0, 2, 3], tiny_classifier.cam_layer)
+    ref = reference_cams(tiny_classifier.module, x, [0, 2, 3], tiny_classifier.cam_layer)
+    assert fast.shape == (3, 64, 64) and fast.dtype == np.float32
+    assert fast.min() >= 0 and fast.max() <= 1
+    assert min(correlations(fast, ref)) > 0.999
+    assert np.abs(fast - ref).max() < 0.02
+
+
+def test_select_picks_from_same_forward(tiny_classifier, photo_rgb):
+    x = tiny_classifier.preprocess(photo_rgb)
+    logits, indices, cams = forward_with_cams(tiny_classifier.module, x, tiny_classifier.cam_layer,
+                                              lambda z: torch.topk(z[0], 2).indices.tolist())
+    assert indices == torch.topk(logits[0], 2).indices.tolist() and cams.shape[0] == 2
+    assert not any(p.requires_grad for p in tiny_classifier.module.parameters())
+
+
+def test_batch_of_two_refused(tiny_classifier):
+    with pytest.raises(ValueError, match=r"must be \(1, C, H, W\)"):
+        compute_cams(tiny_classifier.module, torch.zeros(2, 3, 64, 64), [0], tiny_classifier.cam_layer)
+
+
+def test_unknown_method_named(tiny_classifier):
+    with pytest.raises(ValueError, match="unknown CAM method 'magic'"):
+        reference_cams(tiny_classifier.module, torch.zeros(1, 3, 64, 64), [0], tiny_classifier.cam_layer, "magic")
+
+
+def test_other_methods_run(tiny_classifier, photo_rgb):
+    x = tiny_classifier.preprocess(photo_rgb)
+    for method in ("gradcam++", "eigencam", "layercam"):
+        maps = reference_cams(tiny_classifier.module, x, [1], tiny_classifier.cam_layer, method)
+        assert maps.shape == (1, 64, 64) and np.isfinite(maps).all()
+
+
+def test_overlay_keeps_image_size():
+    image = np.zeros((30, 50, 3), np.uint8)
+    out = overlay_cam(image, np.random.default_rng(0).random((64, 64)).astype(np.float32))
+    assert out.shape == (30, 50, 3) and out.dtype == np.uint8
+
+
+@needs_shared
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_models_on_real_photos_match_pytorch_grad_cam(real_resources):
+    from PIL import Image
+
+    worst = 1.0
+    for classifier in real_resources.classifiers.values():
+        for name in SAMPLE_PHOTOS[:4]:
+            x = classifier.preprocess(Image.open(CORAL / name).convert("RGB"))
+            top5 = torch.topk(torch.from_numpy(classifier.predict_probs(x)[0]), 5).indices.tolist()
+            fast = compute_cams(classifier.module, x, top5, classifier.cam_layer)
+            ref = reference_cams(classifier.module, x, top5, classifier.cam_layer)
+            worst = min(worst, *correlations(fast, ref))
+    print(f"fast vs pytorch-grad-cam GradCAM: worst correlation {worst:.6f}")
+    assert worst > 0.999

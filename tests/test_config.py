@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from explorer.config import load_model_card, load_model_cards, parse_model_card
+
+BASE = {"name": "m", "architecture": "tiny_cnn", "labels_file": "l.txt",
+        "weights": {"format": "safetensors", "file": "w.safetensors"}}
+
+
+def test_parse_minimal_card_has_defaults():
+    card = parse_model_card(BASE)
+    assert card.input_size == 224 and card.mean == (0.5, 0.5, 0.5) and card.label == "m"
+
+
+def test_missing_fields_are_named():
+    with pytest.raises(ValueError, match=r"missing field\(s\) \['labels_file'\]"):
+        parse_model_card({k: v for k, v in BASE.items() if k != "labels_file"})
+
+
+def test_bad_weight_format_lists_valid_ones():
+    with pytest.raises(ValueError, match="weights.format 'pickle' not in"):
+        parse_model_card({**BASE, "weights": {"format": "pickle", "file": "x"}})
+
+
+def test_unknown_field_is_rejected():
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['colour'\]"):
+        parse_model_card({**BASE, "colour": "red"})
+
+
+@pytest.mark.parametrize("field,value,message", [("taxonomy", "gbif", "taxonomy 'gbif'"),
+                                                 ("std", [1, 0, 1], "std > 0"), ("input_size", 5, "outside")])
+def test_bad_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_model_card({**BASE, field: value})
+
+
+def test_invalid_json(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_model_card(path)
+
+
+def test_cards_sorted_by_priority_and_unique(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({**BASE, "name": "a", "priority": 50}))
+    (tmp_path / "b.json").write_text(json.dumps({**BASE, "name": "b", "priority": 5}))
+    assert [c.name for c in load_model_cards(tmp_path)] == ["b", "a"]
+    (tmp_path / "c.json").write_text(json.dumps({**BASE, "name": "a"}))
+    with pytest.raises(ValueError, match="repeated: \\['a'\\]"):
+        load_model_cards(tmp_path)
+
+
+def test_shipped_cards_parse():
+    from conftest import ROOT
+
+    names = {c.name for c in load_model_cards(ROOT / "checkpoints")}
+    assert {"inat_bird", "inat_insect", "efficientnet_lite0_imagenet"} <= names

@@ -1,0 +1,116 @@
+"""Every kind of bad or odd photo: a clear message, or a conversion with a note."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer.images import ImageInputError, load_image
+
+LIMITS = {"max_bytes": 5 * 2**20, "max_pixels": 20_000_000, "min_side": 16}
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def good_rgb(size=(64, 48)) -> Image.Image:
+    array = np.random.default_rng(0).integers(0, 255, (*size[::-1], 3), dtype=np.uint8)
+    return Image.fromarray(array, "RGB")
+
+
+def test_plain_jpeg_loads_without_notes():
+    loaded = load_image(encode(good_rgb(), "JPEG"), **LIMITS)
+    assert loaded.image.mode == "RGB" and loaded.image.size == (64, 48) and loaded.notes == ()
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "empty"),
+    (b"this is a text file, not a photo", "not an image we can read"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image we can read|corrupt"),
+])
+def test_unreadable_files(data, message):
+    with pytest.raises(ImageInputError, match=message):
+        load_image(data, **LIMITS)
+
+
+def test_truncated_jpeg_is_corrupt():
+    data = encode(good_rgb((256, 256)), "JPEG", quality=95)
+    with pytest.raises(ImageInputError, match="corrupt or truncated"):
+        load_image(data[: len(data) // 3], **LIMITS)
+
+
+def test_decompression_bomb_refused_before_decoding():
+    bomb = encode(Image.new("L", (12_000, 12_000)), "PNG")  # 144 MP of zeros: a few hundred KB on disk
+    assert len(bomb) < LIMITS["max_bytes"]
+    with pytest.raises(ImageInputError, match="has 144 MP; the limit is 20 MP"):
+        load_image(bomb, **LIMITS)
+    mid = encode(Image.new("L", (6_000, 5_000)), "PNG")  # 30 MP: under PIL's own guard, over ours
+    with pytest.raises(ImageInputError, match=r"has 30 MP \(6000×5000 px\); the limit is 20 MP"):
+        load_image(mid, **LIMITS)
+
+
+def test_file_over_byte_limit(tmp_path):
+    path = tmp_path / "big.jpg"
+    path.write_bytes(b"\xff" * (LIMITS["max_bytes"] + 1))
+    with pytest.raises(ImageInputError, match="upload limit is 5 MB"):
+        load_image(path, **LIMITS)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (300, 4)])
+def test_tiny_images(size):
+    with pytest.raises(ImageInputError, match="at least 16 px"):
+        load_image(encode(Image.new("RGB", size), "PNG"), **LIMITS)
+
+
+def test_cmyk_converted():
+    loaded = load_image(encode(good_rgb().convert("CMYK"), "JPEG"), **LIMITS)
+    assert loaded.image.mode == "RGB" and loaded.original_mode == "CMYK" and "CMYK" in loaded.notes[0]
+
+
+def test_16_bit_rescaled_not_clipped():
+    ramp = (np.linspace(0, 65535, 64 * 64).reshape(64, 64)).astype(np.uint16)
+    loaded = load_image(encode(Image.fromarray(ramp), "PNG"), **LIMITS)
+    pixels = np.asarray(loaded.image)
+    assert pixels.min() == 0 and pixels.max() == 255  # full range kept (a naive convert saturates at 255)
+    assert "High-bit-depth" in loaded.notes[0]
+
+
+def test_alpha_composited_on_white():
+    rgba = Image.new("RGBA", (32, 32), (255, 0, 0, 0))
+    loaded = load_image(encode(rgba, "PNG"), **LIMITS)
+    assert loaded.image.getpixel((0, 0)) == (255, 255, 255) and "Transparent" in loaded.notes[0]
+
+
+def test_palette_with_transparency():
+    palette = good_rgb((32, 32)).convert("P")
+    loaded = load_image(encode(palette, "PNG", transparency=0), **LIMITS)
+    assert loaded.image.mode == "RGB"
+
+
+def test_grayscale_noted():
+    loaded = load_image(encode(Image.new("L", (32, 32), 128), "PNG"), **LIMITS)
+    assert loaded.image.getpixel((0, 0)) == (128, 128, 128) and "Grayscale" in loaded.notes[0]
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.new("RGB", (32, 32), color) for color in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    loaded = load_image(data, **LIMITS)
+    assert loaded.image.getpixel((5, 5))[0] > 200 and "3 frames" in loaded.notes[0]
+
+
+def test_exif_rotation_applied():
+    image = good_rgb((80, 40))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    loaded = load_image(encode(image, "JPEG", exif=exif), **LIMITS)
+    assert loaded.image.size == (40, 80) and "orientation 6" in loaded.notes[0]
+
+
+def test_missing_path():
+    with pytest.raises(ImageInputError, match="No file"):
+        load_image("/nonexistent/photo.jpg", **LIMITS)
