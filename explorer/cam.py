@@ -53,7 +53,7 @@ def forward_with_cams(
 
     handle = target_layer.register_forward_hook(hook)
     try:
-        with torch.enable_grad(), (autocast() if autocast else _null()):
+        with torch.enable_grad(), autocast() if autocast else _null():
             logits = model(input_tensor)  # (1, N)
     finally:
         handle.remove()
@@ -111,7 +111,10 @@ def _minmax(maps: torch.Tensor) -> torch.Tensor:
 
 
 def reference_cams(
-    model: nn.Module, input_tensor: torch.Tensor, class_indices: Sequence[int], target_layer: nn.Module,
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    class_indices: Sequence[int],
+    target_layer: nn.Module,
     method: str = "gradcam (pytorch-grad-cam)",
 ) -> np.ndarray:
     """(k, H, W) maps from pytorch-grad-cam, one call per class (the slow, obvious way)."""
@@ -137,8 +140,9 @@ def overlay_cam(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -
 
     height, width = image.shape[:2]
     mask = cv2.resize(cam.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return show_cam_on_image(image.astype(np.float32) / 255.0, np.clip(mask, 0, 1), use_rgb=True,
-                             image_weight=image_weight)
+    return show_cam_on_image(
+        image.astype(np.float32) / 255.0, np.clip(mask, 0, 1), use_rgb=True, image_weight=image_weight
+    )
 
 
 class _null:

@@ -139,10 +139,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.all:
-        from explorer.model import default_model_dirs, resolve_weights_file
         from explorer.config import Settings, load_model_cards
+        from explorer.model import default_model_dirs, resolve_weights_file
 
-        settings = Settings(checkpoint_dir=args.checkpoint_dir, model_dirs=tuple(args.model_dir) or default_model_dirs())
+        settings = Settings(
+            checkpoint_dir=args.checkpoint_dir, model_dirs=tuple(args.model_dir) or default_model_dirs()
+        )
         for card in load_model_cards(args.checkpoint_dir):
             if card.weights.format == "tflite":
                 print(resolve_weights_file(card, settings))

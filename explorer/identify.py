@@ -52,7 +52,10 @@ class IdentifyResult:
 
 
 def identify(
-    classifier: Classifier, image, top_k: int = 5, threshold: float = DEFAULT_THRESHOLD,
+    classifier: Classifier,
+    image,
+    top_k: int = 5,
+    threshold: float = DEFAULT_THRESHOLD,
     cam_method: str = FAST_METHOD,
 ) -> IdentifyResult:
     """Top-k suggestions, roll-up and CAMs for one RGB PIL image."""
@@ -63,7 +66,10 @@ def identify(
         raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
     x = classifier.preprocess(image)  # (1, 3, S, S)
     logits, indices, cams = forward_with_cams(
-        classifier.module, x, classifier.cam_layer, lambda z: torch.topk(z[0], top_k).indices.tolist(),
+        classifier.module,
+        x,
+        classifier.cam_layer,
+        lambda z: torch.topk(z[0], top_k).indices.tolist(),
         autocast=classifier.autocast,
     )
     probs = torch.softmax(logits[0], dim=0).cpu().numpy().astype(np.float64)  # (N,)
@@ -86,9 +92,15 @@ def _prediction(classifier: Classifier, index: int, probability: float) -> Predi
     label = classifier.labels[index]
     lineage = label.lineage
     return Prediction(
-        class_index=index, scientific_name=label.scientific_name, common_name=label.common_name,
-        lineage=lineage.as_dict(), resolved_rank=lineage.resolved_rank, taxon_id=lineage.taxon_id,
-        probability=float(probability), is_background=label.is_background, note=lineage.note,
+        class_index=index,
+        scientific_name=label.scientific_name,
+        common_name=label.common_name,
+        lineage=lineage.as_dict(),
+        resolved_rank=lineage.resolved_rank,
+        taxon_id=lineage.taxon_id,
+        probability=float(probability),
+        is_background=label.is_background,
+        note=lineage.note,
     )
 
 
@@ -102,19 +114,38 @@ def rollup(classifier: Classifier, probs: np.ndarray, threshold: float) -> Rollu
     label = classifier.labels[top]
     if probs[top] >= threshold:
         if label.is_background:
-            return Rollup(None, None, float(probs[top]), threshold, False,
-                          f"No {classifier.card.subject} found ({probs[top]:.0%}).")
-        return Rollup("species", label.scientific_name, float(probs[top]), threshold, True,
-                      f"{label.display}, {probs[top]:.0%}")
+            return Rollup(
+                None,
+                None,
+                float(probs[top]),
+                threshold,
+                False,
+                f"No {classifier.card.subject} found ({probs[top]:.0%}).",
+            )
+        return Rollup(
+            "species", label.scientific_name, float(probs[top]), threshold, True, f"{label.display}, {probs[top]:.0%}"
+        )
     for rank in reversed(RANKS[:-1]):  # genus, family, ..., kingdom
         sums = classifier.tree.clade_sums(probs, rank)
         if sums.size and sums.max() >= threshold:
             best = int(np.argmax(sums))
             name = classifier.tree.group_names[rank][best]
-            return Rollup(rank, name, float(sums[best]), threshold, False,
-                          f"Not sure of the species: probably {rank} {name}, {sums[best]:.0%}")
-    return Rollup(None, None, float(probs[top]), threshold, False,
-                  f"Not sure: no species or clade reaches {threshold:.0%} (best species {probs[top]:.0%}).")
+            return Rollup(
+                rank,
+                name,
+                float(sums[best]),
+                threshold,
+                False,
+                f"Not sure of the species: probably {rank} {name}, {sums[best]:.0%}",
+            )
+    return Rollup(
+        None,
+        None,
+        float(probs[top]),
+        threshold,
+        False,
+        f"Not sure: no species or clade reaches {threshold:.0%} (best species {probs[top]:.0%}).",
+    )
 
 
 def result_to_json(result: IdentifyResult) -> dict:

@@ -82,7 +82,9 @@ def _read_bytes(source: str | os.PathLike | bytes, max_bytes: int) -> bytes:
     if not data:
         raise ImageInputError("The file is empty (0 bytes).")
     if len(data) > max_bytes:
-        raise ImageInputError(f"The file is {len(data) / 2**20:.1f} MB; the upload limit is {max_bytes / 2**20:.0f} MB.")
+        raise ImageInputError(
+            f"The file is {len(data) / 2**20:.1f} MB; the upload limit is {max_bytes / 2**20:.0f} MB."
+        )
     return data
 
 
@@ -92,7 +94,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         found = re.search(r"\((\d+) pixels\)", str(err))
         size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too many pixels"
-        raise ImageInputError(f"The image has {size}; the limit is {max_pixels / 1e6:.0f} MP. Please downscale it.") from err
+        raise ImageInputError(
+            f"The image has {size}; the limit is {max_pixels / 1e6:.0f} MP. Please downscale it."
+        ) from err
     except UnidentifiedImageError as err:
         raise ImageInputError(f"This file is not an image we can read. Supported formats: {SUPPORTED}.") from err
     except (OSError, SyntaxError, ValueError) as err:

@@ -154,7 +154,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def _strip_prefix(key: str) -> str:
     for prefix in ("module.", "_orig_mod."):
         while key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
     return key
 
 
@@ -202,15 +202,34 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"model card {card.name!r}: weights {weights_path.name} do not fit {card.architecture}: {err}")
+        raise ValueError(
+            f"model card {card.name!r}: weights {weights_path.name} do not fit {card.architecture}: {err}"
+        ) from err
     device = pick_device(settings.device)
     module = module.to(device).eval().requires_grad_(False)  # frozen: CAMs take gradients w.r.t. activations only
     labels = build_labels(card, names, taxonomy)
-    if card.cam_layer:
-        module.get_submodule(card.cam_layer)  # fail now, not at the first request, if the layer is wrong
+    _check_cam_layer(card, module)
     log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
-    return Classifier(card, module, labels, ClassTree.from_lineages([lab.lineage for lab in labels]), device,
-                      sha256_file(weights_path))
+    return Classifier(
+        card,
+        module,
+        labels,
+        ClassTree.from_lineages([lab.lineage for lab in labels]),
+        device,
+        sha256_file(weights_path),
+    )
+
+
+def _check_cam_layer(card: ModelCard, module: nn.Module) -> None:
+    """Fail at start-up, not at the first request, when the card's CAM layer does not exist."""
+    try:
+        module.get_submodule(card.cam_layer)
+    except AttributeError as err:
+        convs = [name for name, m in module.named_modules() if isinstance(m, nn.Conv2d)][-3:]
+        raise ValueError(
+            f"model card {card.name!r}: cam_layer {card.cam_layer!r} is not a module of {card.architecture} "
+            f"(the last convolutions are {convs})"
+        ) from err
 
 
 def _check_outputs(card: ModelCard, module: nn.Module, state: dict, num_labels: int) -> None:

@@ -30,8 +30,10 @@ def topk_label(result: IdentifyResult, subject: str = "organism") -> dict[str, f
 
 
 def cam_captions(result: IdentifyResult, subject: str = "organism") -> list[str]:
-    return [f"{n}. {prediction_title(p, subject)}: {p.probability:.1%} ({result.cam_method})"
-            for n, p in enumerate(result.predictions, 1)]
+    return [
+        f"{n}. {prediction_title(p, subject)}: {format_probability(p.probability)} ({result.cam_method})"
+        for n, p in enumerate(result.predictions, 1)
+    ]
 
 
 def display_copy(image: Image.Image, max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
@@ -68,27 +70,37 @@ def predictions_html(result: IdentifyResult, subject: str = "organism") -> str:
     for n, p in enumerate(result.predictions, 1):
         name = esc(prediction_title(p, subject)) if p.is_background else f"<i>{esc(p.scientific_name)}</i>"
         taxon = f" <small>iNat {p.taxon_id}</small>" if p.taxon_id else ""
-        lineage = "".join(
-            f"<span title='{esc(rank)}: {esc(p.lineage.get(rank) or 'unknown')}'>{esc(p.lineage.get(rank) or '?')}</span>"
-            + (" › " if rank != RANKS[-2] else "")
-            for rank in RANKS[:-1]
-        )
+        lineage = " › ".join(_rank_span(rank, p.lineage.get(rank)) for rank in RANKS[:-1])
         rows.append(
             f"<tr><td>{n}</td><td>{name}{taxon}</td><td>{esc(p.common_name)}</td>"
-            f"<td style='text-align:right'>{p.probability:.1%}</td><td>{lineage}</td>"
+            f"<td style='text-align:right'>{format_probability(p.probability)}</td><td>{lineage}</td>"
             f"<td><small>{esc(resolution_text(p))}</small></td></tr>"
         )
-    head = ("<tr><th>#</th><th>Scientific name</th><th>Common name</th><th>Probability</th>"
-            "<th>Lineage (kingdom › … › genus)</th><th>Taxonomy</th></tr>")
+    head = (
+        "<tr><th>#</th><th>Scientific name</th><th>Common name</th><th>Probability</th>"
+        "<th>Lineage (kingdom › … › genus)</th><th>Taxonomy</th></tr>"
+    )
     return f"<table class='predictions'>{head}{''.join(rows)}</table>"
+
+
+def _rank_span(rank: str, name: str | None) -> str:
+    esc = html.escape
+    return f"<span title='{esc(rank)}: {esc(name or 'unknown')}'>{esc(name or '?')}</span>"
+
+
+def format_probability(probability: float) -> str:
+    """'72.6%', or '<0.1%' rather than a misleading '0.0%'."""
+    return "<0.1%" if probability < 0.0005 else f"{probability:.1%}"
 
 
 def rollup_markdown(result: IdentifyResult, model_label: str) -> str:
     """The headline answer, with the threshold and the model's vocabulary made explicit."""
     r = result.rollup
-    return (f"### {_md_escape(r.text)}\n"
-            f"<small>Roll-up threshold {r.threshold:.0%} (summed probability); "
-            f"probabilities are relative to the classes of **{_md_escape(model_label)}**.</small>")
+    return (
+        f"### {_md_escape(r.text)}\n"
+        f"<small>Roll-up threshold {r.threshold:.0%} (summed probability); "
+        f"probabilities are relative to the classes of **{_md_escape(model_label)}**.</small>"
+    )
 
 
 def _md_escape(text: str) -> str:

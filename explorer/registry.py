@@ -84,8 +84,14 @@ def _to_same_padding(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.Conv2d) and child.stride != (1, 1):
             same = Conv2dSame(
-                child.in_channels, child.out_channels, child.kernel_size, child.stride,
-                padding=0, dilation=child.dilation, groups=child.groups, bias=child.bias is not None,
+                child.in_channels,
+                child.out_channels,
+                child.kernel_size,
+                child.stride,
+                padding=0,
+                dilation=child.dilation,
+                groups=child.groups,
+                bias=child.bias is not None,
             )
             setattr(module, name, same)
         else:
@@ -122,8 +128,12 @@ class TinyCNN(nn.Module):
     def __init__(self, num_classes: int, width: int = 8):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU6(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU6(),
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU6(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU6(),
         )
         self.classifier = nn.Linear(2 * width, num_classes)
 

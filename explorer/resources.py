@@ -53,9 +53,14 @@ def load_resources(settings: Settings) -> Resources:
     if not classifiers:
         raise RuntimeError(f"no usable model in {settings.checkpoint_dir}: {unavailable}")
     if settings.default_model and settings.default_model not in classifiers:
-        raise ValueError(f"--model {settings.default_model!r} is not available; available: {list(classifiers)}"
-                         + (f"; {settings.default_model}: {unavailable[settings.default_model]}"
-                            if settings.default_model in unavailable else ""))
+        raise ValueError(
+            f"--model {settings.default_model!r} is not available; available: {list(classifiers)}"
+            + (
+                f"; {settings.default_model}: {unavailable[settings.default_model]}"
+                if settings.default_model in unavailable
+                else ""
+            )
+        )
     return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings)
 
 

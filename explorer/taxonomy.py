@@ -104,19 +104,30 @@ class Taxonomy:
             return _lineage({}, note=f"{name!r} is not a binomial name")
         row = _pick(self.species.get(binomial, []), scope)
         if row is not None:
-            return _lineage({**row, "species": binomial}, resolved_rank="species", source=self.source,
-                            taxon_id=int(row["id"]))
+            return _lineage(
+                {**row, "species": binomial}, resolved_rank="species", source=self.source, taxon_id=int(row["id"])
+            )
         row = _pick(self.genera.get(genus, []), scope)
         if row is not None:
-            return _lineage({**row, "genus": genus, "species": binomial}, resolved_rank="genus", source=self.source,
-                            note="species not in the iNat taxonomy under this name; ranks down to genus from iNat")
+            return _lineage(
+                {**row, "genus": genus, "species": binomial},
+                resolved_rank="genus",
+                source=self.source,
+                note="species not in the iNat taxonomy under this name; ranks down to genus from iNat",
+            )
         extra = self.supplement.get(binomial)
         if extra is not None:
-            return _lineage({**extra, "genus": genus, "species": binomial}, resolved_rank="family",
-                            source=extra.get("source", "local taxonomy table"),
-                            note="not in the iNat taxonomy; ranks from the local taxonomy table")
-        return _lineage({"genus": genus, "species": binomial}, resolved_rank=None,
-                        note="not found in the taxonomy; genus from the binomial, higher ranks unknown")
+            return _lineage(
+                {**extra, "genus": genus, "species": binomial},
+                resolved_rank="family",
+                source=extra.get("source", "local taxonomy table"),
+                note="not in the iNat taxonomy; ranks from the local taxonomy table",
+            )
+        return _lineage(
+            {"genus": genus, "species": binomial},
+            resolved_rank=None,
+            note="not found in the taxonomy; genus from the binomial, higher ranks unknown",
+        )
 
 
 def _pick(rows: list[dict], scope: dict[str, str] | None) -> dict | None:
@@ -156,8 +167,12 @@ def load_taxonomy(names: Iterable[str], path: Path | None = None, supplement: Pa
             taxonomy.species.setdefault(row["scientificName"], []).append(row)
         elif row["taxonRank"] == "genus":
             taxonomy.genera.setdefault(row["scientificName"], []).append(row)
-    log.info("taxonomy: %d species and %d genus rows for %d names", len(taxonomy.species), len(taxonomy.genera),
-             len(binomials))
+    log.info(
+        "taxonomy: %d species and %d genus rows for %d names",
+        len(taxonomy.species),
+        len(taxonomy.genera),
+        len(binomials),
+    )
     return taxonomy
 
 
@@ -179,16 +194,24 @@ def load_supplement(path: Path) -> dict[str, dict]:
 
 # ImageNet-1k: which class indices are organisms is known from the class list's order (0-397 animals,
 # 984-990 and 998 plants, 991-997 fungi); finer ranks are not, so we say only that.
-_IMAGENET_KINGDOMS = [(range(0, 398), "Animalia"), (range(984, 991), "Plantae"), (range(998, 999), "Plantae"),
-                      (range(991, 998), "Fungi")]
+_IMAGENET_KINGDOMS = [
+    (range(0, 398), "Animalia"),
+    (range(984, 991), "Plantae"),
+    (range(998, 999), "Plantae"),
+    (range(991, 998), "Fungi"),
+]
 
 
 def imagenet_lineage(class_index: int) -> Lineage:
     """What is honestly known of an ImageNet-1k class: a kingdom for organisms, nothing for objects."""
     for indices, kingdom in _IMAGENET_KINGDOMS:
         if class_index in indices:
-            return _lineage({"kingdom": kingdom}, resolved_rank="kingdom", source="ImageNet class order",
-                            note="an ImageNet class of organisms; ranks below kingdom unknown")
+            return _lineage(
+                {"kingdom": kingdom},
+                resolved_rank="kingdom",
+                source="ImageNet class order",
+                note="an ImageNet class of organisms; ranks below kingdom unknown",
+            )
     return _lineage({}, note="not a taxonomic class (an ImageNet object or scene)")
 
 

@@ -18,8 +18,10 @@ from explorer.resources import Resources
 
 log = logging.getLogger(__name__)
 
-EXAMPLES_CREDIT = ("Example photos: Google Coral test_data (Open Images, CC BY 2.0; US Navy, public domain). "
-                   "Found in the examples folder given at start-up.")
+EXAMPLES_CREDIT = (
+    "Example photos: Google Coral test_data (Open Images, CC BY 2.0; US Navy, public domain). "
+    "Found in the examples folder given at start-up."
+)
 CSS = "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top}"
 
 
@@ -38,8 +40,10 @@ class PhotoInput(gr.Image):
 def build_demo(resources: Resources) -> gr.Blocks:
     """The whole app: an Identify & explain tab, the models tab, and the `identify` API endpoint."""
     with gr.Blocks(title="Species ID explorer") as demo:
-        gr.Markdown("# Species ID explorer\nWhat does a species-identification model see, and where does it go "
-                    "wrong? Drop, paste or pick a photo.")
+        gr.Markdown(
+            "# Species ID explorer\nWhat does a species-identification model see, and where does it go "
+            "wrong? Drop, paste or pick a photo."
+        )
         with gr.Tabs():
             with gr.Tab("Identify & explain", id="identify"):
                 _build_identify_tab(resources)
@@ -53,17 +57,34 @@ def build_demo(resources: Resources) -> gr.Blocks:
 def _build_identify_tab(resources: Resources) -> None:
     with gr.Row():
         with gr.Column(scale=2):
-            photo = PhotoInput(type="filepath", sources=["upload", "clipboard"], label="Photo: drop, paste or click",
-                               height=360, elem_id="photo")
-            model = gr.Dropdown(_model_choices(resources), value=resources.default_model, label="Model",
-                                elem_id="model")
+            photo = PhotoInput(
+                type="filepath",
+                sources=["upload", "clipboard"],
+                label="Photo: drop, paste or click",
+                height=360,
+                elem_id="photo",
+            )
+            model = gr.Dropdown(
+                _model_choices(resources), value=resources.default_model, label="Model", elem_id="model"
+            )
             with gr.Row():
                 top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Suggestions (top-k)", elem_id="top_k")
-                threshold = gr.Slider(0.5, 0.99, value=DEFAULT_THRESHOLD, step=0.01,
-                                      label="'Not sure' roll-up threshold", elem_id="threshold")
-            method = gr.Dropdown(list(METHODS), value=FAST_METHOD, label="CAM method", elem_id="cam_method",
-                                 info="gradcam: all top-k maps from one forward pass; others run pytorch-grad-cam "
-                                      "once per suggestion (slower)")
+                threshold = gr.Slider(
+                    0.5,
+                    0.99,
+                    value=DEFAULT_THRESHOLD,
+                    step=0.01,
+                    label="'Not sure' roll-up threshold",
+                    elem_id="threshold",
+                )
+            method = gr.Dropdown(
+                list(METHODS),
+                value=FAST_METHOD,
+                label="CAM method",
+                elem_id="cam_method",
+                info="gradcam: all top-k maps from one forward pass; others run pytorch-grad-cam "
+                "once per suggestion (slower)",
+            )
             button = gr.Button("Identify", variant="primary", elem_id="identify_button")
             if resources.examples:
                 gr.Examples([[str(p)] for p in resources.examples], inputs=[photo], label="Examples")
@@ -71,8 +92,9 @@ def _build_identify_tab(resources: Resources) -> None:
         with gr.Column(scale=3):
             verdict = gr.Markdown(elem_id="verdict")
             label = gr.Label(label="Top suggestions", elem_id="topk")
-            gallery = gr.Gallery(label="What the model looked at: one CAM per suggestion", columns=3,
-                                 height="auto", elem_id="cams")
+            gallery = gr.Gallery(
+                label="What the model looked at: one CAM per suggestion", columns=3, height="auto", elem_id="cams"
+            )
             table = gr.HTML(elem_id="lineages")
             notes = gr.Markdown(elem_id="notes")
     inputs, outputs = [photo, model, top_k, threshold, method], [verdict, label, gallery, table, notes]
@@ -89,26 +111,32 @@ def _make_identify_handler(resources: Resources):
         if not path:
             return "", None, None, "", ""
         classifier = _get(resources, model_name)
-        loaded, result = _run(resources, path, model_name, top_k, threshold, method)
+        try:
+            loaded, result = _run(resources, path, model_name, top_k, threshold, method)
+        except ValueError as err:  # the user's photo or settings: say what is wrong, keep the page usable
+            gr.Warning(str(err), title="Cannot identify this photo")
+            return f"### Cannot identify this photo\n{html.escape(str(err))}", None, None, "", ""
         for note in loaded.notes:
             gr.Warning(note)
         subject = classifier.card.subject
         gallery = list(zip(cam_overlays(loaded.image, result), cam_captions(result, subject)))
         notes = "\n".join(f"- {html.escape(n)}" for n in loaded.notes)
-        return (rollup_markdown(result, classifier.card.label), topk_label(result, subject), gallery,
-                predictions_html(result, subject), notes)
+        return (
+            rollup_markdown(result, classifier.card.label),
+            topk_label(result, subject),
+            gallery,
+            predictions_html(result, subject),
+            notes,
+        )
 
     return on_identify
 
 
 def _run(resources: Resources, path, model_name, top_k, threshold, method):
-    """Load the photo and identify it; user mistakes become gr.Error with the core's message."""
+    """Load the photo and identify it. Raises ValueError with a message for the user."""
     settings = resources.settings
-    try:
-        loaded = load_image(path, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
-        result = identify(_get(resources, model_name), loaded.image, top_k, threshold, method)
-    except ValueError as err:
-        raise gr.Error(str(err), title="Cannot identify this photo") from err
+    loaded = load_image(path, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
+    result = identify(resources.get(model_name or resources.default_model), loaded.image, top_k, threshold, method)
     result.notes.extend(loaded.notes)
     return loaded, result
 
@@ -133,7 +161,10 @@ def _build_api(resources: Resources) -> None:
     def identify_api(image, top_k, model, threshold):
         if not image:
             raise gr.Error("No image given.")
-        _loaded, result = _run(resources, image, model, top_k, threshold, FAST_METHOD)
+        try:
+            _loaded, result = _run(resources, image, model, top_k, threshold, FAST_METHOD)
+        except ValueError as err:
+            raise gr.Error(str(err), title="Cannot identify this photo") from err
         return result_to_json(result)
 
     trigger.click(identify_api, [file, top_k, model, threshold], output, api_name="identify")
@@ -149,9 +180,11 @@ def models_markdown(resources: Resources) -> str:
     lines = ["## Loaded models", ""]
     for name, c in resources.classifiers.items():
         card = c.card
-        lines.append(f"- **{esc(card.label)}** (`{esc(name)}`): {len(c.labels)} classes, {esc(card.architecture)}, "
-                     f"CAM layer `{esc(card.cam_layer)}`, on {c.device}. Licence: {esc(card.license)}. "
-                     f"Source: {esc(card.source)}")
+        lines.append(
+            f"- **{esc(card.label)}** (`{esc(name)}`): {len(c.labels)} classes, {esc(card.architecture)}, "
+            f"CAM layer `{esc(card.cam_layer)}`, on {c.device}. Licence: {esc(card.license)}. "
+            f"Source: {esc(card.source)}"
+        )
     if resources.unavailable:
         lines += ["", "## Not available", ""]
         lines += [f"- `{esc(n)}`: {esc(why)}" for n, why in resources.unavailable.items()]
@@ -177,5 +210,11 @@ def launch(demo: gr.Blocks, resources: Resources) -> None:
     settings = resources.settings
     allowed = sorted({str(p.parent) for p in resources.examples})
     demo.queue(default_concurrency_limit=1)  # one model call at a time: the model already uses every core
-    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share,
-                max_file_size=settings.max_upload_bytes, allowed_paths=allowed, css=CSS)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        max_file_size=settings.max_upload_bytes,
+        allowed_paths=allowed,
+        css=CSS,
+    )

@@ -22,18 +22,33 @@ HAVE_CORAL = (CORAL / "mobilenet_v2_1.0_224_inat_bird_quant.tflite").is_file()
 needs_shared = pytest.mark.skipif(not HAVE_CORAL, reason=f"needs the Coral models and photos in {CORAL} (../shared)")
 
 # Real bird names, so the tiny model's classes resolve in the real taxonomy (two Poecile, one Parus, one owl).
-TINY_LABELS = ["Poecile atricapillus (Black-capped Chickadee)", "Poecile gambeli (Mountain Chickadee)",
-               "Parus major (Great Tit)", "Athene cunicularia (Burrowing Owl)", "background"]
+TINY_LABELS = [
+    "Poecile atricapillus (Black-capped Chickadee)",
+    "Poecile gambeli (Mountain Chickadee)",
+    "Parus major (Great Tit)",
+    "Athene cunicularia (Burrowing Owl)",
+    "background",
+]
 
 
 def pytest_configure(config):
-    for marker, text in [("slow", "takes more than a few seconds"), ("browser", "drives headless Chromium"),
-                         ("gpu", "needs CUDA"), ("shared_data", "needs ../shared")]:
+    for marker, text in [
+        ("slow", "takes more than a few seconds"),
+        ("browser", "drives headless Chromium"),
+        ("gpu", "needs CUDA"),
+        ("shared_data", "needs ../shared"),
+    ]:
         config.addinivalue_line("markers", f"{marker}: {text}")
 
 
-def write_tiny_checkpoint(folder: Path, labels: list[str] = TINY_LABELS, num_outputs: int | None = None,
-                          name: str = "tiny", seed: int = 0, **card_fields) -> Path:
+def write_tiny_checkpoint(
+    folder: Path,
+    labels: list[str] = TINY_LABELS,
+    num_outputs: int | None = None,
+    name: str = "tiny",
+    seed: int = 0,
+    **card_fields,
+) -> Path:
     """A real card + safetensors + label file for the registered tiny_cnn; returns the card path."""
     from safetensors.torch import save_file
 
@@ -44,9 +59,18 @@ def write_tiny_checkpoint(folder: Path, labels: list[str] = TINY_LABELS, num_out
     folder.mkdir(parents=True, exist_ok=True)
     save_file(model.state_dict(), str(folder / f"{name}.safetensors"))
     (folder / f"{name}_labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
-    card = {"name": name, "architecture": "tiny_cnn", "labels_file": f"{name}_labels.txt", "input_size": 64,
-            "weights": {"format": "safetensors", "file": f"{name}.safetensors"}, "cam_layer": "features",
-            "background_label": "background", "subject": "bird", "taxon_scope": {"class": "Aves"}, **card_fields}
+    card = {
+        "name": name,
+        "architecture": "tiny_cnn",
+        "labels_file": f"{name}_labels.txt",
+        "input_size": 64,
+        "weights": {"format": "safetensors", "file": f"{name}.safetensors"},
+        "cam_layer": "features",
+        "background_label": "background",
+        "subject": "bird",
+        "taxon_scope": {"class": "Aves"},
+        **card_fields,
+    }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(card), encoding="utf-8")
     return path
@@ -102,8 +126,9 @@ def app_url(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 240
     import urllib.request

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import CORAL, SAMPLE_PHOTOS, needs_shared
+
 from explorer.cam import compute_cams, forward_with_cams, overlay_cam, reference_cams
 
 
@@ -31,8 +31,9 @@ def test_tiny_model_matches_reference(tiny_classifier, photo_rgb):
 
 def test_select_picks_from_same_forward(tiny_classifier, photo_rgb):
     x = tiny_classifier.preprocess(photo_rgb)
-    logits, indices, cams = forward_with_cams(tiny_classifier.module, x, tiny_classifier.cam_layer,
-                                              lambda z: torch.topk(z[0], 2).indices.tolist())
+    logits, indices, cams = forward_with_cams(
+        tiny_classifier.module, x, tiny_classifier.cam_layer, lambda z: torch.topk(z[0], 2).indices.tolist()
+    )
     assert indices == torch.topk(logits[0], 2).indices.tolist() and cams.shape[0] == 2
     assert not any(p.requires_grad for p in tiny_classifier.module.parameters())
 

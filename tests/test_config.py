@@ -4,8 +4,12 @@ import pytest
 
 from explorer.config import load_model_card, load_model_cards, parse_model_card
 
-BASE = {"name": "m", "architecture": "tiny_cnn", "labels_file": "l.txt",
-        "weights": {"format": "safetensors", "file": "w.safetensors"}}
+BASE = {
+    "name": "m",
+    "architecture": "tiny_cnn",
+    "labels_file": "l.txt",
+    "weights": {"format": "safetensors", "file": "w.safetensors"},
+}
 
 
 def test_parse_minimal_card_has_defaults():
@@ -28,8 +32,10 @@ def test_unknown_field_is_rejected():
         parse_model_card({**BASE, "colour": "red"})
 
 
-@pytest.mark.parametrize("field,value,message", [("taxonomy", "gbif", "taxonomy 'gbif'"),
-                                                 ("std", [1, 0, 1], "std > 0"), ("input_size", 5, "outside")])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [("taxonomy", "gbif", "taxonomy 'gbif'"), ("std", [1, 0, 1], "std > 0"), ("input_size", 5, "outside")],
+)
 def test_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
         parse_model_card({**BASE, field: value})

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import CORAL, SAMPLE_PHOTOS, needs_shared
+from PIL import Image
 
 pytestmark = [needs_shared, pytest.mark.shared_data]
 
@@ -57,9 +56,13 @@ def test_converter_cli_writes_safetensors(tmp_path):
 def test_known_answers(real_resources):
     from explorer.identify import identify
 
-    expected = {("inat_bird", "bird.bmp"): "Poecile atricapillus", ("inat_bird", "owl.jpg"): "Athene cunicularia",
-                ("inat_bird", "parrot.jpg"): "Ara macao", ("inat_insect", "sunflower.bmp"): "Apis mellifera",
-                ("inat_bird", "cat.bmp"): "background"}
+    expected = {
+        ("inat_bird", "bird.bmp"): "Poecile atricapillus",
+        ("inat_bird", "owl.jpg"): "Athene cunicularia",
+        ("inat_bird", "parrot.jpg"): "Ara macao",
+        ("inat_insect", "sunflower.bmp"): "Apis mellifera",
+        ("inat_bird", "cat.bmp"): "background",
+    }
     for (model, photo), name in expected.items():
         result = identify(real_resources.classifiers[model], Image.open(CORAL / photo).convert("RGB"), 1)
         assert result.predictions[0].scientific_name == name, (model, photo)

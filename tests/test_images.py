@@ -27,11 +27,14 @@ def test_plain_jpeg_loads_without_notes():
     assert loaded.image.mode == "RGB" and loaded.image.size == (64, 48) and loaded.notes == ()
 
 
-@pytest.mark.parametrize("data,message", [
-    (b"", "empty"),
-    (b"this is a text file, not a photo", "not an image we can read"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image we can read|corrupt"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"", "empty"),
+        (b"this is a text file, not a photo", "not an image we can read"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image we can read|corrupt"),
+    ],
+)
 def test_unreadable_files(data, message):
     with pytest.raises(ImageInputError, match=message):
         load_image(data, **LIMITS)

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from explorer.taxonomy import (
-    RANKS, ClassTree, Lineage, divergence_rank, imagenet_lineage, load_taxonomy, lowest_common_ancestor,
+    RANKS,
+    ClassTree,
+    Lineage,
+    divergence_rank,
+    imagenet_lineage,
+    load_taxonomy,
+    lowest_common_ancestor,
     split_binomial,
 )
 
@@ -18,9 +24,16 @@ OWL = lin("Animalia", "Chordata", "Aves", "Strigiformes", "Strigidae", "Athene",
 OAK = lin("Plantae", "Tracheophyta", "Magnoliopsida", "Fagales", "Fagaceae", "Quercus", "Quercus alba")
 
 
-@pytest.mark.parametrize("a,b,rank", [(CHICKADEE, CHICKADEE, "correct"), (CHICKADEE, MOUNTAIN, "species"),
-                                      (CHICKADEE, TIT, "genus"), (CHICKADEE, OWL, "order"),
-                                      (CHICKADEE, OAK, "kingdom")])
+@pytest.mark.parametrize(
+    "a,b,rank",
+    [
+        (CHICKADEE, CHICKADEE, "correct"),
+        (CHICKADEE, MOUNTAIN, "species"),
+        (CHICKADEE, TIT, "genus"),
+        (CHICKADEE, OWL, "order"),
+        (CHICKADEE, OAK, "kingdom"),
+    ],
+)
 def test_divergence_rank(a, b, rank):
     assert divergence_rank(a, b) == rank
 

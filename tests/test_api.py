@@ -1,0 +1,97 @@
+"""The `identify` endpoint through gradio_client against the app launched the README way."""
+
+import io
+
+import pytest
+from conftest import CORAL, HAVE_CORAL
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def good_photo(tmp_path_factory):
+    if HAVE_CORAL:
+        return CORAL / "bird.bmp"
+    path = tmp_path_factory.mktemp("photos") / "drawn.png"
+    image = Image.new("RGB", (200, 150), (40, 120, 40))
+    image.paste((230, 200, 30), (60, 40, 140, 110))
+    image.save(path)
+    return path
+
+
+def call(client, path, **kwargs):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), api_name="/identify", **kwargs)
+
+
+def test_identify_returns_documented_json(client, good_photo):
+    result = call(client, good_photo, top_k=3)
+    assert set(result) >= {"model", "predictions", "rollup"} and len(result["predictions"]) == 3
+    first = result["predictions"][0]
+    assert set(first) >= {"class_index", "scientific_name", "common_name", "lineage", "probability"}
+    assert 0 < first["probability"] <= 1 and "text" in result["rollup"]
+    if HAVE_CORAL:
+        assert result["model"] == "inat_bird" and first["scientific_name"] == "Poecile atricapillus"
+        assert first["lineage"]["family"] == "Paridae"
+
+
+def test_model_can_be_chosen(client, good_photo):
+    result = call(client, good_photo, top_k=2, model="efficientnet_lite0_imagenet")
+    assert result["model"] == "efficientnet_lite0_imagenet"
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="unknown or unavailable model 'nope'"):
+        call(client, good_photo, model="nope")
+
+
+def _encoded(image, fmt):
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+BAD_FILES = {
+    "notes.txt": (b"just some text", "not an image we can read"),
+    "empty.jpg": (b"", "empty"),
+    "tiny.png": (_encoded(Image.new("RGB", (1, 1)), "PNG"), "at least 16 px"),
+    "bomb.png": (_encoded(Image.new("L", (12_000, 12_000)), "PNG"), "the limit is 60 MP"),
+    "truncated.jpg": (_encoded(Image.new("RGB", (400, 400), (9, 9, 9)), "JPEG")[:300], "corrupt"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_bad_files_get_clean_errors_and_server_keeps_serving(client, good_photo, tmp_path, name):
+    from gradio_client.exceptions import AppError
+
+    data, message = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(AppError, match=message):
+        call(client, path)
+    assert call(client, good_photo, top_k=1)["predictions"]  # the next good request succeeds
+
+
+def test_bad_parameters(client, good_photo):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="top_k must be between 1 and 20"):
+        call(client, good_photo, top_k=500)
+    with pytest.raises(AppError, match="threshold must be in"):
+        call(client, good_photo, threshold=2)
+
+
+def test_upload_size_cap(client, good_photo, tmp_path):
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8" + b"\x00" * (26 * 2**20))
+    with pytest.raises(Exception, match="(?i)too large|maximum|size|413|exceed"):
+        call(client, big)
+    assert call(client, good_photo, top_k=1)["predictions"]

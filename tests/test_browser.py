@@ -1,0 +1,88 @@
+"""A real headless Chromium (Debian's /usr/bin/chromium) drags photos onto the page."""
+
+import base64
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import CORAL, HAVE_CORAL
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parent.parent / "tmp" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(app_url)
+        page.wait_for_selector("#photo")
+        yield page
+        browser.close()
+
+
+def drop_file(page, data: bytes, name: str, mime: str) -> None:
+    """Dispatch dragenter/dragover/drop with a real File in a DataTransfer, as a user's drag does."""
+    transfer = page.evaluate_handle(
+        """([b64, name, mime]) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer(); dt.items.add(new File([bytes], name, {type: mime})); return dt; }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+    clear = page.locator("#photo button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
+    target = page.locator("#photo button.upload-container").first
+    for event in ("dragenter", "dragover", "drop"):
+        target.dispatch_event(event, {"dataTransfer": transfer})
+
+
+def photo_bytes(tmp_path) -> tuple[bytes, str]:
+    if HAVE_CORAL:
+        return (CORAL / "owl.jpg").read_bytes(), "Athene cunicularia"
+    path = tmp_path / "drawn.png"
+    Image.new("RGB", (200, 150), (40, 120, 40)).save(path)
+    return path.read_bytes(), ""
+
+
+def test_drag_photo_shows_top_suggestion_and_overlays(page, tmp_path):
+    data, expected = photo_bytes(tmp_path)
+    drop_file(page, data, "photo.jpg", "image/jpeg")
+    page.wait_for_function("document.querySelectorAll('#cams img').length >= 5", timeout=60_000)
+    top = page.locator("#topk").inner_text()
+    assert "1. " in top and expected in top
+    assert page.locator("#cams img").count() >= 5
+    assert "Lineage" in page.locator("#lineages").inner_text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "identify.png"), full_page=True)
+
+
+def test_corrupt_photo_shows_message_then_next_photo_works(page, tmp_path):
+    drop_file(page, b"\xff\xd8\xff\xe0 this is not really a jpeg", "broken.jpg", "image/jpeg")
+    page.locator("#verdict").filter(has_text="The image file is corrupt").wait_for(timeout=30_000)
+    page.locator(".toast-body").filter(has_text="corrupt").first.wait_for(timeout=10_000)
+    assert page.locator("#cams img").count() == 0  # no stale overlays from the previous photo
+    page.screenshot(path=str(SHOTS / "bad_input.png"), full_page=True)
+    data, expected = photo_bytes(tmp_path)
+    drop_file(page, data, "photo2.jpg", "image/jpeg")
+    page.wait_for_function(
+        f"document.querySelector('#topk') && document.querySelector('#topk').innerText.includes({expected!r})",
+        timeout=60_000,
+    )

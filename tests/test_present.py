@@ -1,0 +1,44 @@
+import numpy as np
+from PIL import Image
+
+from explorer.identify import IdentifyResult, Prediction, Rollup
+from explorer.present import cam_overlays, predictions_html, rollup_markdown, topk_label
+
+EVIL = "<script>alert('x')</script>"
+
+
+def make_result(name=EVIL, common="Bad <b>bird</b>", background=False):
+    pred = Prediction(
+        0,
+        name,
+        common,
+        {"kingdom": "Animalia", "genus": "<img src=x onerror=alert(1)>"},
+        "genus",
+        None,
+        0.5,
+        is_background=background,
+        note="odd & <note>",
+    )
+    roll = Rollup("genus", name, 0.8, 0.78, False, f"probably genus {name}, 80%")
+    return IdentifyResult("m", [pred], roll, np.zeros((1, 8, 8), np.float32), "gradcam")
+
+
+def test_html_escapes_names_lineage_and_notes():
+    html = predictions_html(make_result())
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html and "odd &amp; &lt;note&gt;" in html
+
+
+def test_markdown_verdict_escapes():
+    text = rollup_markdown(make_result(), "model <i>x</i>")
+    assert "<script>" not in text and "<i>x" not in text
+
+
+def test_background_titled_as_nothing_found():
+    assert list(topk_label(make_result(background=True), "bird")) == ["1. No bird found"]
+
+
+def test_overlays_one_per_prediction_and_downscaled():
+    result = make_result()
+    overlays = cam_overlays(Image.new("RGB", (1000, 500)), result)
+    assert len(overlays) == 1 and overlays[0].shape == (224, 448, 3)
