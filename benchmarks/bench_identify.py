@@ -1,0 +1,85 @@
+"""Latency of one identify call (top-5 + 5 Grad-CAM overlays) against a bare forward pass, and against
+pytorch-grad-cam used the obvious way (one GradCAM call per class), side by side in one process.
+
+    python benchmarks/bench_identify.py [--model inat_bird] [--photo PATH] [--repeats 30]
+
+Last two lines: identify_vs_forward (target <= 1.3) and naive_vs_identify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import app  # noqa: E402
+from explorer.cam import reference_cams  # noqa: E402
+from explorer.identify import identify  # noqa: E402
+from explorer.images import load_image  # noqa: E402
+from explorer.present import cam_overlays  # noqa: E402
+from explorer.resources import load_resources  # noqa: E402
+
+
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--photo", type=Path, default=app.SHARED / "models" / "coral" / "bird.bmp")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    resources = load_resources(app.parse_settings([]))
+    classifier = resources.get(args.model or resources.default_model)
+    settings = resources.settings
+    loaded = load_image(args.photo, settings.max_upload_bytes, settings.max_image_pixels)
+    image = loaded.image
+    x = classifier.preprocess(image)
+    model = classifier.module
+
+    def bare_forward():
+        with torch.no_grad(), classifier.autocast():
+            model(x)
+
+    def full_identify():  # preprocessing, forward, top-5, roll-up, 5 CAMs and 5 overlays
+        result = identify(classifier, image, top_k=5)
+        cam_overlays(image, result)
+
+    top5 = [p.class_index for p in identify(classifier, image, top_k=5).predictions]
+
+    def naive():  # what most scripts do: one pytorch-grad-cam GradCAM call per class
+        reference_cams(model, x, top5, classifier.cam_layer)
+        cam_overlays(image, identify(classifier, image, top_k=5))  # same overlays, for a fair comparison
+
+    print(
+        f"model {classifier.name} on {classifier.device}, photo {args.photo.name} {image.size}, "
+        f"torch threads {torch.get_num_threads()}, median of {args.repeats}"
+    )
+    forward_ms = median_ms(bare_forward, args.repeats)
+    identify_ms = median_ms(full_identify, args.repeats)
+    naive_ms = median_ms(naive, max(5, args.repeats // 3))
+    print(f"bare_forward_ms: {forward_ms:.1f}")
+    print(f"identify_top5_with_overlays_ms: {identify_ms:.1f}")
+    print(f"naive_pytorch_grad_cam_top5_ms: {naive_ms:.1f}")
+    print(f"identify_vs_forward: {identify_ms / forward_ms:.2f}")
+    print(f"naive_vs_identify: {naive_ms / identify_ms:.2f}")
+
+
+if __name__ == "__main__":
+    main()
