@@ -26,24 +26,31 @@ from explorer.present import cam_overlays  # noqa: E402
 from explorer.resources import load_resources  # noqa: E402
 
 
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 5) -> dict:
+    """Median ms of each function, run in turn in every round so that drift hits them all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        for name, fn in fns.items():
+            times[name].append(_timed(fn))
+    return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=None)
     parser.add_argument("--photo", type=Path, default=app.SHARED / "models" / "coral" / "bird.bmp")
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
     resources = load_resources(app.parse_settings([]))
     classifier = resources.get(args.model or resources.default_model)
@@ -71,9 +78,9 @@ def main() -> None:
         f"model {classifier.name} on {classifier.device}, photo {args.photo.name} {image.size}, "
         f"torch threads {torch.get_num_threads()}, median of {args.repeats}"
     )
-    forward_ms = median_ms(bare_forward, args.repeats)
-    identify_ms = median_ms(full_identify, args.repeats)
-    naive_ms = median_ms(naive, max(5, args.repeats // 3))
+    fast = interleaved_medians_ms({"forward": bare_forward, "identify": full_identify}, args.repeats)
+    forward_ms, identify_ms = fast["forward"], fast["identify"]
+    naive_ms = interleaved_medians_ms({"naive": naive}, max(5, args.repeats // 5), warmup=1)["naive"]
     print(f"bare_forward_ms: {forward_ms:.1f}")
     print(f"identify_top5_with_overlays_ms: {identify_ms:.1f}")
     print(f"naive_pytorch_grad_cam_top5_ms: {naive_ms:.1f}")

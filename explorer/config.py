@@ -73,6 +73,7 @@ class ModelCard:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     cam_layer: str = ""
+    cam_head: str = ""  # optional: the nn.Linear fed by the CAM layer's spatial mean (backward-free Grad-CAM)
     display_name: str = ""
     labels_format: str = "coral"  # "Scientific name (Common name)" per line, or "plain" names
     background_label: str | None = None  # the class that means "nothing here", e.g. Coral's "background"

@@ -46,7 +46,7 @@ class IdentifyResult:
     model: str
     predictions: list[Prediction]
     rollup: Rollup
-    cams: np.ndarray  # (k, H, W) in [0, 1] at the model's input size
+    cams: np.ndarray  # (k, h, w) in [0, 1]; explorer.cam.scale_cams upsamples like pytorch-grad-cam
     cam_method: str
     notes: list[str] = field(default_factory=list)
 
@@ -71,6 +71,7 @@ def identify(
         classifier.cam_layer,
         lambda z: torch.topk(z[0], top_k).indices.tolist(),
         autocast=classifier.autocast,
+        head=classifier.cam_head,
     )
     probs = torch.softmax(logits[0], dim=0).cpu().numpy().astype(np.float64)  # (N,)
     if cam_method != FAST_METHOD:

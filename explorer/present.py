@@ -10,11 +10,12 @@ import html
 import numpy as np
 from PIL import Image
 
-from explorer.cam import overlay_cam
+from explorer.cam import overlay_cams
 from explorer.identify import IdentifyResult, Prediction
+from explorer.model import resize_rgb
 from explorer.taxonomy import RANKS
 
-OVERLAY_MAX_SIDE = 448
+OVERLAY_MAX_SIDE = 384  # gallery tiles are ~250 px; the preview stays sharp at this size
 
 
 def prediction_title(pred: Prediction, subject: str = "organism") -> str:
@@ -39,14 +40,15 @@ def cam_captions(result: IdentifyResult, subject: str = "organism") -> list[str]
 def display_copy(image: Image.Image, max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
     """(H, W, 3) uint8 copy of the photo, downscaled so its long side is at most ``max_side``."""
     scale = min(1.0, max_side / max(image.size))
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return np.asarray(image.convert("RGB").resize(size, Image.BILINEAR))
+    if scale == 1.0:
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    return resize_rgb(image, (max(1, round(image.width * scale)), max(1, round(image.height * scale))))
 
 
 def cam_overlays(image: Image.Image, result: IdentifyResult) -> list[np.ndarray]:
     """One heat-map overlay per suggestion, on the whole photo (the model saw it resized, uncropped)."""
     base = display_copy(image)
-    return [overlay_cam(base, cam) for cam in result.cams]
+    return overlay_cams(base, result.cams)
 
 
 def lineage_text(pred: Prediction) -> str:

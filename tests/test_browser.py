@@ -86,3 +86,13 @@ def test_corrupt_photo_shows_message_then_next_photo_works(page, tmp_path):
         f"document.querySelector('#topk') && document.querySelector('#topk').innerText.includes({expected!r})",
         timeout=60_000,
     )
+
+
+@pytest.mark.skipif(not HAVE_CORAL, reason="example photos come from ../shared/models/coral")
+def test_clicking_an_example_identifies_it(page):
+    assert "Ara macao" not in page.locator("#topk").inner_text()
+    page.locator("img[src*='parrot.jpg']").first.click()  # the parrot example's thumbnail
+    page.wait_for_function(
+        "document.querySelector('#topk') && document.querySelector('#topk').innerText.includes('Ara macao')",
+        timeout=60_000,
+    )

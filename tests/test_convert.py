@@ -8,14 +8,14 @@ from PIL import Image
 pytestmark = [needs_shared, pytest.mark.shared_data]
 
 
-def tflite_probs(path, image: Image.Image) -> np.ndarray:
+def tflite_probs(path, pixels: np.ndarray) -> np.ndarray:
+    """The TFLite model's probabilities for the same resized uint8 pixels our model gets."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
-    pixels = np.asarray(image.resize((224, 224), Image.BILINEAR), dtype=np.uint8)[None]
-    interpreter.set_tensor(detail["index"], pixels)
+    interpreter.set_tensor(detail["index"], pixels[None])
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0] / 256.0  # uint8, scale 1/256
 
@@ -28,7 +28,7 @@ def test_converted_top1_matches_tflite_on_sample_photos(real_resources, model):
     for name in SAMPLE_PHOTOS:
         image = Image.open(CORAL / name).convert("RGB")
         ours = int(np.argmax(classifier.predict_probs(classifier.preprocess(image))[0]))
-        reference = tflite_probs(tflite, image)
+        reference = tflite_probs(tflite, classifier.resize(image))
         ranking = list(np.argsort(-reference, kind="stable"))
         agree += ours == ranking[0]
         report.append((name, ours, ranking[:3], reference[ranking[:2]]))

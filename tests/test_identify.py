@@ -10,7 +10,7 @@ def test_identify_returns_topk_with_lineage_and_cams(tiny_classifier, photo_rgb)
     result = identify(tiny_classifier, photo_rgb, top_k=3)
     probs = [p.probability for p in result.predictions]
     assert len(result.predictions) == 3 and probs == sorted(probs, reverse=True)
-    assert result.cams.shape == (3, 64, 64)
+    assert result.cams.shape == (3, 16, 16)  # the CAM layer's resolution (64 px input / 4)
     payload = result_to_json(result)
     assert set(payload) >= {"model", "predictions", "rollup"}
     first = payload["predictions"][0]
@@ -62,5 +62,5 @@ def test_real_bird_photo(real_resources):
     result = identify(real_resources.get("inat_bird"), Image.open(CORAL / "bird.bmp").convert("RGB"), 5)
     top = result.predictions[0]
     assert top.scientific_name == "Poecile atricapillus" and top.lineage["family"] == "Paridae"
-    assert top.taxon_id == 144815 and result.cams.shape == (5, 224, 224)
+    assert top.taxon_id == 144815 and result.cams.shape == (5, 7, 7)
     assert result.rollup.rank in ("species", "genus")

@@ -41,4 +41,4 @@ def test_background_titled_as_nothing_found():
 def test_overlays_one_per_prediction_and_downscaled():
     result = make_result()
     overlays = cam_overlays(Image.new("RGB", (1000, 500)), result)
-    assert len(overlays) == 1 and overlays[0].shape == (224, 448, 3)
+    assert len(overlays) == 1 and overlays[0].shape == (192, 384, 3)
