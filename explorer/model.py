@@ -131,7 +131,7 @@ def find_file(name: str, settings: Settings, card: ModelCard | None = None) -> P
         candidates = [path]
     else:
         folders = ([card.card_path.parent] if card and card.card_path else []) + list(settings.search_dirs)
-        candidates = [folder / path for folder in folders]
+        candidates = [folder / path for folder in dict.fromkeys(folders)]  # unique, in order
     for candidate in candidates:
         if candidate.is_file():
             return candidate

@@ -84,3 +84,16 @@ def find_examples(folder: Path | None) -> list[Path]:
     if folder is None or not Path(folder).is_dir():
         return []
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXAMPLE_SUFFIXES)
+
+
+def load_resources_for(settings: Settings, model: str, extra_names) -> tuple[Classifier, Taxonomy | None]:
+    """One classifier, with a taxonomy that also covers ``extra_names`` (e.g. an evaluation's true names)."""
+    cards = {c.name: c for c in load_model_cards(settings.checkpoint_dir)}
+    if model not in cards:
+        raise ValueError(f"unknown model {model!r}; cards: {sorted(cards)}")
+    card = cards[model]
+    names = list(extra_names)
+    if card.taxonomy == "inat":
+        names += [n for n, _ in read_labels(find_file(card.labels_file, settings, card), card.labels_format)]
+    taxonomy = load_taxonomy(names, supplement=settings.taxonomy_supplement) if names else None
+    return load_classifier(card, settings, taxonomy), taxonomy

@@ -1,0 +1,101 @@
+"""Labelled photo sets as manifests: one row per photo with ``path`` and ``scientific_name``.
+
+A manifest is a CSV (``path`` relative to the CSV's folder or to the data root, ``scientific_name``, and
+optionally ``common_name``, ``note``, ``split``, ``source``) or a folder with one sub-folder per species
+(folder name = scientific name, underscores allowed).
+
+    python -m explorer.datasets cub100 --root ../shared/data/cub100 --split test --out manifest.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+MANIFEST_COLUMNS = ("path", "scientific_name")
+
+
+def read_manifest(source: Path, data_root: Path | None = None) -> pd.DataFrame:
+    """Manifest rows with an absolute ``abs_path`` column; a folder is read as folder-per-species."""
+    source = Path(source)
+    if source.is_dir():
+        frame = _folder_manifest(source)
+        base = source
+    elif source.is_file():
+        frame = pd.read_csv(source)
+        base = source.parent
+    else:
+        raise FileNotFoundError(f"no manifest or folder at {source}")
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: manifest lacks column(s) {missing}; needs {list(MANIFEST_COLUMNS)}")
+    frame = frame.copy()
+    for column, default in (("common_name", ""), ("note", ""), ("source", source.stem)):
+        frame[column] = frame[column].fillna(default) if column in frame else default
+    frame["abs_path"] = [_resolve(base, data_root, p) for p in frame["path"]]
+    return frame.reset_index(drop=True)
+
+
+def _resolve(base: Path, data_root: Path | None, path: str) -> str:
+    candidate = base / path
+    if not candidate.exists() and data_root is not None and (data_root / path).exists():
+        candidate = data_root / path
+    return str(candidate.resolve())
+
+
+def _folder_manifest(folder: Path) -> pd.DataFrame:
+    rows = [
+        {"path": str(p.relative_to(folder)), "scientific_name": p.parent.name.replace("_", " ")}
+        for p in sorted(folder.rglob("*"))
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.parent != folder
+    ]
+    if not rows:
+        raise ValueError(f"{folder}: no images in species sub-folders")
+    return pd.DataFrame(rows)
+
+
+def cub100_manifest(root: Path, split: str) -> pd.DataFrame:
+    """CUB-100 photos of one split. Follows the flags in train_test_split.txt (1 = train, CUB's convention:
+    2,903 train and 2,999 test photos), not the subset's README, which states the reverse counts."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(root)
+    read = {"sep": r",\s*", "engine": "python", "header": None}
+    images = pd.read_csv(root / "images.txt", names=["image_id", "file"], **read)
+    labels = pd.read_csv(root / "image_class_labels.txt", names=["image_id", "class_id"], **read)
+    flags = pd.read_csv(root / "train_test_split.txt", names=["image_id", "is_train"], **read)
+    taxa = pd.read_csv(root / "classes_taxonomy.csv")[["class_id", "cub_name", "scientificName"]]
+    frame = images.merge(labels, on="image_id").merge(flags, on="image_id").merge(taxa, on="class_id")
+    frame = frame[frame["is_train"] == (1 if split == "train" else 0)]
+    return pd.DataFrame(
+        {
+            "path": "images/" + frame["file"],
+            "scientific_name": frame["scientificName"],
+            "common_name": frame["cub_name"].str.replace("_", " "),
+            "split": split,
+            "source": f"cub100-{split}",
+            "note": "",
+            "class_id": frame["class_id"],
+        }
+    ).reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a manifest for a known photo set.")
+    parser.add_argument("dataset", choices=["cub100"])
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    frame = cub100_manifest(args.root, args.split)
+    frame["path"] = [str((args.root / p).resolve()) for p in frame["path"]]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
+    print(f"{len(frame)} photos -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

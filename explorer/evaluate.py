@@ -1,0 +1,340 @@
+"""The evaluation table: one row per labelled photo with truth, top-k, lineages, where the prediction leaves
+the truth, roll-up statistics and logits for calibration. Stored as parquet; the dashboard reads only this.
+
+    python -m explorer.evaluate --model inat_bird --images MANIFEST_OR_FOLDER [--images ...] \\
+        --out assets/eval/inat_bird.parquet [--engine local|ray] [--batch-size 64] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from explorer.datasets import read_manifest
+from explorer.images import load_image
+from explorer.model import Classifier, resize_rgb
+from explorer.taxonomy import RANKS, Lineage, Taxonomy, divergence_rank, lowest_common_ancestor
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+STORED_LOGITS = 20  # top logits kept per photo for temperature fitting
+ROLLUP_RANKS = tuple(reversed(RANKS[:-1]))  # genus, family, ..., kingdom
+MAX_BYTES, MAX_PIXELS = 50 * 2**20, 100_000_000
+
+SCHEMA: dict[str, str] = {
+    "photo_id": "stable id: source + path",
+    "path": "photo path relative to the data root (or absolute when outside it)",
+    "source": "which photo set",
+    "note": "caveat from the manifest (e.g. a doubtful label)",
+    "status": "'ok' or why the photo could not be read",
+    "model": "model card name",
+    "weights_sha256": "hash of the weights file",
+    "true_name": "true scientific name",
+    "true_common_name": "true common name",
+    "true_class_index": "model output index of the truth, -1 when out of vocabulary",
+    "in_vocab": "the model has a class for the truth",
+    "true_resolved_rank": "deepest rank at which the truth's lineage is known",
+    **{f"true_{r}": f"truth's {r}" for r in RANKS},
+    "pred_class_index": "top-1 output index",
+    "pred_name": "top-1 scientific name",
+    "pred_common_name": "top-1 common name",
+    "pred_is_background": "top-1 is the model's 'nothing here' class",
+    **{f"pred_{r}": f"top-1's {r}" for r in RANKS},
+    "confidence": "top-1 probability",
+    "true_prob": "probability of the true class (NaN when out of vocabulary)",
+    "topk_class_index": f"top-{TOP_K} output indices",
+    "topk_name": f"top-{TOP_K} scientific names",
+    "topk_prob": f"top-{TOP_K} probabilities",
+    "correct_1": "top-1 is the true species",
+    "correct_k": f"the true species is in the top-{TOP_K}",
+    "divergence_rank": "first rank where top-1 leaves the truth ('correct', 'species', 'genus', ..., 'unknown')",
+    "lca_rank": "rank of the lowest common ancestor of truth and top-1",
+    "lca_name": "its name",
+    **{f"rollup_prob_{r}": f"largest summed probability of any {r}" for r in ROLLUP_RANKS},
+    **{f"rollup_correct_{r}": f"that {r} contains the truth" for r in ROLLUP_RANKS},
+    "top_logits": f"the {STORED_LOGITS} largest logits (for temperature fitting)",
+    "true_logit": "logit of the true class (NaN when out of vocabulary)",
+}
+
+
+def validate_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Raise ValueError naming every missing column; returns the frame unchanged."""
+    missing = [c for c in SCHEMA if c not in frame.columns]
+    if missing:
+        raise ValueError(f"evaluation table lacks column(s) {missing}; see README 'Evaluation table schema'")
+    return frame
+
+
+@dataclass(frozen=True)
+class Transform:
+    """What a DataLoader worker needs to turn a path into the model's input (picklable, no model)."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, path: str) -> tuple[torch.Tensor, str]:
+        try:
+            image = load_image(path, MAX_BYTES, MAX_PIXELS).image
+        except (ValueError, OSError) as err:
+            return torch.zeros(3, self.size, self.size), f"unreadable: {err}"
+        pixels = resize_rgb(image, self.size).astype(np.float32) / 255.0
+        normalised = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(normalised.transpose(2, 0, 1).copy()), "ok"
+
+
+class PhotoDataset(Dataset):
+    def __init__(self, paths: list[str], transform: Transform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        tensor, status = self.transform(self.paths[index])
+        return tensor, status
+
+
+def transform_for(classifier: Classifier) -> Transform:
+    card = classifier.card
+    return Transform(card.input_size, card.mean, card.std)
+
+
+def _single_threaded(_worker_id: int) -> None:
+    """Decoding workers use one thread each, leaving the cores to the model's forward pass."""
+    import cv2
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def run_logits(
+    classifier: Classifier, paths: list[str], batch_size: int = 64, workers: int = 2, progress: bool = True
+) -> tuple[np.ndarray, list[str]]:
+    """(n, N) float32 logits and a status per photo, batched through a DataLoader (GPU + autocast if present)."""
+    from tqdm.auto import tqdm
+
+    loader = DataLoader(
+        PhotoDataset(paths, transform_for(classifier)),
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=classifier.device.type == "cuda",
+        worker_init_fn=_single_threaded,
+    )
+    logits, statuses = [], []
+    with torch.no_grad():
+        for batch, status in tqdm(loader, desc=f"evaluate {classifier.name}", disable=not progress, unit="batch"):
+            with classifier.autocast():
+                out = classifier.module(batch.to(classifier.device, non_blocking=True))
+            logits.append(out.float().cpu().numpy())
+            statuses.extend(status)
+    return (np.concatenate(logits) if logits else np.zeros((0, len(classifier.labels)), np.float32)), statuses
+
+
+def truth_lineages(names: list[str], taxonomy: Taxonomy | None, scope: dict | None) -> list[Lineage]:
+    """Lineage per true name (cached per distinct name)."""
+    from explorer.taxonomy import split_binomial
+
+    cache: dict[str, Lineage] = {}
+    for name in set(names):
+        if taxonomy is not None:
+            cache[name] = taxonomy.lineage_for(name, scope)
+        else:
+            genus, binomial = split_binomial(name)
+            cache[name] = Lineage(ranks={"genus": genus, "species": binomial})
+    return [cache[n] for n in names]
+
+
+def match_truth(classifier: Classifier, names: list[str], lineages: list[Lineage]) -> np.ndarray:
+    """Output index of each true name: exact scientific name, else the same iNat taxon id; -1 if none."""
+    by_name = {lab.scientific_name: lab.class_index for lab in classifier.labels if not lab.is_background}
+    by_id = {lab.lineage.taxon_id: lab.class_index for lab in classifier.labels if lab.lineage.taxon_id}
+    return np.array(
+        [by_name.get(n, by_id.get(lin.taxon_id, -1) if lin.taxon_id else -1) for n, lin in zip(names, lineages)],
+        dtype=np.int64,
+    )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _rollup_columns(classifier: Classifier, probs: np.ndarray, truth: list[Lineage]) -> dict[str, np.ndarray]:
+    """For each rank: the largest clade's summed probability and whether that clade holds the truth."""
+    out = {}
+    for rank in ROLLUP_RANKS:
+        ids, names = classifier.tree.group_ids[rank], classifier.tree.group_names[rank]
+        membership = np.zeros((len(ids), max(len(names), 1)), dtype=np.float32)  # (N, G) one-hot
+        known = ids >= 0
+        membership[np.flatnonzero(known), ids[known]] = 1.0
+        sums = probs @ membership  # (n, G)
+        best = sums.argmax(axis=1)
+        out[f"rollup_prob_{rank}"] = sums[np.arange(len(best)), best].astype(np.float64)
+        best_names = [names[b] if names else None for b in best]
+        out[f"rollup_correct_{rank}"] = np.array(
+            [t.at(rank) is not None and t.at(rank) == b for t, b in zip(truth, best_names)]
+        )
+    return out
+
+
+def build_eval_table(
+    classifier: Classifier,
+    manifest: pd.DataFrame,
+    logits: np.ndarray,
+    statuses: list[str],
+    taxonomy: Taxonomy | None = None,
+    data_root: Path | None = None,
+) -> pd.DataFrame:
+    """The evaluation table from a manifest and the model's logits (pure: no model call)."""
+    if len(manifest) != len(logits):
+        raise ValueError(f"{len(manifest)} manifest rows but {len(logits)} logit rows")
+    names = manifest["scientific_name"].astype(str).tolist()
+    truth = truth_lineages(names, taxonomy, classifier.card.taxon_scope or None)
+    true_index = match_truth(classifier, names, truth)
+    probs = _softmax(logits.astype(np.float64))
+    order = np.argsort(-probs, axis=1, kind="stable")
+    top = order[:, :TOP_K]
+    pred = order[:, 0]
+    labels = classifier.labels
+    pred_lineages = [labels[i].lineage for i in pred]
+    rows = np.arange(len(names))
+    frame = pd.DataFrame(
+        {
+            "photo_id": (manifest["source"].astype(str) + ":" + manifest["path"].astype(str)).tolist(),
+            "path": [_relative(p, data_root) for p in manifest["abs_path"]],
+            "source": manifest["source"].astype(str).tolist(),
+            "note": manifest["note"].fillna("").astype(str).tolist(),
+            "status": statuses,
+            "model": classifier.name,
+            "weights_sha256": classifier.weights_sha256,
+            "true_name": names,
+            "true_common_name": manifest["common_name"].fillna("").astype(str).tolist(),
+            "true_class_index": true_index,
+            "in_vocab": true_index >= 0,
+            "true_resolved_rank": [t.resolved_rank for t in truth],
+            **{f"true_{r}": [t.at(r) for t in truth] for r in RANKS},
+            "pred_class_index": pred,
+            "pred_name": [labels[i].scientific_name for i in pred],
+            "pred_common_name": [labels[i].common_name for i in pred],
+            "pred_is_background": [labels[i].is_background for i in pred],
+            **{f"pred_{r}": [lin.at(r) for lin in pred_lineages] for r in RANKS},
+            "confidence": probs[rows, pred],
+            "true_prob": np.where(true_index >= 0, probs[rows, np.maximum(true_index, 0)], np.nan),
+            "topk_class_index": [list(map(int, t)) for t in top],
+            "topk_name": [[labels[i].scientific_name for i in t] for t in top],
+            "topk_prob": [list(map(float, probs[r, t])) for r, t in enumerate(top)],
+            "correct_1": pred == true_index,
+            "correct_k": (top == true_index[:, None]).any(axis=1) & (true_index >= 0),
+        }
+    )
+    frame["divergence_rank"] = [
+        _divergence(t, p, bg) for t, p, bg in zip(truth, pred_lineages, frame["pred_is_background"])
+    ]
+    lcas = [lowest_common_ancestor(t, p) for t, p in zip(truth, pred_lineages)]
+    frame["lca_rank"] = [lca[0] if lca else None for lca in lcas]
+    frame["lca_name"] = [lca[1] if lca else None for lca in lcas]
+    for column, values in _rollup_columns(classifier, probs, truth).items():
+        frame[column] = values
+    frame["top_logits"] = [list(map(float, logits[r, order[r, :STORED_LOGITS]])) for r in rows]
+    frame["true_logit"] = np.where(true_index >= 0, logits[rows, np.maximum(true_index, 0)], np.nan)
+    bad = frame["status"] != "ok"
+    frame.loc[bad, ["correct_1", "correct_k"]] = False
+    return validate_table(frame)
+
+
+def _divergence(truth: Lineage, predicted: Lineage, background: bool) -> str:
+    if background:
+        return "no prediction"  # the model said "nothing here"
+    rank = divergence_rank(truth, predicted)
+    if rank == "correct" and truth.at("species") != predicted.at("species"):
+        return "unknown"
+    return rank
+
+
+def _relative(path: str, data_root: Path | None) -> str:
+    if data_root is not None:
+        try:
+            return str(Path(path).resolve().relative_to(Path(data_root).resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def evaluate(
+    classifier: Classifier,
+    manifest: pd.DataFrame,
+    taxonomy: Taxonomy | None = None,
+    data_root: Path | None = None,
+    engine: str = "local",
+    batch_size: int = 64,
+    workers: int = 2,
+    address: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the model over a manifest and build the table, locally or on Ray Data."""
+    paths = manifest["abs_path"].tolist()
+    if engine == "local":
+        logits, statuses = run_logits(classifier, paths, batch_size, workers, progress)
+    elif engine == "ray":
+        from explorer.evaluate_ray import run_logits_ray
+
+        logits, statuses = run_logits_ray(classifier, paths, batch_size, address)
+    else:
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    return build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root)
+
+
+def save_table(frame: pd.DataFrame, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def load_table(path: Path) -> pd.DataFrame:
+    """Read and validate an evaluation table."""
+    return validate_table(pd.read_parquet(path))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import app
+    from explorer.resources import load_resources_for
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="model card name")
+    parser.add_argument("--images", type=Path, action="append", required=True, help="manifest CSV or folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data-root", type=Path, default=app.SHARED / "data", help="paths are stored relative to it")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--exclude-noted", action="store_true", help="drop photos whose manifest note flags them")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    manifest = pd.concat([read_manifest(p, args.data_root) for p in args.images], ignore_index=True)
+    if args.exclude_noted:
+        manifest = manifest[manifest["note"].fillna("") == ""].reset_index(drop=True)
+    classifier, taxonomy = load_resources_for(app.parse_settings([]), args.model, manifest["scientific_name"])
+    table = evaluate(
+        classifier, manifest, taxonomy, args.data_root, args.engine, args.batch_size, args.workers, args.address
+    )
+    save_table(table, args.out)
+    print(
+        f"{len(table)} photos, top-1 {table['correct_1'].mean():.3f}, in vocabulary {table['in_vocab'].mean():.3f}"
+        f" -> {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
