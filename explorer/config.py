@@ -69,6 +69,7 @@ class ModelCard:
     architecture: str
     weights: WeightsSpec
     labels_file: str
+    head_weights: str = ""  # optional safetensors whose tensors replace the base weights' (a trained head)
     input_size: int = 224
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import logging
 from dataclasses import dataclass
@@ -224,6 +225,11 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     names = read_labels(find_file(card.labels_file, settings, card), card.labels_format)
     weights_path = resolve_weights_file(card, settings)
     state = load_state_dict(weights_path)
+    digest = sha256_file(weights_path)
+    if card.head_weights:
+        head_path = find_file(card.head_weights, settings, card)
+        state = {**state, **load_state_dict(head_path)}  # the trained head replaces the base model's
+        digest = hashlib.sha256((digest + sha256_file(head_path)).encode()).hexdigest()
     module = create_model(card.architecture, len(names))
     _check_outputs(card, module, state, len(names))
     try:
@@ -243,7 +249,7 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
         labels,
         ClassTree.from_lineages([lab.lineage for lab in labels]),
         device,
-        sha256_file(weights_path),
+        digest,
     )
 
 
