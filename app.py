@@ -35,6 +35,18 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument(
         "--examples-dir", type=Path, default=SHARED / "models" / "coral", help="folder of example photos"
     )
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        default=ROOT / "assets" / "eval",
+        help="evaluation tables (*.parquet) shown in the dashboard",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=SHARED / "data",
+        help="folder the evaluation tables' photo paths are relative to",
+    )
     parser.add_argument("--device", default=os.environ.get("EXPLORER_DEVICE", "auto"), help="auto, cpu or cuda")
     parser.add_argument("--max-upload-mb", type=float, default=25.0, help="upload size limit in MB")
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
@@ -52,6 +64,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         device=args.device,
         max_upload_bytes=int(args.max_upload_mb * MB),
         taxonomy_supplement=supplement if supplement.is_file() else None,
+        eval_dir=args.eval_dir,
+        data_root=args.data_root,
     )
 
 

@@ -48,36 +48,81 @@ def forward_with_cams(
     ``head``: when the logits are ``head(spatial mean of the CAM layer's output)`` (checked at load time by
     ``check_linear_head``), dlogit_c/dA is the constant W_c / (h w), so no backward pass is needed at all.
     """
+    logits, activations = _forward_capture(model, input_tensor, target_layer, head is None, autocast)
+    indices = [int(i) for i in select(logits.detach())]
+    rows = torch.zeros((len(indices), logits.shape[1]), dtype=torch.float32, device=logits.device)
+    rows[torch.arange(len(indices)), torch.tensor(indices, dtype=torch.long)] = 1.0  # (k, N) one-hot targets
+    cams = _cams_for_targets(logits, activations, rows, head)
+    return logits.detach().float(), indices, _minmax(cams).cpu().numpy()
+
+
+def contrastive_cams(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    target_layer: nn.Module,
+    a: int,
+    b: int,
+    head: nn.Linear | None = None,
+    autocast: Callable | None = None,
+) -> np.ndarray:
+    """(3, h, w) in [0, 1]: Grad-CAM of class a, of class b, and of logit_a - logit_b ("why a and not b"),
+    all from one forward pass."""
+    logits, activations = _forward_capture(model, input_tensor, target_layer, head is None, autocast)
+    rows = torch.zeros((3, logits.shape[1]), dtype=torch.float32, device=logits.device)
+    rows[0, a], rows[1, b] = 1.0, 1.0
+    rows[2, a] += 1.0
+    rows[2, b] -= 1.0
+    return _minmax(_cams_for_targets(logits, activations, rows, head)).cpu().numpy()
+
+
+def _forward_capture(model, input_tensor, target_layer, need_graph: bool, autocast) -> tuple[torch.Tensor, ...]:
+    """Logits (1, N) and the target layer's output (1, C, h, w); the graph, if any, starts at that output."""
     if input_tensor.ndim != 4 or input_tensor.shape[0] != 1:
         raise ValueError(f"input_tensor must be (1, C, H, W), got {tuple(input_tensor.shape)}")
     captured: list[torch.Tensor] = []
 
     def hook(_module, _inputs, output):
-        leaf = output.detach().requires_grad_(head is None)  # (1, C, h, w): the graph starts here, if any
+        leaf = output.detach().requires_grad_(need_graph)
         captured.append(leaf)
         return leaf
 
     handle = target_layer.register_forward_hook(hook)
     try:
-        with torch.set_grad_enabled(head is None), autocast() if autocast else _null():
+        with torch.set_grad_enabled(need_graph), autocast() if autocast else _null():
             logits = model(input_tensor)  # (1, N)
     finally:
         handle.remove()
     if len(captured) != 1:
         raise ValueError(f"the CAM layer ran {len(captured)} times in one forward pass; it must run once")
-    indices = [int(i) for i in select(logits.detach())]
-    if head is None:
-        cams = _gradcam_from_tail(logits, captured[0], indices)  # (k, h, w)
+    return logits, captured[0]
+
+
+def _cams_for_targets(logits, activations, rows: torch.Tensor, head: nn.Linear | None) -> torch.Tensor:
+    """(k, h, w) Grad-CAM for k targets, each a weighting of the logits (one-hot, or a difference)."""
+    if head is not None:  # logits = head(mean_hw(A)): d(target)/dA = rows @ W / (h w), exactly
+        h, w = activations.shape[-2:]
+        weights = rows @ head.weight.float() / (h * w)  # (k, C)
     else:
-        cams = _gradcam_linear_head(head, captured[0], indices)
-    return logits.detach().float(), indices, _minmax(cams).cpu().numpy()
+        weights = _tail_gradient_weights(logits, activations, rows)
+    return torch.relu(torch.einsum("kc,chw->khw", weights, activations[0].detach().float()))
 
 
-def _gradcam_linear_head(head: nn.Linear, activations: torch.Tensor, indices: list[int]) -> torch.Tensor:
-    """(k, h, w) Grad-CAM when logits = head(mean_hw(A)): the weights are W_c / (h w), exactly."""
-    h, w = activations.shape[-2:]
-    weights = head.weight[indices].float() / (h * w)  # (k, C)
-    return torch.relu(torch.einsum("kc,chw->khw", weights, activations[0].float()))
+def _tail_gradient_weights(logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(k, C) spatial-mean gradients of each target w.r.t. A; backprop covers only the head.
+
+    The k vector-Jacobian products run as one batched backward (vmap); heads with ops vmap cannot batch
+    fall back to k retained backward passes.
+    """
+    if not logits.requires_grad:
+        raise ValueError("the CAM layer's output does not reach the logits through differentiable ops")
+    if rows.shape[0] == 0:
+        return activations.new_zeros((0, activations.shape[1]))
+    grad_outputs = rows[:, None, :].to(logits.dtype)  # (k, 1, N)
+    try:
+        (grads,) = torch.autograd.grad(logits, activations, grad_outputs=grad_outputs, is_grads_batched=True)
+    except RuntimeError:
+        grads = torch.stack([torch.autograd.grad(logits, activations, g, retain_graph=True)[0] for g in grad_outputs])
+    return grads[:, 0].float().mean(dim=(2, 3))  # (k, C)
 
 
 def check_linear_head(model: nn.Module, target_layer: nn.Module, head: nn.Linear, input_size: int) -> None:
@@ -119,27 +164,6 @@ def compute_cams(
     """
     _, _, cams = forward_with_cams(model, input_tensor, target_layer, lambda _logits: list(class_indices))
     return scale_cams(torch.from_numpy(cams), tuple(input_tensor.shape[-2:]))
-
-
-def _gradcam_from_tail(logits: torch.Tensor, activations: torch.Tensor, indices: list[int]) -> torch.Tensor:
-    """(k, h, w) ReLU(sum_c mean(dlogit/dA_c) * A_c) for each index; backprop covers only the head.
-
-    The k vector-Jacobian products run as one batched backward (vmap); heads with ops vmap cannot batch
-    fall back to k retained backward passes.
-    """
-    if not logits.requires_grad:
-        raise ValueError("the CAM layer's output does not reach the logits through differentiable ops")
-    k = len(indices)
-    if k == 0:
-        return activations.new_zeros((0, *activations.shape[-2:]))
-    one_hot = torch.zeros((k, *logits.shape), dtype=logits.dtype, device=logits.device)  # (k, 1, N)
-    one_hot[torch.arange(k), 0, torch.tensor(indices)] = 1
-    try:
-        (grads,) = torch.autograd.grad(logits, activations, grad_outputs=one_hot, is_grads_batched=True)
-    except RuntimeError:
-        grads = torch.stack([torch.autograd.grad(logits, activations, g, retain_graph=True)[0] for g in one_hot])
-    weights = grads[:, 0].float().mean(dim=(2, 3))  # (k, C)
-    return torch.relu(torch.einsum("kc,chw->khw", weights, activations[0].detach().float()))
 
 
 def scale_cams(cams: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

@@ -20,6 +20,8 @@ class Settings:
     model_dirs: tuple[Path, ...] = ()  # extra folders where card files (weights, labels) are looked up
     cache_dir: Path | None = None  # converted weights; defaults to <checkpoint_dir>/.cache
     examples_dir: Path | None = None
+    eval_dir: Path | None = None  # evaluation tables (*.parquet) for the dashboard
+    data_root: Path | None = None  # where the photos named in evaluation tables live
     taxonomy_supplement: Path | None = None  # optional TSV filling names the iNat taxonomy lacks
     host: str = "127.0.0.1"
     port: int = 7860

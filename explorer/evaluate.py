@@ -145,8 +145,9 @@ def truth_lineages(names: list[str], taxonomy: Taxonomy | None, scope: dict | No
 
     cache: dict[str, Lineage] = {}
     for name in set(names):
-        if taxonomy is not None:
-            cache[name] = taxonomy.lineage_for(name, scope)
+        if taxonomy is not None:  # the model's scope first; a truth outside it (a plant, say) still resolves
+            lineage = taxonomy.lineage_for(name, scope)
+            cache[name] = lineage if lineage.resolved_rank or not scope else taxonomy.lineage_for(name, None)
         else:
             genus, binomial = split_binomial(name)
             cache[name] = Lineage(ranks={"genus": genus, "species": binomial})

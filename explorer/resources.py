@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from explorer.config import ModelCard, Settings, load_model_cards
 from explorer.model import Classifier, find_file, load_classifier, read_labels
 from explorer.taxonomy import Taxonomy, load_taxonomy
@@ -23,6 +25,7 @@ class Resources:
     unavailable: dict[str, str] = field(default_factory=dict)
     examples: list[Path] = field(default_factory=list)
     settings: Settings | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # evaluation tables by file stem
 
     @property
     def default_model(self) -> str:
@@ -61,7 +64,17 @@ def load_resources(settings: Settings) -> Resources:
                 else ""
             )
         )
-    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings)
+    tables = load_eval_tables(settings.eval_dir)
+    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings, tables)
+
+
+def load_eval_tables(folder: Path | None) -> dict[str, pd.DataFrame]:
+    """Every evaluation table in a folder, validated (a bad table stops start-up with the missing columns)."""
+    from explorer.evaluate import load_table
+
+    if folder is None or not Path(folder).is_dir():
+        return {}
+    return {path.stem: load_table(path) for path in sorted(Path(folder).glob("*.parquet"))}
 
 
 def _load_shared_taxonomy(cards: list[ModelCard], settings: Settings) -> Taxonomy | None:

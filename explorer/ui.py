@@ -10,11 +10,41 @@ from pathlib import Path
 
 import gradio as gr
 
-from explorer.cam import FAST_METHOD, METHODS
+from explorer.cam import FAST_METHOD, METHODS, contrastive_cams, overlay_cams
+from explorer.dashboard import (
+    OUTCOMES,
+    Filters,
+    accuracy_by_clade,
+    compare_models,
+    confused_pairs,
+    error_rows,
+    errors_by_rank,
+    filter_table,
+    fit_temperature,
+    plot_clade_sunburst,
+    plot_errors_by_rank,
+    plot_model_comparison,
+    plot_reliability,
+    plot_rollup_tradeoff,
+    reliability,
+    rollup_tradeoff,
+    summary,
+)
 from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K, identify, result_to_json
 from explorer.images import load_image
-from explorer.present import cam_captions, cam_overlays, predictions_html, rollup_markdown, topk_label
+from explorer.present import (
+    calibration_markdown,
+    cam_captions,
+    cam_overlays,
+    comparison_html,
+    display_copy,
+    predictions_html,
+    rollup_markdown,
+    summary_markdown,
+    topk_label,
+)
 from explorer.resources import Resources
+from explorer.taxonomy import RANKS
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +77,9 @@ def build_demo(resources: Resources) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Identify & explain", id="identify"):
                 _build_identify_tab(resources)
-            # Next tabs plug in here: range maps (geo-prior) and the error dashboard.
+            with gr.Tab("Diagnose", id="diagnose"):
+                _build_diagnose_tab(resources)
+            # The range-map (geo-prior) tab plugs in here.
             with gr.Tab("Models", id="models"):
                 gr.Markdown(models_markdown(resources))
         _build_api(resources)
@@ -218,3 +250,233 @@ def launch(demo: gr.Blocks, resources: Resources) -> None:
         allowed_paths=allowed,
         css=CSS,
     )
+
+
+# ---- Diagnose: the error dashboard (built from the evaluation tables only) -------------------------------------
+
+GALLERY_SIZE = 24
+THUMB_SIDE = 160
+
+
+def _build_diagnose_tab(resources: Resources) -> None:
+    tables = resources.tables
+    if not tables:
+        gr.Markdown(
+            "No evaluation tables found. Make one with `python -m explorer.evaluate --model NAME "
+            "--images MANIFEST --out assets/eval/NAME.parquet` (see README)."
+        )
+        return
+    first = next(iter(tables))
+    with gr.Row():
+        table = gr.Dropdown(list(tables), value=first, label="Evaluation table", elem_id="dash_table")
+        clade_rank = gr.Dropdown(["(all)", *RANKS[:-1]], value="(all)", label="Clade rank", elem_id="dash_rank")
+        clade_name = gr.Dropdown([], value=None, label="Clade", allow_custom_value=False, elem_id="dash_clade")
+        outcome = gr.Radio(list(OUTCOMES), value="all", label="Photos", elem_id="dash_outcome")
+    with gr.Row():
+        min_conf = gr.Slider(0, 1, value=0, step=0.01, label="Min top-1 confidence", elem_id="dash_min_conf")
+        max_conf = gr.Slider(0, 1, value=1, step=0.01, label="Max top-1 confidence", elem_id="dash_max_conf")
+        exclude_noted = gr.Checkbox(True, label="Exclude photos with doubtful labels", elem_id="dash_noted")
+        in_vocab = gr.Checkbox(False, label="Only species the model knows")
+    summary = gr.Markdown(elem_id="dash_summary")
+    with gr.Row():
+        errors_plot = gr.Plot(label="Errors by taxonomic rank", elem_id="dash_errors")
+        sunburst = gr.Plot(label="Accuracy per clade", elem_id="dash_sunburst")
+    with gr.Row():
+        list_rank = gr.Dropdown(list(RANKS[1:-1]), value="family", label="Clade table rank")
+        min_photos = gr.Slider(1, 50, value=5, step=1, label="Min photos per clade")
+    clades = gr.Dataframe(
+        label="Clades, best first by the lower end of the 95 % interval (sortable)",
+        elem_id="dash_clades",
+        max_height=300,
+    )
+    pairs = gr.Dataframe(label="Most confused pairs", elem_id="dash_pairs", max_height=300)
+    with gr.Row():
+        reliability_plot = gr.Plot(label="Calibration", elem_id="dash_reliability")
+        tradeoff_plot = gr.Plot(label="Roll-up trade-off", elem_id="dash_tradeoff")
+    calibration = gr.Markdown(elem_id="dash_calibration")
+    gr.Markdown("### Errors: click one to inspect it")
+    errors_state = gr.State([])
+    gallery = gr.Gallery(
+        label="Errors (most confident first)", columns=8, height=260, elem_id="dash_gallery", allow_preview=False
+    )
+    error_table = gr.Dataframe(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
+    with gr.Row():
+        inspector_text = gr.HTML(elem_id="inspector_text")
+        inspector = gr.Gallery(
+            label="Inspector: photo, Grad-CAM of the prediction, of the truth, and of "
+            "'why the prediction and not the truth'",
+            columns=4,
+            height=300,
+            elem_id="inspector",
+        )
+    with gr.Accordion("Compare with another model", open=False):
+        other = gr.Dropdown(list(tables), value=None, label="Second table", elem_id="dash_other")
+        compare_plot = gr.Plot()
+        disagreements = gr.Dataframe(label="Photos where the two top-1 predictions differ", max_height=260)
+    filters = [
+        table,
+        clade_rank,
+        clade_name,
+        min_conf,
+        max_conf,
+        outcome,
+        exclude_noted,
+        in_vocab,
+        list_rank,
+        min_photos,
+    ]
+    outputs = [
+        summary,
+        errors_plot,
+        sunburst,
+        clades,
+        pairs,
+        reliability_plot,
+        tradeoff_plot,
+        calibration,
+        gallery,
+        error_table,
+        errors_state,
+    ]
+    refresh = _make_dashboard_handler(resources)
+    for control in filters:
+        event = control.release if isinstance(control, gr.Slider) else control.change
+        event(refresh, filters, outputs, api_visibility="private")
+    gr.on(
+        [table.change, clade_rank.change],
+        _clade_choices(resources),
+        [table, clade_rank],
+        clade_name,
+        api_visibility="private",
+    )
+    inspect = _make_inspector(resources)
+    gallery.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private")
+    error_table.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private")
+    other.change(
+        _make_comparison(resources), [table, other, list_rank], [compare_plot, disagreements], api_visibility="private"
+    )
+
+
+def _filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Filters:
+    chosen = rank if rank and rank != "(all)" and name else None
+    return Filters(
+        chosen, name if chosen else None, float(min_conf), float(max_conf), outcome, bool(noted), bool(in_vocab)
+    )
+
+
+def _make_dashboard_handler(resources: Resources):
+    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos):
+        table = resources.tables[name]
+        try:
+            view = filter_table(table, _filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab))
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        model = str(table["model"].iloc[0]) if len(table) else name
+        counts = errors_by_rank(view)
+        fit = fit_temperature(view)
+        bins, ece = reliability(view)
+        calibrated = reliability(view, fit["temperature"]) if fit["held_out_photos"] else None
+        errors = error_rows(view)
+        return (
+            summary_markdown(summary(view), name, model),
+            plot_errors_by_rank(counts),
+            plot_clade_sunburst(view),
+            accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
+            confused_pairs(view).round(3),
+            plot_reliability(bins, ece, calibrated, fit["temperature"]),
+            plot_rollup_tradeoff(rollup_tradeoff(view)),
+            calibration_markdown(fit),
+            _thumbnails(resources, errors),
+            errors[["true_name", "pred_name", "confidence", "divergence_rank", "source", "path"]].round(3),
+            errors.to_dict("records"),
+        )
+
+    return on_filters
+
+
+def _clade_choices(resources: Resources):
+    def on_rank(name, rank):
+        if not rank or rank == "(all)":
+            return gr.Dropdown(choices=[], value=None)
+        values = sorted(v for v in resources.tables[name][f"true_{rank}"].dropna().unique())
+        return gr.Dropdown(choices=values, value=None)
+
+    return on_rank
+
+
+def _thumbnails(resources: Resources, errors) -> list:
+    root = resources.settings.data_root if resources.settings else None
+    shown = []
+    for row in errors.head(GALLERY_SIZE).itertuples():
+        path = _photo_path(root, row.path)
+        if path is None:
+            continue
+        try:
+            image = load_image(path, resources.settings.max_upload_bytes * 4, resources.settings.max_image_pixels).image
+        except ValueError:
+            continue
+        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        shown.append((image, f"{row.true_name} → {row.pred_name}"))
+    return shown
+
+
+def _photo_path(root, path: str):
+    candidate = Path(path) if Path(path).is_absolute() or root is None else Path(root) / path
+    return candidate if candidate.is_file() else None
+
+
+def _make_inspector(resources: Resources):
+    def on_select(rows, evt: gr.SelectData):
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not rows or index is None or index >= len(rows):
+            return "", []
+        try:
+            return inspect_error(resources, rows[index])
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+
+    return on_select
+
+
+def inspect_error(resources: Resources, row: dict) -> tuple[str, list]:
+    """Truth vs prediction, and Grad-CAMs for the prediction, the truth and their contrast (computed now)."""
+    text = comparison_html(row)
+    path = _photo_path(resources.settings.data_root, row["path"])
+    if path is None:
+        return text + "<p>The photo is not on this machine (data root not found), so no Grad-CAM.</p>", []
+    if row["model"] not in resources.classifiers:
+        return text + f"<p>Model {html.escape(row['model'])} is not loaded, so no Grad-CAM.</p>", []
+    classifier = resources.classifiers[row["model"]]
+    image = load_image(path, resources.settings.max_upload_bytes * 4, resources.settings.max_image_pixels).image
+    pred, true = int(row["pred_class_index"]), int(row["true_class_index"])
+    base = display_copy(image)
+    if true < 0:
+        return text + "<p>The true species is not one of the model's classes.</p>", [(base, "photo")]
+    maps = contrastive_cams(
+        classifier.module,
+        classifier.preprocess(image),
+        classifier.cam_layer,
+        pred,
+        true,
+        head=classifier.cam_head,
+        autocast=classifier.autocast,
+    )
+    captions = [
+        f"prediction: {row['pred_name']}",
+        f"truth: {row['true_name']}",
+        f"why {row['pred_name']} and not {row['true_name']}",
+    ]
+    return text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)]
+
+
+def _make_comparison(resources: Resources):
+    def on_compare(name_a, name_b, rank):
+        if not name_b:
+            return None, None
+        per_clade, disagree = compare_models(resources.tables[name_a], resources.tables[name_b], rank)
+        if per_clade.empty:
+            raise gr.Error(f"{name_a} and {name_b} share no photos.")
+        columns = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "correct_1_b", "path"]
+        return plot_model_comparison(per_clade, name_a, name_b), disagree[columns]
+
+    return on_compare

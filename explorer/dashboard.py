@@ -1,0 +1,411 @@
+"""Where the model goes wrong, from the evaluation table alone: DataFrame in, DataFrame or plotly figure out.
+
+Every function takes the (filtered) table and never re-runs a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from explorer.evaluate import ROLLUP_RANKS
+from explorer.taxonomy import RANKS
+
+DIVERGENCE_ORDER = [
+    "correct",
+    "species",
+    "genus",
+    "family",
+    "order",
+    "class",
+    "phylum",
+    "kingdom",
+    "no prediction",
+    "unknown",
+]
+UNKNOWN = "(unknown)"
+OUTCOMES = ("all", "correct", "incorrect")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What every chart obeys."""
+
+    clade_rank: str | None = None
+    clade_name: str | None = None
+    min_confidence: float = 0.0
+    max_confidence: float = 1.0
+    outcome: str = "all"
+    exclude_noted: bool = False
+    in_vocab_only: bool = False
+
+
+def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """Rows that pass the filters (readable photos only); the input is not modified."""
+    if filters.outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {filters.outcome!r}")
+    if filters.clade_rank is not None and filters.clade_rank not in RANKS:
+        raise ValueError(f"clade rank must be one of {RANKS}, got {filters.clade_rank!r}")
+    if filters.min_confidence > filters.max_confidence:
+        raise ValueError(f"confidence range is empty: {filters.min_confidence} > {filters.max_confidence}")
+    keep = (table["status"] == "ok") & table["confidence"].between(filters.min_confidence, filters.max_confidence)
+    if filters.clade_rank and filters.clade_name:
+        keep &= table[f"true_{filters.clade_rank}"] == filters.clade_name
+    if filters.outcome != "all":
+        keep &= table["correct_1"] == (filters.outcome == "correct")
+    if filters.exclude_noted:
+        keep &= table["note"].fillna("") == ""
+    if filters.in_vocab_only:
+        keep &= table["in_vocab"]
+    return table[keep]
+
+
+def summary(table: pd.DataFrame) -> dict:
+    """Counts and headline accuracies of a table."""
+    ok = table[table["status"] == "ok"]
+    inv = ok[ok["in_vocab"]]
+    return {
+        "photos": len(table),
+        "readable": len(ok),
+        "unreadable": int((table["status"] != "ok").sum()),
+        "out_of_vocabulary": int((~ok["in_vocab"]).sum()),
+        "species": int(ok["true_name"].nunique()),
+        "noted": int((ok["note"].fillna("") != "").sum()),
+        "top1": float(inv["correct_1"].mean()) if len(inv) else float("nan"),
+        "topk": float(inv["correct_k"].mean()) if len(inv) else float("nan"),
+    }
+
+
+def errors_by_rank(table: pd.DataFrame) -> pd.DataFrame:
+    """Photos per rank of divergence (the blog's histogram), as a share of all photos and of errors."""
+    counts = table["divergence_rank"].value_counts().reindex(DIVERGENCE_ORDER, fill_value=0)
+    errors = counts.drop("correct").sum()
+    return pd.DataFrame(
+        {
+            "rank": counts.index,
+            "photos": counts.to_numpy(),
+            "share_of_photos": counts.to_numpy() / max(len(table), 1),
+            "share_of_errors": np.where(counts.index == "correct", np.nan, counts.to_numpy() / max(errors, 1)),
+        }
+    ).reset_index(drop=True)
+
+
+def wilson_interval(correct: np.ndarray, total: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """95 % Wilson score interval for k successes in n trials (sane for small n, unlike k/n ± ...)."""
+    k, n = np.asarray(correct, float), np.asarray(total, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def accuracy_by_clade(table: pd.DataFrame, rank: str, min_photos: int = 1) -> pd.DataFrame:
+    """Top-1 accuracy per clade at ``rank`` with a Wilson interval, best first by the interval's lower bound
+    (so a clade with 3 lucky photos does not top the list)."""
+    clades = table[f"true_{rank}"].fillna(UNKNOWN)
+    grouped = table["correct_1"].groupby(clades).agg(["sum", "count"])
+    grouped = grouped[grouped["count"] >= min_photos]
+    low, high = wilson_interval(grouped["sum"].to_numpy(), grouped["count"].to_numpy())
+    out = pd.DataFrame(
+        {
+            "clade": grouped.index,
+            "photos": grouped["count"].to_numpy(),
+            "correct": grouped["sum"].astype(int).to_numpy(),
+            "accuracy": (grouped["sum"] / grouped["count"]).to_numpy(),
+            "ci_low": low,
+            "ci_high": high,
+        }
+    )
+    return out.sort_values(["ci_low", "photos"], ascending=[False, False]).reset_index(drop=True)
+
+
+def worst_clades(table: pd.DataFrame, rank: str, min_photos: int = 5, n: int = 3) -> pd.DataFrame:
+    """The n clades whose accuracy interval's upper bound is lowest (surely bad, not just unlucky)."""
+    ranked = accuracy_by_clade(table, rank, min_photos)
+    return ranked.sort_values(["ci_high", "photos"], ascending=[True, False]).head(n).reset_index(drop=True)
+
+
+def confused_pairs(table: pd.DataFrame, top: int = 15) -> pd.DataFrame:
+    """The most frequent (truth, top-1) pairs among errors, with the rank at which they diverge."""
+    errors = table[~table["correct_1"] & table["in_vocab"]]
+    if errors.empty:
+        return pd.DataFrame(columns=["true_name", "pred_name", "photos", "divergence_rank", "share_of_errors"])
+    pairs = errors.groupby(["true_name", "pred_name", "divergence_rank"], observed=True).size()
+    pairs = pairs.rename("photos").reset_index().sort_values(["photos", "true_name"], ascending=[False, True])
+    pairs["share_of_errors"] = pairs["photos"] / len(errors)
+    return pairs.head(top).reset_index(drop=True)
+
+
+def calibration_split(table: pd.DataFrame) -> np.ndarray:
+    """True for the fitting half: a stable hash of photo_id, so the halves never depend on row order."""
+    digest = [hashlib.blake2b(p.encode(), digest_size=2).digest()[0] for p in table["photo_id"]]
+    return np.array(digest) % 2 == 0
+
+
+def _calibration_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[(table["status"] == "ok") & table["in_vocab"]]
+
+
+def _tempered(table: pd.DataFrame, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, true-class log-prob) at a temperature, over the stored top logits plus the true logit.
+
+    The tail beyond the stored top-20 logits is left out; it holds little probability at T near 1."""
+    logits = np.array(table["top_logits"].tolist(), dtype=np.float64) / temperature  # (n, 20)
+    true = table["true_logit"].to_numpy(dtype=np.float64) / temperature
+    in_top = np.isclose(logits, true[:, None]).any(axis=1)
+    pool = np.concatenate([logits, np.where(in_top, -np.inf, true)[:, None]], axis=1)
+    top = pool.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(pool - top).sum(axis=1))
+    return np.exp(logits[:, 0] - log_norm), true - log_norm
+
+
+def fit_temperature(table: pd.DataFrame) -> dict:
+    """Temperature minimising NLL on the fitting half; ECE before/after on the other (held-out) half."""
+    rows = _calibration_rows(table)
+    if len(rows) < 10:
+        return {
+            "temperature": 1.0,
+            "fit_photos": len(rows),
+            "held_out_photos": 0,
+            "ece_before": float("nan"),
+            "ece_after": float("nan"),
+        }
+    fit = calibration_split(rows)
+    grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 81))
+    nll = [-_tempered(rows[fit], t)[1].mean() for t in grid]
+    temperature = float(grid[int(np.argmin(nll))])
+    held = rows[~fit]
+    return {
+        "temperature": temperature,
+        "fit_photos": int(fit.sum()),
+        "held_out_photos": len(held),
+        "ece_before": reliability(held, 1.0)[1],
+        "ece_after": reliability(held, temperature)[1],
+    }
+
+
+def reliability(table: pd.DataFrame, temperature: float = 1.0, bins: int = 10) -> tuple[pd.DataFrame, float]:
+    """Reliability diagram bins (mean confidence, accuracy, photos) and the expected calibration error."""
+    rows = _calibration_rows(table)
+    confidence = rows["confidence"].to_numpy() if temperature == 1.0 else _tempered(rows, temperature)[0]
+    correct = rows["correct_1"].to_numpy(dtype=float)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    count = np.bincount(index, minlength=bins)
+    conf_sum = np.bincount(index, weights=confidence, minlength=bins)
+    acc_sum = np.bincount(index, weights=correct, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame = pd.DataFrame(
+            {
+                "bin_low": np.arange(bins) / bins,
+                "bin_high": np.arange(1, bins + 1) / bins,
+                "confidence": conf_sum / count,
+                "accuracy": acc_sum / count,
+                "photos": count,
+            }
+        )
+    ece = float(np.nansum(np.abs(frame["confidence"] - frame["accuracy"]) * count) / max(count.sum(), 1))
+    return frame, ece
+
+
+def rollup_tradeoff(table: pd.DataFrame, thresholds=None) -> pd.DataFrame:
+    """As the roll-up threshold moves: how often an answer is given at each rank, how often it is right,
+    and how often the model abstains (no clade reaches the threshold)."""
+    thresholds = np.round(np.arange(0.5, 1.0, 0.05), 2) if thresholds is None else np.asarray(thresholds)
+    rows = table[table["status"] == "ok"]
+    ranks = ["species", *ROLLUP_RANKS]
+    probs = np.column_stack(
+        [rows["confidence"].where(~rows["pred_is_background"], 0.0)] + [rows[f"rollup_prob_{r}"] for r in ROLLUP_RANKS]
+    )  # (n, 7), species first
+    right = np.column_stack([rows["correct_1"]] + [rows[f"rollup_correct_{r}"] for r in ROLLUP_RANKS])
+    out = []
+    for t in thresholds:
+        passes = probs >= t
+        answered = passes.any(axis=1)
+        first = np.where(answered, passes.argmax(axis=1), -1)  # deepest rank that reaches t
+        correct = answered & right[np.arange(len(first)), np.maximum(first, 0)]
+        row = {
+            "threshold": float(t),
+            "answered": answered.mean() if len(rows) else np.nan,
+            "abstained": 1 - answered.mean() if len(rows) else np.nan,
+            "right_when_answered": correct.sum() / max(answered.sum(), 1),
+        }
+        row.update({f"at_{r}": float((first == i).mean()) if len(rows) else np.nan for i, r in enumerate(ranks)})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-clade accuracy of two models on the photos both saw, and the photos where their top-1 differ."""
+    keys = ["photo_id", "true_name", f"true_{rank}", "correct_1", "pred_name", "confidence", "path"]
+    both = a[keys].merge(b[keys], on=["photo_id", "true_name", f"true_{rank}", "path"], suffixes=("_a", "_b"))
+    clades = both[f"true_{rank}"].fillna(UNKNOWN)
+    per = both.groupby(clades)[["correct_1_a", "correct_1_b"]].agg(["mean", "count"])
+    per = pd.DataFrame(
+        {
+            "clade": per.index,
+            "photos": per[("correct_1_a", "count")].to_numpy(),
+            "accuracy_a": per[("correct_1_a", "mean")].to_numpy(),
+            "accuracy_b": per[("correct_1_b", "mean")].to_numpy(),
+        }
+    )
+    per["difference"] = per["accuracy_b"] - per["accuracy_a"]
+    disagree = both[both["pred_name_a"] != both["pred_name_b"]]
+    return per.sort_values("difference").reset_index(drop=True), disagree.reset_index(drop=True)
+
+
+# ---- figures: DataFrames in, plotly figures out ---------------------------------------------------------------
+
+
+def plot_errors_by_rank(counts: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    errors = counts[counts["rank"] != "correct"]
+    fig = go.Figure(
+        go.Bar(
+            x=errors["rank"],
+            y=errors["share_of_photos"],
+            customdata=errors[["photos", "share_of_errors"]],
+            hovertemplate="%{x}: %{customdata[0]} photos<br>%{y:.1%} of photos, "
+            "%{customdata[1]:.1%} of errors<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Where the top-1 prediction leaves the truth",
+        yaxis_tickformat=".0%",
+        xaxis_title="first rank that differs",
+        yaxis_title="share of photos",
+        height=360,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+    )
+    return fig
+
+
+def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus")):
+    """Drill-down: sized by photos, coloured by top-1 accuracy (click a wedge to zoom in)."""
+    import plotly.graph_objects as go
+
+    ids, labels, parents, values, colours = [], [], [], [], []
+    for depth in range(len(ranks)):
+        keys = [f"true_{r}" for r in ranks[: depth + 1]]
+        groups = table.assign(**{k: table[k].fillna(UNKNOWN) for k in keys}).groupby(keys)["correct_1"]
+        agg = groups.agg(["sum", "count"]).reset_index()
+        for row in agg.itertuples(index=False):
+            path = [str(v) for v in row[: depth + 1]]
+            ids.append("/".join(path))
+            labels.append(path[-1])
+            parents.append("/".join(path[:-1]))
+            values.append(int(row[-1]))
+            colours.append(float(row[-2]) / max(int(row[-1]), 1))
+    fig = go.Figure(
+        go.Sunburst(
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=values,
+            branchvalues="total",
+            marker={"colors": colours, "colorscale": "RdYlGn", "cmin": 0, "cmax": 1, "colorbar": {"title": "top-1"}},
+            hovertemplate="%{label}: %{value} photos, top-1 %{color:.0%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Accuracy per clade (class → order → family → genus)",
+        height=520,
+        margin={"t": 50, "b": 10, "l": 10, "r": 10},
+    )
+    return fig
+
+
+def plot_reliability(bins: pd.DataFrame, ece: float, calibrated: pd.DataFrame | None = None, temperature: float = 1.0):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="perfect"))
+    fig.add_trace(
+        go.Scatter(
+            x=bins["confidence"],
+            y=bins["accuracy"],
+            mode="lines+markers",
+            name=f"as trained (ECE {ece:.3f})",
+            customdata=bins["photos"],
+            hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} photos)",
+        )
+    )
+    if calibrated is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=calibrated[0]["confidence"],
+                y=calibrated[0]["accuracy"],
+                mode="lines+markers",
+                name=f"temperature {temperature:.2f} (ECE {calibrated[1]:.3f})",
+            )
+        )
+    fig.update_layout(
+        title="Calibration: reliability diagram",
+        xaxis_title="top-1 confidence",
+        yaxis_title="top-1 accuracy",
+        height=380,
+        xaxis_range=[0, 1],
+        yaxis_range=[0, 1],
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"x": 0.02, "y": 0.98},
+    )
+    return fig
+
+
+def plot_rollup_tradeoff(tradeoff: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for rank in ["species", *ROLLUP_RANKS]:
+        fig.add_trace(go.Bar(x=tradeoff["threshold"], y=tradeoff[f"at_{rank}"], name=f"answered at {rank}"))
+    fig.add_trace(go.Bar(x=tradeoff["threshold"], y=tradeoff["abstained"], name="abstained", marker_color="lightgrey"))
+    fig.add_trace(
+        go.Scatter(
+            x=tradeoff["threshold"],
+            y=tradeoff["right_when_answered"],
+            name="right when answered",
+            mode="lines+markers",
+            line={"color": "black"},
+        )
+    )
+    fig.update_layout(
+        barmode="stack",
+        title="'Not sure' roll-up: threshold vs rank of the answer and accuracy",
+        xaxis_title="threshold (summed probability)",
+        yaxis_tickformat=".0%",
+        height=400,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+    )
+    return fig
+
+
+def plot_model_comparison(per_clade: pd.DataFrame, name_a: str, name_b: str, top: int = 25):
+    import plotly.graph_objects as go
+
+    shown = pd.concat([per_clade.head(top // 2), per_clade.tail(top - top // 2)]).drop_duplicates("clade")
+    fig = go.Figure(
+        go.Bar(
+            x=shown["difference"],
+            y=shown["clade"],
+            orientation="h",
+            customdata=shown["photos"],
+            hovertemplate="%{y}: %{x:+.1%} (%{customdata} photos)<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Top-1 accuracy per clade: {name_b} minus {name_a} (shared photos)",
+        xaxis_tickformat="+.0%",
+        height=max(300, 18 * len(shown) + 80),
+        margin={"t": 50, "b": 40, "l": 160, "r": 10},
+    )
+    return fig
+
+
+def error_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Errors (readable photos, wrong top-1), the most confident first: the ones worth a look."""
+    errors = table[(table["status"] == "ok") & ~table["correct_1"]]
+    return errors.sort_values(["confidence", "photo_id"], ascending=[False, True]).reset_index(drop=True)

@@ -1,0 +1,137 @@
+"""Dashboard computations on the hand-built table whose answers are known (see test_evaluate.CASES)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_evaluate import hand_table
+
+from explorer.dashboard import (
+    Filters,
+    accuracy_by_clade,
+    compare_models,
+    confused_pairs,
+    error_rows,
+    errors_by_rank,
+    filter_table,
+    fit_temperature,
+    plot_clade_sunburst,
+    plot_errors_by_rank,
+    plot_reliability,
+    plot_rollup_tradeoff,
+    reliability,
+    rollup_tradeoff,
+    summary,
+    wilson_interval,
+)
+
+
+@pytest.fixture(scope="module")
+def table(tiny_classifier):
+    return hand_table(tiny_classifier)
+
+
+def test_errors_by_rank_shares(table):
+    counts = errors_by_rank(table).set_index("rank")
+    assert counts.loc["correct", "photos"] == 1 and counts.loc["kingdom", "photos"] == 1
+    assert counts.loc["species", "share_of_photos"] == pytest.approx(1 / 6)
+    assert counts.loc["species", "share_of_errors"] == pytest.approx(1 / 5)
+    assert np.isnan(counts.loc["correct", "share_of_errors"])
+
+
+def test_filters(table):
+    assert len(filter_table(table, Filters(outcome="correct"))) == 1
+    assert len(filter_table(table, Filters(clade_rank="genus", clade_name="Poecile"))) == 3
+    assert len(filter_table(table, Filters(exclude_noted=True))) == 5
+    assert len(filter_table(table, Filters(in_vocab_only=True))) == 5
+    assert filter_table(table, Filters(min_confidence=0.99)).empty
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        filter_table(table, Filters(outcome="maybe"))
+    with pytest.raises(ValueError, match="confidence range is empty"):
+        filter_table(table, Filters(min_confidence=0.8, max_confidence=0.2))
+
+
+def test_summary_counts(table):
+    stats = summary(table)
+    assert stats["photos"] == 6 and stats["out_of_vocabulary"] == 1 and stats["noted"] == 1
+    assert stats["top1"] == pytest.approx(1 / 5)
+
+
+def test_wilson_interval_small_counts_are_wide():
+    low, high = wilson_interval(np.array([3, 300]), np.array([3, 300]))
+    assert low[0] < 0.5 < high[0] <= 1.0 and low[1] > 0.98
+
+
+def test_accuracy_by_clade_ranks_by_lower_bound(table):
+    clades = accuracy_by_clade(table, "genus")
+    poecile = clades.set_index("clade").loc["Poecile"]
+    assert poecile["photos"] == 3 and poecile["correct"] == 1
+    assert clades["ci_low"].is_monotonic_decreasing
+
+
+def test_confused_pairs(table):
+    pairs = confused_pairs(table)
+    assert len(pairs) == 4  # the out-of-vocabulary oak is not a confusion between known classes
+    assert set(pairs["divergence_rank"]) == {"species", "genus", "order", "no prediction"}
+
+
+def test_reliability_and_temperature(table):
+    bins, ece = reliability(table)
+    assert bins["photos"].sum() == 5 and 0 <= ece <= 1
+    assert fit_temperature(table)["held_out_photos"] == 0  # too few photos: says so instead of fitting noise
+
+
+def test_temperature_fixes_overconfidence():
+    rng = np.random.default_rng(0)
+    n = 400
+    logits = rng.normal(0, 1, (n, 20)) * 6  # sharp logits: over-confident
+    logits.sort(axis=1)
+    logits = logits[:, ::-1]
+    true_is_top = rng.random(n) < 0.6
+    rows = pd.DataFrame(
+        {
+            "photo_id": [f"p{i}" for i in range(n)],
+            "status": "ok",
+            "in_vocab": True,
+            "top_logits": list(logits),
+            "true_logit": np.where(true_is_top, logits[:, 0], logits[:, 1]),
+            "correct_1": true_is_top,
+        }
+    )
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    rows["confidence"] = (probs / probs.sum(1, keepdims=True))[:, 0]
+    fit = fit_temperature(rows)
+    assert fit["temperature"] > 1.5 and fit["ece_after"] < fit["ece_before"]
+
+
+def test_rollup_tradeoff(table):
+    tradeoff = rollup_tradeoff(table, [0.5, 0.99]).set_index("threshold")
+    ranks = [c for c in tradeoff.columns if c.startswith("at_")]
+    assert np.allclose(tradeoff[ranks].sum(axis=1) + tradeoff["abstained"], 1.0)
+    assert tradeoff.loc[0.99, "at_species"] <= tradeoff.loc[0.5, "at_species"]
+
+
+def test_compare_models(table):
+    other = table.copy()
+    other["pred_name"] = table["true_name"]
+    other["correct_1"] = table["in_vocab"]
+    per_clade, disagree = compare_models(table, other, "family")
+    assert (per_clade["difference"] >= 0).all() and len(disagree) == 5
+
+
+def test_error_rows_most_confident_first(table):
+    errors = error_rows(table)
+    assert len(errors) == 5 and errors["confidence"].is_monotonic_decreasing
+
+
+def test_empty_table_gives_empty_charts(table):
+    empty = table.iloc[0:0]
+    assert errors_by_rank(empty)["photos"].sum() == 0
+    assert accuracy_by_clade(empty, "family").empty and confused_pairs(empty).empty
+    assert np.isnan(summary(empty)["top1"])
+    for figure in (
+        plot_errors_by_rank(errors_by_rank(empty)),
+        plot_clade_sunburst(empty),
+        plot_reliability(*reliability(empty)),
+        plot_rollup_tradeoff(rollup_tradeoff(empty)),
+    ):
+        assert figure.to_dict()["data"] is not None
