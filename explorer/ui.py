@@ -78,11 +78,13 @@ def build_demo(resources: Resources) -> gr.Blocks:
             with gr.Tab("Identify & explain", id="identify"):
                 _build_identify_tab(resources)
             with gr.Tab("Diagnose", id="diagnose"):
-                _build_diagnose_tab(resources)
+                initial = _build_diagnose_tab(resources)
             # The range-map (geo-prior) tab plugs in here.
             with gr.Tab("Models", id="models"):
                 gr.Markdown(models_markdown(resources))
         _build_api(resources)
+        if initial is not None:  # draw the dashboard for the first table when the page opens
+            demo.load(*initial, api_visibility="private")
     return demo
 
 
@@ -355,6 +357,7 @@ def _build_diagnose_tab(resources: Resources) -> None:
     other.change(
         _make_comparison(resources), [table, other, list_rank], [compare_plot, disagreements], api_visibility="private"
     )
+    return refresh, filters, outputs
 
 
 def _filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Filters:

@@ -96,3 +96,22 @@ def test_clicking_an_example_identifies_it(page):
         "document.querySelector('#topk') && document.querySelector('#topk').innerText.includes('Ara macao')",
         timeout=60_000,
     )
+
+
+@pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared")
+def test_dashboard_filter_and_inspect_an_error(page):
+    page.get_by_role("tab", name="Diagnose").click()
+    page.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)  # drawn on page load
+    before = page.locator("#dash_summary").inner_text()
+    page.locator("#dash_outcome").get_by_text("incorrect").click()
+    page.wait_for_function(
+        f"document.querySelector('#dash_summary').innerText !== {before!r}"
+        " && document.querySelector('#dash_summary').innerText.includes('top-1 0.0%')",
+        timeout=60_000,
+    )
+    assert page.locator("#dash_errors .js-plotly-plot").count() == 1
+    page.locator("#dash_gallery button.thumbnail-item, #dash_gallery .thumbnail-item").first.click()
+    page.wait_for_function("document.querySelectorAll('#inspector img').length >= 4", timeout=60_000)
+    assert "truth" in page.locator("#inspector_text").inner_text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
