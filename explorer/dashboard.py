@@ -5,13 +5,12 @@ Every function takes the (filtered) table and never re-runs a model.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from explorer.evaluate import ROLLUP_RANKS
+from explorer.evaluate import LOGIT_COLUMNS, ROLLUP_RANKS
 from explorer.taxonomy import RANKS
 
 DIVERGENCE_ORDER = [
@@ -57,7 +56,7 @@ def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     if filters.outcome != "all":
         keep &= table["correct_1"] == (filters.outcome == "correct")
     if filters.exclude_noted:
-        keep &= table["note"].fillna("") == ""
+        keep &= table["note"].isna() | (table["note"] == "")
     if filters.in_vocab_only:
         keep &= table["in_vocab"]
     return table[keep]
@@ -73,7 +72,7 @@ def summary(table: pd.DataFrame) -> dict:
         "unreadable": int((table["status"] != "ok").sum()),
         "out_of_vocabulary": int((~ok["in_vocab"]).sum()),
         "species": int(ok["true_name"].nunique()),
-        "noted": int((ok["note"].fillna("") != "").sum()),
+        "noted": int((ok["note"].notna() & (ok["note"] != "")).sum()),
         "top1": float(inv["correct_1"].mean()) if len(inv) else float("nan"),
         "topk": float(inv["correct_k"].mean()) if len(inv) else float("nan"),
     }
@@ -106,9 +105,9 @@ def wilson_interval(correct: np.ndarray, total: np.ndarray, z: float = 1.96) -> 
 def accuracy_by_clade(table: pd.DataFrame, rank: str, min_photos: int = 1) -> pd.DataFrame:
     """Top-1 accuracy per clade at ``rank`` with a Wilson interval, best first by the interval's lower bound
     (so a clade with 3 lucky photos does not top the list)."""
-    clades = table[f"true_{rank}"].fillna(UNKNOWN)
-    grouped = table["correct_1"].groupby(clades).agg(["sum", "count"])
-    grouped = grouped[grouped["count"] >= min_photos]
+    grouped = table.groupby(f"true_{rank}", observed=True, dropna=False)["correct_1"].agg(["sum", "count"])
+    grouped = grouped[grouped["count"] >= max(min_photos, 1)]
+    grouped.index = [UNKNOWN if pd.isna(v) else str(v) for v in grouped.index]
     low, high = wilson_interval(grouped["sum"].to_numpy(), grouped["count"].to_numpy())
     out = pd.DataFrame(
         {
@@ -135,15 +134,11 @@ def confused_pairs(table: pd.DataFrame, top: int = 15) -> pd.DataFrame:
     if errors.empty:
         return pd.DataFrame(columns=["true_name", "pred_name", "photos", "divergence_rank", "share_of_errors"])
     pairs = errors.groupby(["true_name", "pred_name", "divergence_rank"], observed=True).size()
-    pairs = pairs.rename("photos").reset_index().sort_values(["photos", "true_name"], ascending=[False, True])
+    pairs = pairs[pairs > 0].nlargest(top, keep="first").rename("photos").reset_index()
+    pairs = pairs.astype({"true_name": str, "pred_name": str, "divergence_rank": str})
+    pairs = pairs.sort_values(["photos", "true_name", "pred_name"], ascending=[False, True, True])
     pairs["share_of_errors"] = pairs["photos"] / len(errors)
-    return pairs.head(top).reset_index(drop=True)
-
-
-def calibration_split(table: pd.DataFrame) -> np.ndarray:
-    """True for the fitting half: a stable hash of photo_id, so the halves never depend on row order."""
-    digest = [hashlib.blake2b(p.encode(), digest_size=2).digest()[0] for p in table["photo_id"]]
-    return np.array(digest) % 2 == 0
+    return pairs.reset_index(drop=True)
 
 
 def _calibration_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -154,7 +149,7 @@ def _tempered(table: pd.DataFrame, temperature: float) -> tuple[np.ndarray, np.n
     """(confidence, true-class log-prob) at a temperature, over the stored top logits plus the true logit.
 
     The tail beyond the stored top-20 logits is left out; it holds little probability at T near 1."""
-    logits = np.array(table["top_logits"].tolist(), dtype=np.float64) / temperature  # (n, 20)
+    logits = table[list(LOGIT_COLUMNS)].to_numpy(dtype=np.float64) / temperature  # (n, 20), largest first
     true = table["true_logit"].to_numpy(dtype=np.float64) / temperature
     in_top = np.isclose(logits, true[:, None]).any(axis=1)
     pool = np.concatenate([logits, np.where(in_top, -np.inf, true)[:, None]], axis=1)
@@ -174,10 +169,13 @@ def fit_temperature(table: pd.DataFrame) -> dict:
             "ece_before": float("nan"),
             "ece_after": float("nan"),
         }
-    fit = calibration_split(rows)
-    grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 81))
-    nll = [-_tempered(rows[fit], t)[1].mean() for t in grid]
-    temperature = float(grid[int(np.argmin(nll))])
+    fit = rows["calibration_half"].to_numpy(dtype=bool)
+    fitting = rows[fit]
+    if len(fitting) > MAX_FIT_ROWS:  # the NLL is an average: an even subsample estimates it well
+        fitting = fitting.iloc[:: len(fitting) // MAX_FIT_ROWS]
+    temperature = _golden_section(
+        lambda log_t: -_tempered(fitting, float(np.exp(log_t)))[1].mean(), np.log(0.25), np.log(4.0)
+    )
     held = rows[~fit]
     return {
         "temperature": temperature,
@@ -186,6 +184,27 @@ def fit_temperature(table: pd.DataFrame) -> dict:
         "ece_before": reliability(held, 1.0)[1],
         "ece_after": reliability(held, temperature)[1],
     }
+
+
+MAX_FIT_ROWS = 50_000
+
+
+def _golden_section(loss, low: float, high: float, steps: int = 30) -> float:
+    """exp of the argmin of a unimodal loss on [low, high] (the NLL is convex in 1/T)."""
+    ratio = (np.sqrt(5) - 1) / 2
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    for _ in range(steps):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    return float(np.exp((a + b) / 2))
 
 
 def reliability(table: pd.DataFrame, temperature: float = 1.0, bins: int = 10) -> tuple[pd.DataFrame, float]:
@@ -241,7 +260,8 @@ def rollup_tradeoff(table: pd.DataFrame, thresholds=None) -> pd.DataFrame:
 def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-clade accuracy of two models on the photos both saw, and the photos where their top-1 differ."""
     keys = ["photo_id", "true_name", f"true_{rank}", "correct_1", "pred_name", "confidence", "path"]
-    both = a[keys].merge(b[keys], on=["photo_id", "true_name", f"true_{rank}", "path"], suffixes=("_a", "_b"))
+    a, b = (t[keys].astype({"true_name": str, f"true_{rank}": object, "pred_name": str}) for t in (a, b))
+    both = a.merge(b, on=["photo_id", "true_name", f"true_{rank}", "path"], suffixes=("_a", "_b"))
     clades = both[f"true_{rank}"].fillna(UNKNOWN)
     per = both.groupby(clades)[["correct_1_a", "correct_1_b"]].agg(["mean", "count"])
     per = pd.DataFrame(
@@ -291,10 +311,9 @@ def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", 
     ids, labels, parents, values, colours = [], [], [], [], []
     for depth in range(len(ranks)):
         keys = [f"true_{r}" for r in ranks[: depth + 1]]
-        groups = table.assign(**{k: table[k].fillna(UNKNOWN) for k in keys}).groupby(keys)["correct_1"]
-        agg = groups.agg(["sum", "count"]).reset_index()
-        for row in agg.itertuples(index=False):
-            path = [str(v) for v in row[: depth + 1]]
+        agg = table.groupby(keys, observed=True, dropna=False)["correct_1"].agg(["sum", "count"]).reset_index()
+        for row in agg[agg["count"] > 0].itertuples(index=False):
+            path = [UNKNOWN if pd.isna(v) else str(v) for v in row[: depth + 1]]
             ids.append("/".join(path))
             labels.append(path[-1])
             parents.append("/".join(path[:-1]))
@@ -405,7 +424,9 @@ def plot_model_comparison(per_clade: pd.DataFrame, name_a: str, name_b: str, top
     return fig
 
 
-def error_rows(table: pd.DataFrame) -> pd.DataFrame:
+def error_rows(table: pd.DataFrame, limit: int | None = 200) -> pd.DataFrame:
     """Errors (readable photos, wrong top-1), the most confident first: the ones worth a look."""
     errors = table[(table["status"] == "ok") & ~table["correct_1"]]
-    return errors.sort_values(["confidence", "photo_id"], ascending=[False, True]).reset_index(drop=True)
+    if limit is not None:
+        errors = errors.nlargest(limit, "confidence", keep="first")
+    return errors.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)

@@ -18,8 +18,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 MANIFEST_COLUMNS = ("path", "scientific_name")
 
 
-def read_manifest(source: Path, data_root: Path | None = None) -> pd.DataFrame:
-    """Manifest rows with an absolute ``abs_path`` column; a folder is read as folder-per-species."""
+def read_manifest(source: Path, data_root: Path | None = None, keep_notes: bool = True) -> pd.DataFrame:
+    """Manifest rows with an absolute ``abs_path`` column; a folder is read as folder-per-species.
+
+    ``source`` (which photo set) is the manifest's folder name (or the CSV's name when it is not
+    ``manifest.csv``); a ``source`` column in the CSV (per-photo provenance) is kept as ``provenance``.
+    ``note`` marks a photo as doubtful; ``keep_notes=False`` drops a note column that is only informational.
+    """
     source = Path(source)
     if source.is_dir():
         frame = _folder_manifest(source)
@@ -32,9 +37,12 @@ def read_manifest(source: Path, data_root: Path | None = None) -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{source}: manifest lacks column(s) {missing}; needs {list(MANIFEST_COLUMNS)}")
-    frame = frame.copy()
-    for column, default in (("common_name", ""), ("note", ""), ("source", source.stem)):
-        frame[column] = frame[column].fillna(default) if column in frame else default
+    frame = frame.rename(columns={"source": "provenance"}).copy()
+    if not keep_notes:
+        frame = frame.drop(columns=["note"], errors="ignore")
+    for column in ("common_name", "note"):
+        frame[column] = frame[column].fillna("") if column in frame else ""
+    frame["source"] = source.parent.name if source.name == "manifest.csv" else source.stem
     frame["abs_path"] = [_resolve(base, data_root, p) for p in frame["path"]]
     return frame.reset_index(drop=True)
 

@@ -23,6 +23,7 @@ from explorer.dashboard import (
     summary,
     wilson_interval,
 )
+from explorer.evaluate import LOGIT_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +93,13 @@ def test_temperature_fixes_overconfidence():
             "photo_id": [f"p{i}" for i in range(n)],
             "status": "ok",
             "in_vocab": True,
-            "top_logits": list(logits),
             "true_logit": np.where(true_is_top, logits[:, 0], logits[:, 1]),
             "correct_1": true_is_top,
+            "calibration_half": np.arange(n) % 2 == 0,
         }
     )
+    for i, column in enumerate(LOGIT_COLUMNS):
+        rows[column] = logits[:, i]
     probs = np.exp(logits - logits.max(1, keepdims=True))
     rows["confidence"] = (probs / probs.sum(1, keepdims=True))[:, 0]
     fit = fit_temperature(rows)

@@ -114,3 +114,21 @@ def test_cli_builds_table_from_real_photos(tmp_path):
     assert table["status"].iloc[-1].startswith("unreadable") and not table["correct_1"].iloc[-1]
     assert table["path"].iloc[0].startswith("birds525-valid/")  # relative to the data root
     assert table["correct_1"].iloc[:12].mean() > 0.5  # the real model on real photos
+
+
+@needs_shared
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_ray_engine_gives_the_same_table(real_resources, tmp_path):
+    pytest.importorskip("ray")
+    from explorer.datasets import read_manifest
+    from explorer.evaluate import evaluate
+
+    manifest = read_manifest(SHARED / "data" / "birds525-valid" / "manifest.csv").head(10)
+    classifier = real_resources.get("inat_bird")
+    local = evaluate(classifier, manifest, engine="local", batch_size=4, workers=0, progress=False)
+    on_ray = evaluate(classifier, manifest, engine="ray", batch_size=4)
+    floats = [c for c in local.columns if local[c].dtype.kind == "f"]
+    others = [c for c in local.columns if c not in floats]
+    pd.testing.assert_frame_equal(local[others], on_ray[others])
+    np.testing.assert_allclose(local[floats].to_numpy(float), on_ray[floats].to_numpy(float), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,93 @@
+"""Regrouping every dashboard chart under a new filter, on the shipped table resampled to 1,000,000 rows.
+
+    python benchmarks/bench_dashboard.py [--table assets/eval/inat_bird.parquet] [--rows 1000000]
+
+Baseline in the same run: the same computations on the shipped table as it is. Last line: dashboard_regroup_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from explorer.dashboard import (  # noqa: E402
+    Filters,
+    accuracy_by_clade,
+    confused_pairs,
+    error_rows,
+    errors_by_rank,
+    filter_table,
+    fit_temperature,
+    reliability,
+    rollup_tradeoff,
+    summary,
+)
+from explorer.evaluate import load_table  # noqa: E402
+
+
+def regroup(table, filters: Filters) -> None:
+    """Everything the Diagnose tab computes when a filter changes (figures' data, not their rendering)."""
+    view = filter_table(table, filters)
+    summary(view)
+    errors_by_rank(view)
+    for rank in ("class", "order", "family", "genus"):  # the sunburst's rings and the clade table
+        accuracy_by_clade(view, rank)
+    confused_pairs(view)
+    fit = fit_temperature(view)
+    reliability(view)
+    reliability(view, fit["temperature"])
+    rollup_tradeoff(view)
+    error_rows(view).head(24)
+
+
+def timed(table, filters, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        regroup(table, filters)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--table", type=Path, default=Path(__file__).resolve().parent.parent / "assets" / "eval" / "inat_bird.parquet"
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    table = load_table(args.table)
+    rng = np.random.default_rng(0)
+    big = table.iloc[rng.integers(0, len(table), args.rows)].reset_index(drop=True)
+    big["photo_id"] = big["photo_id"] + ":" + big.index.astype(str)  # resampled rows are distinct photos
+    big = load_table_like(big)
+    filters = Filters(clade_rank="order", clade_name="Passeriformes", min_confidence=0.1, outcome="all")
+    regroup(big, filters)  # warm-up
+    small_s = timed(table, filters, args.repeats)
+    big_s = timed(big, filters, args.repeats)
+    print(
+        f"table {args.table.name}: {len(table)} rows; resampled to {len(big)} rows; filter: order Passeriformes, "
+        f"confidence >= 0.1"
+    )
+    print(f"shipped_table_regroup_s: {small_s:.3f}")
+    print(f"million_rows_vs_shipped: {big_s / small_s:.1f}")
+    print(f"dashboard_regroup_s: {big_s:.2f}")
+
+
+def load_table_like(frame):
+    """The same dtypes load_table gives (categories for the names)."""
+    from explorer.evaluate import optimise_dtypes
+
+    return optimise_dtypes(frame)
+
+
+if __name__ == "__main__":
+    main()

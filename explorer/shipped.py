@@ -1,0 +1,59 @@
+"""Regenerate the evaluation tables shipped in assets/eval/ from the real photos in the shared data folder.
+
+    python -m explorer.shipped [--data-root ../shared/data] [--only inat_bird]
+
+inat_bird: birds525-valid (1,110 photos) + CUB-100 test split (2,999); inat_insect: Leeds butterflies (145);
+cub100_effnet_head: CUB-100 test split (2,999; its head was trained on the train split only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from explorer.datasets import cub100_manifest, read_manifest
+from explorer.evaluate import evaluate, save_table
+
+SHIPPED = {
+    "inat_bird": ["birds525-valid/manifest.csv", "cub100:test"],
+    "inat_insect": ["leeds-butterflies/manifest.csv"],  # its note column only records name spellings
+    "cub100_effnet_head": ["cub100:test"],
+}
+
+
+def shipped_manifest(data_root: Path, sources: list[str]) -> pd.DataFrame:
+    frames = []
+    for source in sources:
+        if source.startswith("cub100:"):
+            frame = cub100_manifest(data_root / "cub100", source.split(":", 1)[1])
+            frame["abs_path"] = [str((data_root / "cub100" / p).resolve()) for p in frame["path"]]
+            frames.append(frame)
+        else:
+            frames.append(read_manifest(data_root / source, data_root, keep_notes=not source.startswith("leeds")))
+    return pd.concat(frames, ignore_index=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import app
+    from explorer.resources import load_resources_for
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=app.SHARED / "data")
+    parser.add_argument("--out-dir", type=Path, default=app.ROOT / "assets" / "eval")
+    parser.add_argument("--only", choices=sorted(SHIPPED), action="append")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for model in args.only or SHIPPED:
+        manifest = shipped_manifest(args.data_root, SHIPPED[model])
+        classifier, taxonomy = load_resources_for(app.parse_settings([]), model, manifest["scientific_name"])
+        table = evaluate(classifier, manifest, taxonomy, args.data_root, workers=args.workers)
+        save_table(table, args.out_dir / f"{model}.parquet")
+        print(f"{model}: {len(table)} photos, top-1 {table['correct_1'].mean():.3f} -> {args.out_dir / model}.parquet")
+
+
+if __name__ == "__main__":
+    main()
