@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from explorer.dashboard import (  # noqa: E402
     Filters,
     accuracy_by_clade,
+    clade_tree,
     confused_pairs,
     error_rows,
     errors_by_rank,
@@ -37,8 +38,8 @@ def regroup(table, filters: Filters) -> None:
     view = filter_table(table, filters)
     summary(view)
     errors_by_rank(view)
-    for rank in ("class", "order", "family", "genus"):  # the sunburst's rings and the clade table
-        accuracy_by_clade(view, rank)
+    clade_tree(view)  # the sunburst
+    accuracy_by_clade(view, "family")  # the clade table
     confused_pairs(view)
     fit = fit_temperature(view)
     reliability(view)

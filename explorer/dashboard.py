@@ -304,29 +304,51 @@ def plot_errors_by_rank(counts: pd.DataFrame):
     return fig
 
 
+def clade_tree(table: pd.DataFrame, ranks=("class", "order", "family", "genus")) -> pd.DataFrame:
+    """Nested clades (ids 'Aves/Passeriformes/...') with photo counts and top-1 accuracy, for the sunburst."""
+    parts = []
+    for depth in range(len(ranks)):
+        keys = [f"true_{r}" for r in ranks[: depth + 1]]
+        agg = table.groupby(keys, observed=True, dropna=False)["correct_1"].agg(["sum", "count"]).reset_index()
+        agg = agg[agg["count"] > 0]
+        names = agg[keys].astype(object).where(agg[keys].notna(), UNKNOWN).astype(str)
+        ids = names.apply("/".join, axis=1) if len(names) else pd.Series([], dtype=str)
+        parents = names[keys[:-1]].apply("/".join, axis=1) if depth and len(names) else pd.Series("", index=names.index)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "id": ids,
+                    "label": names[keys[-1]],
+                    "parent": parents,
+                    "photos": agg["count"],
+                    "accuracy": agg["sum"] / agg["count"],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus")):
     """Drill-down: sized by photos, coloured by top-1 accuracy (click a wedge to zoom in)."""
     import plotly.graph_objects as go
 
-    ids, labels, parents, values, colours = [], [], [], [], []
-    for depth in range(len(ranks)):
-        keys = [f"true_{r}" for r in ranks[: depth + 1]]
-        agg = table.groupby(keys, observed=True, dropna=False)["correct_1"].agg(["sum", "count"]).reset_index()
-        for row in agg[agg["count"] > 0].itertuples(index=False):
-            path = [UNKNOWN if pd.isna(v) else str(v) for v in row[: depth + 1]]
-            ids.append("/".join(path))
-            labels.append(path[-1])
-            parents.append("/".join(path[:-1]))
-            values.append(int(row[-1]))
-            colours.append(float(row[-2]) / max(int(row[-1]), 1))
+    tree = clade_tree(table, ranks)
+    if tree.empty:
+        tree = pd.DataFrame({"id": [], "label": [], "parent": [], "photos": [], "accuracy": []})
     fig = go.Figure(
         go.Sunburst(
-            ids=ids,
-            labels=labels,
-            parents=parents,
-            values=values,
+            ids=tree["id"],
+            labels=tree["label"],
+            parents=tree["parent"],
+            values=tree["photos"],
             branchvalues="total",
-            marker={"colors": colours, "colorscale": "RdYlGn", "cmin": 0, "cmax": 1, "colorbar": {"title": "top-1"}},
+            marker={
+                "colors": tree["accuracy"],
+                "colorscale": "RdYlGn",
+                "cmin": 0,
+                "cmax": 1,
+                "colorbar": {"title": "top-1"},
+            },
             hovertemplate="%{label}: %{value} photos, top-1 %{color:.0%}<extra></extra>",
         )
     )

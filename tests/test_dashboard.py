@@ -8,6 +8,7 @@ from test_evaluate import hand_table
 from explorer.dashboard import (
     Filters,
     accuracy_by_clade,
+    clade_tree,
     compare_models,
     confused_pairs,
     error_rows,
@@ -138,3 +139,10 @@ def test_empty_table_gives_empty_charts(table):
         plot_rollup_tradeoff(rollup_tradeoff(empty)),
     ):
         assert figure.to_dict()["data"] is not None
+
+
+def test_clade_tree_nests_and_counts(table):
+    tree = clade_tree(table).set_index("id")
+    assert tree.loc["Aves", "photos"] == 5 and tree.loc["Magnoliopsida", "photos"] == 1
+    assert tree.loc["Aves/Passeriformes/Paridae/Poecile", "parent"] == "Aves/Passeriformes/Paridae"
+    assert tree.loc["Aves/Passeriformes/Paridae/Poecile", "accuracy"] == pytest.approx(1 / 3)
