@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explorer.dashboard import (  # noqa: E402
+    CalibrationData,
     Filters,
     accuracy_by_clade,
     clade_tree,
@@ -41,9 +42,10 @@ def regroup(table, filters: Filters) -> None:
     clade_tree(view)  # the sunburst
     accuracy_by_clade(view, "family")  # the clade table
     confused_pairs(view)
-    fit = fit_temperature(view)
-    reliability(view)
-    reliability(view, fit["temperature"])
+    calibration = CalibrationData.from_table(view)  # the arrays once, for the fit and both diagrams
+    fit = fit_temperature(calibration)
+    reliability(calibration)
+    reliability(calibration, fit["temperature"])
     rollup_tradeoff(view)
     error_rows(view).head(24)
 

@@ -64,17 +64,19 @@ def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
 
 def summary(table: pd.DataFrame) -> dict:
     """Counts and headline accuracies of a table."""
-    ok = table[table["status"] == "ok"]
-    inv = ok[ok["in_vocab"]]
+    ok = (table["status"] == "ok").to_numpy()
+    in_vocab = ok & table["in_vocab"].to_numpy(dtype=bool)
+    noted = table["note"].notna().to_numpy() & (table["note"] != "").to_numpy()
+    correct_1, correct_k = table["correct_1"].to_numpy(dtype=bool), table["correct_k"].to_numpy(dtype=bool)
     return {
         "photos": len(table),
-        "readable": len(ok),
-        "unreadable": int((table["status"] != "ok").sum()),
-        "out_of_vocabulary": int((~ok["in_vocab"]).sum()),
-        "species": int(ok["true_name"].nunique()),
-        "noted": int((ok["note"].notna() & (ok["note"] != "")).sum()),
-        "top1": float(inv["correct_1"].mean()) if len(inv) else float("nan"),
-        "topk": float(inv["correct_k"].mean()) if len(inv) else float("nan"),
+        "readable": int(ok.sum()),
+        "unreadable": int((~ok).sum()),
+        "out_of_vocabulary": int((ok & ~in_vocab).sum()),
+        "species": int(table["true_name"][ok].nunique()),
+        "noted": int((ok & noted).sum()),
+        "top1": float(correct_1[in_vocab].mean()) if in_vocab.any() else float("nan"),
+        "topk": float(correct_k[in_vocab].mean()) if in_vocab.any() else float("nan"),
     }
 
 
@@ -141,55 +143,80 @@ def confused_pairs(table: pd.DataFrame, top: int = 15) -> pd.DataFrame:
     return pairs.reset_index(drop=True)
 
 
-def _calibration_rows(table: pd.DataFrame) -> pd.DataFrame:
-    return table[(table["status"] == "ok") & table["in_vocab"]]
+@dataclass(frozen=True)
+class CalibrationData:
+    """The columns calibration needs, as arrays, for readable photos of known species (no DataFrame copies)."""
+
+    logits: np.ndarray  # (n, 20) float32, largest first
+    true_logit: np.ndarray  # (n,)
+    confidence: np.ndarray  # (n,) top-1 probability as stored
+    correct: np.ndarray  # (n,) bool
+    fitting: np.ndarray  # (n,) bool: the half used to fit a temperature
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame) -> CalibrationData:
+        keep = ((table["status"] == "ok") & table["in_vocab"]).to_numpy(dtype=bool)
+        column = lambda name, dtype: table[name].to_numpy(dtype=dtype)[keep]  # noqa: E731
+        logits = np.column_stack([table[c].to_numpy(dtype=np.float32)[keep] for c in LOGIT_COLUMNS])
+        return cls(
+            logits.reshape(-1, len(LOGIT_COLUMNS)),
+            column("true_logit", np.float32),
+            column("confidence", np.float64),
+            column("correct_1", bool),
+            column("calibration_half", bool),
+        )
+
+    def subset(self, mask: np.ndarray) -> CalibrationData:
+        return CalibrationData(
+            self.logits[mask], self.true_logit[mask], self.confidence[mask], self.correct[mask], self.fitting[mask]
+        )
 
 
-def _tempered(table: pd.DataFrame, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+def _tempered(data: CalibrationData, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """(confidence, true-class log-prob) at a temperature, over the stored top logits plus the true logit.
 
     The tail beyond the stored top-20 logits is left out; it holds little probability at T near 1."""
-    logits = table[list(LOGIT_COLUMNS)].to_numpy(dtype=np.float64) / temperature  # (n, 20), largest first
-    true = table["true_logit"].to_numpy(dtype=np.float64) / temperature
-    in_top = np.isclose(logits, true[:, None]).any(axis=1)
-    pool = np.concatenate([logits, np.where(in_top, -np.inf, true)[:, None]], axis=1)
-    top = pool.max(axis=1, keepdims=True)
-    log_norm = top[:, 0] + np.log(np.exp(pool - top).sum(axis=1))
-    return np.exp(logits[:, 0] - log_norm), true - log_norm
+    logits = data.logits / np.float32(temperature)  # (n, 20)
+    true = data.true_logit / np.float32(temperature)
+    in_top = (np.abs(logits - true[:, None]) <= 1e-6 * np.maximum(1.0, np.abs(true[:, None]))).any(axis=1)
+    extra = np.where(in_top, -np.inf, true).astype(np.float32)
+    top = logits[:, 0]
+    total = np.exp(logits - top[:, None]).sum(axis=1) + np.exp(extra - top)
+    log_norm = top + np.log(total)
+    return np.exp(logits[:, 0] - log_norm).astype(np.float64), (true - log_norm).astype(np.float64)
 
 
-def fit_temperature(table: pd.DataFrame) -> dict:
+def fit_temperature(table: pd.DataFrame | CalibrationData) -> dict:
     """Temperature minimising NLL on the fitting half; ECE before/after on the other (held-out) half."""
-    rows = _calibration_rows(table)
-    if len(rows) < 10:
+    data = table if isinstance(table, CalibrationData) else CalibrationData.from_table(table)
+    if len(data.correct) < 10:
         return {
             "temperature": 1.0,
-            "fit_photos": len(rows),
+            "fit_photos": len(data.correct),
             "held_out_photos": 0,
             "ece_before": float("nan"),
             "ece_after": float("nan"),
         }
-    fit = rows["calibration_half"].to_numpy(dtype=bool)
-    fitting = rows[fit]
-    if len(fitting) > MAX_FIT_ROWS:  # the NLL is an average: an even subsample estimates it well
-        fitting = fitting.iloc[:: len(fitting) // MAX_FIT_ROWS]
+    fitting = data.subset(data.fitting)
+    if len(fitting.correct) > MAX_FIT_ROWS:  # the NLL is an average: an even subsample estimates it well
+        fitting = fitting.subset(np.arange(len(fitting.correct)) % (len(fitting.correct) // MAX_FIT_ROWS) == 0)
     temperature = _golden_section(
         lambda log_t: -_tempered(fitting, float(np.exp(log_t)))[1].mean(), np.log(0.25), np.log(4.0)
     )
-    held = rows[~fit]
+    held = data.subset(~data.fitting)
     return {
         "temperature": temperature,
-        "fit_photos": int(fit.sum()),
-        "held_out_photos": len(held),
+        "fit_photos": int(data.fitting.sum()),
+        "held_out_photos": len(held.correct),
         "ece_before": reliability(held, 1.0)[1],
         "ece_after": reliability(held, temperature)[1],
     }
 
 
-MAX_FIT_ROWS = 50_000
+MAX_FIT_ROWS = 20_000
 
 
-def _golden_section(loss, low: float, high: float, steps: int = 30) -> float:
+def _golden_section(loss, low: float, high: float, steps: int = 25) -> float:
     """exp of the argmin of a unimodal loss on [low, high] (the NLL is convex in 1/T)."""
     ratio = (np.sqrt(5) - 1) / 2
     a, b = low, high
@@ -207,11 +234,13 @@ def _golden_section(loss, low: float, high: float, steps: int = 30) -> float:
     return float(np.exp((a + b) / 2))
 
 
-def reliability(table: pd.DataFrame, temperature: float = 1.0, bins: int = 10) -> tuple[pd.DataFrame, float]:
+def reliability(
+    table: pd.DataFrame | CalibrationData, temperature: float = 1.0, bins: int = 10
+) -> tuple[pd.DataFrame, float]:
     """Reliability diagram bins (mean confidence, accuracy, photos) and the expected calibration error."""
-    rows = _calibration_rows(table)
-    confidence = rows["confidence"].to_numpy() if temperature == 1.0 else _tempered(rows, temperature)[0]
-    correct = rows["correct_1"].to_numpy(dtype=float)
+    data = table if isinstance(table, CalibrationData) else CalibrationData.from_table(table)
+    confidence = data.confidence if temperature == 1.0 else _tempered(data, temperature)[0]
+    correct = data.correct.astype(float)
     index = np.minimum((confidence * bins).astype(int), bins - 1)
     count = np.bincount(index, minlength=bins)
     conf_sum = np.bincount(index, weights=confidence, minlength=bins)
@@ -233,28 +262,46 @@ def reliability(table: pd.DataFrame, temperature: float = 1.0, bins: int = 10) -
 def rollup_tradeoff(table: pd.DataFrame, thresholds=None) -> pd.DataFrame:
     """As the roll-up threshold moves: how often an answer is given at each rank, how often it is right,
     and how often the model abstains (no clade reaches the threshold)."""
-    thresholds = np.round(np.arange(0.5, 1.0, 0.05), 2) if thresholds is None else np.asarray(thresholds)
-    rows = table[table["status"] == "ok"]
+    thresholds = np.round(np.arange(0.5, 1.0, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
+    ok = (table["status"] == "ok").to_numpy()
     ranks = ["species", *ROLLUP_RANKS]
-    probs = np.column_stack(
-        [rows["confidence"].where(~rows["pred_is_background"], 0.0)] + [rows[f"rollup_prob_{r}"] for r in ROLLUP_RANKS]
-    )  # (n, 7), species first
-    right = np.column_stack([rows["correct_1"]] + [rows[f"rollup_correct_{r}"] for r in ROLLUP_RANKS])
-    out = []
-    for t in thresholds:
-        passes = probs >= t
-        answered = passes.any(axis=1)
-        first = np.where(answered, passes.argmax(axis=1), -1)  # deepest rank that reaches t
-        correct = answered & right[np.arange(len(first)), np.maximum(first, 0)]
-        row = {
-            "threshold": float(t),
-            "answered": answered.mean() if len(rows) else np.nan,
-            "abstained": 1 - answered.mean() if len(rows) else np.nan,
-            "right_when_answered": correct.sum() / max(answered.sum(), 1),
+    species = np.where(table["pred_is_background"].to_numpy(dtype=bool), 0.0, table["confidence"].to_numpy(float))
+    probs = [species] + [table[f"rollup_prob_{r}"].to_numpy(float) for r in ROLLUP_RANKS]
+    right = [table["correct_1"].to_numpy(bool)] + [table[f"rollup_correct_{r}"].to_numpy(bool) for r in ROLLUP_RANKS]
+    if not ok.all():
+        probs, right = [p[ok] for p in probs], [r[ok] for r in right]
+    order = np.argsort(thresholds)
+    sorted_t = thresholds[order]
+    n = int(ok.sum())
+    # The answer is the first rank whose probability reaches t. With a running maximum over the ranks that is
+    # "every lower rank < t <= this rank", so each count below is a count of values at or above t.
+    shares, correct = {}, np.zeros(len(sorted_t))
+    reach_before = np.full(n, -np.inf)
+    answered_before = np.zeros(len(sorted_t))
+    for rank, prob, good in zip(ranks, probs, right):
+        reach = np.maximum(reach_before, prob)
+        answered = _count_at_least(sorted_t, reach)  # answered at this rank or a lower one
+        shares[f"at_{rank}"] = (answered - answered_before) / max(n, 1)
+        correct += _count_at_least(sorted_t, reach[good]) - _count_at_least(sorted_t, reach_before[good])
+        reach_before, answered_before = reach, answered
+    out = pd.DataFrame(
+        {
+            "threshold": sorted_t,
+            "answered": answered_before / max(n, 1),
+            "abstained": 1 - answered_before / max(n, 1),
+            "right_when_answered": correct / np.maximum(answered_before, 1),
+            **shares,
         }
-        row.update({f"at_{r}": float((first == i).mean()) if len(rows) else np.nan for i, r in enumerate(ranks)})
-        out.append(row)
-    return pd.DataFrame(out)
+    )
+    if n == 0:
+        out.loc[:, out.columns != "threshold"] = np.nan
+    return out.iloc[np.argsort(order)].reset_index(drop=True)
+
+
+def _count_at_least(sorted_thresholds: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each threshold t (sorted), how many values are >= t."""
+    slots = np.searchsorted(sorted_thresholds, values, side="right")  # thresholds <= each value
+    return np.bincount(slots, minlength=len(sorted_thresholds) + 1)[::-1].cumsum()[::-1][1:]
 
 
 def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -305,27 +352,31 @@ def plot_errors_by_rank(counts: pd.DataFrame):
 
 
 def clade_tree(table: pd.DataFrame, ranks=("class", "order", "family", "genus")) -> pd.DataFrame:
-    """Nested clades (ids 'Aves/Passeriformes/...') with photo counts and top-1 accuracy, for the sunburst."""
+    """Nested clades (ids 'Aves/Passeriformes/...') with photo counts and top-1 accuracy, for the sunburst.
+
+    One groupby at the deepest rank; the coarser rings are sums of that small result."""
+    keys = [f"true_{r}" for r in ranks]
+    leaves = table.groupby(keys, observed=True, dropna=False)["correct_1"].agg(["sum", "count"]).reset_index()
+    leaves = leaves[leaves["count"] > 0]
+    names = leaves[keys].astype(object).where(leaves[keys].notna(), UNKNOWN).astype(str)
+    names[["sum", "count"]] = leaves[["sum", "count"]].to_numpy()
     parts = []
-    for depth in range(len(ranks)):
-        keys = [f"true_{r}" for r in ranks[: depth + 1]]
-        agg = table.groupby(keys, observed=True, dropna=False)["correct_1"].agg(["sum", "count"]).reset_index()
-        agg = agg[agg["count"] > 0]
-        names = agg[keys].astype(object).where(agg[keys].notna(), UNKNOWN).astype(str)
-        ids = names.apply("/".join, axis=1) if len(names) else pd.Series([], dtype=str)
-        parents = names[keys[:-1]].apply("/".join, axis=1) if depth and len(names) else pd.Series("", index=names.index)
+    for depth in range(len(keys)):
+        level = names.groupby(keys[: depth + 1], sort=True)[["sum", "count"]].sum().reset_index()
+        ids = level[keys[: depth + 1]].agg("/".join, axis=1) if len(level) else pd.Series([], dtype=str)
+        parents = level[keys[:depth]].agg("/".join, axis=1) if depth and len(level) else ""
         parts.append(
             pd.DataFrame(
                 {
                     "id": ids,
-                    "label": names[keys[-1]],
+                    "label": level[keys[depth]],
                     "parent": parents,
-                    "photos": agg["count"],
-                    "accuracy": agg["sum"] / agg["count"],
+                    "photos": level["count"],
+                    "accuracy": level["sum"] / level["count"],
                 }
             )
         )
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
 
 
 def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus")):

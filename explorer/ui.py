@@ -13,6 +13,7 @@ import gradio as gr
 from explorer.cam import FAST_METHOD, METHODS, contrastive_cams, overlay_cams
 from explorer.dashboard import (
     OUTCOMES,
+    CalibrationData,
     Filters,
     accuracy_by_clade,
     compare_models,
@@ -376,9 +377,10 @@ def _make_dashboard_handler(resources: Resources):
             raise gr.Error(str(err)) from err
         model = str(table["model"].iloc[0]) if len(table) else name
         counts = errors_by_rank(view)
-        fit = fit_temperature(view)
-        bins, ece = reliability(view)
-        calibrated = reliability(view, fit["temperature"]) if fit["held_out_photos"] else None
+        calibration_data = CalibrationData.from_table(view)
+        fit = fit_temperature(calibration_data)
+        bins, ece = reliability(calibration_data)
+        calibrated = reliability(calibration_data, fit["temperature"]) if fit["held_out_photos"] else None
         errors = error_rows(view)
         return (
             summary_markdown(summary(view), name, model),

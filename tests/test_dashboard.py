@@ -146,3 +146,46 @@ def test_clade_tree_nests_and_counts(table):
     assert tree.loc["Aves", "photos"] == 5 and tree.loc["Magnoliopsida", "photos"] == 1
     assert tree.loc["Aves/Passeriformes/Paridae/Poecile", "parent"] == "Aves/Passeriformes/Paridae"
     assert tree.loc["Aves/Passeriformes/Paridae/Poecile", "accuracy"] == pytest.approx(1 / 3)
+
+
+def brute_force_tradeoff(table, thresholds):
+    """Row by row: the first rank (species, genus, ...) whose probability reaches t answers."""
+    from explorer.evaluate import ROLLUP_RANKS
+
+    rows = []
+    for t in thresholds:
+        answered, right = 0, 0
+        for _, row in table[table["status"] == "ok"].iterrows():
+            probs = [0.0 if row["pred_is_background"] else row["confidence"]]
+            probs += [row[f"rollup_prob_{r}"] for r in ROLLUP_RANKS]
+            goods = [row["correct_1"]] + [row[f"rollup_correct_{r}"] for r in ROLLUP_RANKS]
+            first = next((i for i, p in enumerate(probs) if p >= t), None)
+            if first is not None:
+                answered += 1
+                right += bool(goods[first])
+        rows.append((answered, right))
+    return rows
+
+
+def test_rollup_tradeoff_matches_brute_force(table):
+    thresholds = [0.3, 0.5, 0.7, 0.9, 0.99]
+    fast = rollup_tradeoff(table, thresholds)
+    n = (table["status"] == "ok").sum()
+    for (answered, right), row in zip(brute_force_tradeoff(table, thresholds), fast.itertuples()):
+        assert row.answered == pytest.approx(answered / n)
+        assert row.right_when_answered == pytest.approx(right / max(answered, 1))
+
+
+def test_rollup_tradeoff_matches_brute_force_on_shipped_table():
+    from conftest import ROOT
+
+    from explorer.evaluate import load_table
+
+    real = load_table(ROOT / "assets" / "eval" / "inat_bird.parquet").iloc[::20]  # ~200 real rows
+    thresholds = [0.5, 0.78, 0.95]
+    fast = rollup_tradeoff(real, thresholds)
+    n = (real["status"] == "ok").sum()
+    for (answered, right), row in zip(brute_force_tradeoff(real, thresholds), fast.itertuples()):
+        assert row.answered == pytest.approx(answered / n) and row.right_when_answered == pytest.approx(
+            right / answered
+        )
