@@ -1,6 +1,6 @@
 """Evaluation throughput (photos/s) against a bare decode + forward loop over the same photos, same process.
 
-    python benchmarks/bench_evaluate.py [--model inat_bird] [--photos 256] [--batch-size 64] [--workers 2]
+    python benchmarks/bench_evaluate.py [--model inat_bird] [--photos 256] [--batch-size 64] [--workers N]
 
 The bare loop decodes each photo with PIL, resizes it, normalises it and runs the model in batches on the main
 thread: the least a script can do. evaluate() adds validation of every photo, a DataLoader, and the whole table
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import app  # noqa: E402
 from explorer.datasets import read_manifest  # noqa: E402
-from explorer.evaluate import evaluate  # noqa: E402
+from explorer.evaluate import default_workers, evaluate  # noqa: E402
 from explorer.resources import load_resources_for  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=app.SHARED / "data" / "birds525-valid" / "manifest.csv")
     parser.add_argument("--photos", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="default: evaluate's own choice")
     args = parser.parse_args()
     manifest = read_manifest(args.manifest).head(args.photos)
     classifier, taxonomy = load_resources_for(app.parse_settings([]), args.model, manifest["scientific_name"])
@@ -59,9 +59,10 @@ def main() -> None:
         classifier, manifest, taxonomy, engine="local", batch_size=args.batch_size, workers=args.workers, progress=False
     )
     evaluate_s = time.perf_counter() - start
+    workers = default_workers() if args.workers is None else args.workers
     print(
         f"model {classifier.name} on {classifier.device}, {len(paths)} photos, batch {args.batch_size}, "
-        f"{args.workers} DataLoader workers, torch threads {torch.get_num_threads()}"
+        f"{workers} DataLoader workers, torch threads {torch.get_num_threads()}"
     )
     print(f"bare_photos_per_s: {len(paths) / bare_s:.1f}")
     print(f"evaluate_photos_per_s: {len(paths) / evaluate_s:.1f}")

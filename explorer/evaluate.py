@@ -2,13 +2,14 @@
 the truth, roll-up statistics and logits for calibration. Stored as parquet; the dashboard reads only this.
 
     python -m explorer.evaluate --model inat_bird --images MANIFEST_OR_FOLDER [--images ...] \\
-        --out assets/eval/inat_bird.parquet [--engine local|ray] [--batch-size 64] [--workers 2]
+        --out assets/eval/inat_bird.parquet [--engine local|ray] [--batch-size 64] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +128,13 @@ def transform_for(classifier: Classifier) -> Transform:
     return Transform(card.input_size, card.mean, card.std)
 
 
+def default_workers() -> int:
+    """DataLoader workers: none on a 2-core machine (measured: decoding in the main process keeps up and
+    worker processes only compete with the model for the cores), else half the cores, at most 8."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores // 2)
+
+
 def _single_threaded(_worker_id: int) -> None:
     """Decoding workers use one thread each, leaving the cores to the model's forward pass."""
     import cv2
@@ -136,7 +144,7 @@ def _single_threaded(_worker_id: int) -> None:
 
 
 def run_logits(
-    classifier: Classifier, paths: list[str], batch_size: int = 64, workers: int = 2, progress: bool = True
+    classifier: Classifier, paths: list[str], batch_size: int = 64, workers: int | None = None, progress: bool = True
 ) -> tuple[np.ndarray, list[str]]:
     """(n, N) float32 logits and a status per photo, batched through a DataLoader (GPU + autocast if present)."""
     from tqdm.auto import tqdm
@@ -144,7 +152,7 @@ def run_logits(
     loader = DataLoader(
         PhotoDataset(paths, transform_for(classifier)),
         batch_size=batch_size,
-        num_workers=workers,
+        num_workers=default_workers() if workers is None else workers,
         pin_memory=classifier.device.type == "cuda",
         worker_init_fn=_single_threaded,
     )
@@ -312,7 +320,7 @@ def evaluate(
     data_root: Path | None = None,
     engine: str = "local",
     batch_size: int = 64,
-    workers: int = 2,
+    workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -353,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engine", choices=["local", "ray"], default="local")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on <= 2 cores)")
     parser.add_argument("--exclude-noted", action="store_true", help="drop photos whose manifest note flags them")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

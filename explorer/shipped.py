@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-root", type=Path, default=app.SHARED / "data")
     parser.add_argument("--out-dir", type=Path, default=app.ROOT / "assets" / "eval")
     parser.add_argument("--only", choices=sorted(SHIPPED), action="append")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for model in args.only or SHIPPED:

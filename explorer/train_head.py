@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from explorer.datasets import cub100_manifest
-from explorer.evaluate import PhotoDataset, _single_threaded, transform_for
+from explorer.evaluate import PhotoDataset, _single_threaded, default_workers, transform_for
 from explorer.model import Classifier
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def extract_features(
     paths: list[str],
     cache: Path | None,
     batch_size: int = 64,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> np.ndarray:
     """(n, D) inputs of ``head_module`` (the pooled features) for each photo; cached as .npy when asked."""
     if cache is not None and cache.is_file():
@@ -47,7 +47,7 @@ def extract_features(
     loader = DataLoader(
         PhotoDataset(paths, transform_for(classifier)),
         batch_size=batch_size,
-        num_workers=workers,
+        num_workers=default_workers() if workers is None else workers,
         worker_init_fn=_single_threaded,
     )
     try:
