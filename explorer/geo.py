@@ -1,0 +1,319 @@
+"""A geo-prior in the spirit of SINR (Cole et al. 2023): where (and when) is each taxon present?
+
+Location (and optionally day of year) is wrapped with sin/cos, a small residual MLP maps it to a shared
+256-d representation (the "trunk"), and one sigmoid per taxon says how likely the taxon is present there.
+It is trained on presence-only records with SINR's "assume negative (full)" loss: the recorded taxon is a
+positive at its location, every other taxon a pseudo-negative there, and every taxon a pseudo-negative at a
+random location. The trunk does not depend on the taxon, so a range map over many cells is one matrix
+product once the trunk's features for those cells are known.
+
+    python -m explorer.geo train --occurrences CSV [--occurrences CSV ...] --taxa checkpoints/inat_bird.json \\
+        --out checkpoints/geo/inat_bird.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+# ---- inputs: validation and encoding ------------------------------------------------------------------------
+
+
+def check_location(lat, lon) -> tuple[float, float]:
+    """(lat, lon) as floats, or ValueError saying what is wrong."""
+    try:
+        lat, lon = float(lat), float(lon)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"latitude and longitude must be numbers, got {lat!r} and {lon!r}") from err
+    if math.isnan(lat) or math.isnan(lon) or math.isinf(lat) or math.isinf(lon):
+        raise ValueError("latitude and longitude must be finite numbers (got NaN or infinity)")
+    if not -90.0 <= lat <= 90.0:
+        raise ValueError(f"latitude {lat} is outside -90..90")
+    if not -180.0 <= lon <= 180.0:
+        raise ValueError(f"longitude {lon} is outside -180..180")
+    return lat, lon
+
+
+def check_date(value, today: dt.date | None = None) -> dt.date:
+    """A date from 'YYYY-MM-DD' (or a date/datetime); ValueError for text that does not parse or a future day."""
+    if isinstance(value, dt.datetime):
+        day = value.date()
+    elif isinstance(value, dt.date):
+        day = value
+    else:
+        try:
+            day = dt.date.fromisoformat(str(value).strip()[:10])
+        except ValueError as err:
+            raise ValueError(f"date {value!r} is not a date in the form YYYY-MM-DD") from err
+    today = today or dt.date.today()
+    if day > today:
+        raise ValueError(f"date {day.isoformat()} is in the future (today is {today.isoformat()})")
+    return day
+
+
+def encode(lat: np.ndarray, lon: np.ndarray, day_of_year: np.ndarray | None = None) -> torch.Tensor:
+    """(N, 7) float32: sin/cos of lon and lat (SINR's wrap), sin/cos of the day of year, and a has-date flag.
+
+    A missing day (None, or NaN entries) encodes as zeros with the flag off, so one model serves both.
+    """
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    x, y = np.pi * lon / 180.0, np.pi * lat / 180.0  # lon wraps around; lat spans [-pi/2, pi/2]
+    parts = [np.sin(x), np.cos(x), np.sin(y), np.cos(y)]
+    if day_of_year is None:
+        day_of_year = np.full(lat.shape, np.nan)
+    day = np.asarray(day_of_year, dtype=np.float64)
+    has = ~np.isnan(day)
+    angle = 2 * np.pi * np.where(has, day, 0.0) / 365.25
+    parts += [np.where(has, np.sin(angle), 0.0), np.where(has, np.cos(angle), 0.0), has.astype(np.float64)]
+    return torch.from_numpy(np.stack(parts, axis=-1).astype(np.float32))
+
+
+INPUT_DIM = 7
+
+
+# ---- the model ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeoPriorConfig:
+    hidden: int = 256
+    layers: int = 4
+    dropout: float = 0.3
+    positive_weight: float = 2048.0  # SINR's lambda: a presence counts like this many pseudo-absences
+    epochs: int = 12
+    batch_size: int = 2048
+    lr: float = 5e-4
+    date_dropout: float = 0.5  # share of training records shown without their date
+    seed: int = 0
+
+
+class ResidualLayer(nn.Module):
+    def __init__(self, width: int, dropout: float):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout), nn.Linear(width, width), nn.ReLU()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class GeoPrior(nn.Module):
+    """encode(...) (N, 7) -> trunk (N, hidden) -> per-taxon logits (N, T)."""
+
+    def __init__(self, num_taxa: int, config: GeoPriorConfig):
+        super().__init__()
+        self.config = config
+        layers = [nn.Linear(INPUT_DIM, config.hidden), nn.ReLU()]
+        layers += [ResidualLayer(config.hidden, config.dropout) for _ in range(config.layers)]
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Linear(config.hidden, num_taxa)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (N, 7) -> (N, T) logits
+        return self.head(self.trunk(features))
+
+
+def an_full_loss(model: GeoPrior, features: torch.Tensor, targets: torch.Tensor, weight: float) -> torch.Tensor:
+    """SINR's assume-negative-full loss for a batch of presences (features (B, 7), targets (B,) taxon index)."""
+    batch = features.shape[0]
+    random_locations = _random_features(batch, features.device)
+    logits = model(torch.cat([features, random_locations]))  # (2B, T)
+    at_records, at_random = logits[:batch], logits[batch:]
+    log_present = nn.functional.logsigmoid(at_records)
+    log_absent = nn.functional.logsigmoid(-at_records)
+    rows = torch.arange(batch, device=features.device)
+    positive = weight * log_present[rows, targets]
+    others = log_absent.sum(dim=1) - log_absent[rows, targets]
+    background = nn.functional.logsigmoid(-at_random).sum(dim=1)
+    return -(positive + others + background).mean() / logits.shape[1]
+
+
+def _random_features(count: int, device) -> torch.Tensor:
+    """Features of uniformly random points on the sphere, with no date."""
+    lon = np.random.uniform(-180, 180, count)
+    lat = np.degrees(np.arcsin(np.random.uniform(-1, 1, count)))
+    return encode(lat, lon).to(device)
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+
+
+def load_occurrences(paths: list[Path], taxa: list[str]) -> pd.DataFrame:
+    """Records (lat, lon, day_of_year, taxon_index, site) of the given taxa; invalid rows are dropped and counted."""
+    frame = pd.concat(
+        [pd.read_csv(p, usecols=["scientific_name", "lat", "lon", "date"]) for p in paths], ignore_index=True
+    )
+    index = {name: i for i, name in enumerate(taxa)}
+    frame["taxon_index"] = frame["scientific_name"].map(index)
+    dates = pd.to_datetime(frame["date"], errors="coerce")
+    frame["day_of_year"] = dates.dt.dayofyear.astype(float)
+    valid = frame["taxon_index"].notna() & frame["lat"].between(-90, 90) & frame["lon"].between(-180, 180)
+    dropped = int((~valid).sum())
+    frame = frame[valid].copy()
+    frame["taxon_index"] = frame["taxon_index"].astype(int)
+    frame["site"] = frame["lat"].round(1).astype(str) + "," + frame["lon"].round(1).astype(str)
+    log.info(
+        "%d records of %d taxa kept, %d dropped (unknown taxon or impossible coordinates)",
+        len(frame),
+        frame["taxon_index"].nunique(),
+        dropped,
+    )
+    return frame.reset_index(drop=True)
+
+
+def split_by_cell(records: pd.DataFrame, held_out: float = 0.2, cell_degrees: float = 1.0, seed: int = 0) -> np.ndarray:
+    """True for held-out records: whole 1-degree cells are held out, so a test point never sits beside a
+    training record from the same spot (random rows would leak the location)."""
+    cells = (
+        np.floor(records["lat"] / cell_degrees).astype(int).astype(str)
+        + ":"
+        + np.floor(records["lon"] / cell_degrees).astype(int).astype(str)
+    )
+    unique = np.array(sorted(cells.unique()))
+    chosen = np.random.default_rng(seed).random(len(unique)) < held_out
+    return cells.isin(set(unique[chosen])).to_numpy()
+
+
+# ---- training and evaluation --------------------------------------------------------------------------------
+
+
+def train_geo_prior(
+    records: pd.DataFrame, num_taxa: int, config: GeoPriorConfig = GeoPriorConfig(), progress: bool = True
+) -> GeoPrior:
+    """Fit a GeoPrior on presence records (CPU, minutes); deterministic for a seed."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    model = GeoPrior(num_taxa, config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
+    lat, lon = records["lat"].to_numpy(), records["lon"].to_numpy()
+    day = records["day_of_year"].to_numpy()
+    targets = torch.from_numpy(records["taxon_index"].to_numpy()).long()
+    model.train()
+    for epoch in tqdm(range(config.epochs), desc="geo-prior", disable=not progress, unit="epoch"):
+        order = np.random.permutation(len(records))
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            shown_day = np.where(np.random.random(len(rows)) < config.date_dropout, np.nan, day[rows])
+            loss = an_full_loss(model, encode(lat[rows], lon[rows], shown_day), targets[rows], config.positive_weight)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        schedule.step()
+        log.info("epoch %d: last batch loss %.4f", epoch + 1, float(loss))
+    return model.eval()
+
+
+@torch.no_grad()
+def presence(model: GeoPrior, lat, lon, day_of_year=None) -> np.ndarray:
+    """(N, T) presence scores in [0, 1]."""
+    return torch.sigmoid(model(encode(lat, lon, day_of_year))).numpy()
+
+
+def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> tuple[float, int]:
+    """Mean over taxa (with at least one held-out record) of the average precision of ranking that taxon's
+    held-out records above the other held-out records by the taxon's presence score."""
+    aps = []
+    for taxon in np.unique(targets):
+        positive = targets == taxon
+        order = np.argsort(-scores[:, taxon], kind="stable")
+        hits = positive[order]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(float(precision[hits].mean()))
+    return (float(np.mean(aps)) if aps else float("nan")), len(aps)
+
+
+# ---- checkpoints --------------------------------------------------------------------------------------------
+
+
+def save_geo_prior(model: GeoPrior, taxa: list[str], path: Path, metrics: dict | None = None) -> Path:
+    """safetensors weights with the config, the taxon list and the metrics in its metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "config": json.dumps(asdict(model.config)),
+        "taxa": json.dumps(taxa),
+        "metrics": json.dumps(metrics or {}),
+    }
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
+    return path
+
+
+def load_geo_prior(path: Path) -> tuple[GeoPrior, list[str], dict]:
+    """(model in eval mode, taxon names, metrics) from a checkpoint written by save_geo_prior."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if "config" not in metadata or "taxa" not in metadata:
+        raise ValueError(f"{path} is not a geo-prior checkpoint (no config/taxa in its metadata)")
+    config = GeoPriorConfig(**json.loads(metadata["config"]))
+    taxa = json.loads(metadata["taxa"])
+    model = GeoPrior(len(taxa), config)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), taxa, json.loads(metadata.get("metrics", "{}"))
+
+
+def taxa_from_card(card_path: Path, settings) -> list[str]:
+    """The scientific names of a model card's classes (its background class excluded)."""
+    from explorer.config import load_model_card
+    from explorer.model import find_file, read_labels
+
+    card = load_model_card(card_path)
+    names = [n for n, _ in read_labels(find_file(card.labels_file, settings, card), card.labels_format)]
+    return [n for n in names if n != card.background_label]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import app
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a geo-prior on presence records")
+    train.add_argument("--occurrences", type=Path, action="append", required=True)
+    train.add_argument("--taxa", type=Path, required=True, help="a model card (its classes are the taxa)")
+    train.add_argument("--out", type=Path, required=True)
+    train.add_argument("--epochs", type=int, default=GeoPriorConfig.epochs)
+    train.add_argument("--held-out", type=float, default=0.2, help="share of 1-degree cells held out")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    taxa = taxa_from_card(args.taxa, app.parse_settings([]))
+    records = load_occurrences(args.occurrences, taxa)
+    held = split_by_cell(records, args.held_out)
+    config = GeoPriorConfig(epochs=args.epochs)
+    model = train_geo_prior(records[~held], len(taxa), config)
+    test = records[held]
+    scores = presence(model, test["lat"], test["lon"])
+    value, counted = mean_average_precision(scores, test["taxon_index"].to_numpy())
+    metrics = {
+        "held_out_map": value,
+        "held_out_taxa": counted,
+        "held_out_records": int(held.sum()),
+        "train_records": int((~held).sum()),
+        "taxa_with_records": int(records["taxon_index"].nunique()),
+    }
+    save_geo_prior(model, taxa, args.out, metrics)
+    print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The geo-prior: input checks, encoding, the loss, training on a tiny synthetic world, checkpoints."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from explorer.geo import (
+    GeoPriorConfig,
+    check_date,
+    check_location,
+    encode,
+    load_geo_prior,
+    mean_average_precision,
+    presence,
+    save_geo_prior,
+    split_by_cell,
+    train_geo_prior,
+)
+
+
+@pytest.mark.parametrize(
+    "lat,lon,message",
+    [
+        (91, 0, "latitude 91.0 is outside"),
+        (0, -181, "longitude -181.0"),
+        (float("nan"), 0, "finite"),
+        ("north", 0, "must be numbers"),
+    ],
+)
+def test_impossible_locations(lat, lon, message):
+    with pytest.raises(ValueError, match=message):
+        check_location(lat, lon)
+
+
+def test_dates():
+    assert check_date("2024-05-17") == dt.date(2024, 5, 17)
+    with pytest.raises(ValueError, match="not a date in the form YYYY-MM-DD"):
+        check_date("17/05/2024")
+    with pytest.raises(ValueError, match="is in the future"):
+        check_date("2030-01-01", today=dt.date(2026, 11, 22))
+
+
+def test_encoding_wraps_longitude_and_marks_missing_dates():
+    features = encode(np.array([10.0, 10.0]), np.array([-180.0, 180.0]), np.array([np.nan, 100.0]))
+    assert features.shape == (2, 7)
+    assert torch.allclose(features[0, :4], features[1, :4], atol=1e-6)  # -180 and 180 are the same meridian
+    assert features[0, 6] == 0 and features[1, 6] == 1 and features[0, 4:6].abs().sum() == 0
+
+
+def test_split_holds_out_whole_cells():
+    records = pd.DataFrame({"lat": [10.1, 10.2, 50.5, 50.6, -30.0], "lon": [5.1, 5.3, 8.2, 8.9, 100.0]})
+    held = split_by_cell(records, held_out=0.5, seed=3)
+    assert held[0] == held[1] and held[2] == held[3]  # same 1-degree cell, same side
+
+
+def test_mean_average_precision_known_answer():
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.7], [0.7, 0.15]])
+    targets = np.array([0, 0, 1, 1])
+    value, counted = mean_average_precision(scores, targets)
+    # taxon 0: ranks its records 1, 2 -> AP 1; taxon 1: its records rank 1 and 3 -> AP (1 + 2/3) / 2
+    assert counted == 2 and value == pytest.approx((1 + (1 + 2 / 3) / 2) / 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_world():
+    """Taxon 0 lives only in Europe-ish, taxon 1 only in South America-ish."""
+    rng = np.random.default_rng(0)
+    n = 600
+    lat = np.concatenate([rng.uniform(40, 60, n), rng.uniform(-35, -5, n)])
+    lon = np.concatenate([rng.uniform(-5, 25, n), rng.uniform(-70, -40, n)])
+    records = pd.DataFrame(
+        {"lat": lat, "lon": lon, "day_of_year": rng.uniform(1, 365, 2 * n), "taxon_index": np.repeat([0, 1], n)}
+    )
+    config = GeoPriorConfig(hidden=64, layers=2, epochs=60, batch_size=256, lr=2e-3, positive_weight=8.0, dropout=0.0)
+    return train_geo_prior(records, 2, config, progress=False)
+
+
+def test_training_learns_a_known_range(tiny_world):
+    scores = presence(tiny_world, np.array([50.0, -20.0, 0.0]), np.array([10.0, -55.0, 150.0]))
+    assert scores[0, 0] > 0.5 and scores[0, 1] < 0.2  # Europe: taxon 0 yes, taxon 1 no
+    assert scores[1, 1] > 0.5 and scores[1, 0] < 0.2  # South America: the reverse
+    assert scores[2].max() < 0.2  # the mid-Pacific: neither
+
+
+def test_checkpoint_round_trip(tiny_world, tmp_path):
+    path = save_geo_prior(tiny_world, ["Alpha one", "Beta two"], tmp_path / "g.safetensors", {"held_out_map": 0.5})
+    model, taxa, metrics = load_geo_prior(path)
+    assert taxa == ["Alpha one", "Beta two"] and metrics["held_out_map"] == 0.5
+    lat, lon = np.array([50.0]), np.array([10.0])
+    assert np.allclose(presence(model, lat, lon), presence(tiny_world, lat, lon), atol=1e-6)
+
+
+def test_not_a_geo_checkpoint(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "x.safetensors"))
+    with pytest.raises(ValueError, match="not a geo-prior checkpoint"):
+        load_geo_prior(tmp_path / "x.safetensors")
