@@ -204,7 +204,7 @@ def train_geo_prior(
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.9)
     lat, lon = records["lat"].to_numpy(), records["lon"].to_numpy()
     day = records["day_of_year"].to_numpy()
-    targets = torch.from_numpy(records["taxon_index"].to_numpy()).long()
+    targets = torch.from_numpy(records["taxon_index"].to_numpy().copy()).long()
     model.train()
     for epoch in tqdm(range(config.epochs), desc="geo-prior", disable=not progress, unit="epoch"):
         order = np.random.permutation(len(records))
@@ -216,7 +216,7 @@ def train_geo_prior(
             loss.backward()
             optimizer.step()
         schedule.step()
-        log.info("epoch %d: last batch loss %.4f", epoch + 1, float(loss))
+        log.info("epoch %d: last batch loss %.4f", epoch + 1, loss.item())
     return model.eval()
 
 
@@ -226,14 +226,23 @@ def presence(model: GeoPrior, lat, lon, day_of_year=None) -> np.ndarray:
     return torch.sigmoid(model(encode(lat, lon, day_of_year))).numpy()
 
 
-def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> tuple[float, int]:
-    """Mean over taxa (with at least one held-out record) of the average precision of ranking that taxon's
-    held-out records above the other held-out records by the taxon's presence score."""
+def site_presence(records: pd.DataFrame, num_taxa: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Sites (rounded 0.1-degree spots, at their mean position) and a (sites, taxa) bool matrix of which taxa
+    were recorded there: the presence/absence view of presence-only records that a range model is judged on."""
+    sites = records.groupby("site").agg(lat=("lat", "mean"), lon=("lon", "mean")).reset_index()
+    position = {site: i for i, site in enumerate(sites["site"])}
+    matrix = np.zeros((len(sites), num_taxa), dtype=bool)
+    matrix[records["site"].map(position).to_numpy(), records["taxon_index"].to_numpy()] = True
+    return sites, matrix
+
+
+def mean_average_precision(scores: np.ndarray, present: np.ndarray) -> tuple[float, int]:
+    """Mean over taxa present at >= 1 site of the average precision of ranking the sites where the taxon was
+    recorded above those where it was not, by the taxon's presence score. (scores, present): (sites, taxa)."""
     aps = []
-    for taxon in np.unique(targets):
-        positive = targets == taxon
+    for taxon in np.flatnonzero(present.any(axis=0)):
         order = np.argsort(-scores[:, taxon], kind="stable")
-        hits = positive[order]
+        hits = present[order, taxon]
         precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
         aps.append(float(precision[hits].mean()))
     return (float(np.mean(aps)) if aps else float("nan")), len(aps)
@@ -301,12 +310,16 @@ def main(argv: list[str] | None = None) -> None:
     held = split_by_cell(records, args.held_out)
     config = GeoPriorConfig(epochs=args.epochs)
     model = train_geo_prior(records[~held], len(taxa), config)
-    test = records[held]
-    scores = presence(model, test["lat"], test["lon"])
-    value, counted = mean_average_precision(scores, test["taxon_index"].to_numpy())
+    sites, present = site_presence(records[held], len(taxa))
+    value, counted = mean_average_precision(presence(model, sites["lat"], sites["lon"]), present)
+    # what a location-blind prior gets: every site scored by the taxon's share of the training records
+    frequency = np.bincount(records.loc[~held, "taxon_index"], minlength=len(taxa)).astype(float)
+    baseline, _ = mean_average_precision(np.tile(frequency, (len(sites), 1)), present)
     metrics = {
-        "held_out_map": value,
+        "held_out_site_map": value,
+        "location_blind_map": baseline,
         "held_out_taxa": counted,
+        "held_out_sites": len(sites),
         "held_out_records": int(held.sum()),
         "train_records": int((~held).sum()),
         "taxa_with_records": int(records["taxon_index"].nunique()),

@@ -57,11 +57,21 @@ def test_split_holds_out_whole_cells():
 
 
 def test_mean_average_precision_known_answer():
-    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.7], [0.7, 0.15]])
-    targets = np.array([0, 0, 1, 1])
-    value, counted = mean_average_precision(scores, targets)
-    # taxon 0: ranks its records 1, 2 -> AP 1; taxon 1: its records rank 1 and 3 -> AP (1 + 2/3) / 2
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.7], [0.7, 0.15]])  # 4 sites x 2 taxa
+    present = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=bool)
+    value, counted = mean_average_precision(scores, present)
+    # taxon 0: its sites rank 1, 2 -> AP 1; taxon 1: its sites rank 1 and 3 -> AP (1 + 2/3) / 2
     assert counted == 2 and value == pytest.approx((1 + (1 + 2 / 3) / 2) / 2)
+
+
+def test_site_presence():
+    from explorer.geo import site_presence
+
+    records = pd.DataFrame(
+        {"lat": [1.0, 1.02, 5.0], "lon": [2.0, 2.02, 6.0], "site": ["a", "a", "b"], "taxon_index": [0, 1, 1]}
+    )
+    sites, present = site_presence(records, 3)
+    assert list(sites["site"]) == ["a", "b"] and present.tolist() == [[True, True, False], [False, True, False]]
 
 
 @pytest.fixture(scope="module")
