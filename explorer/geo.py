@@ -330,3 +330,59 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---- combining with the classifier --------------------------------------------------------------------------
+
+GEO_FLOOR = 0.01  # a presence score never falls below this: an out-of-range sighting is demoted, not erased
+OUT_OF_RANGE = 0.05  # below this presence score a taxon is "out of known range"
+
+
+@dataclass(frozen=True)
+class Combined:
+    """Vision and geo scores aligned on the classifier's classes, and their renormalised product.
+
+    geo: (N,) presence score per class, NaN where the prior does not know the taxon (or no location was given).
+    combined: (N,) probabilities; classes with NaN geo keep a neutral factor (the mean geo factor of the known
+    taxa at that place), so that knowing nothing neither helps nor hurts them.
+    """
+
+    vision: np.ndarray
+    geo: np.ndarray
+    combined: np.ndarray
+
+
+def align_taxa(class_names: list[str], prior_taxa: list[str]) -> np.ndarray:
+    """(N,) index into the prior's taxa for each classifier class, -1 where the prior does not know it."""
+    index = {name: i for i, name in enumerate(prior_taxa)}
+    return np.array([index.get(name, -1) for name in class_names], dtype=np.int64)
+
+
+def combine(
+    vision: np.ndarray,
+    geo_scores: np.ndarray | None,
+    alignment: np.ndarray,
+    known: np.ndarray,
+    floor: float = GEO_FLOOR,
+) -> Combined:
+    """Multiply vision probabilities by floored presence scores and renormalise.
+
+    Args:
+        vision: (N,) classifier probabilities.
+        geo_scores: (T,) prior presence scores at the place (None: no location, nothing changes).
+        alignment: (N,) prior index per class (-1 unknown), from align_taxa.
+        known: (T,) bool, the prior saw records of the taxon (a taxon with none has no range to speak of).
+    """
+    vision = np.asarray(vision, dtype=np.float64)
+    geo = np.full(vision.shape, np.nan)
+    if geo_scores is None:
+        return Combined(vision, geo, vision.copy())
+    usable = alignment >= 0
+    usable[usable] = known[alignment[usable]]
+    geo[usable] = geo_scores[alignment[usable]]
+    factor = np.maximum(geo, floor)
+    neutral = float(np.nanmean(factor)) if usable.any() else 1.0
+    factor = np.where(usable, factor, neutral)
+    product = vision * factor
+    total = product.sum()
+    return Combined(vision, geo, product / total if total > 0 else vision.copy())

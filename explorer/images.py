@@ -141,3 +141,62 @@ def _apply_exif_orientation(rgb: Image.Image, original: Image.Image, notes: list
         return rgb
     notes.append(f"Rotated upright from EXIF orientation {orientation}.")
     return upright
+
+
+@dataclass(frozen=True)
+class PlaceTime:
+    """Where and when a photo was taken, as far as its EXIF says (None where it says nothing usable)."""
+
+    lat: float | None = None
+    lon: float | None = None
+    date: str | None = None  # YYYY-MM-DD
+    note: str = ""
+
+
+_GPS_IFD, _EXIF_IFD = 0x8825, 0x8769
+_DATE_TAGS = (0x9003, 0x9004, 0x0132)  # DateTimeOriginal, DateTimeDigitized, DateTime
+
+
+def read_place_time(source: str | os.PathLike | bytes) -> PlaceTime:
+    """GPS position and capture date from a photo's EXIF; odd or missing EXIF gives None fields and a note."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as image:
+            exif = image.getexif()
+            gps, sub = exif.get_ifd(_GPS_IFD), exif.get_ifd(_EXIF_IFD)
+    except Exception as err:  # noqa: BLE001 - unreadable EXIF is common and harmless
+        return PlaceTime(note=f"no readable EXIF ({type(err).__name__})")
+    lat, lon, place_note = _gps_position(gps)
+    date = next((d for d in (_exif_date(sub.get(t) or exif.get(t)) for t in _DATE_TAGS) if d), None)
+    return PlaceTime(lat, lon, date, place_note)
+
+
+def _gps_position(gps) -> tuple[float | None, float | None, str]:
+    if not gps or 2 not in gps or 4 not in gps:
+        return None, None, "no GPS position in EXIF"
+    try:
+        lat = _degrees(gps[2]) * (-1 if str(gps.get(1, "N")).upper().startswith("S") else 1)
+        lon = _degrees(gps[4]) * (-1 if str(gps.get(3, "E")).upper().startswith("W") else 1)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None, None, "EXIF GPS position unreadable"
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat, lon) == (0.0, 0.0):
+        return None, None, f"EXIF GPS position ({lat:.4f}, {lon:.4f}) is impossible or a placeholder; ignored"
+    return round(lat, 6), round(lon, 6), ""
+
+
+def _degrees(value) -> float:
+    """Degrees from EXIF's (degrees, minutes, seconds) rationals, or a single number."""
+    parts = [float(v) for v in (value if isinstance(value, (tuple, list)) else (value,))]
+    parts += [0.0] * (3 - len(parts))
+    return parts[0] + parts[1] / 60 + parts[2] / 3600
+
+
+def _exif_date(value) -> str | None:
+    """'YYYY-MM-DD' from EXIF's 'YYYY:MM:DD HH:MM:SS' (None for blanks like '0000:00:00')."""
+    import datetime as dt
+
+    if not value:
+        return None
+    try:
+        return dt.datetime.strptime(str(value).strip()[:10], "%Y:%m:%d").date().isoformat()
+    except ValueError:
+        return None

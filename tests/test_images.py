@@ -117,3 +117,42 @@ def test_exif_rotation_applied():
 def test_missing_path():
     with pytest.raises(ImageInputError, match="No file"):
         load_image("/nonexistent/photo.jpg", **LIMITS)
+
+
+def photo_with_exif(gps=None, date=None) -> bytes:
+    exif = Image.Exif()
+    if gps is not None:
+        exif[0x8825] = gps
+    if date is not None:
+        exif[0x8769] = {0x9003: date}
+    return encode(good_rgb(), "JPEG", exif=exif)
+
+
+def test_exif_place_and_time():
+    from explorer.images import read_place_time
+
+    found = read_place_time(
+        photo_with_exif({1: "N", 2: (43.0, 30.0, 15.0), 3: "W", 4: (79.0, 40.0, 0.0)}, "2021:05:16 08:30:00")
+    )
+    assert (found.lat, found.lon, found.date) == (pytest.approx(43.504167), pytest.approx(-79.666667), "2021-05-16")
+
+
+@pytest.mark.parametrize(
+    "gps,date,note",
+    [
+        (None, None, "no GPS position"),
+        ({1: "N", 2: (0.0, 0.0, 0.0), 3: "E", 4: (0.0, 0.0, 0.0)}, "0000:00:00 00:00:00", "placeholder"),
+        ({1: "S", 2: (95.0, 0.0, 0.0), 3: "E", 4: (10.0, 0.0, 0.0)}, None, "impossible"),
+    ],
+)
+def test_exif_missing_or_odd(gps, date, note):
+    from explorer.images import read_place_time
+
+    found = read_place_time(photo_with_exif(gps, date))
+    assert found.lat is None and found.lon is None and found.date is None and note in found.note
+
+
+def test_exif_of_non_image():
+    from explorer.images import read_place_time
+
+    assert "no readable EXIF" in read_place_time(b"not an image").note
