@@ -1,0 +1,37 @@
+"""UI glue that a browser test cannot reach cheaply: the dashboard handler and the inspector's fallbacks."""
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from explorer.config import Settings
+from explorer.evaluate import load_table
+from explorer.resources import Resources
+
+
+@pytest.fixture(scope="module")
+def resources_without_photos(tiny_classifier, tmp_path_factory):
+    table = load_table(ROOT / "assets" / "eval" / "cub100_effnet_head.parquet")
+    settings = Settings(checkpoint_dir=Path("."), data_root=tmp_path_factory.mktemp("no_photos"))
+    return Resources({"tiny": tiny_classifier}, {}, [], settings, {"cub100_effnet_head": table})
+
+
+def test_dashboard_handler_draws_every_output(resources_without_photos):
+    from explorer.ui import _make_dashboard_handler
+
+    handler = _make_dashboard_handler(resources_without_photos)
+    out = handler("cub100_effnet_head", "order", "Passeriformes", 0.0, 1.0, "incorrect", True, False, "family", 5)
+    summary, errors_plot, sunburst, clades, pairs, reliability, tradeoff, calibration, gallery, table, state = out
+    assert "top-1 **0.0%**" in summary and len(state) == len(table) > 0
+    assert gallery == []  # no photos on this machine: no thumbnails, but every number is there
+    assert all(row["true_order"] == "Passeriformes" for row in state)
+
+
+def test_inspector_without_photo_says_so(resources_without_photos):
+    from explorer.dashboard import error_rows
+    from explorer.ui import inspect_error
+
+    row = error_rows(resources_without_photos.tables["cub100_effnet_head"]).iloc[0].to_dict()
+    text, images = inspect_error(resources_without_photos, row)
+    assert "not on this machine" in text and images == [] and "<table" in text
