@@ -251,8 +251,10 @@ def mean_average_precision(scores: np.ndarray, present: np.ndarray) -> tuple[flo
 # ---- checkpoints --------------------------------------------------------------------------------------------
 
 
-def save_geo_prior(model: GeoPrior, taxa: list[str], path: Path, metrics: dict | None = None) -> Path:
-    """safetensors weights with the config, the taxon list and the metrics in its metadata."""
+def save_geo_prior(
+    model: GeoPrior, taxa: list[str], path: Path, metrics: dict | None = None, known: list[bool] | None = None
+) -> Path:
+    """safetensors weights with the config, the taxon list, which taxa had training records, and the metrics."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -261,13 +263,15 @@ def save_geo_prior(model: GeoPrior, taxa: list[str], path: Path, metrics: dict |
         "config": json.dumps(asdict(model.config)),
         "taxa": json.dumps(taxa),
         "metrics": json.dumps(metrics or {}),
+        "known": json.dumps(known if known is not None else [True] * len(taxa)),
     }
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
     return path
 
 
 def load_geo_prior(path: Path) -> tuple[GeoPrior, list[str], dict]:
-    """(model in eval mode, taxon names, metrics) from a checkpoint written by save_geo_prior."""
+    """(model in eval mode, taxon names, metrics) from a checkpoint written by save_geo_prior; metrics["known"]
+    says which taxa had training records."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -279,7 +283,9 @@ def load_geo_prior(path: Path) -> tuple[GeoPrior, list[str], dict]:
     taxa = json.loads(metadata["taxa"])
     model = GeoPrior(len(taxa), config)
     model.load_state_dict(load_file(str(path)))
-    return model.eval(), taxa, json.loads(metadata.get("metrics", "{}"))
+    metrics = json.loads(metadata.get("metrics", "{}"))
+    metrics["known"] = json.loads(metadata.get("known", json.dumps([True] * len(taxa))))
+    return model.eval(), taxa, metrics
 
 
 def taxa_from_card(card_path: Path, settings) -> list[str]:
@@ -324,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         "train_records": int((~held).sum()),
         "taxa_with_records": int(records["taxon_index"].nunique()),
     }
-    save_geo_prior(model, taxa, args.out, metrics)
+    known = np.bincount(records.loc[~held, "taxon_index"], minlength=len(taxa)) > 0
+    save_geo_prior(model, taxa, args.out, metrics, [bool(k) for k in known])
     print(json.dumps(metrics, indent=2))
 
 
@@ -386,3 +393,53 @@ def combine(
     product = vision * factor
     total = product.sum()
     return Combined(vision, geo, product / total if total > 0 else vision.copy())
+
+
+# ---- a prior bound to one classifier ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where (and when) a photo was taken, validated."""
+
+    lat: float
+    lon: float
+    date: dt.date | None = None
+
+    @property
+    def day_of_year(self) -> float:
+        return float(self.date.timetuple().tm_yday) if self.date else float("nan")
+
+
+def make_place(lat=None, lon=None, date=None, today: dt.date | None = None) -> Place | None:
+    """A Place from optional user input; None when no location is given. Clear ValueErrors otherwise."""
+    blank = lambda v: v is None or (isinstance(v, str) and not v.strip())  # noqa: E731
+    if blank(lat) and blank(lon):
+        if not blank(date):
+            raise ValueError("a date needs a location too: give latitude and longitude, or clear the date")
+        return None
+    if blank(lat) or blank(lon):
+        raise ValueError("give both latitude and longitude, or neither")
+    lat, lon = check_location(lat, lon)
+    return Place(lat, lon, None if blank(date) else check_date(date, today))
+
+
+@dataclass
+class BoundPrior:
+    """A geo-prior aligned to one classifier's classes."""
+
+    model: GeoPrior
+    taxa: list[str]
+    alignment: np.ndarray  # (N,) prior index per classifier class, -1 unknown
+    known: np.ndarray  # (T,) the taxon had training records
+    metrics: dict
+
+    def scores(self, place: Place) -> np.ndarray:
+        """(T,) presence scores at the place (and date, when given)."""
+        return presence(self.model, np.array([place.lat]), np.array([place.lon]), np.array([place.day_of_year]))[0]
+
+
+def bind_prior(path: Path, class_names: list[str]) -> BoundPrior:
+    model, taxa, metrics = load_geo_prior(path)
+    known = np.asarray(metrics.pop("known"), dtype=bool)
+    return BoundPrior(model, taxa, align_taxa(class_names, taxa), known, metrics)

@@ -9,11 +9,13 @@ import numpy as np
 import torch
 
 from explorer.cam import FAST_METHOD, METHODS, forward_with_cams, reference_cams
+from explorer.geo import OUT_OF_RANGE, BoundPrior, Combined, Place, combine
 from explorer.model import Classifier
 from explorer.taxonomy import RANKS
 
 DEFAULT_THRESHOLD = 0.78  # iNaturalist's production roll-up threshold (a summed score)
 MAX_TOP_K = 20
+STRONG_VISION = 0.3  # a suggestion this likely on the image alone, but out of range, is flagged
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class Prediction:
     probability: float
     is_background: bool = False
     note: str = ""
+    vision_probability: float | None = None  # the classifier alone (probability is vision x geo when a place is given)
+    geo_score: float | None = None  # the prior's presence score at the place (None: no place, or taxon unknown)
+    vision_rank: int | None = None  # rank by the classifier alone, to show what the place changed
+    out_of_range: bool = False  # the image says yes, the prior says this taxon is not known there
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class IdentifyResult:
     cams: np.ndarray  # (k, h, w) in [0, 1]; explorer.cam.scale_cams upsamples like pytorch-grad-cam
     cam_method: str
     notes: list[str] = field(default_factory=list)
+    place: Place | None = None
 
 
 def identify(
@@ -57,27 +64,41 @@ def identify(
     top_k: int = 5,
     threshold: float = DEFAULT_THRESHOLD,
     cam_method: str = FAST_METHOD,
+    place: Place | None = None,
+    prior: BoundPrior | None = None,
 ) -> IdentifyResult:
-    """Top-k suggestions, roll-up and CAMs for one RGB PIL image."""
+    """Top-k suggestions, roll-up and CAMs for one RGB PIL image; with a place and a prior, the ranking is
+    re-done on vision x geo (both scores are reported for every suggestion)."""
     top_k = _check_top_k(top_k, len(classifier.labels))
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     if cam_method not in METHODS:
         raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
+    geo_scores = prior.scores(place) if (place is not None and prior is not None) else None
+    scored: dict[str, Combined] = {}
+
+    def select(logits: torch.Tensor) -> list[int]:  # rank on vision x geo, inside the same forward pass
+        vision = torch.softmax(logits[0].float(), dim=0).cpu().numpy().astype(np.float64)
+        alignment = prior.alignment if prior is not None else np.full(len(vision), -1)
+        known = prior.known if prior is not None else np.zeros(0, bool)
+        scored["result"] = combine(vision, geo_scores, alignment, known)
+        return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
+
     x = classifier.preprocess(image)  # (1, 3, S, S)
-    logits, indices, cams = forward_with_cams(
-        classifier.module,
-        x,
-        classifier.cam_layer,
-        lambda z: torch.topk(z[0], top_k).indices.tolist(),
-        autocast=classifier.autocast,
-        head=classifier.cam_head,
+    _logits, indices, cams = forward_with_cams(
+        classifier.module, x, classifier.cam_layer, select, autocast=classifier.autocast, head=classifier.cam_head
     )
-    probs = torch.softmax(logits[0], dim=0).cpu().numpy().astype(np.float64)  # (N,)
     if cam_method != FAST_METHOD:
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method)
-    predictions = [_prediction(classifier, i, probs[i]) for i in indices]
-    return IdentifyResult(classifier.name, predictions, rollup(classifier, probs, threshold), cams, cam_method)
+    combined = scored["result"]
+    vision_rank = np.empty(len(combined.vision), dtype=np.int64)
+    vision_rank[np.argsort(-combined.vision, kind="stable")] = np.arange(1, len(combined.vision) + 1)
+    predictions = [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
+    result = IdentifyResult(
+        classifier.name, predictions, rollup(classifier, combined.combined, threshold), cams, cam_method
+    )
+    result.place = place
+    return result
 
 
 def _check_top_k(top_k, num_classes: int) -> int:
@@ -89,9 +110,10 @@ def _check_top_k(top_k, num_classes: int) -> int:
     return top_k
 
 
-def _prediction(classifier: Classifier, index: int, probability: float) -> Prediction:
+def _prediction(classifier: Classifier, index: int, scores: Combined, vision_rank: int) -> Prediction:
     label = classifier.labels[index]
     lineage = label.lineage
+    geo = scores.geo[index]
     return Prediction(
         class_index=index,
         scientific_name=label.scientific_name,
@@ -99,9 +121,13 @@ def _prediction(classifier: Classifier, index: int, probability: float) -> Predi
         lineage=lineage.as_dict(),
         resolved_rank=lineage.resolved_rank,
         taxon_id=lineage.taxon_id,
-        probability=float(probability),
+        probability=float(scores.combined[index]),
         is_background=label.is_background,
         note=lineage.note,
+        vision_probability=float(scores.vision[index]),
+        geo_score=None if np.isnan(geo) else float(geo),
+        vision_rank=vision_rank,
+        out_of_range=bool(not np.isnan(geo) and geo < OUT_OF_RANGE and scores.vision[index] >= STRONG_VISION),
     )
 
 
@@ -158,5 +184,12 @@ def result_to_json(result: IdentifyResult) -> dict:
         "predictions": [asdict(p) for p in result.predictions],
         "rollup": asdict(result.rollup),
         "cam_method": result.cam_method,
+        "place": None
+        if result.place is None
+        else {
+            "lat": result.place.lat,
+            "lon": result.place.lon,
+            "date": result.place.date.isoformat() if result.place.date else None,
+        },
         "notes": list(result.notes),
     }

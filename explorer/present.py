@@ -66,20 +66,33 @@ def resolution_text(pred: Prediction) -> str:
 
 
 def predictions_html(result: IdentifyResult, subject: str = "organism") -> str:
-    """An escaped HTML table: rank, name, common name, probability, lineage and how it was resolved."""
+    """An escaped HTML table: rank, name, common name, probability, lineage and how it was resolved; with a place,
+    also the image-only probability, the geo score and the rank the image alone gave."""
     esc = html.escape
+    with_place = result.place is not None
     rows = []
     for n, p in enumerate(result.predictions, 1):
         name = esc(prediction_title(p, subject)) if p.is_background else f"<i>{esc(p.scientific_name)}</i>"
         taxon = f" <small>iNat {p.taxon_id}</small>" if p.taxon_id else ""
+        flag = " <b title='the image supports it, the geo-prior does not know it here'>⚠ out of known range</b>"
         lineage = " › ".join(_rank_span(rank, p.lineage.get(rank)) for rank in RANKS[:-1])
+        geo_cells = ""
+        if with_place:
+            geo = "unknown" if p.geo_score is None else f"{p.geo_score:.2f}"
+            moved = "" if p.vision_rank in (None, n) else f" (was {p.vision_rank})"
+            geo_cells = (
+                f"<td style='text-align:right'>{format_probability(p.vision_probability or 0.0)}</td>"
+                f"<td style='text-align:right'>{geo}</td><td>{n}{moved}</td>"
+            )
         rows.append(
-            f"<tr><td>{n}</td><td>{name}{taxon}</td><td>{esc(p.common_name)}</td>"
-            f"<td style='text-align:right'>{format_probability(p.probability)}</td><td>{lineage}</td>"
+            f"<tr><td>{n}</td><td>{name}{taxon}{flag if p.out_of_range else ''}</td><td>{esc(p.common_name)}</td>"
+            f"<td style='text-align:right'>{format_probability(p.probability)}</td>{geo_cells}<td>{lineage}</td>"
             f"<td><small>{esc(resolution_text(p))}</small></td></tr>"
         )
+    extra = "<th>Image only</th><th>Geo score</th><th>Rank (image only)</th>" if with_place else ""
+    probability = "Image × place" if with_place else "Probability"
     head = (
-        "<tr><th>#</th><th>Scientific name</th><th>Common name</th><th>Probability</th>"
+        f"<tr><th>#</th><th>Scientific name</th><th>Common name</th><th>{probability}</th>{extra}"
         "<th>Lineage (kingdom › … › genus)</th><th>Taxonomy</th></tr>"
     )
     return f"<table class='predictions'>{head}{''.join(rows)}</table>"

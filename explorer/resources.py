@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.config import ModelCard, Settings, load_model_cards
+from explorer.geo import BoundPrior, bind_prior
 from explorer.model import Classifier, find_file, load_classifier, read_labels
 from explorer.taxonomy import Taxonomy, load_taxonomy
 
@@ -26,6 +27,7 @@ class Resources:
     examples: list[Path] = field(default_factory=list)
     settings: Settings | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # evaluation tables by file stem
+    priors: dict[str, BoundPrior] = field(default_factory=dict)  # geo-priors by model card name
 
     @property
     def default_model(self) -> str:
@@ -65,7 +67,19 @@ def load_resources(settings: Settings) -> Resources:
             )
         )
     tables = load_eval_tables(settings.eval_dir)
-    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings, tables)
+    priors = load_priors(settings.checkpoint_dir / "geo", classifiers)
+    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings, tables, priors)
+
+
+def load_priors(folder: Path, classifiers: dict[str, Classifier]) -> dict[str, BoundPrior]:
+    """geo/<model name>.safetensors, bound to that model's classes."""
+    priors = {}
+    for name, classifier in classifiers.items():
+        path = Path(folder) / f"{name}.safetensors"
+        if path.is_file():
+            priors[name] = bind_prior(path, [label.scientific_name for label in classifier.labels])
+            log.info("geo-prior for %s: %d taxa", name, len(priors[name].taxa))
+    return priors
 
 
 def load_eval_tables(folder: Path | None) -> dict[str, pd.DataFrame]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -31,8 +32,9 @@ from explorer.dashboard import (
     rollup_tradeoff,
     summary,
 )
+from explorer.geo import make_place
 from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K, identify, result_to_json
-from explorer.images import load_image
+from explorer.images import load_image, read_place_time
 from explorer.present import (
     calibration_markdown,
     cam_captions,
@@ -120,6 +122,15 @@ def _build_identify_tab(resources: Resources) -> None:
                 info="gradcam: all top-k maps from one forward pass; others run pytorch-grad-cam "
                 "once per suggestion (slower)",
             )
+            with gr.Accordion("Where and when (optional; read from the photo's EXIF when it has them)", open=True):
+                with gr.Row():
+                    lat = gr.Number(None, label="Latitude (-90..90)", elem_id="lat")
+                    lon = gr.Number(None, label="Longitude (-180..180)", elem_id="lon")
+                    date = gr.Textbox("", label="Date (YYYY-MM-DD)", elem_id="date", max_lines=1)
+                gr.Markdown(
+                    "<small>The geo-prior was trained on eBird records from a handful of observers: it "
+                    "knows where they went, not each species' whole range.</small>"
+                )
             button = gr.Button("Identify", variant="primary", elem_id="identify_button")
             if resources.examples:
                 gr.Examples([[str(p)] for p in resources.examples], inputs=[photo], label="Examples")
@@ -132,22 +143,26 @@ def _build_identify_tab(resources: Resources) -> None:
             )
             table = gr.HTML(elem_id="lineages")
             notes = gr.Markdown(elem_id="notes")
-    inputs, outputs = [photo, model, top_k, threshold, method], [verdict, label, gallery, table, notes]
+    inputs = [photo, model, top_k, threshold, method, lat, lon, date]
+    outputs = [verdict, label, gallery, table, notes]
+    photo.upload(_exif_place_time, [photo], [lat, lon, date], api_visibility="private")
     handler = _make_identify_handler(resources)
     photo.change(handler, inputs, outputs, api_visibility="private")
     button.click(handler, inputs, outputs, api_visibility="private")
+    for box in (lat, lon, date):
+        box.submit(handler, inputs, outputs, api_visibility="private")
     for control in (model, threshold, method):
         control.change(handler, inputs, outputs, api_visibility="private")
     top_k.release(handler, inputs, outputs, api_visibility="private")
 
 
 def _make_identify_handler(resources: Resources):
-    def on_identify(path, model_name, top_k, threshold, method):
+    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date):
         if not path:
             return "", None, None, "", ""
         classifier = _get(resources, model_name)
         try:
-            loaded, result = _run(resources, path, model_name, top_k, threshold, method)
+            loaded, result = _run(resources, path, model_name, top_k, threshold, method, (lat, lon, date))
         except ValueError as err:  # the user's photo or settings: say what is wrong, keep the page usable
             gr.Warning(str(err), title="Cannot identify this photo")
             return f"### Cannot identify this photo\n{html.escape(str(err))}", None, None, "", ""
@@ -167,11 +182,16 @@ def _make_identify_handler(resources: Resources):
     return on_identify
 
 
-def _run(resources: Resources, path, model_name, top_k, threshold, method):
-    """Load the photo and identify it. Raises ValueError with a message for the user."""
+def _run(resources: Resources, path, model_name, top_k, threshold, method, where=(None, None, None)):
+    """Load the photo and identify it (with the place, if any). Raises ValueError with a message for the user."""
     settings = resources.settings
+    place = make_place(*where)
     loaded = load_image(path, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
-    result = identify(resources.get(model_name or resources.default_model), loaded.image, top_k, threshold, method)
+    name = model_name or resources.default_model
+    prior = resources.priors.get(name)
+    if place is not None and prior is None:
+        loaded = replace(loaded, notes=(*loaded.notes, f"No geo-prior for {name}: the location was not used."))
+    result = identify(resources.get(name), loaded.image, top_k, threshold, method, place, prior)
     result.notes.extend(loaded.notes)
     return loaded, result
 
@@ -190,19 +210,32 @@ def _build_api(resources: Resources) -> None:
         top_k = gr.Number(5, precision=0, label="top_k")
         model = gr.Textbox(resources.default_model, label="model")
         threshold = gr.Number(DEFAULT_THRESHOLD, label="threshold")
+        lat = gr.Number(None, label="lat")
+        lon = gr.Number(None, label="lon")
+        date = gr.Textbox("", label="date")
         output = gr.JSON(label="result")
         trigger = gr.Button("identify")
 
-    def identify_api(image, top_k, model, threshold):
+    def identify_api(image, top_k, model, threshold, lat, lon, date):
         if not image:
             raise gr.Error("No image given.")
         try:
-            _loaded, result = _run(resources, image, model, top_k, threshold, FAST_METHOD)
+            _loaded, result = _run(resources, image, model, top_k, threshold, FAST_METHOD, (lat, lon, date))
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot identify this photo") from err
         return result_to_json(result)
 
-    trigger.click(identify_api, [file, top_k, model, threshold], output, api_name="identify")
+    trigger.click(identify_api, [file, top_k, model, threshold, lat, lon, date], output, api_name="identify")
+
+
+def _exif_place_time(path):
+    """Pre-fill location and date from the photo's EXIF (the user can edit or clear them)."""
+    if not path:
+        return None, None, ""
+    found = read_place_time(path)
+    if found.lat is not None:
+        gr.Info(f"Location read from the photo: {found.lat:.4f}, {found.lon:.4f}")
+    return found.lat, found.lon, found.date or ""
 
 
 def _model_choices(resources: Resources) -> list[tuple[str, str]]:

@@ -95,3 +95,30 @@ def test_upload_size_cap(client, good_photo, tmp_path):
     with pytest.raises(Exception, match="(?i)too large|maximum|size|413|exceed"):
         call(client, big)
     assert call(client, good_photo, top_k=1)["predictions"]
+
+
+@pytest.mark.skipif(not HAVE_CORAL, reason="the bird model's geo-prior needs the bird model from ../shared")
+def test_identify_with_a_location_reports_both_rankings(client, good_photo):
+    result = call(client, good_photo, top_k=5, lat=43.65, lon=-79.38, date="2021-05-16")  # Toronto, in May
+    assert result["place"] == {"lat": 43.65, "lon": -79.38, "date": "2021-05-16"}
+    for prediction in result["predictions"]:
+        assert 0 <= prediction["vision_probability"] <= 1 and prediction["vision_rank"] >= 1
+    known = [p for p in result["predictions"] if p["geo_score"] is not None]
+    assert known and all(0 <= p["geo_score"] <= 1 for p in known)
+    assert result["predictions"][0]["scientific_name"] == "Poecile atricapillus"  # a chickadee in Toronto
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"lat": 95.0, "lon": 0.0}, "latitude 95.0 is outside"),
+        ({"lat": 10.0}, "both latitude and longitude"),
+        ({"lat": 10.0, "lon": 10.0, "date": "2099-01-01"}, "in the future"),
+        ({"lat": 10.0, "lon": 10.0, "date": "yesterday"}, "YYYY-MM-DD"),
+    ],
+)
+def test_impossible_places_get_clean_errors(client, good_photo, kwargs, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        call(client, good_photo, **kwargs)

@@ -135,3 +135,41 @@ def test_combine_without_location_changes_nothing():
     vision = np.array([0.7, 0.3])
     result = combine(vision, None, np.array([0, 1]), np.array([True, True]))
     assert np.allclose(result.combined, vision) and np.isnan(result.geo).all()
+
+
+def test_make_place():
+    from explorer.geo import make_place
+
+    assert make_place(None, None, "") is None and make_place("", "", None) is None
+    place = make_place(50.5, "10.25", "2024-06-01", today=dt.date(2026, 1, 1))
+    assert (place.lat, place.lon, place.day_of_year) == (50.5, 10.25, 153.0)
+    with pytest.raises(ValueError, match="both latitude and longitude"):
+        make_place(50, None)
+    with pytest.raises(ValueError, match="a date needs a location"):
+        make_place(None, None, "2024-06-01")
+    with pytest.raises(ValueError, match="latitude 123.0 is outside"):
+        make_place(123, 0)
+
+
+def test_identify_with_a_place_reranks_and_reports_both(tiny_classifier, tiny_world, photo_rgb):
+    from explorer.geo import BoundPrior, align_taxa, make_place
+    from explorer.identify import identify, result_to_json
+
+    names = [label.scientific_name for label in tiny_classifier.labels]
+    taxa = ["Poecile atricapillus", "Athene cunicularia"]  # the tiny world's taxa 0 (Europe) and 1 (S. America)
+    prior = BoundPrior(tiny_world, taxa, align_taxa(names, taxa), np.array([True, True]), {})
+    plain = identify(tiny_classifier, photo_rgb, top_k=5)
+    europe = identify(tiny_classifier, photo_rgb, top_k=5, place=make_place(50, 10), prior=prior)
+    america = identify(tiny_classifier, photo_rgb, top_k=5, place=make_place(-20, -55), prior=prior)
+    rank = lambda result, name: [p.scientific_name for p in result.predictions].index(name)  # noqa: E731
+    assert rank(europe, "Poecile atricapillus") < rank(america, "Poecile atricapillus")
+    assert rank(america, "Athene cunicularia") < rank(europe, "Athene cunicularia")
+    owl = next(p for p in europe.predictions if p.scientific_name == "Athene cunicularia")
+    assert owl.geo_score < 0.2 and owl.vision_probability == pytest.approx(
+        next(p for p in plain.predictions if p.scientific_name == "Athene cunicularia").probability, rel=1e-5
+    )
+    unknown = next(p for p in europe.predictions if p.scientific_name == "Parus major")
+    assert unknown.geo_score is None  # the prior has no Parus major: neutral, reported as unknown
+    payload = result_to_json(europe)
+    assert payload["place"] == {"lat": 50.0, "lon": 10.0, "date": None}
+    assert {"vision_probability", "geo_score", "vision_rank", "out_of_range"} <= set(payload["predictions"][0])
