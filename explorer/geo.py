@@ -416,7 +416,7 @@ def make_place(lat=None, lon=None, date=None, today: dt.date | None = None) -> P
     blank = lambda v: v is None or (isinstance(v, str) and not v.strip())  # noqa: E731
     if blank(lat) and blank(lon):
         if not blank(date):
-            raise ValueError("a date needs a location too: give latitude and longitude, or clear the date")
+            check_date(date, today)  # still say so if it is malformed; a date alone is otherwise unused
         return None
     if blank(lat) or blank(lon):
         raise ValueError("give both latitude and longitude, or neither")

@@ -191,6 +191,8 @@ def _run(resources: Resources, path, model_name, top_k, threshold, method, where
     prior = resources.priors.get(name)
     if place is not None and prior is None:
         loaded = replace(loaded, notes=(*loaded.notes, f"No geo-prior for {name}: the location was not used."))
+    if place is None and where[2] not in (None, ""):
+        loaded = replace(loaded, notes=(*loaded.notes, "A date without a location is not used by the geo-prior."))
     result = identify(resources.get(name), loaded.image, top_k, threshold, method, place, prior)
     result.notes.extend(loaded.notes)
     return loaded, result
@@ -216,7 +218,7 @@ def _build_api(resources: Resources) -> None:
         output = gr.JSON(label="result")
         trigger = gr.Button("identify")
 
-    def identify_api(image, top_k, model, threshold, lat, lon, date):
+    def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None):
         if not image:
             raise gr.Error("No image given.")
         try:

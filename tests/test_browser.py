@@ -70,6 +70,8 @@ def test_drag_photo_shows_top_suggestion_and_overlays(page, tmp_path):
     assert "1. " in top and expected in top
     assert page.locator("#cams img").count() >= 5
     assert "Lineage" in page.locator("#lineages").inner_text()
+    if HAVE_CORAL:  # owl.jpg's EXIF has a capture date (and no GPS): the date field is pre-filled from it
+        assert page.locator("#date textarea, #date input").first.input_value() == "2014-01-15"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "identify.png"), full_page=True)
 
