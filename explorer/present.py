@@ -89,7 +89,7 @@ def predictions_html(result: IdentifyResult, subject: str = "organism") -> str:
             f"<td style='text-align:right'>{format_probability(p.probability)}</td>{geo_cells}<td>{lineage}</td>"
             f"<td><small>{esc(resolution_text(p))}</small></td></tr>"
         )
-    extra = "<th>Image only</th><th>Geo score</th><th>Rank (image only)</th>" if with_place else ""
+    extra = "<th>Image only</th><th>Geo score</th><th>Rank (was, on the image alone)</th>" if with_place else ""
     probability = "Image × place" if with_place else "Probability"
     head = (
         f"<tr><th>#</th><th>Scientific name</th><th>Common name</th><th>{probability}</th>{extra}"
