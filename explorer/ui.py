@@ -255,6 +255,16 @@ def models_markdown(resources: Resources) -> str:
             f"CAM layer `{esc(card.cam_layer)}`, on {c.device}. Licence: {esc(card.license)}. "
             f"Source: {esc(card.source)}"
         )
+    if resources.priors:
+        lines += ["", "## Geo-priors", ""]
+        for name, prior in resources.priors.items():
+            metrics = prior.metrics
+            lines.append(
+                f"- `{esc(name)}`: {int(prior.known.sum())} of {len(prior.taxa)} taxa with records; held-out "
+                f"site MAP {metrics.get('held_out_site_map', float('nan')):.3f} (location-blind "
+                f"{metrics.get('location_blind_map', float('nan')):.3f}). Trained on eBird records from a few "
+                "observers: it knows where they went, not each species' whole range."
+            )
     if resources.unavailable:
         lines += ["", "## Not available", ""]
         lines += [f"- `{esc(n)}`: {esc(why)}" for n, why in resources.unavailable.items()]
