@@ -10,6 +10,7 @@ pytorch-grad-cam's GradCAM (same weights = mean gradient, ReLU, min-max scaling,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Sequence
 
@@ -88,7 +89,7 @@ def _forward_capture(model, input_tensor, target_layer, need_graph: bool, autoca
 
     handle = target_layer.register_forward_hook(hook)
     try:
-        with torch.set_grad_enabled(need_graph), autocast() if autocast else _null():
+        with torch.set_grad_enabled(need_graph), autocast() if autocast else contextlib.nullcontext():
             logits = model(input_tensor)  # (1, N)
     finally:
         handle.remove()
@@ -241,11 +242,3 @@ def _jet_rgb_lut() -> np.ndarray:
 def overlay_cam(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
     """One heat-map overlay of a [0, 1] map (h, w) on an RGB uint8 image."""
     return overlay_cams(image, cam[None], image_weight)[0]
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -139,12 +139,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.all:
-        from explorer.config import Settings, load_model_cards
-        from explorer.model import default_model_dirs, resolve_weights_file
+        from dataclasses import replace
 
-        settings = Settings(
-            checkpoint_dir=args.checkpoint_dir, model_dirs=tuple(args.model_dir) or default_model_dirs()
-        )
+        import app
+        from explorer.config import load_model_cards
+        from explorer.model import resolve_weights_file
+
+        settings = replace(app.parse_settings([]), checkpoint_dir=args.checkpoint_dir)
+        if args.model_dir:
+            settings = replace(settings, model_dirs=tuple(args.model_dir))
         for card in load_model_cards(args.checkpoint_dir):
             if card.weights.format == "tflite":
                 print(resolve_weights_file(card, settings))

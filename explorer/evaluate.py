@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from explorer.datasets import read_manifest
 from explorer.images import load_image
-from explorer.model import Classifier, resize_rgb
+from explorer.model import Classifier, normalise, resize_rgb
 from explorer.taxonomy import RANKS, Lineage, Taxonomy, divergence_rank, lowest_common_ancestor
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,7 @@ class Transform:
             image = load_image(path, MAX_BYTES, MAX_PIXELS).image
         except (ValueError, OSError) as err:
             return torch.zeros(3, self.size, self.size), f"unreadable: {err}"
-        pixels = resize_rgb(image, self.size).astype(np.float32) / 255.0
-        normalised = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return torch.from_numpy(normalised.transpose(2, 0, 1).copy()), "ok"
+        return normalise(resize_rgb(image, self.size), self.mean, self.std), "ok"
 
 
 class PhotoDataset(Dataset):

@@ -94,11 +94,9 @@ def identify(
     vision_rank = np.empty(len(combined.vision), dtype=np.int64)
     vision_rank[np.argsort(-combined.vision, kind="stable")] = np.arange(1, len(combined.vision) + 1)
     predictions = [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
-    result = IdentifyResult(
-        classifier.name, predictions, rollup(classifier, combined.combined, threshold), cams, cam_method
+    return IdentifyResult(
+        classifier.name, predictions, rollup(classifier, combined.combined, threshold), cams, cam_method, place=place
     )
-    result.place = place
-    return result
 
 
 def _check_top_k(top_k, num_classes: int) -> int:

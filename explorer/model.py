@@ -71,11 +71,7 @@ class Classifier:
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """(1, 3, S, S) normalised tensor on the model's device."""
-        pixels = self.resize(image).astype(np.float32)  # (S, S, 3) in 0..255
-        scale = 1.0 / (255.0 * np.asarray(self.card.std, dtype=np.float32))
-        shift = np.asarray(self.card.mean, dtype=np.float32) / np.asarray(self.card.std, dtype=np.float32)
-        normalised = pixels * scale - shift  # == (pixels / 255 - mean) / std
-        return torch.from_numpy(normalised.transpose(2, 0, 1).copy()).unsqueeze(0).to(self.device)
+        return normalise(self.resize(image), self.card.mean, self.card.std).unsqueeze(0).to(self.device)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision on CUDA, nothing on the CPU."""
@@ -89,6 +85,13 @@ class Classifier:
         with self.autocast():
             logits = self.module(batch.to(self.device))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def normalise(pixels: np.ndarray, mean, std) -> torch.Tensor:
+    """(3, S, S) float32 tensor ``(pixels / 255 - mean) / std`` from (S, S, 3) uint8 pixels."""
+    scale = 1.0 / (255.0 * np.asarray(std, dtype=np.float32))
+    shift = np.asarray(mean, dtype=np.float32) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy((pixels.astype(np.float32) * scale - shift).transpose(2, 0, 1).copy())
 
 
 def resize_rgb(image: Image.Image | np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
@@ -118,11 +121,6 @@ def pick_device(requested: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {requested!r} asked for, but CUDA is not available; use 'cpu' or 'auto'")
     return device
-
-
-def default_model_dirs() -> tuple[Path, ...]:
-    """Nothing by default; app.py adds ../shared/models/coral when it exists."""
-    return ()
 
 
 def find_file(name: str, settings: Settings, card: ModelCard | None = None) -> Path:
