@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     from explorer.ui import build_demo, launch, stage_examples
 
     resources = load_resources(settings)
+    resources.warm_maps()
     stage_examples(resources, settings.resolved_cache_dir / "examples")
     launch(build_demo(resources), resources)
 

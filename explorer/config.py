@@ -86,6 +86,7 @@ class ModelCard:
     license: str = ""
     source: str = ""
     priority: int = 100  # lower is preferred as the default model
+    geo_prior: str = ""  # geo-prior checkpoint relative to the checkpoint folder; default geo/<name>.safetensors
     card_path: Path | None = None
 
     @property

@@ -511,3 +511,93 @@ def error_rows(table: pd.DataFrame, limit: int | None = 200) -> pd.DataFrame:
     if limit is not None:
         errors = errors.nlargest(limit, "confidence", keep="first")
     return errors.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+
+# ---- the geo-prior: what a place changed --------------------------------------------------------------------
+
+GEO_KINDS = ("fixed", "broke", "changed")
+
+
+def has_geo(table: pd.DataFrame) -> bool:
+    """The table was built with places and a geo-prior (evaluate.GEO_SCHEMA columns)."""
+    return {"lat", "geo_correct_1", "geo_pred_class_index"} <= set(table.columns)
+
+
+def _placed(table: pd.DataFrame) -> pd.DataFrame:
+    """Readable, in-vocabulary photos that had a place: the only ones the prior could act on."""
+    return table[(table["status"] == "ok") & table["in_vocab"] & table["lat"].notna()]
+
+
+def geo_effect(table: pd.DataFrame) -> dict:
+    """Top-1 with and without the prior on photos with a place, and how often it fixed / broke / changed it."""
+    placed = _placed(table)
+    before, after = placed["correct_1"].to_numpy(bool), placed["geo_correct_1"].to_numpy(bool)
+    changed = (placed["geo_pred_class_index"] != placed["pred_class_index"]).to_numpy()
+    n = len(placed)
+    sources = placed["location_source"].astype(str).value_counts() if n else pd.Series(dtype=int)
+    return {
+        "photos_with_place": n,
+        "photos_without_place": int(((table["status"] == "ok") & table["in_vocab"]).sum()) - n,
+        "top1_vision": float(before.mean()) if n else float("nan"),
+        "top1_geo": float(after.mean()) if n else float("nan"),
+        "changed": int(changed.sum()),
+        "fixed": int((~before & after).sum()),
+        "broke": int((before & ~after).sum()),
+        "wrong_to_other_wrong": int((changed & ~before & ~after).sum()),
+        "location_sources": {str(k): int(v) for k, v in sources.items()},
+    }
+
+
+def geo_effect_by_clade(table: pd.DataFrame, rank: str, min_photos: int = 1) -> pd.DataFrame:
+    """Per true clade at ``rank``: photos with a place, how many the prior fixed and broke (not only the net),
+    and top-1 without and with it; the clades where it did most first."""
+    placed = _placed(table)
+    if not len(placed):
+        return pd.DataFrame(columns=["clade", "photos", "fixed", "broke", "net", "top1_vision", "top1_geo"])
+    before, after = placed["correct_1"].to_numpy(bool), placed["geo_correct_1"].to_numpy(bool)
+    frame = pd.DataFrame(
+        {
+            "clade": placed[f"true_{rank}"].astype(object).fillna(UNKNOWN).to_numpy(),
+            "photos": 1,
+            "fixed": ~before & after,
+            "broke": before & ~after,
+            "correct_vision": before,
+            "correct_geo": after,
+        }
+    )
+    grouped = frame.groupby("clade", sort=False).sum(numeric_only=True)
+    grouped = grouped[grouped["photos"] >= min_photos]
+    out = pd.DataFrame(
+        {
+            "clade": grouped.index,
+            "photos": grouped["photos"].to_numpy(),
+            "fixed": grouped["fixed"].to_numpy(),
+            "broke": grouped["broke"].to_numpy(),
+            "net": (grouped["fixed"] - grouped["broke"]).to_numpy(),
+            "top1_vision": (grouped["correct_vision"] / grouped["photos"]).to_numpy(),
+            "top1_geo": (grouped["correct_geo"] / grouped["photos"]).to_numpy(),
+        }
+    )
+    activity = out["fixed"] + out["broke"]
+    return (
+        out.assign(_a=activity).sort_values(["_a", "photos"], ascending=False).drop(columns="_a").reset_index(drop=True)
+    )
+
+
+def geo_rows(
+    table: pd.DataFrame, kind: str, rank: str | None = None, clade: str | None = None, limit: int = 200
+) -> pd.DataFrame:
+    """The photos behind a count: those the prior fixed, broke, or changed (optionally in one true clade)."""
+    if kind not in GEO_KINDS:
+        raise ValueError(f"kind must be one of {GEO_KINDS}, got {kind!r}")
+    placed = _placed(table)
+    before, after = placed["correct_1"].to_numpy(bool), placed["geo_correct_1"].to_numpy(bool)
+    keep = {
+        "fixed": ~before & after,
+        "broke": before & ~after,
+        "changed": (placed["geo_pred_class_index"] != placed["pred_class_index"]).to_numpy(),
+    }[kind]
+    if rank and clade is not None:
+        column = placed[f"true_{rank}"].astype(object).fillna(UNKNOWN)
+        keep &= (column == clade).to_numpy()
+    return placed[keep].head(limit).reset_index(drop=True)

@@ -66,6 +66,19 @@ SCHEMA: dict[str, str] = {
     "true_logit": "logit of the true class (NaN when out of vocabulary)",
     "calibration_half": "True for the half used to fit a temperature (stable hash of photo_id)",
 }
+# Optional: present when the photos have a place (manifest columns lat, lon and optionally date) and the model
+# has a geo-prior. The dashboard's "what the prior fixed and broke" reads these.
+GEO_SCHEMA: dict[str, str] = {
+    "lat": "latitude of the photo (NaN: no place)",
+    "lon": "longitude of the photo",
+    "obs_date": "date of the photo, YYYY-MM-DD ('' for none)",
+    "location_source": "where the place came from (e.g. a held-out record of the true species)",
+    "geo_pred_class_index": "top-1 output index after the geo-prior (= pred_class_index without a place)",
+    "geo_pred_name": "its scientific name",
+    "geo_confidence": "its combined probability",
+    "geo_true_prob": "combined probability of the true class (NaN when out of vocabulary)",
+    "geo_correct_1": "top-1 after the geo-prior is the true species",
+}
 CATEGORICAL = (
     "source",
     "note",
@@ -82,6 +95,8 @@ CATEGORICAL = (
     "divergence_rank",
     "lca_rank",
     "lca_name",
+    "location_source",
+    "geo_pred_name",
 )
 
 
@@ -220,8 +235,10 @@ def build_eval_table(
     statuses: list[str],
     taxonomy: Taxonomy | None = None,
     data_root: Path | None = None,
+    prior=None,
 ) -> pd.DataFrame:
-    """The evaluation table from a manifest and the model's logits (pure: no model call)."""
+    """The evaluation table from a manifest and the model's logits (pure: no model call). With a geo-prior
+    (a BoundPrior for this classifier) and lat/lon columns in the manifest, the GEO_SCHEMA columns too."""
     if len(manifest) != len(logits):
         raise ValueError(f"{len(manifest)} manifest rows but {len(logits)} logit rows")
     names = manifest["scientific_name"].astype(str).tolist()
@@ -276,9 +293,33 @@ def build_eval_table(
         frame[column] = top_logits[:, i] if i < top_logits.shape[1] else -np.inf
     frame["true_logit"] = np.where(true_index >= 0, logits[rows, np.maximum(true_index, 0)], np.nan)
     frame["calibration_half"] = calibration_half(frame["photo_id"])
+    if prior is not None and {"lat", "lon"} <= set(manifest.columns):
+        _add_geo_columns(frame, manifest, probs, true_index, prior, labels)
     bad = frame["status"] != "ok"
-    frame.loc[bad, ["correct_1", "correct_k"]] = False
+    frame.loc[bad, ["correct_1", "correct_k"] + (["geo_correct_1"] if "geo_correct_1" in frame else [])] = False
     return validate_table(frame)
+
+
+def _add_geo_columns(frame, manifest, probs, true_index, prior, labels) -> None:
+    """Re-rank every photo that has a place with the geo-prior (same combination as the app)."""
+    from explorer.geo import check_date, combine_many
+
+    lat = pd.to_numeric(manifest["lat"], errors="coerce").to_numpy(dtype=float)
+    lon = pd.to_numeric(manifest["lon"], errors="coerce").to_numpy(dtype=float)
+    dates = manifest["date"].fillna("").astype(str) if "date" in manifest else pd.Series([""] * len(frame))
+    day = np.array([check_date(d).timetuple().tm_yday if d else np.nan for d in dates], dtype=float)
+    combined = combine_many(probs, prior.scores_many(lat, lon, day), prior.alignment, prior.known)
+    geo_pred = combined.argmax(axis=1)
+    rows = np.arange(len(frame))
+    frame["lat"], frame["lon"], frame["obs_date"] = lat, lon, dates.tolist()
+    frame["location_source"] = (
+        manifest["location_source"].fillna("").astype(str).tolist() if "location_source" in manifest else "manifest"
+    )
+    frame["geo_pred_class_index"] = geo_pred
+    frame["geo_pred_name"] = [labels[i].scientific_name for i in geo_pred]
+    frame["geo_confidence"] = combined[rows, geo_pred]
+    frame["geo_true_prob"] = np.where(true_index >= 0, combined[rows, np.maximum(true_index, 0)], np.nan)
+    frame["geo_correct_1"] = geo_pred == true_index
 
 
 def calibration_half(photo_ids) -> np.ndarray:
@@ -321,6 +362,7 @@ def evaluate(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
+    prior=None,
 ) -> pd.DataFrame:
     """Run the model over a manifest and build the table, locally or on Ray Data."""
     paths = manifest["abs_path"].tolist()
@@ -332,7 +374,7 @@ def evaluate(
         logits, statuses = run_logits_ray(classifier, paths, batch_size, address)
     else:
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
-    return build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root)
+    return build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior)
 
 
 def save_table(frame: pd.DataFrame, path: Path) -> Path:
@@ -345,6 +387,15 @@ def save_table(frame: pd.DataFrame, path: Path) -> Path:
 def load_table(path: Path) -> pd.DataFrame:
     """Read and validate an evaluation table (names and ranks as categories)."""
     return optimise_dtypes(validate_table(pd.read_parquet(path)))
+
+
+def model_prior(classifier: Classifier, settings):
+    """The classifier's geo-prior (BoundPrior) when its checkpoint exists, else None."""
+    from explorer.geo import bind_prior
+    from explorer.resources import prior_path
+
+    path = prior_path(settings.checkpoint_dir, classifier.card)
+    return bind_prior(path, [lab.scientific_name for lab in classifier.labels]) if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -361,14 +412,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on <= 2 cores)")
     parser.add_argument("--exclude-noted", action="store_true", help="drop photos whose manifest note flags them")
+    parser.add_argument(
+        "--no-geo",
+        action="store_true",
+        help="do not re-rank with the model's geo-prior (by default photos with lat/lon in the manifest are)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     manifest = pd.concat([read_manifest(p, args.data_root) for p in args.images], ignore_index=True)
     if args.exclude_noted:
         manifest = manifest[manifest["note"].fillna("") == ""].reset_index(drop=True)
     classifier, taxonomy = load_resources_for(app.parse_settings([]), args.model, manifest["scientific_name"])
+    prior = None if args.no_geo else model_prior(classifier, app.parse_settings([]))
     table = evaluate(
-        classifier, manifest, taxonomy, args.data_root, args.engine, args.batch_size, args.workers, args.address
+        classifier,
+        manifest,
+        taxonomy,
+        args.data_root,
+        args.engine,
+        args.batch_size,
+        args.workers,
+        args.address,
+        prior=prior,
     )
     save_table(table, args.out)
     print(

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -252,9 +252,16 @@ def mean_average_precision(scores: np.ndarray, present: np.ndarray) -> tuple[flo
 
 
 def save_geo_prior(
-    model: GeoPrior, taxa: list[str], path: Path, metrics: dict | None = None, known: list[bool] | None = None
+    model: GeoPrior,
+    taxa: list[str],
+    path: Path,
+    metrics: dict | None = None,
+    known: list[bool] | None = None,
+    data: dict | None = None,
 ) -> Path:
-    """safetensors weights with the config, the taxon list, which taxa had training records, and the metrics."""
+    """safetensors weights with the config, the taxon list, which taxa had training records, the metrics, and
+    the training data (occurrence files relative to the data root, the held-out share, cell size and seed) so
+    that the held-in / held-out split can be rebuilt."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -264,6 +271,7 @@ def save_geo_prior(
         "taxa": json.dumps(taxa),
         "metrics": json.dumps(metrics or {}),
         "known": json.dumps(known if known is not None else [True] * len(taxa)),
+        "data": json.dumps(data or {}),
     }
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=metadata)
     return path
@@ -285,6 +293,7 @@ def load_geo_prior(path: Path) -> tuple[GeoPrior, list[str], dict]:
     model.load_state_dict(load_file(str(path)))
     metrics = json.loads(metadata.get("metrics", "{}"))
     metrics["known"] = json.loads(metadata.get("known", json.dumps([True] * len(taxa))))
+    metrics["data"] = json.loads(metadata.get("data", "{}"))
     return model.eval(), taxa, metrics
 
 
@@ -296,6 +305,13 @@ def taxa_from_card(card_path: Path, settings) -> list[str]:
     card = load_model_card(card_path)
     names = [n for n, _ in read_labels(find_file(card.labels_file, settings, card), card.labels_format)]
     return [n for n in names if n != card.background_label]
+
+
+def _relative_to(path: Path, root: Path | None) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve())) if root else str(path)
+    except ValueError:
+        return str(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,7 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--held-out", type=float, default=0.2, help="share of 1-degree cells held out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    taxa = taxa_from_card(args.taxa, app.parse_settings([]))
+    settings = app.parse_settings([])
+    taxa = taxa_from_card(args.taxa, settings)
     records = load_occurrences(args.occurrences, taxa)
     held = split_by_cell(records, args.held_out)
     config = GeoPriorConfig(epochs=args.epochs)
@@ -331,12 +348,14 @@ def main(argv: list[str] | None = None) -> None:
         "taxa_with_records": int(records["taxon_index"].nunique()),
     }
     known = np.bincount(records.loc[~held, "taxon_index"], minlength=len(taxa)) > 0
-    save_geo_prior(model, taxa, args.out, metrics, [bool(k) for k in known])
+    data = {
+        "occurrences": [_relative_to(p, settings.data_root) for p in args.occurrences],
+        "held_out": args.held_out,
+        "cell_degrees": 1.0,
+        "seed": 0,
+    }
+    save_geo_prior(model, taxa, args.out, metrics, [bool(k) for k in known], data)
     print(json.dumps(metrics, indent=2))
-
-
-if __name__ == "__main__":
-    main()
 
 
 # ---- combining with the classifier --------------------------------------------------------------------------
@@ -395,6 +414,27 @@ def combine(
     return Combined(vision, geo, product / total if total > 0 else vision.copy())
 
 
+def combine_many(
+    vision: np.ndarray, geo_scores: np.ndarray, alignment: np.ndarray, known: np.ndarray, floor: float = GEO_FLOOR
+) -> np.ndarray:
+    """combine() for a batch: (n, N) probabilities and (n, T) presence scores -> (n, N) combined probabilities.
+    Rows whose scores are all NaN (no place) are returned unchanged."""
+    vision = np.asarray(vision, dtype=np.float64)
+    usable = alignment >= 0
+    usable[usable] = known[alignment[usable]]
+    if not usable.any():
+        return vision.copy()
+    factor = np.maximum(geo_scores[:, alignment[usable]], floor)  # (n, usable)
+    neutral = factor.mean(axis=1, keepdims=True)
+    full = np.repeat(neutral, vision.shape[1], axis=1)
+    full[:, usable] = factor
+    product = vision * full
+    out = product / product.sum(axis=1, keepdims=True)
+    no_place = np.isnan(geo_scores).all(axis=1)
+    out[no_place] = vision[no_place]
+    return out
+
+
 # ---- a prior bound to one classifier ------------------------------------------------------------------------
 
 
@@ -433,13 +473,65 @@ class BoundPrior:
     alignment: np.ndarray  # (N,) prior index per classifier class, -1 unknown
     known: np.ndarray  # (T,) the taxon had training records
     metrics: dict
+    path: Path | None = None
+    data: dict = field(default_factory=dict)  # training data, see save_geo_prior
 
     def scores(self, place: Place) -> np.ndarray:
         """(T,) presence scores at the place (and date, when given)."""
         return presence(self.model, np.array([place.lat]), np.array([place.lon]), np.array([place.day_of_year]))[0]
 
+    def scores_many(self, lat: np.ndarray, lon: np.ndarray, day_of_year: np.ndarray) -> np.ndarray:
+        """(n, T) presence scores; NaN rows where lat or lon is NaN (no place)."""
+        lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+        out = np.full((len(lat), len(self.taxa)), np.nan)
+        has = ~(np.isnan(lat) | np.isnan(lon))
+        if has.any():
+            out[has] = presence(self.model, lat[has], lon[has], np.asarray(day_of_year, dtype=float)[has])
+        return out
+
 
 def bind_prior(path: Path, class_names: list[str]) -> BoundPrior:
     model, taxa, metrics = load_geo_prior(path)
     known = np.asarray(metrics.pop("known"), dtype=bool)
-    return BoundPrior(model, taxa, align_taxa(class_names, taxa), known, metrics)
+    data = metrics.pop("data", {})
+    return BoundPrior(model, taxa, align_taxa(class_names, taxa), known, metrics, Path(path), data)
+
+
+def training_records(prior: BoundPrior, data_root: Path | None) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """(records, held-out mask) as the prior was trained on them, or None when its occurrence files are not
+    under data_root (a prior trained elsewhere, or no shared data)."""
+    files = prior.data.get("occurrences") or []
+    if not files or data_root is None:
+        return None
+    paths = [Path(data_root) / f for f in files]
+    if not all(p.is_file() for p in paths):
+        return None
+    records = load_occurrences(paths, prior.taxa)
+    held = split_by_cell(
+        records, prior.data.get("held_out", 0.2), prior.data.get("cell_degrees", 1.0), prior.data.get("seed", 0)
+    )
+    return records, held
+
+
+def held_out_places(names: list[str], taxa: list[str], records: pd.DataFrame, held: np.ndarray, seed: int = 0):
+    """For each true name, one held-out record of that taxon chosen at random (seeded): where a photo of the
+    species could plausibly have been taken, at a spot the prior never trained on. DataFrame lat, lon, date
+    ('' for none), location_source; NaN lat/lon where the taxon has no held-out record."""
+    test = records[held]
+    by_taxon = {t: g for t, g in test.groupby("taxon_index")}
+    index = {name: i for i, name in enumerate(taxa)}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name in names:
+        group = by_taxon.get(index.get(name, -1))
+        if group is None:
+            rows.append((np.nan, np.nan, "", "none: no held-out record of the true species"))
+            continue
+        pick = group.iloc[int(rng.integers(len(group)))]
+        date = "" if np.isnan(pick["day_of_year"]) else str(pd.Timestamp(pick["date"]).date())
+        rows.append((float(pick["lat"]), float(pick["lon"]), date, "held-out eBird record of the true species"))
+    return pd.DataFrame(rows, columns=["lat", "lon", "date", "location_source"])
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import threading
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,34 +69,174 @@ def score_raster(grid: LandGrid, scores: np.ndarray) -> np.ndarray:
     return image
 
 
+LEAFLET_DIR = Path(__file__).resolve().parent.parent / "assets" / "leaflet"  # Leaflet 1.9.4 (BSD-2), from npm
+MAX_POINTS = 1500  # occurrence points drawn per species (a random, seeded sample beyond that)
+
+
+@lru_cache(maxsize=1)
+def _leaflet_inline() -> str:
+    """Leaflet's JS and CSS as inline tags, its images as data URIs, and a two-line stand-in for the jQuery call
+    folium's popups make: maps work with no network at all."""
+    css = (LEAFLET_DIR / "leaflet.css").read_text()
+    for name in ("layers.png", "layers-2x.png"):
+        css = css.replace(f"url(images/{name})", f"url({_data_uri(LEAFLET_DIR / 'images' / name)})")
+    js = (LEAFLET_DIR / "leaflet.js").read_text()
+    icons = {
+        "iconUrl": "marker-icon.png",
+        "iconRetinaUrl": "marker-icon-2x.png",
+        "shadowUrl": "marker-shadow.png",
+    }
+    setup = "L.Icon.Default.imagePath = '';\n" + "".join(
+        f"L.Icon.Default.prototype.options.{key} = '{_data_uri(LEAFLET_DIR / 'images' / file)}';\n"
+        for key, file in icons.items()
+    )
+    jquery_stand_in = (
+        "window.$ = window.$ || function (markup) { var t = document.createElement('template'); "
+        "t.innerHTML = String(markup).trim(); return [t.content.firstChild]; };"
+    )
+    return f"<style>{css}</style>\n<script>{js}\n{setup}{jquery_stand_in}</script>"
+
+
+@lru_cache(maxsize=8)
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def _projected_png(image: np.ndarray) -> str:
+    """An RGBA raster of the whole globe, projected to Web Mercator, as a PNG data URI."""
+    from folium.utilities import image_to_url, mercator_transform
+
+    projected = mercator_transform(image, (-90, 90), origin="upper")  # floats: image_to_url would stretch them
+    return image_to_url(np.clip(np.round(projected), 0, 255).astype(np.uint8), origin="upper")
+
+
+@lru_cache(maxsize=4)
+def _land_overlay(step: float) -> str:
+    """Light-grey land on transparent sea, the offline base map (built once per grid step)."""
+    _, _, rows, cols = land_cells(step)
+    image = np.zeros((int(180 / step), int(360 / step), 4), dtype=np.uint8)
+    image[rows, cols] = (205, 205, 200, 255)
+    return _projected_png(image)
+
+
 def range_map(
-    grid: LandGrid, scores: np.ndarray, title: str, lat: float | None = None, lon: float | None = None, caveat: str = ""
+    grid: LandGrid,
+    scores: np.ndarray,
+    title: str,
+    lat: float | None = None,
+    lon: float | None = None,
+    caveat: str = "",
+    points: tuple[np.ndarray, np.ndarray] | None = None,
+    points_label: str = "training records",
 ):
-    """A folium map of a range with the observation pinned; every name that reaches HTML is escaped."""
+    """A folium map of a range with the observation pinned and (optionally) occurrence points as a layer that
+    starts hidden. Every name that reaches HTML is escaped. Base map: the land grid itself (offline); online
+    OpenStreetMap tiles are an optional layer, off by default (they would send the view to OSM's servers)."""
     import folium
 
     center = [lat, lon] if lat is not None and lon is not None else [20.0, 0.0]
-    fmap = folium.Map(location=center, zoom_start=3 if lat is not None else 2, tiles=None, world_copy_jump=True)
-    folium.TileLayer("OpenStreetMap", name="base map (online tiles; blank offline)").add_to(fmap)
+    fmap = folium.Map(
+        location=center, zoom_start=3 if lat is not None else 1, tiles=None, world_copy_jump=True, min_zoom=1
+    )
+    world = [[-90, -180], [90, 180]]
+    folium.raster_layers.ImageOverlay(_land_overlay(grid.step), bounds=world, name="land", control=False).add_to(fmap)
+    folium.TileLayer("OpenStreetMap", name="OpenStreetMap tiles (needs internet)", overlay=True, show=False).add_to(
+        fmap
+    )
+    safe_title = html.escape(title)
     folium.raster_layers.ImageOverlay(
-        score_raster(grid, scores),
-        bounds=[[-90, -180], [90, 180]],
-        mercator_project=True,
-        name=f"predicted presence: {html.escape(title)}",
-        opacity=0.8,
+        _projected_png(score_raster(grid, scores)), bounds=world, name="predicted presence", opacity=0.85
     ).add_to(fmap)
-    if lat is not None and lon is not None:
-        popup = f"<b>Observation</b><br>{lat:.4f}, {lon:.4f}<br>{html.escape(title)}"
-        folium.Marker(
-            [lat, lon], popup=folium.Popup(popup, max_width=300), tooltip=html.escape(f"observation: {title}")
+    if points is not None and len(points[0]):
+        plat, plon = points
+        if len(plat) > MAX_POINTS:
+            keep = np.random.default_rng(0).choice(len(plat), MAX_POINTS, replace=False)
+            plat, plon = plat[keep], plon[keep]
+        features = [
+            {
+                "type": "Feature",
+                "properties": {},
+                "geometry": {"type": "Point", "coordinates": [round(float(x), 4), round(float(y), 4)]},
+            }
+            for y, x in zip(plat, plon)
+        ]
+        folium.GeoJson(
+            {"type": "FeatureCollection", "features": features},
+            name=html.escape(f"{points_label} ({len(points[0]):,})"),
+            marker=folium.CircleMarker(radius=2, color="#d62728", weight=1, fill=True, fill_opacity=0.7),
+            show=False,
         ).add_to(fmap)
-    folium.LayerControl().add_to(fmap)
-    if caveat:
-        fmap.get_root().html.add_child(
-            folium.Element(
-                f"<div style='position:fixed;bottom:8px;left:8px;z-index:999;"
-                f"background:white;padding:2px 6px;font-size:11px'>"
-                f"{html.escape(caveat)}</div>"
-            )
-        )
+    if lat is not None and lon is not None:
+        popup = f"<b>Observation</b><br>{lat:.4f}, {lon:.4f}<br>{safe_title}"
+        folium.Marker(
+            [lat, lon],
+            popup=folium.Popup(popup, max_width=300),
+            tooltip=html.escape(f"observation: {title}"),
+        ).add_to(fmap)
+    folium.LayerControl(collapsed=True).add_to(fmap)
+    legend = (
+        "<style>.leaflet-container {background: #e8f0f6}</style>"
+        "<div id='map-legend' style='position:fixed;bottom:8px;left:8px;z-index:999;background:white;"
+        f"padding:3px 7px;font:12px sans-serif;max-width:75%;opacity:0.92'><b>{safe_title}</b><br>"
+        "predicted presence: dark = low, yellow = high (below 0.05 not drawn); layers (top right): "
+        f"training records, online tiles{'<br>' + html.escape(caveat) if caveat else ''}</div>"
+    )
+    fmap.get_root().html.add_child(folium.Element(legend))
     return fmap
+
+
+def standalone_html(fmap) -> str:
+    """The map as one HTML document with Leaflet inlined (folium's CDN links removed): no network needed."""
+    fmap.default_js, fmap.default_css = [], []
+    document = fmap.get_root().render()
+    head = document.index("<head>") + len("<head>")
+    return document[:head] + _leaflet_inline() + document[head:]
+
+
+def map_iframe(document: str, height: int = 440) -> str:
+    """Embed a map document in a page: a sandboxed srcdoc iframe (scripts run, but cannot reach the page)."""
+    return (
+        f'<iframe class="range-map" sandbox="allow-scripts" style="width:100%;height:{height}px;border:0" '
+        f'srcdoc="{html.escape(document, quote=True)}"></iframe>'
+    )
+
+
+class RangeMapper:
+    """Range maps for one geo-prior: the land grid (trunk features) and the held-in occurrence records are built
+    on first use (or by warm(), from a background thread at start-up) and kept; thread-safe."""
+
+    def __init__(self, prior, data_root: Path | None = None, step: float = 0.5):
+        self.prior, self.data_root, self.step = prior, data_root, step
+        self._lock = threading.Lock()
+        self._grid: LandGrid | None = None
+        self._points: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def warm(self) -> RangeMapper:
+        with self._lock:
+            if self._grid is None:
+                self._grid = build_land_grid(self.prior.model, self.step)
+            if self._points is None:
+                self._points = self._load_points()
+        return self
+
+    def _load_points(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        from explorer.geo import training_records
+
+        found = training_records(self.prior, self.data_root)
+        if found is None:
+            return {}
+        records, held = found
+        train = records[~held]
+        spots = train.assign(lat=train["lat"].round(3), lon=train["lon"].round(3))
+        spots = spots.drop_duplicates(["taxon_index", "lat", "lon"])  # one point per spot (~100 m)
+        return {int(t): (g["lat"].to_numpy(), g["lon"].to_numpy()) for t, g in spots.groupby("taxon_index", sort=False)}
+
+    def html(self, taxon: int, title: str, lat: float | None = None, lon: float | None = None) -> str:
+        """A standalone map document for the prior's taxon index."""
+        self.warm()
+        scores = range_scores(self.prior.model, self._grid, taxon)
+        caveat = (
+            "No training records of this taxon: the map is the prior's guess." if not self.prior.known[taxon] else ""
+        )
+        points = self._points.get(taxon)
+        return standalone_html(range_map(self._grid, scores, title, lat, lon, caveat, points, "held-in eBird records"))

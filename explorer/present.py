@@ -157,6 +157,22 @@ def comparison_html(row) -> str:
     return f"<table class='predictions'>{head}{''.join(cells)}</table>"
 
 
+def geo_markdown(effect: dict) -> str:
+    """Headline of what the geo-prior did to the photos that had a place."""
+    n = effect["photos_with_place"]
+    if not n:
+        return "No photo in view has a place, so the geo-prior did nothing here."
+    sources = "; ".join(f"{html.escape(k)}: {v}" for k, v in effect["location_sources"].items())
+    return (
+        f"On the **{n}** photos in view that have a place ({sources}; {effect['photos_without_place']} others have "
+        f"none), top-1 goes from **{effect['top1_vision']:.1%}** on the image alone to "
+        f"**{effect['top1_geo']:.1%}** with the geo-prior. It changed the top-1 on {effect['changed']} "
+        f"({effect['changed'] / n:.1%}): **fixed {effect['fixed']}**, **broke {effect['broke']}** "
+        f"(net {effect['fixed'] - effect['broke']:+d}), and moved {effect['wrong_to_other_wrong']} from one wrong "
+        "answer to another."
+    )
+
+
 def calibration_markdown(fit: dict) -> str:
     if not fit["held_out_photos"]:
         return "Too few photos in view to fit a temperature."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 
 from explorer.config import ModelCard, Settings, load_model_cards
 from explorer.geo import BoundPrior, bind_prior
+from explorer.maps import RangeMapper
 from explorer.model import Classifier, find_file, load_classifier, read_labels
 from explorer.taxonomy import Taxonomy, load_taxonomy
 
@@ -28,6 +30,18 @@ class Resources:
     settings: Settings | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # evaluation tables by file stem
     priors: dict[str, BoundPrior] = field(default_factory=dict)  # geo-priors by model card name
+    mappers: dict[str, RangeMapper] = field(default_factory=dict)  # range maps by model card name
+
+    def warm_maps(self) -> threading.Thread:
+        """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""
+
+        def work():
+            for mapper in {id(m): m for m in self.mappers.values()}.values():
+                mapper.warm()
+
+        thread = threading.Thread(target=work, name="warm-range-maps", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def default_model(self) -> str:
@@ -67,15 +81,26 @@ def load_resources(settings: Settings) -> Resources:
             )
         )
     tables = load_eval_tables(settings.eval_dir)
-    priors = load_priors(settings.checkpoint_dir / "geo", classifiers)
-    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings, tables, priors)
+    priors = load_priors(settings.checkpoint_dir, classifiers)
+    mappers, by_path = {}, {}
+    for name, prior in priors.items():  # one mapper per prior file, shared by the models that use it
+        mappers[name] = by_path.setdefault(prior.path, RangeMapper(prior, settings.data_root))
+    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings, tables, priors, mappers)
 
 
-def load_priors(folder: Path, classifiers: dict[str, Classifier]) -> dict[str, BoundPrior]:
-    """geo/<model name>.safetensors, bound to that model's classes."""
+def prior_path(checkpoint_dir: Path, card: ModelCard) -> Path:
+    """The card's geo_prior, else geo/<model name>.safetensors, in the checkpoint folder."""
+    return Path(checkpoint_dir) / (card.geo_prior or f"geo/{card.name}.safetensors")
+
+
+def load_priors(checkpoint_dir: Path, classifiers: dict[str, Classifier]) -> dict[str, BoundPrior]:
+    """Each model's geo-prior (see prior_path), bound to that model's classes; a card that names a prior file
+    that is not there stops start-up."""
     priors = {}
     for name, classifier in classifiers.items():
-        path = Path(folder) / f"{name}.safetensors"
+        path = prior_path(checkpoint_dir, classifier.card)
+        if classifier.card.geo_prior and not path.is_file():
+            raise FileNotFoundError(f"model card {name}: geo_prior {path} does not exist")
         if path.is_file():
             priors[name] = bind_prior(path, [label.scientific_name for label in classifier.labels])
             log.info("geo-prior for %s: %d taxa", name, len(priors[name].taxa))

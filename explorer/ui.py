@@ -10,9 +10,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from explorer.cam import FAST_METHOD, METHODS, contrastive_cams, overlay_cams
 from explorer.dashboard import (
+    GEO_KINDS,
     OUTCOMES,
     CalibrationData,
     Filters,
@@ -23,6 +25,10 @@ from explorer.dashboard import (
     errors_by_rank,
     filter_table,
     fit_temperature,
+    geo_effect,
+    geo_effect_by_clade,
+    geo_rows,
+    has_geo,
     plot_clade_sunburst,
     plot_errors_by_rank,
     plot_model_comparison,
@@ -35,12 +41,15 @@ from explorer.dashboard import (
 from explorer.geo import make_place
 from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K, identify, result_to_json
 from explorer.images import load_image, read_place_time
+from explorer.maps import map_iframe
 from explorer.present import (
     calibration_markdown,
     cam_captions,
     cam_overlays,
     comparison_html,
     display_copy,
+    geo_markdown,
+    prediction_title,
     predictions_html,
     rollup_markdown,
     summary_markdown,
@@ -143,8 +152,16 @@ def _build_identify_tab(resources: Resources) -> None:
             )
             table = gr.HTML(elem_id="lineages")
             notes = gr.Markdown(elem_id="notes")
+            with gr.Group():
+                map_choice = gr.Radio(
+                    [], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True
+                )
+                range_html = gr.HTML(elem_id="range_map")
     inputs = [photo, model, top_k, threshold, method, lat, lon, date]
-    outputs = [verdict, label, gallery, table, notes]
+    outputs = [verdict, label, gallery, table, notes, map_choice, range_html]
+    map_choice.input(
+        _make_map_handler(resources), [map_choice, model, lat, lon, date], range_html, api_visibility="private"
+    )
     photo.upload(_exif_place_time, [photo], [lat, lon, date], api_visibility="private")
     handler = _make_identify_handler(resources)
     photo.change(handler, inputs, outputs, api_visibility="private")
@@ -159,27 +176,69 @@ def _build_identify_tab(resources: Resources) -> None:
 def _make_identify_handler(resources: Resources):
     def on_identify(path, model_name, top_k, threshold, method, lat, lon, date):
         if not path:
-            return "", None, None, "", ""
+            return "", None, None, "", "", _no_map(), ""
         classifier = _get(resources, model_name)
         try:
             loaded, result = _run(resources, path, model_name, top_k, threshold, method, (lat, lon, date))
         except ValueError as err:  # the user's photo or settings: say what is wrong, keep the page usable
             gr.Warning(str(err), title="Cannot identify this photo")
-            return f"### Cannot identify this photo\n{html.escape(str(err))}", None, None, "", ""
+            return f"### Cannot identify this photo\n{html.escape(str(err))}", None, None, "", "", _no_map(), ""
         for note in loaded.notes:
             gr.Warning(note)
         subject = classifier.card.subject
         gallery = list(zip(cam_overlays(loaded.image, result), cam_captions(result, subject)))
         notes = "\n".join(f"- {html.escape(n)}" for n in loaded.notes)
+        species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
+        first = species[0][1] if species else None
         return (
             rollup_markdown(result, classifier.card.label),
             topk_label(result, subject),
             gallery,
             predictions_html(result, subject),
             notes,
+            gr.Radio(choices=species, value=first),
+            range_map_html(resources, model_name, first, lat, lon, date) if first else "",
         )
 
     return on_identify
+
+
+def _no_map():
+    return gr.Radio(choices=[], value=None)  # an update (built inside an event, it is not a new component)
+
+
+def _make_map_handler(resources: Resources):
+    def on_map_choice(name, model_name, lat, lon, date):
+        return range_map_html(resources, model_name, name, lat, lon, date) if name else ""
+
+    return on_map_choice
+
+
+def range_map_document(resources: Resources, model_name: str | None, name: str, lat=None, lon=None, date=None) -> str:
+    """A standalone (offline) folium map of one species' predicted range, with the place pinned when given.
+    Raises ValueError with a message for the user (no prior, unknown species, impossible place)."""
+    model_name = model_name or resources.default_model
+    classifier = resources.get(model_name)
+    mapper = resources.mappers.get(model_name)
+    if mapper is None:
+        raise ValueError(f"{model_name} has no geo-prior, so there is no range map.")
+    if name not in mapper.prior.taxa:
+        raise ValueError(f"the geo-prior of {model_name} does not cover {name}: no range to show.")
+    place = make_place(lat, lon, date)
+    label = next((lab for lab in classifier.labels if lab.scientific_name == name), None)
+    title = f"{label.common_name} ({name})" if label is not None and label.common_name else name
+    if place is not None and place.date is not None:
+        title += f"; the map is for any date (observation {place.date})"
+    taxon = mapper.prior.taxa.index(name)
+    return mapper.html(taxon, title, place.lat if place else None, place.lon if place else None)
+
+
+def range_map_html(resources: Resources, model_name, name, lat=None, lon=None, date=None) -> str:
+    """The range map embedded for the page, or a short message saying why there is none."""
+    try:
+        return map_iframe(range_map_document(resources, model_name, name, lat, lon, date))
+    except ValueError as err:
+        return f"<p class='range-map-note'>{html.escape(str(err))}</p>"
 
 
 def _run(resources: Resources, path, model_name, top_k, threshold, method, where=(None, None, None)):
@@ -228,6 +287,20 @@ def _build_api(resources: Resources) -> None:
         return result_to_json(result)
 
     trigger.click(identify_api, [file, top_k, model, threshold, lat, lon, date], output, api_name="identify")
+
+    with gr.Row(visible=False):
+        species = gr.Textbox("", label="species")
+        document = gr.Textbox(label="map_html")
+        map_trigger = gr.Button("range_map")
+
+    def range_map_api(model, species, lat=None, lon=None, date=None):
+        """A standalone HTML document (folium, Leaflet inlined) of the species' predicted range."""
+        try:
+            return range_map_document(resources, model or None, species, lat, lon, date)
+        except ValueError as err:
+            raise gr.Error(str(err), title="No range map") from err
+
+    map_trigger.click(range_map_api, [model, species, lat, lon, date], document, api_name="range_map")
 
 
 def _exif_place_time(path):
@@ -357,6 +430,22 @@ def _build_diagnose_tab(resources: Resources) -> None:
             height=300,
             elem_id="inspector",
         )
+    with gr.Accordion("What the place changed: the geo-prior's fixes and breaks", open=True):
+        geo_summary = gr.Markdown(elem_id="dash_geo_summary")
+        geo_kind = gr.Radio(list(GEO_KINDS), value="fixed", label="Photos the prior...", elem_id="dash_geo_kind")
+        geo_clades = gr.Dataframe(
+            label="Per clade (clade-table rank), most affected first: click a row for its photos",
+            elem_id="dash_geo_clades",
+            max_height=300,
+        )
+        geo_state = gr.State([])
+        geo_gallery = gr.Gallery(
+            label="Truth → image-only top-1 → top-1 with the place (click one to inspect it)",
+            columns=8,
+            height=260,
+            elem_id="dash_geo_gallery",
+            allow_preview=False,
+        )
     with gr.Accordion("Compare with another model", open=False):
         other = gr.Dropdown(list(tables), value=None, label="Second table", elem_id="dash_other")
         compare_plot = gr.Plot()
@@ -372,6 +461,7 @@ def _build_diagnose_tab(resources: Resources) -> None:
         in_vocab,
         list_rank,
         min_photos,
+        geo_kind,
     ]
     outputs = [
         summary,
@@ -385,6 +475,10 @@ def _build_diagnose_tab(resources: Resources) -> None:
         gallery,
         error_table,
         errors_state,
+        geo_summary,
+        geo_clades,
+        geo_gallery,
+        geo_state,
     ]
     refresh = _make_dashboard_handler(resources)
     for control in filters:
@@ -400,6 +494,8 @@ def _build_diagnose_tab(resources: Resources) -> None:
     inspect = _make_inspector(resources)
     gallery.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private")
     error_table.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private")
+    geo_gallery.select(inspect, [geo_state], [inspector_text, inspector], api_visibility="private")
+    geo_clades.select(_make_geo_drilldown(resources), [*filters], [geo_gallery, geo_state], api_visibility="private")
     other.change(
         _make_comparison(resources), [table, other, list_rank], [compare_plot, disagreements], api_visibility="private"
     )
@@ -414,7 +510,7 @@ def _filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> F
 
 
 def _make_dashboard_handler(resources: Resources):
-    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos):
+    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind):
         table = resources.tables[name]
         try:
             view = filter_table(table, _filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab))
@@ -439,9 +535,47 @@ def _make_dashboard_handler(resources: Resources):
             _thumbnails(resources, errors),
             errors[["true_name", "pred_name", "confidence", "divergence_rank", "source", "path"]].round(3),
             errors.to_dict("records"),
+            *_geo_outputs(resources, view, list_rank, int(min_photos), kind),
         )
 
     return on_filters
+
+
+def _geo_caption(row) -> str:
+    return f"{row.true_name} → {row.pred_name} → {row.geo_pred_name}"
+
+
+def _geo_outputs(resources: Resources, view, rank: str, min_photos: int, kind: str):
+    """Summary, per-clade table, gallery and rows of the geo-prior section for a filtered view."""
+    if not has_geo(view):
+        text = (
+            "This table has no places (no `lat`/`lon` columns and geo-prior re-ranking), so there is nothing to "
+            "show here. `python -m explorer.evaluate` adds them when the manifest has `lat`, `lon` (and `date`) "
+            "and the model has a geo-prior."
+        )
+        return text, None, [], []
+    rows = geo_rows(view, kind)
+    return (
+        geo_markdown(geo_effect(view)),
+        geo_effect_by_clade(view, rank, min_photos).round(3),
+        _thumbnails(resources, rows, _geo_caption),
+        rows.to_dict("records"),
+    )
+
+
+def _make_geo_drilldown(resources: Resources):
+    def on_clade(
+        name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, evt: gr.SelectData
+    ):
+        view = filter_table(
+            resources.tables[name], _filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        )
+        if not has_geo(view) or not evt.row_value:
+            return [], []
+        rows = geo_rows(view, kind, list_rank, evt.row_value[0])
+        return _thumbnails(resources, rows, _geo_caption), rows.to_dict("records")
+
+    return on_clade
 
 
 def _clade_choices(resources: Resources):
@@ -454,20 +588,27 @@ def _clade_choices(resources: Resources):
     return on_rank
 
 
-def _thumbnails(resources: Resources, errors) -> list:
+def _thumbnails(resources: Resources, errors, caption=None) -> list:
+    """(thumbnail, caption) per row; an unreadable or missing photo gets a grey tile so that gallery positions
+    stay the rows' positions (the inspector relies on them). No photo on this machine at all: no gallery."""
     root = resources.settings.data_root if resources.settings else None
-    shown = []
+    shown, found = [], False
     for row in errors.head(GALLERY_SIZE).itertuples():
         path = _photo_path(root, row.path)
-        if path is None:
-            continue
-        try:
-            image = load_image(path, resources.settings.max_upload_bytes * 4, resources.settings.max_image_pixels).image
-        except ValueError:
-            continue
-        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        shown.append((image, f"{row.true_name} → {row.pred_name}"))
-    return shown
+        text = caption(row) if caption else f"{row.true_name} → {row.pred_name}"
+        image = None
+        if path is not None:
+            try:
+                image = load_image(path, resources.settings.max_upload_bytes * 4, resources.settings.max_image_pixels)
+                image = image.image
+                image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+                found = True
+            except ValueError:
+                image = None
+        if image is None:
+            image, text = Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)), f"(photo missing) {text}"
+        shown.append((image, text))
+    return shown if found else []
 
 
 def _photo_path(root, path: str):

@@ -1,6 +1,7 @@
 """A real headless Chromium (Debian's /usr/bin/chromium) drags photos onto the page."""
 
 import base64
+import re
 import shutil
 from pathlib import Path
 
@@ -117,3 +118,65 @@ def test_dashboard_filter_and_inspect_an_error(page):
     assert "truth" in page.locator("#inspector_text").inner_text()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+
+
+def test_location_reranks_and_shows_offline_range_map_per_suggestion(page, tmp_path):
+    """Type a place, identify: both rankings in the table, a Leaflet map with the observation pinned, another
+    suggestion's map on click, and not one request leaves the machine (Leaflet is served inline)."""
+    outside = []
+    page.on(
+        "request",
+        lambda r: outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:", "about:")) else None,
+    )
+    page.get_by_role("tab", name="Identify & explain").click()
+    data, expected = photo_bytes(tmp_path)
+    page.locator("img[src*='parrot.jpg']").first.click() if HAVE_CORAL else None  # a different photo first
+    page.wait_for_timeout(500)
+    drop_file(page, data, "photo3.jpg", "image/jpeg")
+    page.wait_for_function(  # identified, and the EXIF pre-fill (run on upload) has landed
+        f"document.querySelector('#topk') && document.querySelector('#topk').innerText.includes({expected!r})"
+        " && document.querySelectorAll('#cams img').length >= 1",
+        timeout=60_000,
+    )
+    if HAVE_CORAL:
+        page.wait_for_function(
+            "document.querySelector('#date textarea, #date input').value === '2014-01-15'", timeout=30_000
+        )
+    else:
+        page.wait_for_timeout(2000)  # let the EXIF pre-fill (none here) land before typing
+    page.locator("#lat input").fill("26.6")
+    page.locator("#lon input").fill("-80.2")
+    page.locator("#date textarea, #date input").first.fill("2024-03-10")
+    page.locator("#identify_button").click()
+    try:
+        page.locator("#lineages").filter(has_text="image alone").wait_for(timeout=60_000)
+    finally:
+        page.screenshot(path=str(SHOTS / "identify_with_place.png"), full_page=True)
+    frame = page.frame_locator("#range_map iframe")
+    frame.locator(".leaflet-marker-icon").wait_for(timeout=60_000)  # the observation, pinned
+    assert frame.locator("img.leaflet-image-layer").count() == 2  # land + the predicted presence
+    choices = page.locator("#map_choice label")
+    assert choices.count() >= 2
+    second = choices.nth(1).inner_text()
+    scientific = re.findall(r"\(([^)]+)\)", second)[-1] if "(" in second else second
+    assert scientific not in frame.locator("#map-legend").inner_text()
+    choices.nth(1).click()
+    frame.locator("#map-legend").filter(has_text=scientific).wait_for(timeout=60_000)
+    frame.locator(".leaflet-marker-icon").wait_for(timeout=30_000)
+    page.locator("#range_map").screenshot(path=str(SHOTS / "range_map.png"))
+    assert outside == [], f"requests left the machine: {outside[:5]}"
+
+
+@pytest.mark.skipif(not HAVE_CORAL, reason="the shipped table's photos and models come from ../shared")
+def test_dashboard_geo_prior_fixes_and_breaks_drill_down(page):
+    page.get_by_role("tab", name="Diagnose").click()
+    page.locator("#dash_outcome").get_by_text("all", exact=True).click()
+    summary = page.locator("#dash_geo_summary").filter(has_text="fixed")
+    summary.wait_for(timeout=60_000)
+    assert "broke" in summary.inner_text()
+    page.locator("#dash_geo_kind").get_by_text("broke", exact=True).click()
+    page.locator("#dash_geo_clades [data-testid='cell-0-0']").click()  # the most affected clade
+    page.wait_for_function("document.querySelectorAll('#dash_geo_gallery img').length >= 1", timeout=60_000)
+    page.locator("#dash_geo_gallery .thumbnail-item").first.click()
+    page.wait_for_function("document.querySelectorAll('#inspector img').length >= 4", timeout=60_000)
+    page.locator("#dash_geo_summary").screenshot(path=str(SHOTS / "dashboard_geo.png"))
