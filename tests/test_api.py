@@ -122,3 +122,19 @@ def test_impossible_places_get_clean_errors(client, good_photo, kwargs, message)
 
     with pytest.raises(AppError, match=message):
         call(client, good_photo, **kwargs)
+
+
+def test_range_map_endpoint_returns_an_offline_map(client):
+    """Any model with a geo-prior (the bird model, or the CUB head that shares it) draws a species' range."""
+    import re
+
+    from gradio_client.exceptions import AppError
+
+    model = "inat_bird" if HAVE_CORAL else "cub100_effnet_head"
+    document = client.predict(model, "Passerina cyanea", 42.36, -71.06, "2021-05-01", api_name="/range_map")
+    assert "Indigo Bunting (Passerina cyanea)" in document and "Observation" in document
+    assert not re.search(r"<script[^>]+src=", document)
+    with pytest.raises(AppError, match="does not cover"):
+        client.predict(model, "Quercus alba", None, None, "", api_name="/range_map")
+    with pytest.raises(AppError, match="latitude 91.0 is outside"):
+        client.predict(model, "Passerina cyanea", 91.0, 0.0, "", api_name="/range_map")

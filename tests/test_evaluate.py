@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import SHARED, TINY_LABELS, needs_shared
 
 from explorer.evaluate import SCHEMA, build_eval_table, load_table, save_table, validate_table
@@ -132,3 +133,41 @@ def test_ray_engine_gives_the_same_table(real_resources, tmp_path):
     others = [c for c in local.columns if c not in floats]
     pd.testing.assert_frame_equal(local[others], on_ray[others])
     np.testing.assert_allclose(local[floats].to_numpy(float), on_ray[floats].to_numpy(float), rtol=1e-5, atol=1e-6)
+
+
+def test_geo_columns_rerank_photos_with_a_place(tiny_classifier):
+    """A prior that says 'only the second class lives here' turns a wrong top-1 into the truth."""
+    from explorer.evaluate import GEO_SCHEMA
+    from explorer.geo import BoundPrior, GeoPrior, GeoPriorConfig, align_taxa
+
+    names = [lab.scientific_name for lab in tiny_classifier.labels]
+    model = GeoPrior(2, GeoPriorConfig(hidden=8, layers=1)).eval()
+    with torch.no_grad():  # a constant prior: class 0 absent (logit -20), class 1 present (+20), anywhere
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([-20.0, 20.0]))
+    prior = BoundPrior(model, names[:2], align_taxa(names, names[:2]), np.array([True, True]), {})
+    manifest = pd.DataFrame(
+        {
+            "path": ["a.jpg", "b.jpg"],
+            "scientific_name": [names[1], names[1]],
+            "common_name": "",
+            "note": "",
+            "source": "hand",
+            "abs_path": ["/a.jpg", "/b.jpg"],
+            "lat": [45.0, np.nan],  # the second photo has no place
+            "lon": [7.0, np.nan],
+            "date": ["2020-06-01", ""],
+        }
+    )
+    logits = np.full((2, len(names)), -2.0, dtype=np.float32)
+    logits[:, 0], logits[:, 1] = 3.0, 2.0  # the image favours class 0; the truth is class 1
+    table = build_eval_table(tiny_classifier, manifest, logits, ["ok", "ok"], None, None, prior)
+    assert set(GEO_SCHEMA) <= set(table.columns)
+    assert table["correct_1"].tolist() == [False, False]
+    assert table["geo_correct_1"].tolist() == [True, False]  # fixed where there is a place, untouched elsewhere
+    assert table.loc[1, "geo_pred_class_index"] == table.loc[1, "pred_class_index"]
+    assert table.loc[0, "geo_pred_name"] == names[1] and table.loc[0, "obs_date"] == "2020-06-01"
+
+
+def test_without_a_prior_there_are_no_geo_columns(table):
+    assert "geo_correct_1" not in table.columns

@@ -1,4 +1,4 @@
-"""Range-map pieces (groundwork): the land grid, one-matrix-vector-product ranges, escaped HTML."""
+"""Range maps: the land grid, one-matrix-vector-product ranges, escaped and self-contained (offline) HTML."""
 
 import numpy as np
 import pytest
@@ -38,3 +38,35 @@ def test_map_escapes_names(small_prior):
     )
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "caveat <b>x</b>" not in html
+
+
+def test_standalone_map_needs_no_network_and_escapes_everything(small_prior):
+    import re
+
+    from explorer.maps import map_iframe, standalone_html
+
+    grid = build_land_grid(small_prior, step=2.0)
+    title = 'Evil <img src=x onerror=alert(1)> "quoted"'
+    points = (np.array([48.0, 49.0]), np.array([2.0, 3.0]))
+    document = standalone_html(range_map(grid, range_scores(small_prior, grid, 0), title, 48.5, 2.5, "", points))
+    assert not re.search(r"<script[^>]+src=", document)  # Leaflet is inline, not from a CDN
+    assert not re.search(r"<link[^>]+href=[\"']?https?:", document)
+    assert "Leaflet 1.9.4" in document and "L.Icon.Default.imagePath" in document
+    assert "<img src=x" not in document and "&lt;img src=x onerror=alert(1)&gt;" in document
+    assert "training records (2)" in document  # the occurrence layer, hidden until switched on
+    frame = map_iframe(document)
+    assert frame.startswith('<iframe class="range-map" sandbox="allow-scripts"')  # no same-origin access
+    assert "<script" not in frame  # the document is an escaped attribute value
+
+
+def test_range_mapper_builds_once_and_maps_each_taxon(small_prior):
+    from explorer.geo import BoundPrior
+    from explorer.maps import RangeMapper
+
+    prior = BoundPrior(small_prior, ["A a", "B b", "C c"], np.array([0, 1, 2]), np.array([True, True, False]), {})
+    mapper = RangeMapper(prior, data_root=None, step=2.0)
+    first = mapper.html(0, "A a", 10.0, 20.0)
+    grid = mapper._grid
+    second = mapper.html(2, "C c")
+    assert mapper._grid is grid  # the trunk features are computed once
+    assert "A a" in first and "No training records of this taxon" in second

@@ -21,11 +21,26 @@ def test_dashboard_handler_draws_every_output(resources_without_photos):
     from explorer.ui import _make_dashboard_handler
 
     handler = _make_dashboard_handler(resources_without_photos)
-    out = handler("cub100_effnet_head", "order", "Passeriformes", 0.0, 1.0, "incorrect", True, False, "family", 5)
-    summary, errors_plot, sunburst, clades, pairs, reliability, tradeoff, calibration, gallery, table, state = out
+    out = handler(
+        "cub100_effnet_head", "order", "Passeriformes", 0.0, 1.0, "incorrect", True, False, "family", 5, "fixed"
+    )
+    summary, errors_plot, sunburst, clades, pairs, reliability, tradeoff, calibration, gallery, table, state = out[:11]
     assert "top-1 **0.0%**" in summary and len(state) == len(table) > 0
     assert gallery == []  # no photos on this machine: no thumbnails, but every number is there
     assert all(row["true_order"] == "Passeriformes" for row in state)
+    geo_summary, geo_clades, geo_gallery, geo_state = out[11:]
+    assert "fixed" in geo_summary and geo_gallery == []  # the photos the prior fixed among these errors
+    assert all(not row["correct_1"] and row["geo_correct_1"] for row in geo_state)
+    assert 0 < geo_clades["fixed"].sum() <= len(geo_state) and geo_clades["broke"].sum() == 0  # clades >= 5 photos
+
+
+def test_dashboard_geo_section_without_places(resources_without_photos):
+    from explorer.evaluate import GEO_SCHEMA
+    from explorer.ui import _geo_outputs
+
+    table = resources_without_photos.tables["cub100_effnet_head"].drop(columns=list(GEO_SCHEMA))
+    text, clades, gallery, state = _geo_outputs(resources_without_photos, table, "family", 5, "fixed")
+    assert "no places" in text and clades is None and gallery == [] and state == []
 
 
 def test_inspector_without_photo_says_so(resources_without_photos):
