@@ -49,6 +49,12 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     )
     parser.add_argument("--device", default=os.environ.get("EXPLORER_DEVICE", "auto"), help="auto, cpu or cuda")
     parser.add_argument("--max-upload-mb", type=float, default=25.0, help="upload size limit in MB")
+    parser.add_argument(
+        "--temp-ttl",
+        type=int,
+        default=3600,
+        help="seconds an upload or a rendered image is kept in Gradio's temporary folder before it is deleted",
+    )
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
     args = parser.parse_args(argv)
     model_dirs = args.model_dir if args.model_dir is not None else [SHARED / "models" / "coral"]
@@ -63,6 +69,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
         default_model=args.model,
         device=args.device,
         max_upload_bytes=int(args.max_upload_mb * MB),
+        temp_ttl_s=args.temp_ttl,
         taxonomy_supplement=supplement if supplement.is_file() else None,
         eval_dir=args.eval_dir,
         data_root=args.data_root,

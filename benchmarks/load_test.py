@@ -41,6 +41,12 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_app(port: int, extra: list[str], log_path: Path) -> subprocess.Popen:
     """python app.py --port PORT (binds 127.0.0.1 by default), waited for until it answers."""
     log = open(log_path, "w")  # noqa: SIM115 (kept open for the process's lifetime)
@@ -141,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         warm = run_clients(url, photos[used:], args.clients, warm_calls, used)  # warm-up under concurrency
         used += args.clients * warm_calls
         rss_before = rss_mib(proc.pid)
-        start = time.perf_counter()
+        start, server_cpu, client_cpu = time.perf_counter(), cpu_s(proc.pid), sum(os.times()[:2])
         rows = run_clients(url, photos[used:], args.clients, args.calls, used)
         wall = time.perf_counter() - start
+        server_cpu, client_cpu = cpu_s(proc.pid) - server_cpu, sum(os.times()[:2]) - client_cpu
         rss_after = rss_mib(proc.pid)
     finally:
         proc.terminate()
@@ -162,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"p95_s: {p95:.3f}")
     print(f"max_s: {max(latencies):.3f}")
     print(f"throughput_calls_per_s: {len(rows) / wall:.2f}")
+    print(f"server_cpu_ms_per_call: {1000 * server_cpu / len(rows):.0f} (model + Gradio; {os.cpu_count()} cores)")
+    print(f"client_cpu_ms_per_call: {1000 * client_cpu / len(rows):.0f} (the 16 gradio_client threads, same machine)")
     print(f"p95_vs_single_user: {p95 / single_p50:.1f} (target < 4)")
     print(f"rss_after_warmup_mib: {rss_before:.0f}")
     print(f"rss_after_load_mib: {rss_after:.0f}")

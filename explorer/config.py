@@ -29,6 +29,7 @@ class Settings:
     default_model: str | None = None
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     max_upload_bytes: int = 25 * MB
+    temp_ttl_s: int = 3600  # uploads and rendered images older than this are deleted (checked every ttl/2, >= 10 s)
     max_image_pixels: int = 60_000_000  # ~ a 60 MP camera; beyond that we refuse before decoding
     min_image_side: int = 16
 

@@ -63,16 +63,17 @@ def identify(
     image,
     top_k: int = 5,
     threshold: float = DEFAULT_THRESHOLD,
-    cam_method: str = FAST_METHOD,
+    cam_method: str | None = FAST_METHOD,
     place: Place | None = None,
     prior: BoundPrior | None = None,
 ) -> IdentifyResult:
     """Top-k suggestions, roll-up and CAMs for one RGB PIL image; with a place and a prior, the ranking is
-    re-done on vision x geo (both scores are reported for every suggestion)."""
+    re-done on vision x geo (both scores are reported for every suggestion). ``cam_method=None``: no CAMs (a
+    plain forward pass; the JSON API, which returns no maps, uses this)."""
     top_k = _check_top_k(top_k, len(classifier.labels))
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    if cam_method not in METHODS:
+    if cam_method is not None and cam_method not in METHODS:
         raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
     geo_scores = prior.scores(place) if (place is not None and prior is not None) else None
     scored: dict[str, Combined] = {}
@@ -85,10 +86,15 @@ def identify(
         return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
 
     x = classifier.preprocess(image)  # (1, 3, S, S)
-    _logits, indices, cams = forward_with_cams(
-        classifier.module, x, classifier.cam_layer, select, autocast=classifier.autocast, head=classifier.cam_head
-    )
-    if cam_method != FAST_METHOD:
+    if cam_method is None:
+        with torch.no_grad(), classifier.autocast():
+            indices = select(classifier.module(x).float())
+        cams = np.zeros((len(indices), 0, 0), dtype=np.float32)
+    else:
+        _logits, indices, cams = forward_with_cams(
+            classifier.module, x, classifier.cam_layer, select, autocast=classifier.autocast, head=classifier.cam_head
+        )
+    if cam_method not in (None, FAST_METHOD):
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method)
     combined = scored["result"]
     vision_rank = np.empty(len(combined.vision), dtype=np.int64)

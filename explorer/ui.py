@@ -64,6 +64,11 @@ EXAMPLES_CREDIT = (
     "Example photos: Google Coral test_data (Open Images, CC BY 2.0; US Navy, public domain). "
     "Found in the examples folder given at start-up."
 )
+# Every event that runs the classifier shares one queue slot: torch already uses every core for one photo, so
+# two model calls at once would only slow each other down (and multiply the memory). Other events (the
+# dashboard, range maps, EXIF) have their own slot each (Gradio's default_concurrency_limit, set to 1 below).
+MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
+QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out
 CSS = "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top}"
 
 
@@ -79,9 +84,22 @@ class PhotoInput(gr.Image):
         return str(payload.path)
 
 
+class UploadPath(gr.File):
+    """gr.File that hands over the uploaded file's path. (gr.File(type="filepath") also creates an empty temporary
+    file per call that it never uses or deletes: a leak in a long session.)"""
+
+    is_template = True  # use gr.File's front end
+
+    def preprocess(self, payload):
+        if payload is None or getattr(payload, "path", None) is None:
+            return super().preprocess(payload)
+        return str(payload.path)
+
+
 def build_demo(resources: Resources) -> gr.Blocks:
     """The whole app: an Identify & explain tab, the models tab, and the `identify` API endpoint."""
-    with gr.Blocks(title="Species ID explorer") as demo:
+    ttl = resources.settings.temp_ttl_s if resources.settings else 3600
+    with gr.Blocks(title="Species ID explorer", delete_cache=(max(10, ttl // 2), ttl)) as demo:
         gr.Markdown(
             "# Species ID explorer\nWhat does a species-identification model see, and where does it go "
             "wrong? Drop, paste or pick a photo."
@@ -164,13 +182,13 @@ def _build_identify_tab(resources: Resources) -> None:
     )
     photo.upload(_exif_place_time, [photo], [lat, lon, date], api_visibility="private")
     handler = _make_identify_handler(resources)
-    photo.change(handler, inputs, outputs, api_visibility="private")
-    button.click(handler, inputs, outputs, api_visibility="private")
+    photo.change(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
+    button.click(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
     for box in (lat, lon, date):
-        box.submit(handler, inputs, outputs, api_visibility="private")
+        box.submit(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
     for control in (model, threshold, method):
-        control.change(handler, inputs, outputs, api_visibility="private")
-    top_k.release(handler, inputs, outputs, api_visibility="private")
+        control.change(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
+    top_k.release(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
 
 
 def _make_identify_handler(resources: Resources):
@@ -267,7 +285,7 @@ def _get(resources: Resources, model_name):
 def _build_api(resources: Resources) -> None:
     """`identify` endpoint: (image file, top_k, model, threshold) -> JSON. Hidden from the page."""
     with gr.Row(visible=False):
-        file = gr.File(type="filepath", label="image")
+        file = UploadPath(type="filepath", label="image")
         top_k = gr.Number(5, precision=0, label="top_k")
         model = gr.Textbox(resources.default_model, label="model")
         threshold = gr.Number(DEFAULT_THRESHOLD, label="threshold")
@@ -281,12 +299,14 @@ def _build_api(resources: Resources) -> None:
         if not image:
             raise gr.Error("No image given.")
         try:
-            _loaded, result = _run(resources, image, model, top_k, threshold, FAST_METHOD, (lat, lon, date))
+            _loaded, result = _run(resources, image, model, top_k, threshold, None, (lat, lon, date))  # no CAMs
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot identify this photo") from err
         return result_to_json(result)
 
-    trigger.click(identify_api, [file, top_k, model, threshold, lat, lon, date], output, api_name="identify")
+    trigger.click(
+        identify_api, [file, top_k, model, threshold, lat, lon, date], output, api_name="identify", **MODEL_QUEUE
+    )
 
     with gr.Row(visible=False):
         species = gr.Textbox("", label="species")
@@ -362,7 +382,7 @@ def launch(demo: gr.Blocks, resources: Resources) -> None:
     """Start the server on the settings' host and port with the upload cap; only staged examples are served."""
     settings = resources.settings
     allowed = sorted({str(p.parent) for p in resources.examples})
-    demo.queue(default_concurrency_limit=1)  # one model call at a time: the model already uses every core
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)  # see MODEL_QUEUE
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -492,9 +512,9 @@ def _build_diagnose_tab(resources: Resources) -> None:
         api_visibility="private",
     )
     inspect = _make_inspector(resources)
-    gallery.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private")
-    error_table.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private")
-    geo_gallery.select(inspect, [geo_state], [inspector_text, inspector], api_visibility="private")
+    gallery.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private", **MODEL_QUEUE)
+    error_table.select(inspect, [errors_state], [inspector_text, inspector], api_visibility="private", **MODEL_QUEUE)
+    geo_gallery.select(inspect, [geo_state], [inspector_text, inspector], api_visibility="private", **MODEL_QUEUE)
     geo_clades.select(_make_geo_drilldown(resources), [*filters], [geo_gallery, geo_state], api_visibility="private")
     other.change(
         _make_comparison(resources), [table, other, list_rank], [compare_plot, disagreements], api_visibility="private"

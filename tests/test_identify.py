@@ -64,3 +64,13 @@ def test_real_bird_photo(real_resources):
     assert top.scientific_name == "Poecile atricapillus" and top.lineage["family"] == "Paridae"
     assert top.taxon_id == 144815 and result.cams.shape == (5, 7, 7)
     assert result.rollup.rank in ("species", "genus")
+
+
+def test_identify_without_cams_ranks_the_same(tiny_classifier, photo_rgb):
+    from explorer.identify import identify
+
+    with_cams = identify(tiny_classifier, photo_rgb, top_k=3)
+    without = identify(tiny_classifier, photo_rgb, top_k=3, cam_method=None)
+    assert [p.class_index for p in without.predictions] == [p.class_index for p in with_cams.predictions]
+    assert [p.probability for p in without.predictions] == pytest.approx([p.probability for p in with_cams.predictions])
+    assert without.cams.shape[0] == 3 and without.cams.size == 0 and without.cam_method is None
