@@ -69,7 +69,7 @@ EXAMPLES_CREDIT = (
 # dashboard, range maps, EXIF) have their own slot each (Gradio's default_concurrency_limit, set to 1 below).
 MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
 QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out
-CSS = "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top}"
+CSS = "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top} #lineages {overflow-x: auto}"
 
 
 class PhotoInput(gr.Image):
@@ -151,8 +151,11 @@ def _build_identify_tab(resources: Resources) -> None:
             )
             with gr.Accordion("Where and when (optional; read from the photo's EXIF when it has them)", open=True):
                 with gr.Row():
-                    lat = gr.Number(None, label="Latitude (-90..90)", elem_id="lat")
-                    lon = gr.Number(None, label="Longitude (-180..180)", elem_id="lon")
+                    # Textboxes, not gr.Number: an empty Number shows (and sends) 0, i.e. a place off West Africa
+                    lat = gr.Textbox("", label="Latitude (-90..90)", elem_id="lat", max_lines=1, placeholder="43.65")
+                    lon = gr.Textbox(
+                        "", label="Longitude (-180..180)", elem_id="lon", max_lines=1, placeholder="-79.38"
+                    )
                     date = gr.Textbox("", label="Date (YYYY-MM-DD)", elem_id="date", max_lines=1)
                 gr.Markdown(
                     "<small>The geo-prior was trained on eBird records from a handful of observers: it "
@@ -175,12 +178,12 @@ def _build_identify_tab(resources: Resources) -> None:
                     [], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True
                 )
                 range_html = gr.HTML(elem_id="range_map")
-    inputs = [photo, model, top_k, threshold, method, lat, lon, date]
-    outputs = [verdict, label, gallery, table, notes, map_choice, range_html]
+    last_photo = gr.State(None)  # the photo identified last: a new one gets its EXIF place and date first
+    inputs = [photo, model, top_k, threshold, method, lat, lon, date, last_photo]
+    outputs = [verdict, label, gallery, table, notes, map_choice, range_html, lat, lon, date, last_photo]
     map_choice.input(
         _make_map_handler(resources), [map_choice, model, lat, lon, date], range_html, api_visibility="private"
     )
-    photo.upload(_exif_place_time, [photo], [lat, lon, date], api_visibility="private")
     handler = _make_identify_handler(resources)
     photo.change(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
     button.click(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
@@ -192,15 +195,23 @@ def _build_identify_tab(resources: Resources) -> None:
 
 
 def _make_identify_handler(resources: Resources):
-    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date):
+    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, last_photo):
+        """Identify; a photo not seen before first gets its EXIF place and date (in the same call, so the
+        first ranking already uses them; the user can then edit or clear them)."""
         if not path:
-            return "", None, None, "", "", _no_map(), ""
+            return "", None, None, "", "", _no_map(), "", lat, lon, date, None
+        new_photo = path != last_photo
+        if new_photo:
+            lat, lon, date = _exif_place_time(path)
+        # the form is only written for a new photo: never overwrite what the user typed with a stale copy
+        where = (lat, lon, date, path) if new_photo else (gr.skip(), gr.skip(), gr.skip(), path)
         classifier = _get(resources, model_name)
         try:
             loaded, result = _run(resources, path, model_name, top_k, threshold, method, (lat, lon, date))
         except ValueError as err:  # the user's photo or settings: say what is wrong, keep the page usable
             gr.Warning(str(err), title="Cannot identify this photo")
-            return f"### Cannot identify this photo\n{html.escape(str(err))}", None, None, "", "", _no_map(), ""
+            message = f"### Cannot identify this photo\n{html.escape(str(err))}"
+            return message, None, None, "", "", _no_map(), "", *where
         for note in loaded.notes:
             gr.Warning(note)
         subject = classifier.card.subject
@@ -216,6 +227,7 @@ def _make_identify_handler(resources: Resources):
             notes,
             gr.Radio(choices=species, value=first),
             range_map_html(resources, model_name, first, lat, lon, date) if first else "",
+            *where,
         )
 
     return on_identify
@@ -323,14 +335,16 @@ def _build_api(resources: Resources) -> None:
     map_trigger.click(range_map_api, [model, species, lat, lon, date], document, api_name="range_map")
 
 
-def _exif_place_time(path):
-    """Pre-fill location and date from the photo's EXIF (the user can edit or clear them)."""
-    if not path:
-        return None, None, ""
+def _exif_place_time(path) -> tuple[str, str, str]:
+    """Location and date from the photo's EXIF, as the form's text ('' where absent)."""
     found = read_place_time(path)
     if found.lat is not None:
-        gr.Info(f"Location read from the photo: {found.lat:.4f}, {found.lon:.4f}")
-    return found.lat, found.lon, found.date or ""
+        gr.Info(f"Location read from the photo: {found.lat:.5f}, {found.lon:.5f}")
+    return (
+        "" if found.lat is None else f"{found.lat:.5f}",
+        "" if found.lon is None else f"{found.lon:.5f}",
+        found.date or "",
+    )
 
 
 def _model_choices(resources: Resources) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ CORAL = SHARED / "models" / "coral"
 SAMPLE_PHOTOS = ["bird.bmp", "owl.jpg", "parrot.jpg", "dragonfly.bmp", "sunflower.bmp", "cat.bmp", "grace_hopper.bmp"]
 HAVE_CORAL = (CORAL / "mobilenet_v2_1.0_224_inat_bird_quant.tflite").is_file()
 needs_shared = pytest.mark.skipif(not HAVE_CORAL, reason=f"needs the Coral models and photos in {CORAL} (../shared)")
+HAVE_SHARED_DATA = (SHARED / "data" / "cub100").is_dir() and (SHARED / "data" / "birds525-valid").is_dir()
 
 # Real bird names, so the tiny model's classes resolve in the real taxonomy (two Poecile, one Parus, one owl).
 TINY_LABELS = [
@@ -120,19 +122,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """python app.py, launched the README way on a free loopback port; yields its URL."""
+@contextlib.contextmanager
+def launched_app(log: Path, *args: str, env: dict | None = None):
+    """python app.py [args] on a free loopback port, the README way; yields its URL, stops it after."""
+    import urllib.request
+
     port = _free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "app.py", "--port", str(port), *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 240
-    import urllib.request
-
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
@@ -144,9 +149,18 @@ def app_url(tmp_path_factory):
     else:
         proc.kill()
         raise RuntimeError(f"app.py did not start in time:\n{log.read_text()[-3000:]}")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """python app.py, launched the README way on a free loopback port; yields its URL."""
+    with launched_app(tmp_path_factory.mktemp("app") / "app.log") as url:
+        yield url

@@ -73,6 +73,9 @@ def test_drag_photo_shows_top_suggestion_and_overlays(page, tmp_path):
     assert "Lineage" in page.locator("#lineages").inner_text()
     if HAVE_CORAL:  # owl.jpg's EXIF has a capture date (and no GPS): the date field is pre-filled from it
         assert page.locator("#date textarea, #date input").first.input_value() == "2014-01-15"
+    # no place was given, so none was used (an empty number field must not become 0, 0)
+    assert page.locator("#lat textarea, #lat input").first.input_value() == ""
+    assert "Image only" not in page.locator("#lineages").inner_text()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "identify.png"), full_page=True)
 
@@ -130,8 +133,6 @@ def test_location_reranks_and_shows_offline_range_map_per_suggestion(page, tmp_p
     )
     page.get_by_role("tab", name="Identify & explain").click()
     data, expected = photo_bytes(tmp_path)
-    page.locator("img[src*='parrot.jpg']").first.click() if HAVE_CORAL else None  # a different photo first
-    page.wait_for_timeout(500)
     drop_file(page, data, "photo3.jpg", "image/jpeg")
     page.wait_for_function(  # identified, and the EXIF pre-fill (run on upload) has landed
         f"document.querySelector('#topk') && document.querySelector('#topk').innerText.includes({expected!r})"
@@ -144,8 +145,8 @@ def test_location_reranks_and_shows_offline_range_map_per_suggestion(page, tmp_p
         )
     else:
         page.wait_for_timeout(2000)  # let the EXIF pre-fill (none here) land before typing
-    page.locator("#lat input").fill("26.6")
-    page.locator("#lon input").fill("-80.2")
+    page.locator("#lat textarea, #lat input").first.fill("26.6")
+    page.locator("#lon textarea, #lon input").first.fill("-80.2")
     page.locator("#date textarea, #date input").first.fill("2024-03-10")
     page.locator("#identify_button").click()
     try:
@@ -180,3 +181,18 @@ def test_dashboard_geo_prior_fixes_and_breaks_drill_down(page):
     page.locator("#dash_geo_gallery .thumbnail-item").first.click()
     page.wait_for_function("document.querySelectorAll('#inspector img').length >= 4", timeout=60_000)
     page.locator("#dash_geo_summary").screenshot(path=str(SHOTS / "dashboard_geo.png"))
+
+
+def test_exif_gps_is_used_by_the_first_ranking(page):
+    """A photo with GPS and a date in its EXIF: the fields fill in and the very first ranking already uses them
+    (read in the same call, no race with a separate pre-fill)."""
+    from test_images import photo_with_exif
+
+    page.get_by_role("tab", name="Identify & explain").click()
+    data = photo_with_exif({1: "N", 2: (43.0, 30.0, 15.0), 3: "W", 4: (79.0, 40.0, 0.0)}, "2021:05:16 08:30:00")
+    drop_file(page, data, "gps.jpg", "image/jpeg")
+    page.wait_for_function("document.querySelector('#lat textarea, #lat input').value === '43.50417'", timeout=60_000)
+    assert page.locator("#lon textarea, #lon input").first.input_value() == "-79.66667"
+    assert page.locator("#date textarea, #date input").first.input_value() == "2021-05-16"
+    page.locator("#lineages").filter(has_text="Image only").wait_for(timeout=30_000)
+    page.frame_locator("#range_map iframe").locator(".leaflet-marker-icon").wait_for(timeout=60_000)
