@@ -298,10 +298,13 @@ def load_geo_prior(path: Path) -> tuple[GeoPrior, list[str], dict]:
 
 
 def taxa_from_card(card_path: Path, settings) -> list[str]:
-    """The scientific names of a model card's classes (its background class excluded)."""
+    """The scientific names of a model card's classes (its background class excluded), or of a label file's
+    lines ('Scientific name (Common name)' or plain names; a 'background' line is left out)."""
     from explorer.config import load_model_card
     from explorer.model import find_file, read_labels
 
+    if Path(card_path).suffix.lower() != ".json":
+        return [n for n, _ in read_labels(Path(card_path), "coral") if n != "background"]
     card = load_model_card(card_path)
     names = [n for n, _ in read_labels(find_file(card.labels_file, settings, card), card.labels_format)]
     return [n for n in names if n != card.background_label]
@@ -321,7 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a geo-prior on presence records")
     train.add_argument("--occurrences", type=Path, action="append", required=True)
-    train.add_argument("--taxa", type=Path, required=True, help="a model card (its classes are the taxa)")
+    train.add_argument(
+        "--taxa", type=Path, required=True, help="a model card (its classes are the taxa) or a label file"
+    )
     train.add_argument("--out", type=Path, required=True)
     train.add_argument("--epochs", type=int, default=GeoPriorConfig.epochs)
     train.add_argument("--held-out", type=float, default=0.2, help="share of 1-degree cells held out")

@@ -231,3 +231,17 @@ def test_checkpoint_carries_its_training_data_and_split_can_be_rebuilt(tiny_worl
     records, held = training_records(prior, data_root)
     assert len(records) == 100 and 0 < held.sum() < 100
     assert training_records(prior, tmp_path / "elsewhere") is None  # files absent: no records, no error
+
+
+def test_taxa_from_a_card_or_a_label_file(tmp_path):
+    from conftest import ROOT
+
+    from explorer.config import Settings
+    from explorer.geo import taxa_from_card
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("Poecile atricapillus (Black-capped Chickadee)\nbackground\nParus major\n")
+    assert taxa_from_card(labels, None) == ["Poecile atricapillus", "Parus major"]
+    settings = Settings(checkpoint_dir=ROOT / "checkpoints")
+    card_taxa = taxa_from_card(ROOT / "checkpoints" / "cub100_effnet_head.json", settings)
+    assert len(card_taxa) == 100 and "Passerina cyanea" in card_taxa
