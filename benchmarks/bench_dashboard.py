@@ -27,6 +27,9 @@ from explorer.dashboard import (  # noqa: E402
     errors_by_rank,
     filter_table,
     fit_temperature,
+    geo_effect,
+    geo_effect_by_clade,
+    geo_rows,
     reliability,
     rollup_tradeoff,
     summary,
@@ -48,6 +51,9 @@ def regroup(table, filters: Filters) -> None:
     reliability(calibration, fit["temperature"])
     rollup_tradeoff(view)
     error_rows(view).head(24)
+    geo_effect(view)  # the geo-prior section: summary, per-clade table, the photos behind a count
+    geo_effect_by_clade(view, "family", 5)
+    geo_rows(view, "fixed")
 
 
 def timed(table, filters, repeats: int) -> float:

@@ -145,21 +145,30 @@ def confused_pairs(table: pd.DataFrame, top: int = 15) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class CalibrationData:
-    """The columns calibration needs, as arrays, for readable photos of known species (no DataFrame copies)."""
+    """The columns calibration needs, as arrays, for readable photos of known species (no DataFrame copies).
 
-    logits: np.ndarray  # (n, 20) float32, largest first
+    The (n, 20) logits are gathered only when asked for, and only for the rows kept: a temperature is fitted on
+    at most 10 k rows and its ECE taken on at most 50 k, so a million-row view never copies 20 full columns."""
+
+    logit_columns: tuple[np.ndarray, ...]  # the stored top logits, full-length arrays of the source
+    rows: np.ndarray  # (n,) indices of these photos in those arrays
     true_logit: np.ndarray  # (n,)
     confidence: np.ndarray  # (n,) top-1 probability as stored
     correct: np.ndarray  # (n,) bool
     fitting: np.ndarray  # (n,) bool: the half used to fit a temperature
 
+    @property
+    def logits(self) -> np.ndarray:
+        """(n, 20) float32, largest first."""
+        return np.column_stack([c[self.rows] for c in self.logit_columns]).reshape(-1, len(self.logit_columns))
+
     @classmethod
     def from_table(cls, table: pd.DataFrame) -> CalibrationData:
         keep = ((table["status"] == "ok") & table["in_vocab"]).to_numpy(dtype=bool)
         column = lambda name, dtype: table[name].to_numpy(dtype=dtype)[keep]  # noqa: E731
-        logits = np.column_stack([table[c].to_numpy(dtype=np.float32)[keep] for c in LOGIT_COLUMNS])
         return cls(
-            logits.reshape(-1, len(LOGIT_COLUMNS)),
+            tuple(table[c].to_numpy(dtype=np.float32) for c in LOGIT_COLUMNS),
+            np.flatnonzero(keep),
             column("true_logit", np.float32),
             column("confidence", np.float64),
             column("correct_1", bool),
@@ -168,7 +177,12 @@ class CalibrationData:
 
     def subset(self, mask: np.ndarray) -> CalibrationData:
         return CalibrationData(
-            self.logits[mask], self.true_logit[mask], self.confidence[mask], self.correct[mask], self.fitting[mask]
+            self.logit_columns,
+            self.rows[mask],
+            self.true_logit[mask],
+            self.confidence[mask],
+            self.correct[mask],
+            self.fitting[mask],
         )
 
 
@@ -286,12 +300,15 @@ def rollup_tradeoff(table: pd.DataFrame, thresholds=None) -> pd.DataFrame:
     shares, correct = {}, np.zeros(len(sorted_t))
     reach_before = np.full(n, -np.inf)
     answered_before = np.zeros(len(sorted_t))
+    slots_before = np.zeros(n, dtype=np.int64)  # thresholds reached by the lower ranks (none yet)
     for rank, prob, good in zip(ranks, probs, right):
         reach = np.maximum(reach_before, prob)
-        answered = _count_at_least(sorted_t, reach)  # answered at this rank or a lower one
+        slots = np.searchsorted(sorted_t, reach, side="right")  # how many thresholds the reach passes
+        answered = _count_slots(slots, len(sorted_t))  # answered at this rank or a lower one
         shares[f"at_{rank}"] = (answered - answered_before) / max(n, 1)
-        correct += _count_at_least(sorted_t, reach[good]) - _count_at_least(sorted_t, reach_before[good])
-        reach_before, answered_before = reach, answered
+        # right at this rank: the truth is in this rank's clade, for thresholds passed here and not below
+        correct += _count_slots(slots, len(sorted_t), good) - _count_slots(slots_before, len(sorted_t), good)
+        reach_before, answered_before, slots_before = reach, answered, slots
     out = pd.DataFrame(
         {
             "threshold": sorted_t,
@@ -306,10 +323,10 @@ def rollup_tradeoff(table: pd.DataFrame, thresholds=None) -> pd.DataFrame:
     return out.iloc[np.argsort(order)].reset_index(drop=True)
 
 
-def _count_at_least(sorted_thresholds: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """For each threshold t (sorted), how many values are >= t."""
-    slots = np.searchsorted(sorted_thresholds, values, side="right")  # thresholds <= each value
-    return np.bincount(slots, minlength=len(sorted_thresholds) + 1)[::-1].cumsum()[::-1][1:]
+def _count_slots(slots: np.ndarray, thresholds: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """For each sorted threshold j, how many values reach it (slot > j), optionally counting only ``weights``."""
+    counts = np.bincount(slots, weights=weights, minlength=thresholds + 1)
+    return counts[::-1].cumsum()[::-1][1:]
 
 
 def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -523,28 +540,44 @@ def has_geo(table: pd.DataFrame) -> bool:
     return {"lat", "geo_correct_1", "geo_pred_class_index"} <= set(table.columns)
 
 
-def _placed(table: pd.DataFrame) -> pd.DataFrame:
-    """Readable, in-vocabulary photos that had a place: the only ones the prior could act on."""
-    return table[(table["status"] == "ok") & table["in_vocab"] & table["lat"].notna()]
+def _placed(table: pd.DataFrame) -> np.ndarray:
+    """Mask of readable, in-vocabulary photos that had a place: the only ones the prior could act on."""
+    return (
+        (table["status"] == "ok").to_numpy(bool)
+        & table["in_vocab"].to_numpy(bool)
+        & ~np.isnan(table["lat"].to_numpy(float))
+    )
+
+
+def _geo_outcomes(table: pd.DataFrame, placed: np.ndarray) -> dict[str, np.ndarray]:
+    before, after = table["correct_1"].to_numpy(bool), table["geo_correct_1"].to_numpy(bool)
+    changed = table["geo_pred_class_index"].to_numpy() != table["pred_class_index"].to_numpy()
+    return {
+        "fixed": placed & ~before & after,
+        "broke": placed & before & ~after,
+        "changed": placed & changed,
+        "before": placed & before,
+        "after": placed & after,
+    }
 
 
 def geo_effect(table: pd.DataFrame) -> dict:
     """Top-1 with and without the prior on photos with a place, and how often it fixed / broke / changed it."""
     placed = _placed(table)
-    before, after = placed["correct_1"].to_numpy(bool), placed["geo_correct_1"].to_numpy(bool)
-    changed = (placed["geo_pred_class_index"] != placed["pred_class_index"]).to_numpy()
-    n = len(placed)
-    sources = placed["location_source"].astype(str).value_counts() if n else pd.Series(dtype=int)
+    outcome = _geo_outcomes(table, placed)
+    n = int(placed.sum())
+    readable = int(((table["status"] == "ok").to_numpy(bool) & table["in_vocab"].to_numpy(bool)).sum())
+    sources = table["location_source"][placed].value_counts() if n else pd.Series(dtype=int)
     return {
         "photos_with_place": n,
-        "photos_without_place": int(((table["status"] == "ok") & table["in_vocab"]).sum()) - n,
-        "top1_vision": float(before.mean()) if n else float("nan"),
-        "top1_geo": float(after.mean()) if n else float("nan"),
-        "changed": int(changed.sum()),
-        "fixed": int((~before & after).sum()),
-        "broke": int((before & ~after).sum()),
-        "wrong_to_other_wrong": int((changed & ~before & ~after).sum()),
-        "location_sources": {str(k): int(v) for k, v in sources.items()},
+        "photos_without_place": readable - n,
+        "top1_vision": float(outcome["before"].sum() / n) if n else float("nan"),
+        "top1_geo": float(outcome["after"].sum() / n) if n else float("nan"),
+        "changed": int(outcome["changed"].sum()),
+        "fixed": int(outcome["fixed"].sum()),
+        "broke": int(outcome["broke"].sum()),
+        "wrong_to_other_wrong": int((outcome["changed"] & ~outcome["before"] & ~outcome["after"]).sum()),
+        "location_sources": {str(k): int(v) for k, v in sources.items() if v},
     }
 
 
@@ -552,30 +585,28 @@ def geo_effect_by_clade(table: pd.DataFrame, rank: str, min_photos: int = 1) -> 
     """Per true clade at ``rank``: photos with a place, how many the prior fixed and broke (not only the net),
     and top-1 without and with it; the clades where it did most first."""
     placed = _placed(table)
-    if not len(placed):
-        return pd.DataFrame(columns=["clade", "photos", "fixed", "broke", "net", "top1_vision", "top1_geo"])
-    before, after = placed["correct_1"].to_numpy(bool), placed["geo_correct_1"].to_numpy(bool)
-    frame = pd.DataFrame(
-        {
-            "clade": placed[f"true_{rank}"].astype(object).fillna(UNKNOWN).to_numpy(),
-            "photos": 1,
-            "fixed": ~before & after,
-            "broke": before & ~after,
-            "correct_vision": before,
-            "correct_geo": after,
-        }
-    )
-    grouped = frame.groupby("clade", sort=False).sum(numeric_only=True)
-    grouped = grouped[grouped["photos"] >= min_photos]
+    columns = ["clade", "photos", "fixed", "broke", "net", "top1_vision", "top1_geo"]
+    if not placed.any():
+        return pd.DataFrame(columns=columns)
+    outcome = _geo_outcomes(table, placed)
+    clade = table[f"true_{rank}"]
+    if not isinstance(clade.dtype, pd.CategoricalDtype):
+        clade = clade.astype("category")
+    codes = clade.cat.codes.to_numpy() + 1  # 0: unknown clade
+    names = np.array([UNKNOWN, *map(str, clade.cat.categories)], dtype=object)
+    count = lambda mask: np.bincount(codes[mask], minlength=len(names))  # noqa: E731
+    photos = count(placed)
+    keep = photos >= max(min_photos, 1)
+    fixed, broke = count(outcome["fixed"])[keep], count(outcome["broke"])[keep]
     out = pd.DataFrame(
         {
-            "clade": grouped.index,
-            "photos": grouped["photos"].to_numpy(),
-            "fixed": grouped["fixed"].to_numpy(),
-            "broke": grouped["broke"].to_numpy(),
-            "net": (grouped["fixed"] - grouped["broke"]).to_numpy(),
-            "top1_vision": (grouped["correct_vision"] / grouped["photos"]).to_numpy(),
-            "top1_geo": (grouped["correct_geo"] / grouped["photos"]).to_numpy(),
+            "clade": names[keep],
+            "photos": photos[keep],
+            "fixed": fixed,
+            "broke": broke,
+            "net": fixed - broke,
+            "top1_vision": count(outcome["before"])[keep] / photos[keep],
+            "top1_geo": count(outcome["after"])[keep] / photos[keep],
         }
     )
     activity = out["fixed"] + out["broke"]
@@ -590,14 +621,8 @@ def geo_rows(
     """The photos behind a count: those the prior fixed, broke, or changed (optionally in one true clade)."""
     if kind not in GEO_KINDS:
         raise ValueError(f"kind must be one of {GEO_KINDS}, got {kind!r}")
-    placed = _placed(table)
-    before, after = placed["correct_1"].to_numpy(bool), placed["geo_correct_1"].to_numpy(bool)
-    keep = {
-        "fixed": ~before & after,
-        "broke": before & ~after,
-        "changed": (placed["geo_pred_class_index"] != placed["pred_class_index"]).to_numpy(),
-    }[kind]
+    keep = _geo_outcomes(table, _placed(table))[kind]
     if rank and clade is not None:
-        column = placed[f"true_{rank}"].astype(object).fillna(UNKNOWN)
-        keep &= (column == clade).to_numpy()
-    return placed[keep].head(limit).reset_index(drop=True)
+        column = table[f"true_{rank}"]
+        keep &= column.isna().to_numpy() if clade == UNKNOWN else (column == clade).to_numpy(bool)
+    return table.iloc[np.flatnonzero(keep)[:limit]].reset_index(drop=True)

@@ -160,7 +160,7 @@ def load_occurrences(paths: list[Path], taxa: list[str]) -> pd.DataFrame:
     index = {name: i for i, name in enumerate(taxa)}
     frame["taxon_index"] = frame["scientific_name"].map(index)
     dates = pd.to_datetime(frame["date"], errors="coerce")
-    frame["day_of_year"] = dates.dt.dayofyear.astype(float)
+    frame["day_of_year"] = dates.dt.day_of_year.astype(float)
     valid = frame["taxon_index"].notna() & frame["lat"].between(-90, 90) & frame["lon"].between(-180, 180)
     dropped = int((~valid).sum())
     frame = frame[valid].copy()
