@@ -369,11 +369,16 @@ def models_markdown(resources: Resources) -> str:
         lines += ["", "## Geo-priors", ""]
         for name, prior in resources.priors.items():
             metrics = prior.metrics
+            classes = [lab for lab in resources.classifiers[name].labels if not lab.is_background]
+            usable = prior.alignment >= 0
+            usable[usable] = prior.known[prior.alignment[usable]]
+            where = prior.path.name if prior.path else "?"
             lines.append(
-                f"- `{esc(name)}`: {int(prior.known.sum())} of {len(prior.taxa)} taxa with records; held-out "
-                f"site MAP {metrics.get('held_out_site_map', float('nan')):.3f} (location-blind "
-                f"{metrics.get('location_blind_map', float('nan')):.3f}). Trained on eBird records from a few "
-                "observers: it knows where they went, not each species' whole range."
+                f"- `{esc(name)}`: `{esc(where)}`, {int(prior.known.sum())} of its {len(prior.taxa)} taxa with "
+                f"records; {int(usable.sum())} of this model's {len(classes)} species matched by name (the rest "
+                f"get a neutral factor); held-out site MAP {metrics.get('held_out_site_map', float('nan')):.3f} "
+                f"(location-blind {metrics.get('location_blind_map', float('nan')):.3f}). Trained on eBird records "
+                "from a few observers: it knows where they went, not each species' whole range."
             )
     if resources.unavailable:
         lines += ["", "## Not available", ""]

@@ -71,3 +71,25 @@ def test_temp_sweeper_deletes_old_uploads_and_keeps_example_files(tmp_path):
     assert sweep_temp_files(demo, ttl_s=-1) == 2
     assert not files[0].exists() and not folders[0].exists() and files[2].exists()
     assert str(files[0]) not in demo.upload_file_set
+
+
+def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classifier):
+    import numpy as np
+
+    from explorer.geo import BoundPrior, GeoPrior, GeoPriorConfig, align_taxa
+    from explorer.ui import models_markdown
+
+    names = [lab.scientific_name for lab in tiny_classifier.labels]
+    taxa = [names[0], names[1], "Other species"]
+    prior = BoundPrior(
+        GeoPrior(3, GeoPriorConfig(hidden=8, layers=1)),
+        taxa,
+        align_taxa(names, taxa),
+        np.array([True, False, True]),  # the second species had no training records
+        {"held_out_site_map": 0.25, "location_blind_map": 0.05},
+        Path("geo/shared.safetensors"),
+    )
+    settings = Settings(checkpoint_dir=Path("."))
+    text = models_markdown(Resources({"tiny": tiny_classifier}, {}, [], settings, {}, {"tiny": prior}))
+    assert "`shared.safetensors`, 2 of its 3 taxa with records; 1 of this model's 4 species matched" in text
+    assert "held-out site MAP 0.250 (location-blind 0.050)" in text
