@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from explorer.launcher import launched_app  # noqa: E402
 
 CALL_TIMEOUT_S = 120
 PLACES = [  # (lat, lon, date): places where these North American birds are plausible, and a few where not
@@ -45,31 +45,6 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_app(port: int, extra: list[str], log_path: Path) -> subprocess.Popen:
-    """python app.py --port PORT (binds 127.0.0.1 by default), waited for until it answers."""
-    log = open(log_path, "w")  # noqa: SIM115 (kept open for the process's lifetime)
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=ROOT, stdout=log, stderr=log)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}: see {log_path}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(1)
-    proc.kill()
-    raise RuntimeError(f"app.py did not start within 300 s: see {log_path}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def real_photos(data_root: Path, count: int) -> list[Path]:
@@ -135,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     total = args.single + args.clients * (warm_calls + args.calls)
     photos = real_photos(args.data_root, total)
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"  # loopback only
-    proc = start_app(port, [], args.log)
-    try:
+    with launched_app(args.log) as (url, proc):  # python app.py on 127.0.0.1 only
         client = Client(url, verbose=False)
         single = [one_call(client, photos[i], i) for i in range(args.single)]
         single_errors = [e for _, e in single if e]
@@ -152,16 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         server_cpu, client_cpu = cpu_s(proc.pid) - server_cpu, sum(os.times()[:2]) - client_cpu
         rss_after = rss_mib(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     latencies = [t for t, _ in rows]
     errors = [e for _, e in rows if e] + single_errors + [e for _, e in warm if e]
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-    print(f"server: python app.py (127.0.0.1:{port}), queue concurrency 1; photos: {len(photos)} distinct real photos")
+    print(f"server: python app.py ({url}), one queue slot for model calls; {len(photos)} distinct real photos")
     print(f"single_user_p50_s: {single_p50:.3f} ({args.single} sequential calls)")
     print(f"load: {args.clients} clients x {args.calls} calls = {len(rows)} calls, half with a place")
     print(f"wall_s: {wall:.1f}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import ROOT, free_port, rss_mib, start_app  # noqa: E402
+from load_test import ROOT, launched_app, rss_mib  # noqa: E402
 
 WARM_UP = 100
 
@@ -86,16 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     inputs = work / "inputs"
     inputs.mkdir()
     photos, bad = good_photos(args.data_root, 300, inputs), bad_inputs(inputs)
-    os.environ["GRADIO_TEMP_DIR"] = str(temp_dir)  # inherited by the app
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = start_app(port, ["--temp-ttl", str(args.temp_ttl)], args.log)
     unclean, failed, rss_warm, started = [], [], None, time.perf_counter()
-    try:
+    temp_env = {"GRADIO_TEMP_DIR": str(temp_dir)}
+    with launched_app(args.log, "--temp-ttl", str(args.temp_ttl), env=temp_env) as (url, proc):
         baseline_files = count_files(temp_dir)
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         for i in range(args.calls):
-            if i == WARM_UP:
+            if i == min(WARM_UP, args.calls // 2):
                 rss_warm = rss_mib(proc.pid)
             if i % 5 == 4:  # one call in five is bad input
                 path, place, message = bad[(i // 5) % len(bad)]
@@ -130,9 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(args.temp_ttl + max(10, args.temp_ttl // 2) + 5)  # one more deletion pass after the TTL
         files_after_ttl = count_files(temp_dir)
         alive = proc.poll() is None
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     growth = 100 * (rss_end - rss_warm) / rss_warm
     leaked = max(0, files_after_ttl - baseline_files)
     print(f"calls: {args.calls} sequential ({args.calls // 5} bad input) in {elapsed:.0f} s; server alive: {alive}")
@@ -143,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"good_calls_failed: {len(failed)}")
     for line in (unclean + failed)[:10]:
         print(f"  {line}")
-    print(f"rss_after_warmup_mib: {rss_warm:.0f} (after {WARM_UP} calls)")
+    print(f"rss_after_warmup_mib: {rss_warm:.0f} (after {min(WARM_UP, args.calls // 2)} calls)")
     print(f"rss_at_end_mib: {rss_end:.0f}")
     print(f"rss_growth: {growth:+.1f} % (target < 10 %)")
     print(f"temp_files: {baseline_files} at start, {files_at_end} at the end, {files_after_ttl} after the TTL")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+
+from explorer.launcher import launched_app  # noqa: F401 (tests use it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("EXPLORER_SHARED_DIR", ROOT.parent / "shared"))
@@ -116,51 +113,8 @@ def photo_rgb() -> Image.Image:
     return image
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def launched_app(log: Path, *args: str, env: dict | None = None):
-    """python app.py [args] on a free loopback port, the README way; yields its URL, stops it after."""
-    import urllib.request
-
-    port = _free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port), *args],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        raise RuntimeError(f"app.py did not start in time:\n{log.read_text()[-3000:]}")
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """python app.py, launched the README way on a free loopback port; yields its URL."""
-    with launched_app(tmp_path_factory.mktemp("app") / "app.log") as url:
+    with launched_app(tmp_path_factory.mktemp("app") / "app.log") as (url, _process):
         yield url

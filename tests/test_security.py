@@ -45,7 +45,7 @@ def hostile_app(tmp_path_factory):
     write_tiny_checkpoint(folder / "checkpoints", EVIL, name="hostile")
     nothing = str(folder / "nothing")
     args = ["--checkpoint-dir", str(folder / "checkpoints"), "--examples-dir", nothing, "--eval-dir", nothing]
-    with launched_app(folder / "app.log", *args) as url:
+    with launched_app(folder / "app.log", *args) as (url, _process):
         yield url
 
 
