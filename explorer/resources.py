@@ -113,7 +113,9 @@ def load_eval_tables(folder: Path | None) -> dict[str, pd.DataFrame]:
 
     if folder is None or not Path(folder).is_dir():
         return {}
-    return {path.stem: load_table(path) for path in sorted(Path(folder).glob("*.parquet"))}
+    from explorer.dashboard import for_dashboard
+
+    return {path.stem: for_dashboard(load_table(path)) for path in sorted(Path(folder).glob("*.parquet"))}
 
 
 def _load_shared_taxonomy(cards: list[ModelCard], settings: Settings) -> Taxonomy | None:
