@@ -408,15 +408,16 @@ def combine(
     geo = np.full(vision.shape, np.nan)
     if geo_scores is None:
         return Combined(vision, geo, vision.copy())
+    usable = _usable(alignment, known)
+    geo[usable] = geo_scores[alignment[usable]]
+    return Combined(vision, geo, combine_many(vision[None], np.asarray(geo_scores)[None], alignment, known, floor)[0])
+
+
+def _usable(alignment: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """(N,) the class has a taxon in the prior that had training records."""
     usable = alignment >= 0
     usable[usable] = known[alignment[usable]]
-    geo[usable] = geo_scores[alignment[usable]]
-    factor = np.maximum(geo, floor)
-    neutral = float(np.nanmean(factor)) if usable.any() else 1.0
-    factor = np.where(usable, factor, neutral)
-    product = vision * factor
-    total = product.sum()
-    return Combined(vision, geo, product / total if total > 0 else vision.copy())
+    return usable
 
 
 def combine_many(
@@ -425,16 +426,16 @@ def combine_many(
     """combine() for a batch: (n, N) probabilities and (n, T) presence scores -> (n, N) combined probabilities.
     Rows whose scores are all NaN (no place) are returned unchanged."""
     vision = np.asarray(vision, dtype=np.float64)
-    usable = alignment >= 0
-    usable[usable] = known[alignment[usable]]
+    usable = _usable(alignment, known)
     if not usable.any():
         return vision.copy()
     factor = np.maximum(geo_scores[:, alignment[usable]], floor)  # (n, usable)
-    neutral = factor.mean(axis=1, keepdims=True)
+    neutral = factor.mean(axis=1, keepdims=True)  # taxa the prior does not know: neither helped nor hurt
     full = np.repeat(neutral, vision.shape[1], axis=1)
     full[:, usable] = factor
     product = vision * full
-    out = product / product.sum(axis=1, keepdims=True)
+    total = product.sum(axis=1, keepdims=True)
+    out = np.where(total > 0, product / np.where(total > 0, total, 1.0), vision)
     no_place = np.isnan(geo_scores).all(axis=1)
     out[no_place] = vision[no_place]
     return out
