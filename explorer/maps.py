@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -70,6 +71,7 @@ def score_raster(grid: LandGrid, scores: np.ndarray) -> np.ndarray:
 
 
 LEAFLET_DIR = Path(__file__).resolve().parent.parent / "assets" / "leaflet"  # Leaflet 1.9.4 (BSD-2), from npm
+RECENT_MAPS = 16  # map documents kept per prior (bounded: about 4 MB)
 MAX_POINTS = 1500  # occurrence points drawn per species (a random, seeded sample beyond that)
 
 
@@ -210,6 +212,7 @@ class RangeMapper:
         self._lock = threading.Lock()
         self._grid: LandGrid | None = None
         self._points: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+        self._recent: OrderedDict[tuple, str] = OrderedDict()  # the last RECENT_MAPS documents (~250 kB each)
 
     def warm(self) -> RangeMapper:
         with self._lock:
@@ -232,11 +235,24 @@ class RangeMapper:
         return {int(t): (g["lat"].to_numpy(), g["lon"].to_numpy()) for t, g in spots.groupby("taxon_index", sort=False)}
 
     def html(self, taxon: int, title: str, lat: float | None = None, lon: float | None = None) -> str:
-        """A standalone map document for the prior's taxon index."""
+        """A standalone map document for the prior's taxon index. The last few are kept: moving a slider re-runs
+        identify, and the same map should not be drawn again."""
+        key = (taxon, title, lat, lon)
+        with self._lock:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
         self.warm()
         scores = range_scores(self.prior.model, self._grid, taxon)
         caveat = (
             "No training records of this taxon: the map is the prior's guess." if not self.prior.known[taxon] else ""
         )
         points = self._points.get(taxon)
-        return standalone_html(range_map(self._grid, scores, title, lat, lon, caveat, points, "held-in eBird records"))
+        document = standalone_html(
+            range_map(self._grid, scores, title, lat, lon, caveat, points, "held-in eBird records")
+        )
+        with self._lock:
+            self._recent[key] = document
+            while len(self._recent) > RECENT_MAPS:
+                self._recent.popitem(last=False)
+        return document

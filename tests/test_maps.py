@@ -70,3 +70,16 @@ def test_range_mapper_builds_once_and_maps_each_taxon(small_prior):
     second = mapper.html(2, "C c")
     assert mapper._grid is grid  # the trunk features are computed once
     assert "A a" in first and "No training records of this taxon" in second
+
+
+def test_range_mapper_keeps_a_bounded_number_of_recent_maps(small_prior):
+    from explorer.geo import BoundPrior
+    from explorer.maps import RECENT_MAPS, RangeMapper
+
+    prior = BoundPrior(small_prior, ["A a", "B b", "C c"], np.array([0, 1, 2]), np.array([True, True, True]), {})
+    mapper = RangeMapper(prior, data_root=None, step=2.0)
+    first = mapper.html(0, "A a", 10.0, 20.0)
+    assert mapper.html(0, "A a", 10.0, 20.0) is first  # the same map again (a slider moved): not redrawn
+    for i in range(RECENT_MAPS + 3):
+        mapper.html(1, "B b", float(i), 0.0)
+    assert len(mapper._recent) == RECENT_MAPS and mapper.html(0, "A a", 10.0, 20.0) is not first
