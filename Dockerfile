@@ -19,7 +19,7 @@ COPY requirements-runtime.txt .
 RUN pip install --index-url "${TORCH_INDEX}" torch==2.14.1 torchvision==0.29.1 \
  && pip install -r requirements-runtime.txt
 
-COPY app.py ./
+COPY app.py pyproject.toml ./
 COPY explorer/ explorer/
 COPY checkpoints/ checkpoints/
 COPY assets/ assets/

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from explorer.dashboard import (  # noqa: E402
-    CalibrationData,
+from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
+from explorer.diagnose.geo_effect import geo_effect, geo_effect_by_clade, geo_rows
+from explorer.diagnose.metrics import (
     Filters,
     accuracy_by_clade,
     clade_tree,
@@ -26,16 +24,12 @@ from explorer.dashboard import (  # noqa: E402
     error_rows,
     errors_by_rank,
     filter_table,
-    fit_temperature,
     for_dashboard,
-    geo_effect,
-    geo_effect_by_clade,
-    geo_rows,
-    reliability,
     rollup_tradeoff,
     summary,
 )
-from explorer.evaluate import load_table  # noqa: E402
+from explorer.diagnose.schema import load_table
+from explorer.settings import PROJECT_ROOT
 
 
 def regroup(table, filters: Filters) -> None:
@@ -68,9 +62,7 @@ def timed(table, filters, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--table", type=Path, default=Path(__file__).resolve().parent.parent / "assets" / "eval" / "inat_bird.parquet"
-    )
+    parser.add_argument("--table", type=Path, default=PROJECT_ROOT / "assets" / "eval" / "inat_bird.parquet")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -94,7 +86,7 @@ def main() -> None:
 
 def load_table_like(frame):
     """The same dtypes load_table gives (categories for the names)."""
-    from explorer.evaluate import optimise_dtypes
+    from explorer.diagnose.schema import optimise_dtypes
 
     return optimise_dtypes(frame)
 

@@ -10,7 +10,6 @@ thread: the least a script can do. evaluate() adds validation of every photo, a 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -18,12 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import app  # noqa: E402
-from explorer.datasets import read_manifest  # noqa: E402
-from explorer.evaluate import default_workers, evaluate  # noqa: E402
-from explorer.resources import load_resources_for  # noqa: E402
+from explorer.batches import default_workers
+from explorer.datasets import read_manifest
+from explorer.diagnose.evaluate import evaluate
+from explorer.resources import load_classifier_for
+from explorer.settings import DATA_DIR, parse_settings
 
 
 def bare_loop(classifier, paths: list[str], batch_size: int) -> None:
@@ -42,13 +40,13 @@ def bare_loop(classifier, paths: list[str], batch_size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="inat_bird")
-    parser.add_argument("--manifest", type=Path, default=app.SHARED / "data" / "birds525-valid" / "manifest.csv")
+    parser.add_argument("--manifest", type=Path, default=DATA_DIR / "birds525-valid" / "manifest.csv")
     parser.add_argument("--photos", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="default: evaluate's own choice")
     args = parser.parse_args()
     manifest = read_manifest(args.manifest).head(args.photos)
-    classifier, taxonomy = load_resources_for(app.parse_settings([]), args.model, manifest["scientific_name"])
+    classifier, taxonomy = load_classifier_for(parse_settings([]), args.model, manifest["scientific_name"])
     paths = manifest["abs_path"].tolist()
     bare_loop(classifier, paths[: args.batch_size], args.batch_size)  # warm-up (page cache, kernels)
     start = time.perf_counter()

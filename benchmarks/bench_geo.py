@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from explorer.geo.maps import build_land_grid, range_map, range_scores, standalone_html
+from explorer.geo.model import load_geo_prior, presence
+from explorer.settings import PROJECT_ROOT
 
-from explorer.geo import load_geo_prior, presence  # noqa: E402
-from explorer.maps import build_land_grid, range_map, range_scores, standalone_html  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 
 
 def median_s(fn, repeats: int) -> float:

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import app  # noqa: E402
-from explorer.cam import reference_cams  # noqa: E402
-from explorer.identify import identify  # noqa: E402
-from explorer.images import load_image  # noqa: E402
-from explorer.present import cam_overlays  # noqa: E402
-from explorer.resources import load_resources  # noqa: E402
+from explorer.cam import reference_cams
+from explorer.identify import identify
+from explorer.images import load_image
+from explorer.present import cam_overlays
+from explorer.resources import load_resources
+from explorer.settings import CORAL_DIR, parse_settings
 
 
 def _timed(fn) -> float:
@@ -49,10 +46,10 @@ def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 5) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--photo", type=Path, default=app.SHARED / "models" / "coral" / "bird.bmp")
+    parser.add_argument("--photo", type=Path, default=CORAL_DIR / "bird.bmp")
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
-    resources = load_resources(app.parse_settings([]))
+    resources = load_resources(parse_settings([]))
     classifier = resources.get(args.model or resources.default_model)
     settings = resources.settings
     loaded = load_image(args.photo, settings.max_upload_bytes, settings.max_image_pixels)

@@ -18,10 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from explorer.launcher import launched_app  # noqa: E402
+from explorer.launcher import launched_app
+from explorer.settings import PROJECT_ROOT as ROOT
+from explorer.settings import SHARED_DIR
 
 CALL_TIMEOUT_S = 120
 PLACES = [  # (lat, lon, date): places where these North American birds are plausible, and a few where not
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--calls", type=int, default=25, help="calls per client")
     parser.add_argument("--single", type=int, default=20, help="sequential calls for the single-user latency")
-    shared = Path(os.environ.get("EXPLORER_SHARED_DIR", ROOT.parent / "shared"))
+    shared = SHARED_DIR
     parser.add_argument("--data-root", type=Path, default=shared / "data")
     parser.add_argument("--log", type=Path, default=ROOT / "tmp" / "load_test_app.log")
     args = parser.parse_args(argv)

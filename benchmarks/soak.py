@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from load_test import ROOT, launched_app, rss_mib
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_test import ROOT, launched_app, rss_mib  # noqa: E402
+from explorer.settings import SHARED_DIR
 
 WARM_UP = 100
 
@@ -69,14 +69,13 @@ def count_files(folder: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
 
     from gradio_client import Client, handle_file
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--temp-ttl", type=int, default=20, help="the app's --temp-ttl for this run (seconds)")
-    shared = Path(os.environ.get("EXPLORER_SHARED_DIR", ROOT.parent / "shared"))
+    shared = SHARED_DIR
     parser.add_argument("--data-root", type=Path, default=shared / "data")
     parser.add_argument("--log", type=Path, default=ROOT / "tmp" / "soak_app.log")
     args = parser.parse_args(argv)

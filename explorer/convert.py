@@ -5,15 +5,11 @@ Facts used (see ../shared/DATA.md): tensors are uint8/int32 with ``real = (q - z
 identity plus the folded bias; CONV_2D weights are OHWI, DEPTHWISE_CONV_2D weights 1HWC; convolutions
 appear in graph order and map one-to-one onto torchvision's; the head is FULLY_CONNECTED after the pool.
 
-Usage::
-
-    python -m explorer.convert path/to/model.tflite out.safetensors
-    python -m explorer.convert --all            # every tflite card in checkpoints/, into the cache
+The command line is ``explorer-convert`` (``python -m explorer.tools.convert``).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 from pathlib import Path
@@ -127,35 +123,3 @@ def convert_tflite(path: Path, out: Path) -> Path:
     tmp.replace(out)
     log.info("converted %s -> %s", path, out)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("tflite", nargs="?", type=Path, help="a Coral MobileNetV2 .tflite classifier")
-    parser.add_argument("out", nargs="?", type=Path, help="output .safetensors")
-    parser.add_argument("--all", action="store_true", help="convert every tflite model card into the cache")
-    parser.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints"))
-    parser.add_argument("--model-dir", type=Path, action="append", default=[], help="where tflite files are")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.all:
-        from dataclasses import replace
-
-        import app
-        from explorer.config import load_model_cards
-        from explorer.model import resolve_weights_file
-
-        settings = replace(app.parse_settings([]), checkpoint_dir=args.checkpoint_dir)
-        if args.model_dir:
-            settings = replace(settings, model_dirs=tuple(args.model_dir))
-        for card in load_model_cards(args.checkpoint_dir):
-            if card.weights.format == "tflite":
-                print(resolve_weights_file(card, settings))
-    elif args.tflite and args.out:
-        print(convert_tflite(args.tflite, args.out))
-    else:
-        parser.error("give TFLITE OUT, or --all")
-
-
-if __name__ == "__main__":
-    main()

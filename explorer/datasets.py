@@ -4,17 +4,17 @@ A manifest is a CSV (``path`` relative to the CSV's folder or to the data root, 
 optionally ``common_name``, ``note``, ``split``, ``source``) or a folder with one sub-folder per species
 (folder name = scientific name, underscores allowed).
 
-    python -m explorer.datasets cub100 --root ../shared/data/cub100 --split test --out manifest.csv
+A CUB-100 split as a manifest CSV: ``explorer-manifest cub100 --root ../shared/data/cub100 --split test --out m.csv``.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+from explorer.images import IMAGE_SUFFIXES
+
 MANIFEST_COLUMNS = ("path", "scientific_name")
 
 
@@ -45,6 +45,16 @@ def read_manifest(source: Path, data_root: Path | None = None, keep_notes: bool 
     frame["source"] = source.parent.name if source.name == "manifest.csv" else source.stem
     frame["abs_path"] = [_resolve(base, data_root, p) for p in frame["path"]]
     return frame.reset_index(drop=True)
+
+
+def relative_path(path: str | Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when it lies inside it (so tables and checkpoints travel), else as given."""
+    if root is not None:
+        try:
+            return str(Path(path).resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            pass
+    return str(path)
 
 
 def _resolve(base: Path, data_root: Path | None, path: str) -> str:
@@ -89,21 +99,3 @@ def cub100_manifest(root: Path, split: str) -> pd.DataFrame:
             "class_id": frame["class_id"],
         }
     ).reset_index(drop=True)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write a manifest for a known photo set.")
-    parser.add_argument("dataset", choices=["cub100"])
-    parser.add_argument("--root", type=Path, required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    frame = cub100_manifest(args.root, args.split)
-    frame["path"] = [str((args.root / p).resolve()) for p in frame["path"]]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
-    print(f"{len(frame)} photos -> {args.out}")
-
-
-if __name__ == "__main__":
-    main()

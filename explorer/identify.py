@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from explorer.cam import FAST_METHOD, METHODS, forward_with_cams, reference_cams
-from explorer.geo import OUT_OF_RANGE, BoundPrior, Combined, Place, combine
+from explorer.geo.combine import OUT_OF_RANGE, BoundPrior, Combined, combine
 from explorer.model import Classifier
+from explorer.places import Place
 from explorer.taxonomy import RANKS
 
 DEFAULT_THRESHOLD = 0.78  # iNaturalist's production roll-up threshold (a summed score)

@@ -6,6 +6,7 @@ Odd but valid images (CMYK, 16-bit, alpha, palette, grayscale, animated, EXIF-ro
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import os
@@ -17,9 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from explorer.places import Place
+
 log = logging.getLogger(__name__)
 
 SUPPORTED = "JPEG, PNG, WebP, BMP, GIF, TIFF"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # photo files in folders
 
 
 class ImageInputError(ValueError):
@@ -143,31 +147,21 @@ def _apply_exif_orientation(rgb: Image.Image, original: Image.Image, notes: list
     return upright
 
 
-@dataclass(frozen=True)
-class PlaceTime:
-    """Where and when a photo was taken, as far as its EXIF says (None where it says nothing usable)."""
-
-    lat: float | None = None
-    lon: float | None = None
-    date: str | None = None  # YYYY-MM-DD
-    note: str = ""
-
-
 _GPS_IFD, _EXIF_IFD = 0x8825, 0x8769
 _DATE_TAGS = (0x9003, 0x9004, 0x0132)  # DateTimeOriginal, DateTimeDigitized, DateTime
 
 
-def read_place_time(source: str | os.PathLike | bytes) -> PlaceTime:
+def read_place_time(source: str | os.PathLike | bytes) -> Place:
     """GPS position and capture date from a photo's EXIF; odd or missing EXIF gives None fields and a note."""
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as image:
             exif = image.getexif()
             gps, sub = exif.get_ifd(_GPS_IFD), exif.get_ifd(_EXIF_IFD)
     except Exception as err:  # noqa: BLE001 - unreadable EXIF is common and harmless
-        return PlaceTime(note=f"no readable EXIF ({type(err).__name__})")
+        return Place(note=f"no readable EXIF ({type(err).__name__})")
     lat, lon, place_note = _gps_position(gps)
     date = next((d for d in (_exif_date(sub.get(t) or exif.get(t)) for t in _DATE_TAGS) if d), None)
-    return PlaceTime(lat, lon, date, place_note)
+    return Place(lat, lon, date, place_note)
 
 
 def _gps_position(gps) -> tuple[float | None, float | None, str]:
@@ -190,13 +184,11 @@ def _degrees(value) -> float:
     return parts[0] + parts[1] / 60 + parts[2] / 3600
 
 
-def _exif_date(value) -> str | None:
-    """'YYYY-MM-DD' from EXIF's 'YYYY:MM:DD HH:MM:SS' (None for blanks like '0000:00:00')."""
-    import datetime as dt
-
+def _exif_date(value) -> dt.date | None:
+    """The date of EXIF's 'YYYY:MM:DD HH:MM:SS' (None for blanks like '0000:00:00')."""
     if not value:
         return None
     try:
-        return dt.datetime.strptime(str(value).strip()[:10], "%Y:%m:%d").date().isoformat()
+        return dt.datetime.strptime(str(value).strip()[:10], "%Y:%m:%d").date()
     except ValueError:
         return None

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from explorer.settings import PROJECT_ROOT as ROOT
 
 
 def free_port() -> int:

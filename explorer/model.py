@@ -15,9 +15,10 @@ from PIL import Image
 from torch import nn
 
 from explorer.cam import check_linear_head
-from explorer.config import ModelCard, Settings
+from explorer.cards import ModelCard, find_file, read_card_labels
 from explorer.convert import convert_tflite, sha256_file
 from explorer.registry import create_model
+from explorer.settings import Settings
 from explorer.taxonomy import ClassTree, Lineage, Taxonomy, imagenet_lineage, split_binomial
 
 log = logging.getLogger(__name__)
@@ -123,21 +124,6 @@ def pick_device(requested: str = "auto") -> torch.device:
     return device
 
 
-def find_file(name: str, settings: Settings, card: ModelCard | None = None) -> Path:
-    """Resolve a card's file name: absolute, next to the card, or in the settings' search folders."""
-    path = Path(name)
-    if path.is_absolute():
-        candidates = [path]
-    else:
-        folders = ([card.card_path.parent] if card and card.card_path else []) + list(settings.search_dirs)
-        candidates = [folder / path for folder in dict.fromkeys(folders)]  # unique, in order
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    where = ", ".join(str(c.parent) for c in candidates) or "nowhere"
-    raise FileNotFoundError(f"{name} not found (looked in {where})")
-
-
 def resolve_weights_file(card: ModelCard, settings: Settings) -> Path:
     """Path of a loadable weights file; converts a TFLite source into the cache once."""
     spec = card.weights
@@ -184,22 +170,6 @@ def _strip_prefix(key: str) -> str:
     return key
 
 
-def read_labels(path: Path, fmt: str) -> list[tuple[str, str]]:
-    """(scientific name, common name) per line; "coral" lines are 'Scientific name (Common name)'."""
-    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line]
-    if fmt == "plain":
-        return [(line, "") for line in lines]
-    out = []
-    for line in lines:
-        if line.endswith(")") and " (" in line:
-            name, common = line[:-1].split(" (", 1)
-            out.append((name.strip(), common.strip()))
-        else:
-            out.append((line, ""))
-    return out
-
-
 def build_labels(card: ModelCard, names: list[tuple[str, str]], taxonomy: Taxonomy | None) -> list[ClassLabel]:
     """ClassLabels with lineages: iNat names through the taxonomy, ImageNet by class order."""
     labels = []
@@ -220,7 +190,7 @@ def build_labels(card: ModelCard, names: list[tuple[str, str]], taxonomy: Taxono
 
 def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | None = None) -> Classifier:
     """Build, load and check one classifier; the label count must match the weights' outputs."""
-    names = read_labels(find_file(card.labels_file, settings, card), card.labels_format)
+    names = read_card_labels(card, settings)
     weights_path = resolve_weights_file(card, settings)
     state = load_state_dict(weights_path)
     digest = sha256_file(weights_path)

@@ -1,23 +1,28 @@
-"""Start-up: find every usable model card, load the taxonomy once and each classifier once."""
+"""Start-up: find every usable model card, load the taxonomy once, each classifier and geo-prior once, and the
+evaluation tables; and the same loading for one model, for the tools."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
-from explorer.config import ModelCard, Settings, load_model_cards
-from explorer.geo import BoundPrior, bind_prior
-from explorer.maps import RangeMapper
-from explorer.model import Classifier, find_file, load_classifier, read_labels
+from explorer.cards import ModelCard, load_model_cards, read_card_labels
+from explorer.diagnose.metrics import for_dashboard
+from explorer.diagnose.schema import load_table
+from explorer.geo.combine import BoundPrior, load_model_prior
+from explorer.geo.maps import RangeMapper
+from explorer.geo.records import held_in_points
+from explorer.images import IMAGE_SUFFIXES
+from explorer.model import Classifier, load_classifier
+from explorer.settings import Settings
 from explorer.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
-
-EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass
@@ -50,7 +55,9 @@ class Resources:
             return wanted
         return next(iter(self.classifiers))  # cards are sorted by priority
 
-    def get(self, name: str) -> Classifier:
+    def get(self, name: str | None) -> Classifier:
+        """The classifier of a card name (the default model for None or ''); ValueError naming the choices."""
+        name = name or self.default_model
         if name not in self.classifiers:
             why = f" ({self.unavailable[name]})" if name in self.unavailable else ""
             raise ValueError(f"unknown or unavailable model {name!r}{why}; available: {list(self.classifiers)}")
@@ -71,83 +78,64 @@ def load_resources(settings: Settings) -> Resources:
             log.warning("model %s unavailable: %s", card.name, err)
     if not classifiers:
         raise RuntimeError(f"no usable model in {settings.checkpoint_dir}: {unavailable}")
-    if settings.default_model and settings.default_model not in classifiers:
-        raise ValueError(
-            f"--model {settings.default_model!r} is not available; available: {list(classifiers)}"
-            + (
-                f"; {settings.default_model}: {unavailable[settings.default_model]}"
-                if settings.default_model in unavailable
-                else ""
-            )
-        )
-    tables = load_eval_tables(settings.eval_dir)
-    priors = load_priors(settings.checkpoint_dir, classifiers)
+    _check_default_model(settings, classifiers, unavailable)
+    priors = {name: p for name, c in classifiers.items() if (p := load_prior_for(settings, c)) is not None}
     mappers, by_path = {}, {}
     for name, prior in priors.items():  # one mapper per prior file, shared by the models that use it
-        mappers[name] = by_path.setdefault(prior.path, RangeMapper(prior, settings.data_root))
+        points = partial(held_in_points, prior, settings.data_root)
+        mappers[name] = by_path.setdefault(prior.path, RangeMapper(prior, points))
+    tables = load_eval_tables(settings.eval_dir)
     return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings, tables, priors, mappers)
 
 
-def prior_path(checkpoint_dir: Path, card: ModelCard) -> Path:
-    """The card's geo_prior, else geo/<model name>.safetensors, in the checkpoint folder."""
-    return Path(checkpoint_dir) / (card.geo_prior or f"geo/{card.name}.safetensors")
+def _check_default_model(settings: Settings, classifiers: dict, unavailable: dict) -> None:
+    wanted = settings.default_model
+    if wanted and wanted not in classifiers:
+        why = f"; {wanted}: {unavailable[wanted]}" if wanted in unavailable else ""
+        raise ValueError(f"--model {wanted!r} is not available; available: {list(classifiers)}{why}")
 
 
-def load_priors(checkpoint_dir: Path, classifiers: dict[str, Classifier]) -> dict[str, BoundPrior]:
-    """Each model's geo-prior (see prior_path), bound to that model's classes; a card that names a prior file
-    that is not there stops start-up."""
-    priors = {}
-    for name, classifier in classifiers.items():
-        path = prior_path(checkpoint_dir, classifier.card)
-        if classifier.card.geo_prior and not path.is_file():
-            raise FileNotFoundError(f"model card {name}: geo_prior {path} does not exist")
-        if path.is_file():
-            priors[name] = bind_prior(path, [label.scientific_name for label in classifier.labels])
-            log.info("geo-prior for %s: %d taxa", name, len(priors[name].taxa))
-    return priors
+def load_prior_for(settings: Settings, classifier: Classifier) -> BoundPrior | None:
+    """The classifier's geo-prior bound to its classes, or None when its card has none."""
+    names = [label.scientific_name for label in classifier.labels]
+    return load_model_prior(settings.checkpoint_dir, classifier.card, names)
 
 
 def load_eval_tables(folder: Path | None) -> dict[str, pd.DataFrame]:
     """Every evaluation table in a folder, validated (a bad table stops start-up with the missing columns)."""
-    from explorer.evaluate import load_table
-
     if folder is None or not Path(folder).is_dir():
         return {}
-    from explorer.dashboard import for_dashboard
-
     return {path.stem: for_dashboard(load_table(path)) for path in sorted(Path(folder).glob("*.parquet"))}
+
+
+def _card_names(card: ModelCard, settings: Settings) -> list[str]:
+    """The scientific names of an iNat card's classes; none for other taxonomies or a missing label file."""
+    if card.taxonomy != "inat":
+        return []
+    try:
+        return [name for name, _ in read_card_labels(card, settings)]
+    except FileNotFoundError:
+        return []
 
 
 def _load_shared_taxonomy(cards: list[ModelCard], settings: Settings) -> Taxonomy | None:
     """One taxonomy for the names of every iNat card whose label file is present."""
-    names = []
-    for card in cards:
-        if card.taxonomy != "inat":
-            continue
-        try:
-            names += [name for name, _ in read_labels(find_file(card.labels_file, settings, card), card.labels_format)]
-        except FileNotFoundError:
-            continue
-    if not names:
-        return None
-    return load_taxonomy(names, supplement=settings.taxonomy_supplement)
+    names = [name for card in cards for name in _card_names(card, settings)]
+    return load_taxonomy(names, supplement=settings.taxonomy_supplement) if names else None
 
 
 def find_examples(folder: Path | None) -> list[Path]:
     """Example photos offered in the UI (sorted); none when the folder is absent."""
     if folder is None or not Path(folder).is_dir():
         return []
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXAMPLE_SUFFIXES)
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_resources_for(settings: Settings, model: str, extra_names) -> tuple[Classifier, Taxonomy | None]:
+def load_classifier_for(settings: Settings, model: str, extra_names) -> tuple[Classifier, Taxonomy | None]:
     """One classifier, with a taxonomy that also covers ``extra_names`` (e.g. an evaluation's true names)."""
     cards = {c.name: c for c in load_model_cards(settings.checkpoint_dir)}
     if model not in cards:
         raise ValueError(f"unknown model {model!r}; cards: {sorted(cards)}")
-    card = cards[model]
-    names = list(extra_names)
-    if card.taxonomy == "inat":
-        names += [n for n, _ in read_labels(find_file(card.labels_file, settings, card), card.labels_format)]
+    names = list(extra_names) + _card_names(cards[model], settings)
     taxonomy = load_taxonomy(names, supplement=settings.taxonomy_supplement) if names else None
-    return load_classifier(card, settings, taxonomy), taxonomy
+    return load_classifier(cards[model], settings, taxonomy), taxonomy

@@ -1,24 +1,26 @@
-"""Shared fixtures: paths to ../shared, tiny registered models, the real models, and a launched app."""
+"""Shared fixtures and helpers: paths to ../shared, tiny registered models (and checkpoints for them), the
+hand-built evaluation table, a tiny trained geo-prior, the real models, and a launched app.
+
+One marker for shared data: a test marked ``shared_data`` is skipped, with the reason, when ../shared lacks the
+Coral models or the labelled photos."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from explorer.launcher import launched_app  # noqa: F401 (tests use it from here)
+from explorer.launcher import launched_app
+from explorer.settings import CORAL_DIR, DATA_DIR, PROJECT_ROOT, SHARED_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("EXPLORER_SHARED_DIR", ROOT.parent / "shared"))
-CORAL = SHARED / "models" / "coral"
+ROOT, SHARED, CORAL = PROJECT_ROOT, SHARED_DIR, CORAL_DIR
 SAMPLE_PHOTOS = ["bird.bmp", "owl.jpg", "parrot.jpg", "dragonfly.bmp", "sunflower.bmp", "cat.bmp", "grace_hopper.bmp"]
 HAVE_CORAL = (CORAL / "mobilenet_v2_1.0_224_inat_bird_quant.tflite").is_file()
-needs_shared = pytest.mark.skipif(not HAVE_CORAL, reason=f"needs the Coral models and photos in {CORAL} (../shared)")
-HAVE_SHARED_DATA = (SHARED / "data" / "cub100").is_dir() and (SHARED / "data" / "birds525-valid").is_dir()
+HAVE_SHARED_DATA = (DATA_DIR / "cub100").is_dir() and (DATA_DIR / "birds525-valid").is_dir()
+SHARED_REASON = f"needs ../shared ({SHARED}): the Coral models in models/coral and the labelled photos in data/"
 
 # Real bird names, so the tiny model's classes resolve in the real taxonomy (two Poecile, one Parus, one owl).
 TINY_LABELS = [
@@ -30,14 +32,14 @@ TINY_LABELS = [
 ]
 
 
-def pytest_configure(config):
-    for marker, text in [
-        ("slow", "takes more than a few seconds"),
-        ("browser", "drives headless Chromium"),
-        ("gpu", "needs CUDA"),
-        ("shared_data", "needs ../shared"),
-    ]:
-        config.addinivalue_line("markers", f"{marker}: {text}")
+def pytest_collection_modifyitems(config, items):
+    """Tests marked shared_data skip, saying why, when ../shared is not beside the checkout."""
+    if HAVE_CORAL and HAVE_SHARED_DATA:
+        return
+    skip = pytest.mark.skip(reason=SHARED_REASON)
+    for item in items:
+        if "shared_data" in item.keywords:
+            item.add_marker(skip)
 
 
 def write_tiny_checkpoint(
@@ -84,8 +86,9 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_classifier(tiny_dir):
-    from explorer.config import Settings, load_model_card
+    from explorer.cards import load_model_card
     from explorer.model import load_classifier
+    from explorer.settings import Settings
     from explorer.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy([label.split(" (")[0] for label in TINY_LABELS])
@@ -96,11 +99,11 @@ def tiny_classifier(tiny_dir):
 def real_resources():
     """The app's real models, loaded the way app.py loads them."""
     if not HAVE_CORAL:
-        pytest.skip(f"needs the Coral models in {CORAL} (../shared)")
-    import app
+        pytest.skip(SHARED_REASON)
     from explorer.resources import load_resources
+    from explorer.settings import parse_settings
 
-    return load_resources(app.parse_settings([]))
+    return load_resources(parse_settings([]))
 
 
 @pytest.fixture
@@ -118,3 +121,61 @@ def app_url(tmp_path_factory):
     """python app.py, launched the README way on a free loopback port; yields its URL."""
     with launched_app(tmp_path_factory.mktemp("app") / "app.log") as (url, _process):
         yield url
+
+
+# (true name, the class the logits favour, expected rank of divergence)
+CASES = [
+    ("Poecile atricapillus", 0, "correct"),
+    ("Poecile atricapillus", 1, "species"),  # right genus, wrong species
+    ("Poecile gambeli", 2, "genus"),  # Parus: same family
+    ("Athene cunicularia", 0, "order"),  # owl called a chickadee
+    ("Quercus alba", 3, "kingdom"),  # an oak: out of vocabulary, wrong kingdom
+    ("Parus major", 4, "no prediction"),  # the model says "no bird"
+]
+
+
+@pytest.fixture(scope="session")
+def hand_table(tiny_classifier):
+    """An evaluation table built from logits whose answers are known (see CASES); photo 5 has a doubtful label."""
+    import numpy as np
+    import pandas as pd
+
+    from explorer.diagnose.table import build_eval_table
+    from explorer.taxonomy import load_taxonomy
+
+    manifest = pd.DataFrame(
+        {
+            "path": [f"p{i}.jpg" for i in range(len(CASES))],
+            "scientific_name": [c[0] for c in CASES],
+            "common_name": "",
+            "note": ["", "", "", "", "", "doubtful"],
+            "source": "hand",
+            "abs_path": [f"/photos/p{i}.jpg" for i in range(len(CASES))],
+        }
+    )
+    logits = np.full((len(CASES), len(TINY_LABELS)), -2.0, dtype=np.float32)
+    for row, (_, favoured, _) in enumerate(CASES):
+        logits[row, favoured] = 3.0
+    logits[1, 0] = 2.0  # the true class is second for case 1
+    taxonomy = load_taxonomy([c[0] for c in CASES] + [label.split(" (")[0] for label in TINY_LABELS])
+    return build_eval_table(tiny_classifier, manifest, logits, ["ok"] * len(CASES), taxonomy)
+
+
+@pytest.fixture(scope="session")
+def tiny_world():
+    """A geo-prior trained on a made-up world: taxon 0 lives only in Europe-ish, taxon 1 in South America-ish."""
+    import numpy as np
+    import pandas as pd
+
+    from explorer.geo.model import GeoPriorConfig
+    from explorer.geo.training import train_geo_prior
+
+    rng = np.random.default_rng(0)
+    n = 600
+    lat = np.concatenate([rng.uniform(40, 60, n), rng.uniform(-35, -5, n)])
+    lon = np.concatenate([rng.uniform(-5, 25, n), rng.uniform(-70, -40, n)])
+    records = pd.DataFrame(
+        {"lat": lat, "lon": lon, "day_of_year": rng.uniform(1, 365, 2 * n), "taxon_index": np.repeat([0, 1], n)}
+    )
+    config = GeoPriorConfig(hidden=64, layers=2, epochs=60, batch_size=256, lr=2e-3, positive_weight=8.0, dropout=0.0)
+    return train_geo_prior(records, 2, config, progress=False)

@@ -1,30 +1,160 @@
-"""House rule: only explorer/ui.py and app.py import gradio; the core stays testable without it."""
+"""The shape of the package, read from its imports (ast): no cycles, dependencies pointing one way
+(ui -> services -> capabilities -> core), gradio only in the UI package, nothing imports app.py, no `..` paths."""
 
 import ast
+from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
-ALLOWED = {"explorer/ui.py", "app.py"}
+# The layers, lowest first. A module may import its own layer or a lower one, never a higher one.
+LAYERS = {
+    "core": {
+        "explorer.settings",
+        "explorer.cards",
+        "explorer.registry",
+        "explorer.convert",
+        "explorer.model",
+        "explorer.images",
+        "explorer.places",
+        "explorer.taxonomy",
+        "explorer.cam",
+        "explorer.batches",
+        "explorer.datasets",
+        "explorer.launcher",
+    },
+    "capabilities": {
+        "explorer.identify",
+        "explorer.present",
+        "explorer.geo",
+        "explorer.diagnose",
+        "explorer.represent",
+    },
+    "services": {"explorer.resources", "explorer.services"},
+    "tools": {"explorer.tools"},
+    "ui": {"explorer.ui"},
+    "entry": {"app"},
+}
+ORDER = {"core": 0, "capabilities": 1, "services": 2, "tools": 3, "ui": 3, "entry": 4}
 
 
-def _imports(path):
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(module: str) -> str:
+    if module == "explorer":
+        return "core"  # the package's __init__
+    for layer, prefixes in LAYERS.items():
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return layer
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS in tests/test_architecture.py")
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute module names imported anywhere in the file (also inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            yield node.module
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
 
 
-def test_only_ui_imports_gradio():
-    offenders = []
-    for path in [ROOT / "app.py", *(ROOT / "explorer").rglob("*.py")]:
-        rel = path.relative_to(ROOT).as_posix()
-        if rel not in ALLOWED and any(name.split(".")[0] in {"gradio", "gradio_client"} for name in _imports(path)):
-            offenders.append(rel)
+def package_graph(files: list[Path]) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (a name imported from a package counts as the package)."""
+    modules = {module_name(p): p for p in files}
+    return {name: {m for m in imports_of(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), i.e. import cycles."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+PACKAGE_FILES = [ROOT / "app.py", *sorted((ROOT / "explorer").rglob("*.py"))]
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_in_the_package():
+    assert cycles(package_graph(PACKAGE_FILES)) == []
+
+
+def test_dependencies_point_down_the_layers():
+    wrong = []
+    for module, imported in package_graph(PACKAGE_FILES).items():
+        for other in imported:
+            if ORDER[layer_of(other)] > ORDER[layer_of(module)]:
+                wrong.append(f"{module} ({layer_of(module)}) imports {other} ({layer_of(other)})")
+            elif layer_of(module) == "tools" and layer_of(other) == "ui":
+                wrong.append(f"{module} (a tool) imports {other} (the UI)")
+    assert wrong == []
+
+
+def test_only_the_ui_package_imports_gradio():
+    offenders = [
+        module_name(path)
+        for path in PACKAGE_FILES
+        if layer_of(module_name(path)) not in ("ui", "entry")
+        and any(name.split(".")[0] in {"gradio", "gradio_client"} for name in imports_of(path))
+    ]
     assert offenders == []
 
 
-def test_no_parent_paths_in_package():
-    for path in (ROOT / "explorer").rglob("*.py"):
-        assert "'../" not in path.read_text() and '"../' not in path.read_text(), path
+def test_nothing_in_the_package_imports_app():
+    offenders = [p.name for p in PACKAGE_FILES[1:] if any(n == "app" or n.startswith("app.") for n in imports_of(p))]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("pattern", ["'../", '"../', ".parent.parent", "sys.path"])
+def test_no_parent_paths_or_path_hacks(pattern):
+    offenders = [str(p.relative_to(ROOT)) for p in [*PACKAGE_FILES, *(ROOT / "benchmarks").glob("*.py")]]
+    offenders = [name for name in offenders if pattern in (ROOT / name).read_text()]
+    assert offenders == []
+
+
+def test_size_limits():
+    """No file in the package over 450 lines, no function over 50 (house style: ~40)."""
+    too_long = []
+    for path in PACKAGE_FILES:
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 450:
+            too_long.append(f"{path.name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 50:
+                too_long.append(f"{path.name}:{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert too_long == []

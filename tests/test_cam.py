@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import CORAL, SAMPLE_PHOTOS, needs_shared
+from conftest import CORAL, SAMPLE_PHOTOS
 
 from explorer.cam import compute_cams, forward_with_cams, overlay_cam, reference_cams, scale_cams
 
@@ -61,7 +61,6 @@ def test_overlay_keeps_image_size():
     assert out.shape == (30, 50, 3) and out.dtype == np.uint8
 
 
-@needs_shared
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_real_models_on_real_photos_match_pytorch_grad_cam(real_resources):
@@ -103,8 +102,9 @@ def test_linear_head_path_equals_reference(tmp_path, photo_rgb):
     """cam_head: no backward pass at all, same maps as pytorch-grad-cam."""
     from conftest import write_tiny_checkpoint
 
-    from explorer.config import Settings, load_model_card
+    from explorer.cards import load_model_card
     from explorer.model import load_classifier
+    from explorer.settings import Settings
 
     card = write_tiny_checkpoint(tmp_path, cam_head="classifier")
     classifier = load_classifier(load_model_card(card), Settings(checkpoint_dir=tmp_path))
@@ -122,8 +122,9 @@ def test_linear_head_path_equals_reference(tmp_path, photo_rgb):
 def test_wrong_cam_head_fails_at_load(tmp_path):
     from conftest import write_tiny_checkpoint
 
-    from explorer.config import Settings, load_model_card
+    from explorer.cards import load_model_card
     from explorer.model import load_classifier
+    from explorer.settings import Settings
 
     card = write_tiny_checkpoint(tmp_path, cam_layer="features.0", cam_head="classifier")
     with pytest.raises(ValueError, match="cam_head"):

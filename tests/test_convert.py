@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import CORAL, SAMPLE_PHOTOS, needs_shared
+from conftest import CORAL, SAMPLE_PHOTOS
 from PIL import Image
 
-pytestmark = [needs_shared, pytest.mark.shared_data]
+pytestmark = [pytest.mark.shared_data]
 
 
 def tflite_probs(path, pixels: np.ndarray) -> np.ndarray:
@@ -43,8 +43,8 @@ def test_converted_top1_matches_tflite_on_sample_photos(real_resources, model):
 
 
 def test_converter_cli_writes_safetensors(tmp_path):
-    from explorer.convert import main
     from explorer.model import load_state_dict
+    from explorer.tools.convert import main
 
     out = tmp_path / "bird.safetensors"
     main([str(CORAL / "mobilenet_v2_1.0_224_inat_bird_quant.tflite"), str(out)])

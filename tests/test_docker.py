@@ -47,7 +47,7 @@ def test_every_copied_path_exists_and_is_not_docker_ignored():
     # what the app reads at run time: its code, cards, shipped tables, the geo-prior and the inlined Leaflet
     assert {"app.py", "explorer", "checkpoints", "assets", "requirements-runtime.txt"} <= copied
     assert (ROOT / "checkpoints" / "geo" / "inat_bird.safetensors").is_file()
-    assert (ROOT / "assets" / "leaflet" / "leaflet.js").is_file()
+    assert (ROOT / "explorer" / "geo" / "leaflet" / "leaflet.js").is_file()  # package data
 
 
 def test_image_serves_on_all_interfaces_as_a_non_root_user_with_a_cuda_variant():

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import CORAL, needs_shared
+from conftest import CORAL
 from PIL import Image
 
 from explorer.identify import identify, result_to_json, rollup
@@ -56,7 +56,6 @@ def test_rollup_threshold_moves_answer(tiny_classifier):
     assert rollup(tiny_classifier, probs, 0.93).rank == "class"  # Aves 0.95
 
 
-@needs_shared
 @pytest.mark.shared_data
 def test_real_bird_photo(real_resources):
     result = identify(real_resources.get("inat_bird"), Image.open(CORAL / "bird.bmp").convert("RGB"), 5)

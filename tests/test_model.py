@@ -1,12 +1,15 @@
+"""Classifiers from cards: weights, labels, preprocessing, checks that fail at load, devices."""
+
 import json
 
 import pytest
 import torch
-from conftest import TINY_LABELS, write_tiny_checkpoint
+from conftest import write_tiny_checkpoint
 
-from explorer.config import Settings, load_model_card
-from explorer.model import find_file, load_classifier, load_state_dict, pick_device, read_labels
+from explorer.cards import load_model_card
+from explorer.model import load_classifier, load_state_dict, pick_device
 from explorer.resources import load_resources
+from explorer.settings import Settings
 
 
 def test_tiny_classifier_loads_with_lineages(tiny_classifier):
@@ -77,31 +80,6 @@ def test_load_state_dict_refuses_pickled_objects(tmp_path):
     torch.save({"weights": torch.zeros(1), "payload": object()}, path)
     with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported"):
         load_state_dict(path)
-
-
-def test_resources_skip_unavailable_models(tmp_path):
-    write_tiny_checkpoint(tmp_path, name="present")
-    gone = write_tiny_checkpoint(tmp_path, name="absent")
-    (tmp_path / "absent.safetensors").unlink()
-    resources = load_resources(Settings(checkpoint_dir=tmp_path))
-    assert list(resources.classifiers) == ["absent", "present"][1:]
-    assert "absent.safetensors not found" in resources.unavailable["absent"]
-    with pytest.raises(ValueError, match="unavailable model 'absent'"):
-        resources.get("absent")
-    assert gone.exists()
-
-
-def test_read_coral_labels(tmp_path):
-    path = tmp_path / "labels.txt"
-    path.write_text("\n".join(TINY_LABELS) + "\nGenus sp. (Some (odd) name)\n")
-    names = read_labels(path, "coral")
-    assert names[0] == ("Poecile atricapillus", "Black-capped Chickadee") and names[4] == ("background", "")
-    assert names[5] == ("Genus sp.", "Some (odd) name")
-
-
-def test_find_file_says_where_it_looked(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing.bin not found"):
-        find_file("nothing.bin", Settings(checkpoint_dir=tmp_path))
 
 
 def test_pick_device():

@@ -107,9 +107,8 @@ def test_checkpoints_load_with_weights_only_or_safetensors():
 
 
 def test_server_listens_on_loopback_unless_told_otherwise():
-    import app
-    from explorer.config import Settings
+    from explorer.settings import Settings, parse_settings
 
     assert Settings(checkpoint_dir=ROOT).host == "127.0.0.1"
-    assert app.parse_settings([]).host == "127.0.0.1" and app.parse_settings([]).share is False
-    assert app.parse_settings(["--host", "0.0.0.0"]).host == "0.0.0.0"
+    assert parse_settings([]).host == "127.0.0.1" and parse_settings([]).share is False
+    assert parse_settings(["--host", "0.0.0.0"]).host == "0.0.0.0"

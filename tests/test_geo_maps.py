@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from explorer.geo import GeoPrior, GeoPriorConfig, presence
-from explorer.maps import build_land_grid, land_cells, range_map, range_scores, score_raster
+from explorer.geo.maps import build_land_grid, land_cells, range_map, range_scores, score_raster
+from explorer.geo.model import GeoPrior, GeoPriorConfig, presence
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_map_escapes_names(small_prior):
 def test_standalone_map_needs_no_network_and_escapes_everything(small_prior):
     import re
 
-    from explorer.maps import map_iframe, standalone_html
+    from explorer.geo.maps import map_iframe, standalone_html
 
     grid = build_land_grid(small_prior, step=2.0)
     title = 'Evil <img src=x onerror=alert(1)> "quoted"'
@@ -60,24 +60,41 @@ def test_standalone_map_needs_no_network_and_escapes_everything(small_prior):
 
 
 def test_range_mapper_builds_once_and_maps_each_taxon(small_prior):
-    from explorer.geo import BoundPrior
-    from explorer.maps import RangeMapper
+    from explorer.geo.combine import BoundPrior
+    from explorer.geo.maps import RangeMapper
 
     prior = BoundPrior(small_prior, ["A a", "B b", "C c"], np.array([0, 1, 2]), np.array([True, True, False]), {})
-    mapper = RangeMapper(prior, data_root=None, step=2.0)
+    mapper = RangeMapper(prior, step=2.0)
     first = mapper.html(0, "A a", 10.0, 20.0)
     grid = mapper._grid
     second = mapper.html(2, "C c")
     assert mapper._grid is grid  # the trunk features are computed once
     assert "A a" in first and "No training records of this taxon" in second
+    assert "held-in eBird records" not in first  # no records given: no layer of them
+
+
+def test_range_mapper_offers_the_records_it_is_given(small_prior):
+    from explorer.geo.combine import BoundPrior
+    from explorer.geo.maps import RangeMapper
+
+    prior = BoundPrior(small_prior, ["A a", "B b"], np.array([0, 1]), np.array([True, True]), {})
+    calls = []
+
+    def load_points():
+        calls.append(1)
+        return {1: (np.array([10.0, 11.0, 12.0]), np.array([20.0, 21.0, 22.0]))}
+
+    mapper = RangeMapper(prior, load_points, step=2.0)
+    assert "held-in eBird records (3)" in mapper.html(1, "B b") and "held-in eBird records" not in mapper.html(0, "A a")
+    assert calls == [1]  # read once, when the mapper warms up
 
 
 def test_range_mapper_keeps_a_bounded_number_of_recent_maps(small_prior):
-    from explorer.geo import BoundPrior
-    from explorer.maps import RECENT_MAPS, RangeMapper
+    from explorer.geo.combine import BoundPrior
+    from explorer.geo.maps import RECENT_MAPS, RangeMapper
 
     prior = BoundPrior(small_prior, ["A a", "B b", "C c"], np.array([0, 1, 2]), np.array([True, True, True]), {})
-    mapper = RangeMapper(prior, data_root=None, step=2.0)
+    mapper = RangeMapper(prior, step=2.0)
     first = mapper.html(0, "A a", 10.0, 20.0)
     assert mapper.html(0, "A a", 10.0, 20.0) is first  # the same map again (a slider moved): not redrawn
     for i in range(RECENT_MAPS + 3):

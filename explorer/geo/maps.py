@@ -6,6 +6,7 @@ import base64
 import html
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.geo import GeoPrior, encode
+from explorer.geo.model import GeoPrior, encode
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def score_raster(grid: LandGrid, scores: np.ndarray) -> np.ndarray:
     return image
 
 
-LEAFLET_DIR = Path(__file__).resolve().parent.parent / "assets" / "leaflet"  # Leaflet 1.9.4 (BSD-2), from npm
+LEAFLET_DIR = Path(__file__).resolve().parent / "leaflet"  # Leaflet 1.9.4 (BSD-2), from npm; package data
 RECENT_MAPS = 16  # map documents kept per prior (bounded: about 4 MB)
 MAX_POINTS = 1500  # occurrence points drawn per species (a random, seeded sample beyond that)
 
@@ -145,46 +146,53 @@ def range_map(
     folium.TileLayer("OpenStreetMap", name="OpenStreetMap tiles (needs internet)", overlay=True, show=False).add_to(
         fmap
     )
-    safe_title = html.escape(title)
     folium.raster_layers.ImageOverlay(
         _projected_png(score_raster(grid, scores)), bounds=world, name="predicted presence", opacity=0.85
     ).add_to(fmap)
     if points is not None and len(points[0]):
-        plat, plon = points
-        if len(plat) > MAX_POINTS:
-            keep = np.random.default_rng(0).choice(len(plat), MAX_POINTS, replace=False)
-            plat, plon = plat[keep], plon[keep]
-        features = [
-            {
-                "type": "Feature",
-                "properties": {},
-                "geometry": {"type": "Point", "coordinates": [round(float(x), 4), round(float(y), 4)]},
-            }
-            for y, x in zip(plat, plon)
-        ]
-        folium.GeoJson(
-            {"type": "FeatureCollection", "features": features},
-            name=html.escape(f"{points_label} ({len(points[0]):,})"),
-            marker=folium.CircleMarker(radius=2, color="#d62728", weight=1, fill=True, fill_opacity=0.7),
-            show=False,
-        ).add_to(fmap)
+        _add_points(fmap, points, points_label)
     if lat is not None and lon is not None:
-        popup = f"<b>Observation</b><br>{lat:.4f}, {lon:.4f}<br>{safe_title}"
+        popup = f"<b>Observation</b><br>{lat:.4f}, {lon:.4f}<br>{html.escape(title)}"
         folium.Marker(
-            [lat, lon],
-            popup=folium.Popup(popup, max_width=300),
-            tooltip=html.escape(f"observation: {title}"),
+            [lat, lon], popup=folium.Popup(popup, max_width=300), tooltip=html.escape(f"observation: {title}")
         ).add_to(fmap)
     folium.LayerControl(collapsed=True).add_to(fmap)
-    legend = (
+    fmap.get_root().html.add_child(folium.Element(_legend(title, caveat)))
+    return fmap
+
+
+def _add_points(fmap, points: tuple[np.ndarray, np.ndarray], label: str) -> None:
+    """Occurrence points as a GeoJSON layer that starts hidden (a seeded sample of MAX_POINTS beyond that)."""
+    import folium
+
+    plat, plon = points
+    if len(plat) > MAX_POINTS:
+        keep = np.random.default_rng(0).choice(len(plat), MAX_POINTS, replace=False)
+        plat, plon = plat[keep], plon[keep]
+    features = [
+        {
+            "type": "Feature",
+            "properties": {},
+            "geometry": {"type": "Point", "coordinates": [round(float(x), 4), round(float(y), 4)]},
+        }
+        for y, x in zip(plat, plon)
+    ]
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": features},
+        name=html.escape(f"{label} ({len(points[0]):,})"),
+        marker=folium.CircleMarker(radius=2, color="#d62728", weight=1, fill=True, fill_opacity=0.7),
+        show=False,
+    ).add_to(fmap)
+
+
+def _legend(title: str, caveat: str) -> str:
+    return (
         "<style>.leaflet-container {background: #e8f0f6}</style>"
         "<div id='map-legend' style='position:fixed;bottom:8px;left:8px;z-index:999;background:white;"
-        f"padding:3px 7px;font:12px sans-serif;max-width:75%;opacity:0.92'><b>{safe_title}</b><br>"
+        f"padding:3px 7px;font:12px sans-serif;max-width:75%;opacity:0.92'><b>{html.escape(title)}</b><br>"
         "predicted presence: dark = low, yellow = high (below 0.05 not drawn); layers (top right): "
         f"training records, online tiles{'<br>' + html.escape(caveat) if caveat else ''}</div>"
     )
-    fmap.get_root().html.add_child(folium.Element(legend))
-    return fmap
 
 
 def standalone_html(fmap) -> str:
@@ -207,8 +215,9 @@ class RangeMapper:
     """Range maps for one geo-prior: the land grid (trunk features) and the held-in occurrence records are built
     on first use (or by warm(), from a background thread at start-up) and kept; thread-safe."""
 
-    def __init__(self, prior, data_root: Path | None = None, step: float = 0.5):
-        self.prior, self.data_root, self.step = prior, data_root, step
+    def __init__(self, prior, load_points: Callable[[], dict] | None = None, step: float = 0.5):
+        """``load_points``: () -> {taxon index: (lat, lon) arrays} of records to offer as a layer (called once)."""
+        self.prior, self.load_points, self.step = prior, load_points, step
         self._lock = threading.Lock()
         self._grid: LandGrid | None = None
         self._points: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
@@ -219,20 +228,8 @@ class RangeMapper:
             if self._grid is None:
                 self._grid = build_land_grid(self.prior.model, self.step)
             if self._points is None:
-                self._points = self._load_points()
+                self._points = self.load_points() if self.load_points else {}
         return self
-
-    def _load_points(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        from explorer.geo import training_records
-
-        found = training_records(self.prior, self.data_root)
-        if found is None:
-            return {}
-        records, held = found
-        train = records[~held]
-        spots = train.assign(lat=train["lat"].round(3), lon=train["lon"].round(3))
-        spots = spots.drop_duplicates(["taxon_index", "lat", "lon"])  # one point per spot (~100 m)
-        return {int(t): (g["lat"].to_numpy(), g["lon"].to_numpy()) for t, g in spots.groupby("taxon_index", sort=False)}
 
     def html(self, taxon: int, title: str, lat: float | None = None, lon: float | None = None) -> str:
         """A standalone map document for the prior's taxon index. The last few are kept: moving a slider re-runs

@@ -1,6 +1,6 @@
 """Regenerate the evaluation tables shipped in assets/eval/ from the real photos in the shared data folder.
 
-    python -m explorer.shipped [--data-root ../shared/data] [--only inat_bird]
+    explorer-shipped [--data-root ../shared/data] [--only inat_bird]
 
 inat_bird: birds525-valid (1,110 photos) + CUB-100 test split (2,999); inat_insect: Leeds butterflies (145);
 cub100_effnet_head: CUB-100 test split (2,999; its head was trained on the train split only).
@@ -21,8 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.datasets import cub100_manifest, read_manifest
-from explorer.evaluate import evaluate, model_prior, save_table
-from explorer.geo import held_out_places, training_records
+from explorer.diagnose.evaluate import evaluate
+from explorer.diagnose.schema import save_table
+from explorer.geo.records import held_out_places, training_records
+from explorer.resources import load_classifier_for, load_prior_for
+from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 
 SHIPPED = {
     "inat_bird": ["birds525-valid/manifest.csv", "cub100:test"],
@@ -44,37 +47,43 @@ def shipped_manifest(data_root: Path, sources: list[str]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import app
-    from explorer.resources import load_resources_for
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=app.SHARED / "data")
-    parser.add_argument("--out-dir", type=Path, default=app.ROOT / "assets" / "eval")
+    parser.add_argument("--out-dir", type=Path, default=PROJECT_ROOT / "assets" / "eval")
     parser.add_argument("--only", choices=sorted(SHIPPED), action="append")
     parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = add_model_arguments(parser).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = settings_from_args(args)
     for model in args.only or SHIPPED:
-        manifest = shipped_manifest(args.data_root, SHIPPED[model])
-        settings = app.parse_settings(["--data-root", str(args.data_root)])
-        classifier, taxonomy = load_resources_for(settings, model, manifest["scientific_name"])
-        prior = model_prior(classifier, settings)
-        records = training_records(prior, args.data_root) if prior is not None else None
-        if records is not None:
-            places = held_out_places(manifest["scientific_name"].tolist(), prior.taxa, *records)
-            manifest = pd.concat([manifest, places], axis=1)
-        table = evaluate(classifier, manifest, taxonomy, args.data_root, workers=args.workers, prior=prior)
+        table = shipped_table(settings, model, args.workers)
         save_table(table, args.out_dir / f"{model}.parquet")
         print(f"{model}: {len(table)} photos, top-1 {table['correct_1'].mean():.3f} -> {args.out_dir / model}.parquet")
         if "geo_correct_1" in table:
-            placed = table[table["lat"].notna() & table["in_vocab"]]
-            changed = (placed["geo_pred_class_index"] != placed["pred_class_index"]).mean()
-            print(
-                f"  with a held-out place: {len(placed)} photos; top-1 {placed['correct_1'].mean():.3f} -> "
-                f"{placed['geo_correct_1'].mean():.3f} with the geo-prior; top-1 changed on {changed:.3f}; "
-                f"fixed {int((~placed['correct_1'] & placed['geo_correct_1']).sum())}, "
-                f"broke {int((placed['correct_1'] & ~placed['geo_correct_1']).sum())}"
-            )
+            print(geo_line(table))
+
+
+def shipped_table(settings: Settings, model: str, workers: int | None = None) -> pd.DataFrame:
+    """One shipped table: the model over its photo sets, each photo at a held-out place of its true species."""
+    data_root = settings.data_root
+    manifest = shipped_manifest(data_root, SHIPPED[model])
+    classifier, taxonomy = load_classifier_for(settings, model, manifest["scientific_name"])
+    prior = load_prior_for(settings, classifier)
+    records = training_records(prior, data_root) if prior is not None else None
+    if records is not None:
+        places = held_out_places(manifest["scientific_name"].tolist(), prior.taxa, *records)
+        manifest = pd.concat([manifest, places], axis=1)
+    return evaluate(classifier, manifest, taxonomy, data_root, workers=workers, prior=prior)
+
+
+def geo_line(table: pd.DataFrame) -> str:
+    placed = table[table["lat"].notna() & table["in_vocab"]]
+    changed = (placed["geo_pred_class_index"] != placed["pred_class_index"]).mean()
+    return (
+        f"  with a held-out place: {len(placed)} photos; top-1 {placed['correct_1'].mean():.3f} -> "
+        f"{placed['geo_correct_1'].mean():.3f} with the geo-prior; top-1 changed on {changed:.3f}; "
+        f"fixed {int((~placed['correct_1'] & placed['geo_correct_1']).sum())}, "
+        f"broke {int((placed['correct_1'] & ~placed['geo_correct_1']).sum())}"
+    )
 
 
 if __name__ == "__main__":

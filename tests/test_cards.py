@@ -1,8 +1,12 @@
+"""Model cards (parsed, validated, sorted) and the label files they name."""
+
 import json
 
 import pytest
+from conftest import TINY_LABELS
 
-from explorer.config import load_model_card, load_model_cards, parse_model_card
+from explorer.cards import find_file, load_model_card, load_model_cards, parse_model_card, read_labels
+from explorer.settings import Settings
 
 BASE = {
     "name": "m",
@@ -62,3 +66,16 @@ def test_shipped_cards_parse():
 
     names = {c.name for c in load_model_cards(ROOT / "checkpoints")}
     assert {"inat_bird", "inat_insect", "efficientnet_lite0_imagenet"} <= names
+
+
+def test_read_coral_labels(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("\n".join(TINY_LABELS) + "\nGenus sp. (Some (odd) name)\n")
+    names = read_labels(path, "coral")
+    assert names[0] == ("Poecile atricapillus", "Black-capped Chickadee") and names[4] == ("background", "")
+    assert names[5] == ("Genus sp.", "Some (odd) name")
+
+
+def test_find_file_says_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.bin not found"):
+        find_file("nothing.bin", Settings(checkpoint_dir=tmp_path))

@@ -1,7 +1,5 @@
-"""Train a linear species head on frozen features of a base model (default: ImageNet EfficientNet-Lite0 on the
-CUB-100 train split) and register it as a model card.
-
-    python -m explorer.train_head --cub-root ../shared/data/cub100
+"""Linear heads on the frozen features of a base model (default: ImageNet EfficientNet-Lite0 on the CUB-100 train
+split), registered as a model card. The command line is ``explorer-train-head`` (``explorer.tools.train_head``).
 
 Features are cached in checkpoints/.cache/features; the head (a few hundred KB), its label file and card are
 written to checkpoints/ (the project's own output; CUB-200-2011's terms apply to anything trained on it).
@@ -9,7 +7,6 @@ written to checkpoints/ (the project's own output; CUB-200-2011's terms apply to
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -19,8 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explorer.datasets import cub100_manifest
-from explorer.evaluate import PhotoDataset, _single_threaded, default_workers, transform_for
+from explorer.batches import photo_loader
 from explorer.model import Classifier
 
 log = logging.getLogger(__name__)
@@ -38,18 +34,12 @@ def extract_features(
     """(n, D) inputs of ``head_module`` (the pooled features) for each photo; cached as .npy when asked."""
     if cache is not None and cache.is_file():
         return np.load(cache)
-    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
     captured: list[torch.Tensor] = []
     head = classifier.module.get_submodule(head_module)
     handle = head.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0].detach().float().cpu()))
-    loader = DataLoader(
-        PhotoDataset(paths, transform_for(classifier)),
-        batch_size=batch_size,
-        num_workers=default_workers() if workers is None else workers,
-        worker_init_fn=_single_threaded,
-    )
+    loader = photo_loader(classifier, paths, batch_size, workers)
     try:
         with torch.no_grad():
             for batch, status in tqdm(loader, desc="features", unit="batch"):
@@ -141,38 +131,3 @@ def write_card(out_dir: Path, name: str, classes: pd.DataFrame, head: nn.Linear,
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    import app
-    from explorer.config import load_model_cards
-    from explorer.model import load_classifier
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cub-root", type=Path, default=app.SHARED / "data" / "cub100")
-    parser.add_argument("--base", default="efficientnet_lite0_imagenet")
-    parser.add_argument("--head-module", default="_fc")
-    parser.add_argument("--name", default="cub100_effnet_head")
-    parser.add_argument("--out-dir", type=Path, default=app.ROOT / "checkpoints")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.manual_seed(SEED)
-    settings = app.parse_settings([])
-    base_card = next(c for c in load_model_cards(settings.checkpoint_dir) if c.name == args.base)
-    classifier = load_classifier(base_card, settings)
-    train = cub100_manifest(args.cub_root, "train")
-    paths = [str(args.cub_root / p) for p in train["path"]]
-    cache = settings.resolved_cache_dir / "features" / f"{args.name}-train-{classifier.weights_sha256[:12]}.npy"
-    features = extract_features(classifier, args.head_module, paths, cache)
-    classes = pd.read_csv(args.cub_root / "classes_taxonomy.csv").sort_values("class_id")
-    weight_decay, scores = choose_weight_decay(features, train["class_id"].to_numpy(), len(classes))
-    log.info("hold-out accuracy by L2: %s -> %g", scores, weight_decay)
-    head = fit_linear_head(features, train["class_id"].to_numpy(), len(classes), weight_decay)
-    card = write_card(
-        args.out_dir, args.name, classes, head, base_card, {"train_photos": len(train), "weight_decay": weight_decay}
-    )
-    print(f"wrote {card}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""Settings and model cards: the frozen configuration that travels with the app and with each checkpoint."""
+"""Model cards: the frozen description that travels with each checkpoint (architecture, weights, labels,
+preprocessing, CAM layer), and reading the label files they name."""
 
 from __future__ import annotations
 
@@ -7,40 +8,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from explorer.settings import Settings
+
 log = logging.getLogger(__name__)
-
-MB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the app needs to know about its environment; built once from CLI flags and env."""
-
-    checkpoint_dir: Path
-    model_dirs: tuple[Path, ...] = ()  # extra folders where card files (weights, labels) are looked up
-    cache_dir: Path | None = None  # converted weights; defaults to <checkpoint_dir>/.cache
-    examples_dir: Path | None = None
-    eval_dir: Path | None = None  # evaluation tables (*.parquet) for the dashboard
-    data_root: Path | None = None  # where the photos named in evaluation tables live
-    taxonomy_supplement: Path | None = None  # optional TSV filling names the iNat taxonomy lacks
-    host: str = "127.0.0.1"
-    port: int = 7860
-    share: bool = False
-    default_model: str | None = None
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    max_upload_bytes: int = 25 * MB
-    temp_ttl_s: int = 3600  # uploads and rendered images older than this are deleted (checked every ttl/2, >= 10 s)
-    max_image_pixels: int = 60_000_000  # ~ a 60 MP camera; beyond that we refuse before decoding
-    min_image_side: int = 16
-
-    @property
-    def resolved_cache_dir(self) -> Path:
-        return self.cache_dir if self.cache_dir is not None else self.checkpoint_dir / ".cache"
-
-    @property
-    def search_dirs(self) -> tuple[Path, ...]:
-        """Folders where a card's relative file names are resolved, in order."""
-        return (self.checkpoint_dir, self.resolved_cache_dir, *self.model_dirs)
 
 
 @dataclass(frozen=True)
@@ -150,3 +120,39 @@ def load_model_cards(checkpoint_dir: Path) -> list[ModelCard]:
     if dupes:
         raise ValueError(f"model card names must be unique in {checkpoint_dir}; repeated: {sorted(dupes)}")
     return sorted(cards, key=lambda c: (c.priority, c.name))
+
+
+def find_file(name: str, settings: Settings, card: ModelCard | None = None) -> Path:
+    """Resolve a card's file name: absolute, next to the card, or in the settings' search folders."""
+    path = Path(name)
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        folders = ([card.card_path.parent] if card and card.card_path else []) + list(settings.search_dirs)
+        candidates = [folder / path for folder in dict.fromkeys(folders)]  # unique, in order
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    where = ", ".join(str(c.parent) for c in candidates) or "nowhere"
+    raise FileNotFoundError(f"{name} not found (looked in {where})")
+
+
+def read_labels(path: Path, fmt: str) -> list[tuple[str, str]]:
+    """(scientific name, common name) per line; "coral" lines are 'Scientific name (Common name)'."""
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    if fmt == "plain":
+        return [(line, "") for line in lines]
+    out = []
+    for line in lines:
+        if line.endswith(")") and " (" in line:
+            name, common = line[:-1].split(" (", 1)
+            out.append((name.strip(), common.strip()))
+        else:
+            out.append((line, ""))
+    return out
+
+
+def read_card_labels(card: ModelCard, settings: Settings) -> list[tuple[str, str]]:
+    """(scientific name, common name) per output of a card, from its label file."""
+    return read_labels(find_file(card.labels_file, settings, card), card.labels_format)

@@ -1,0 +1,161 @@
+"""Calibration from the stored logits: a temperature fitted on one half of the photos, the reliability diagram
+and the expected calibration error on the other half. Arrays, not DataFrame copies, so a million rows stay fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from explorer.diagnose.schema import LOGIT_COLUMNS
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """The columns calibration needs, as arrays, for readable photos of known species (no DataFrame copies).
+
+    The (n, 20) logits are gathered only when asked for, and only for the rows kept: a temperature is fitted on
+    at most 10 k rows and its ECE taken on at most 50 k, so a million-row view never copies 20 full columns."""
+
+    logit_columns: tuple[np.ndarray, ...]  # the stored top logits, full-length arrays of the source
+    rows: np.ndarray  # (n,) indices of these photos in those arrays
+    true_logit: np.ndarray  # (n,)
+    confidence: np.ndarray  # (n,) top-1 probability as stored
+    correct: np.ndarray  # (n,) bool
+    fitting: np.ndarray  # (n,) bool: the half used to fit a temperature
+
+    @cached_property
+    def logits(self) -> np.ndarray:
+        """(n, 20) float32, largest first (gathered once per subset)."""
+        return np.column_stack([c[self.rows] for c in self.logit_columns]).reshape(-1, len(self.logit_columns))
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame) -> CalibrationData:
+        keep = ((table["status"] == "ok") & table["in_vocab"]).to_numpy(dtype=bool)
+        column = lambda name, dtype: table[name].to_numpy(dtype=dtype)[keep]  # noqa: E731
+        return cls(
+            tuple(table[c].to_numpy(dtype=np.float32) for c in LOGIT_COLUMNS),
+            np.flatnonzero(keep),
+            column("true_logit", np.float32),
+            column("confidence", np.float64),
+            column("correct_1", bool),
+            column("calibration_half", bool),
+        )
+
+    def subset(self, mask: np.ndarray) -> CalibrationData:
+        return CalibrationData(
+            self.logit_columns,
+            self.rows[mask],
+            self.true_logit[mask],
+            self.confidence[mask],
+            self.correct[mask],
+            self.fitting[mask],
+        )
+
+
+def _tempered(data: CalibrationData, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, true-class log-prob) at a temperature, over the stored top logits plus the true logit.
+
+    The tail beyond the stored top-20 logits is left out; it holds little probability at T near 1."""
+    logits = data.logits / np.float32(temperature)  # (n, 20)
+    true = data.true_logit / np.float32(temperature)
+    in_top = (np.abs(logits - true[:, None]) <= 1e-6 * np.maximum(1.0, np.abs(true[:, None]))).any(axis=1)
+    extra = np.where(in_top, -np.inf, true).astype(np.float32)
+    top = logits[:, 0]
+    total = np.exp(logits - top[:, None]).sum(axis=1) + np.exp(extra - top)
+    log_norm = top + np.log(total)
+    return np.exp(logits[:, 0] - log_norm).astype(np.float64), (true - log_norm).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """A temperature fitted on one half of the photos, and the ECE before/after on the other (held-out) half."""
+
+    temperature: float
+    fit_photos: int
+    held_out_photos: int
+    ece_before: float
+    ece_after: float
+
+
+def fit_temperature(table: pd.DataFrame | CalibrationData) -> TemperatureFit:
+    """Temperature minimising NLL on the fitting half; ECE before/after on the other (held-out) half."""
+    data = table if isinstance(table, CalibrationData) else CalibrationData.from_table(table)
+    if len(data.correct) < 10:
+        return TemperatureFit(1.0, len(data.correct), 0, float("nan"), float("nan"))
+    fitting = data.subset(_even_rows(data.fitting, MAX_FIT_ROWS))  # NLL is an average: a subsample does
+    temperature = _golden_section(
+        lambda log_t: -_tempered(fitting, float(np.exp(log_t)))[1].mean(), np.log(0.25), np.log(4.0)
+    )
+    sample = data.subset(_even_rows(~data.fitting, MAX_ECE_ROWS))  # ECE is binned means: 50 k pin it to ~0.005
+    return TemperatureFit(
+        temperature,
+        int(data.fitting.sum()),
+        int((~data.fitting).sum()),
+        reliability(sample, 1.0)[1],
+        reliability(sample, temperature)[1],
+    )
+
+
+def _even_rows(mask: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of every k-th True row of ``mask`` so that at most ``limit`` remain (same rows as
+    _even_subsample of the masked data)."""
+    rows = np.flatnonzero(mask)
+    return rows if len(rows) <= limit else rows[:: -(-len(rows) // limit)]
+
+
+def _even_subsample(data: CalibrationData, limit: int) -> CalibrationData:
+    """Every k-th row so that at most ``limit`` remain (deterministic; the data has no order to bias it)."""
+    n = len(data.correct)
+    return data if n <= limit else data.subset(np.arange(n) % -(-n // limit) == 0)
+
+
+MAX_FIT_ROWS = 10_000
+MAX_ECE_ROWS = 50_000
+
+
+def _golden_section(loss, low: float, high: float, steps: int = 25) -> float:
+    """exp of the argmin of a unimodal loss on [low, high] (the NLL is convex in 1/T)."""
+    ratio = (np.sqrt(5) - 1) / 2
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = loss(c), loss(d)
+    for _ in range(steps):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = loss(d)
+    return float(np.exp((a + b) / 2))
+
+
+def reliability(
+    table: pd.DataFrame | CalibrationData, temperature: float = 1.0, bins: int = 10
+) -> tuple[pd.DataFrame, float]:
+    """Reliability diagram bins (mean confidence, accuracy, photos) and the expected calibration error."""
+    data = table if isinstance(table, CalibrationData) else CalibrationData.from_table(table)
+    if temperature != 1.0:  # re-softmaxing every row is the costly part; binned means need far fewer
+        data = _even_subsample(data, MAX_ECE_ROWS)
+    confidence = data.confidence if temperature == 1.0 else _tempered(data, temperature)[0]
+    correct = data.correct.astype(float)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    count = np.bincount(index, minlength=bins)
+    conf_sum = np.bincount(index, weights=confidence, minlength=bins)
+    acc_sum = np.bincount(index, weights=correct, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame = pd.DataFrame(
+            {
+                "bin_low": np.arange(bins) / bins,
+                "bin_high": np.arange(1, bins + 1) / bins,
+                "confidence": conf_sum / count,
+                "accuracy": acc_sum / count,
+                "photos": count,
+            }
+        )
+    ece = float(np.nansum(np.abs(frame["confidence"] - frame["accuracy"]) * count) / max(count.sum(), 1))
+    return frame, ece

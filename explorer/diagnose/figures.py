@@ -1,0 +1,141 @@
+"""The dashboard's plotly figures: computed DataFrames in, figures out (never a table, never a model)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from explorer.diagnose.metrics import clade_tree
+from explorer.diagnose.schema import ROLLUP_RANKS
+
+
+def plot_errors_by_rank(counts: pd.DataFrame):
+    errors = counts[counts["rank"] != "correct"]
+    fig = go.Figure(
+        go.Bar(
+            x=errors["rank"],
+            y=errors["share_of_photos"],
+            customdata=errors[["photos", "share_of_errors"]],
+            hovertemplate="%{x}: %{customdata[0]} photos<br>%{y:.1%} of photos, "
+            "%{customdata[1]:.1%} of errors<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Where the top-1 prediction leaves the truth",
+        yaxis_tickformat=".0%",
+        xaxis_title="first rank that differs",
+        yaxis_title="share of photos",
+        height=360,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+    )
+    return fig
+
+
+def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus")):
+    """Drill-down: sized by photos, coloured by top-1 accuracy (click a wedge to zoom in)."""
+    tree = clade_tree(table, ranks)
+    if tree.empty:
+        tree = pd.DataFrame({"id": [], "label": [], "parent": [], "photos": [], "accuracy": []})
+    fig = go.Figure(
+        go.Sunburst(
+            ids=tree["id"],
+            labels=tree["label"],
+            parents=tree["parent"],
+            values=tree["photos"],
+            branchvalues="total",
+            marker={
+                "colors": tree["accuracy"],
+                "colorscale": "RdYlGn",
+                "cmin": 0,
+                "cmax": 1,
+                "colorbar": {"title": "top-1"},
+            },
+            hovertemplate="%{label}: %{value} photos, top-1 %{color:.0%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Accuracy per clade (class → order → family → genus)",
+        height=520,
+        margin={"t": 50, "b": 10, "l": 10, "r": 10},
+    )
+    return fig
+
+
+def plot_reliability(bins: pd.DataFrame, ece: float, calibrated: pd.DataFrame | None = None, temperature: float = 1.0):
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="perfect"))
+    fig.add_trace(
+        go.Scatter(
+            x=bins["confidence"],
+            y=bins["accuracy"],
+            mode="lines+markers",
+            name=f"as trained (ECE {ece:.3f})",
+            customdata=bins["photos"],
+            hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} photos)",
+        )
+    )
+    if calibrated is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=calibrated[0]["confidence"],
+                y=calibrated[0]["accuracy"],
+                mode="lines+markers",
+                name=f"temperature {temperature:.2f} (ECE {calibrated[1]:.3f})",
+            )
+        )
+    fig.update_layout(
+        title="Calibration: reliability diagram",
+        xaxis_title="top-1 confidence",
+        yaxis_title="top-1 accuracy",
+        height=380,
+        xaxis_range=[0, 1],
+        yaxis_range=[0, 1],
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"x": 0.02, "y": 0.98},
+    )
+    return fig
+
+
+def plot_rollup_tradeoff(tradeoff: pd.DataFrame):
+    fig = go.Figure()
+    for rank in ["species", *ROLLUP_RANKS]:
+        fig.add_trace(go.Bar(x=tradeoff["threshold"], y=tradeoff[f"at_{rank}"], name=f"answered at {rank}"))
+    fig.add_trace(go.Bar(x=tradeoff["threshold"], y=tradeoff["abstained"], name="abstained", marker_color="lightgrey"))
+    fig.add_trace(
+        go.Scatter(
+            x=tradeoff["threshold"],
+            y=tradeoff["right_when_answered"],
+            name="right when answered",
+            mode="lines+markers",
+            line={"color": "black"},
+        )
+    )
+    fig.update_layout(
+        barmode="stack",
+        title="'Not sure' roll-up: threshold vs rank of the answer and accuracy",
+        xaxis_title="threshold (summed probability)",
+        yaxis_tickformat=".0%",
+        height=400,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+    )
+    return fig
+
+
+def plot_model_comparison(per_clade: pd.DataFrame, name_a: str, name_b: str, top: int = 25):
+    shown = pd.concat([per_clade.head(top // 2), per_clade.tail(top - top // 2)]).drop_duplicates("clade")
+    fig = go.Figure(
+        go.Bar(
+            x=shown["difference"],
+            y=shown["clade"],
+            orientation="h",
+            customdata=shown["photos"],
+            hovertemplate="%{y}: %{x:+.1%} (%{customdata} photos)<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"Top-1 accuracy per clade: {name_b} minus {name_a} (shared photos)",
+        xaxis_tickformat="+.0%",
+        height=max(300, 18 * len(shown) + 80),
+        margin={"t": 50, "b": 40, "l": 160, "r": 10},
+    )
+    return fig

@@ -1,0 +1,114 @@
+"""The evaluation table's schema: one row per labelled photo; stored as parquet, validated on load."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from explorer.taxonomy import RANKS
+
+TOP_K = 5
+STORED_LOGITS = 20  # top logits kept per photo for temperature fitting
+LOGIT_COLUMNS = tuple(f"top_logit_{i:02d}" for i in range(STORED_LOGITS))
+ROLLUP_RANKS = tuple(reversed(RANKS[:-1]))  # genus, family, ..., kingdom
+
+SCHEMA: dict[str, str] = {
+    "photo_id": "stable id: source + path",
+    "path": "photo path relative to the data root (or absolute when outside it)",
+    "source": "which photo set",
+    "note": "caveat from the manifest (e.g. a doubtful label)",
+    "status": "'ok' or why the photo could not be read",
+    "model": "model card name",
+    "weights_sha256": "hash of the weights file",
+    "true_name": "true scientific name",
+    "true_common_name": "true common name",
+    "true_class_index": "model output index of the truth, -1 when out of vocabulary",
+    "in_vocab": "the model has a class for the truth",
+    "true_resolved_rank": "deepest rank at which the truth's lineage is known",
+    **{f"true_{r}": f"truth's {r}" for r in RANKS},
+    "pred_class_index": "top-1 output index",
+    "pred_name": "top-1 scientific name",
+    "pred_common_name": "top-1 common name",
+    "pred_is_background": "top-1 is the model's 'nothing here' class",
+    **{f"pred_{r}": f"top-1's {r}" for r in RANKS},
+    "confidence": "top-1 probability",
+    "true_prob": "probability of the true class (NaN when out of vocabulary)",
+    "topk_class_index": f"top-{TOP_K} output indices",
+    "topk_name": f"top-{TOP_K} scientific names",
+    "topk_prob": f"top-{TOP_K} probabilities",
+    "correct_1": "top-1 is the true species",
+    "correct_k": f"the true species is in the top-{TOP_K}",
+    "divergence_rank": "first rank where top-1 leaves the truth ('correct', 'species', 'genus', ..., 'unknown')",
+    "lca_rank": "rank of the lowest common ancestor of truth and top-1",
+    "lca_name": "its name",
+    **{f"rollup_prob_{r}": f"largest summed probability of any {r}" for r in ROLLUP_RANKS},
+    **{f"rollup_correct_{r}": f"that {r} contains the truth" for r in ROLLUP_RANKS},
+    **{c: "the i-th largest logit (for temperature fitting)" for c in LOGIT_COLUMNS},
+    "true_logit": "logit of the true class (NaN when out of vocabulary)",
+    "calibration_half": "True for the half used to fit a temperature (stable hash of photo_id)",
+}
+# Optional: present when the photos have a place (manifest columns lat, lon and optionally date) and the model
+# has a geo-prior. The dashboard's "what the prior fixed and broke" reads these.
+GEO_SCHEMA: dict[str, str] = {
+    "lat": "latitude of the photo (NaN: no place)",
+    "lon": "longitude of the photo",
+    "obs_date": "date of the photo, YYYY-MM-DD ('' for none)",
+    "location_source": "where the place came from (e.g. a held-out record of the true species)",
+    "geo_pred_class_index": "top-1 output index after the geo-prior (= pred_class_index without a place)",
+    "geo_pred_name": "its scientific name",
+    "geo_confidence": "its combined probability",
+    "geo_true_prob": "combined probability of the true class (NaN when out of vocabulary)",
+    "geo_correct_1": "top-1 after the geo-prior is the true species",
+}
+CATEGORICAL = (
+    "source",
+    "note",
+    "status",
+    "model",
+    "weights_sha256",
+    "true_name",
+    "true_common_name",
+    "true_resolved_rank",
+    *(f"true_{r}" for r in RANKS),
+    "pred_name",
+    "pred_common_name",
+    *(f"pred_{r}" for r in RANKS),
+    "divergence_rank",
+    "lca_rank",
+    "lca_name",
+    "location_source",
+    "geo_pred_name",
+)
+
+
+def validate_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Raise ValueError naming every missing column; returns the frame unchanged."""
+    missing = [c for c in SCHEMA if c not in frame.columns]
+    if missing:
+        raise ValueError(f"evaluation table lacks column(s) {missing}; see README 'Evaluation table schema'")
+    return frame
+
+
+def calibration_half(photo_ids) -> np.ndarray:
+    """A stable half of the photos (hash of the id, not row order) for fitting a temperature."""
+    return np.array([hashlib.blake2b(str(p).encode(), digest_size=1).digest()[0] % 2 == 0 for p in photo_ids])
+
+
+def optimise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Names and ranks as categories: the dashboard regroups a million rows in a fraction of a second."""
+    return frame.astype({c: "category" for c in CATEGORICAL if c in frame.columns})
+
+
+def save_table(frame: pd.DataFrame, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def load_table(path: Path) -> pd.DataFrame:
+    """Read and validate an evaluation table (names and ranks as categories)."""
+    return optimise_dtypes(validate_table(pd.read_parquet(path)))

@@ -1,0 +1,186 @@
+"""Use cases shared by the page and the API: identify a photo (with its place), build a range-map document,
+inspect an evaluation error, describe the loaded models, show labelled photos. Plain functions over Resources that
+return dataclasses or text and raise ValueError with a message for the user; no gradio here."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from explorer.cam import contrastive_cams, overlay_cams
+from explorer.diagnose.texts import comparison_html
+from explorer.identify import IdentifyResult, identify
+from explorer.images import LoadedImage, load_image
+from explorer.places import make_place
+from explorer.present import display_copy
+from explorer.resources import Resources
+
+THUMB_SIDE = 160
+GALLERY_SIZE = 24
+
+
+@dataclass(frozen=True)
+class Identification:
+    """A photo as loaded (upright RGB, conversion notes) and what the model said about it."""
+
+    photo: LoadedImage
+    result: IdentifyResult
+
+
+def identify_photo(
+    resources: Resources,
+    path: str,
+    model: str | None,
+    top_k: int,
+    threshold: float,
+    cam_method: str | None,
+    lat=None,
+    lon=None,
+    date=None,
+) -> Identification:
+    """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given).
+    ``cam_method=None`` computes no CAMs. Raises ValueError with a message for the user."""
+    settings = resources.settings
+    place = make_place(lat, lon, date)
+    loaded = load_image(path, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
+    classifier = resources.get(model)
+    prior = resources.priors.get(classifier.name)
+    notes = list(loaded.notes)
+    if place is not None and prior is None:
+        notes.append(f"No geo-prior for {classifier.name}: the location was not used.")
+    if place is None and date not in (None, ""):
+        notes.append("A date without a location is not used by the geo-prior.")
+    result = identify(classifier, loaded.image, top_k, threshold, cam_method, place, prior)
+    result.notes.extend(notes)
+    return Identification(replace(loaded, notes=tuple(notes)), result)
+
+
+def range_map_document(resources: Resources, model: str | None, name: str, lat=None, lon=None, date=None) -> str:
+    """A standalone (offline) folium map of one species' predicted range, with the place pinned when given.
+    Raises ValueError with a message for the user (no prior, unknown species, impossible place)."""
+    classifier = resources.get(model)
+    mapper = resources.mappers.get(classifier.name)
+    if mapper is None:
+        raise ValueError(f"{classifier.name} has no geo-prior, so there is no range map.")
+    if name not in mapper.prior.taxa:
+        raise ValueError(f"the geo-prior of {classifier.name} does not cover {name}: no range to show.")
+    place = make_place(lat, lon, date)
+    label = next((lab for lab in classifier.labels if lab.scientific_name == name), None)
+    title = f"{label.common_name} ({name})" if label is not None and label.common_name else name
+    if place is not None and place.date is not None:
+        title += f"; the map is for any date (observation {place.date})"
+    taxon = mapper.prior.taxa.index(name)
+    return mapper.html(taxon, title, place.lat if place else None, place.lon if place else None)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """An evaluation error looked at closely: truth vs prediction (escaped HTML) and captioned images."""
+
+    html: str
+    images: list[tuple[np.ndarray | Image.Image, str]]
+
+
+def inspect_error(resources: Resources, row: dict) -> Inspection:
+    """Truth vs prediction, and Grad-CAMs for the prediction, the truth and their contrast (computed now)."""
+    text = comparison_html(row)
+    path = photo_path(resources.settings.data_root, row["path"])
+    if path is None:
+        return Inspection(text + "<p>The photo is not on this machine (data root not found), so no Grad-CAM.</p>", [])
+    if row["model"] not in resources.classifiers:
+        return Inspection(text + f"<p>Model {html.escape(row['model'])} is not loaded, so no Grad-CAM.</p>", [])
+    classifier = resources.classifiers[row["model"]]
+    image = _load_labelled_photo(resources, path).image
+    pred, true = int(row["pred_class_index"]), int(row["true_class_index"])
+    base = display_copy(image)
+    if true < 0:
+        return Inspection(text + "<p>The true species is not one of the model's classes.</p>", [(base, "photo")])
+    maps = contrastive_cams(
+        classifier.module,
+        classifier.preprocess(image),
+        classifier.cam_layer,
+        pred,
+        true,
+        head=classifier.cam_head,
+        autocast=classifier.autocast,
+    )
+    captions = [
+        f"prediction: {row['pred_name']}",
+        f"truth: {row['true_name']}",
+        f"why {row['pred_name']} and not {row['true_name']}",
+    ]
+    return Inspection(text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)])
+
+
+def photo_path(root: Path | None, path: str) -> Path | None:
+    """A table's photo path (relative to the data root, or absolute) when the photo is on this machine."""
+    candidate = Path(path) if Path(path).is_absolute() or root is None else Path(root) / path
+    return candidate if candidate.is_file() else None
+
+
+def _load_labelled_photo(resources: Resources, path: Path) -> LoadedImage:
+    settings = resources.settings
+    return load_image(path, settings.max_upload_bytes * 4, settings.max_image_pixels)
+
+
+def thumbnails(
+    resources: Resources, rows: pd.DataFrame, caption: Callable | None = None
+) -> list[tuple[Image.Image, str]]:
+    """(thumbnail, caption) for the first rows; an unreadable or missing photo gets a grey tile so that gallery
+    positions stay the rows' positions (the inspector relies on them). No photo on this machine at all: []."""
+    root = resources.settings.data_root if resources.settings else None
+    shown, found = [], False
+    for row in rows.head(GALLERY_SIZE).itertuples():
+        path = photo_path(root, row.path)
+        text = caption(row) if caption else f"{row.true_name} → {row.pred_name}"
+        image = None
+        if path is not None:
+            try:
+                image = _load_labelled_photo(resources, path).image
+                image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+                found = True
+            except ValueError:
+                image = None
+        if image is None:
+            image, text = Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)), f"(photo missing) {text}"
+        shown.append((image, text))
+    return shown if found else []
+
+
+def models_markdown(resources: Resources) -> str:
+    """The loaded models with their sources and licences, their geo-priors, and the ones that could not load."""
+    esc = html.escape
+    lines = ["## Loaded models", ""]
+    for name, c in resources.classifiers.items():
+        card = c.card
+        lines.append(
+            f"- **{esc(card.label)}** (`{esc(name)}`): {len(c.labels)} classes, {esc(card.architecture)}, "
+            f"CAM layer `{esc(card.cam_layer)}`, on {c.device}. Licence: {esc(card.license)}. "
+            f"Source: {esc(card.source)}"
+        )
+    if resources.priors:
+        lines += ["", "## Geo-priors", ""]
+        lines += [_prior_line(resources, name, prior) for name, prior in resources.priors.items()]
+    if resources.unavailable:
+        lines += ["", "## Not available", ""]
+        lines += [f"- `{esc(n)}`: {esc(why)}" for n, why in resources.unavailable.items()]
+    return "\n".join(lines)
+
+
+def _prior_line(resources: Resources, name: str, prior) -> str:
+    classes = [lab for lab in resources.classifiers[name].labels if not lab.is_background]
+    where = prior.path.name if prior.path else "?"
+    metrics = prior.metrics
+    return (
+        f"- `{html.escape(name)}`: `{html.escape(where)}`, {int(prior.known.sum())} of its {len(prior.taxa)} taxa "
+        f"with records; {int(prior.usable.sum())} of this model's {len(classes)} species matched by name (the rest "
+        f"get a neutral factor); held-out site MAP {metrics.get('held_out_site_map', float('nan')):.3f} "
+        f"(location-blind {metrics.get('location_blind_map', float('nan')):.3f}). Trained on eBird records "
+        "from a few observers: it knows where they went, not each species' whole range."
+    )

@@ -1,0 +1,139 @@
+"""Settings: the frozen configuration of the app and the tools, built once from CLI flags and the environment.
+
+The app (``app.py``) and every console script (``explorer.tools``) build their Settings here, so nothing in the
+package imports the entry script. Default locations are derived in one place: the project folder (the one holding
+``pyproject.toml`` above this package) and the shared data folder beside it (``EXPLORER_SHARED_DIR`` overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+def _project_root() -> Path:
+    """The checkout this package lives in (the first folder above it with a pyproject.toml); EXPLORER_ROOT
+    overrides, and the current folder is the fallback for an installed, non-editable copy."""
+    if os.environ.get("EXPLORER_ROOT"):
+        return Path(os.environ["EXPLORER_ROOT"]).resolve()
+    here = Path(__file__).resolve()
+    return next((p for p in here.parents if (p / "pyproject.toml").is_file()), Path.cwd())
+
+
+PROJECT_ROOT = _project_root()
+SHARED_DIR = Path(os.environ.get("EXPLORER_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+CORAL_DIR = SHARED_DIR / "models" / "coral"
+DATA_DIR = SHARED_DIR / "data"
+TAXONOMY_SUPPLEMENT = DATA_DIR / "taxonomy" / "coral_inat_bird_insect_taxonomy.tsv"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app and the tools need to know about their environment."""
+
+    checkpoint_dir: Path
+    model_dirs: tuple[Path, ...] = ()  # extra folders where card files (weights, labels) are looked up
+    cache_dir: Path | None = None  # converted weights; defaults to <checkpoint_dir>/.cache
+    examples_dir: Path | None = None
+    eval_dir: Path | None = None  # evaluation tables (*.parquet) for the dashboard
+    data_root: Path | None = None  # where the photos named in evaluation tables live
+    taxonomy_supplement: Path | None = None  # optional TSV filling names the iNat taxonomy lacks
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    default_model: str | None = None
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    max_upload_bytes: int = 25 * MB
+    temp_ttl_s: int = 3600  # uploads and rendered images older than this are deleted (checked every ttl/2, >= 10 s)
+    max_image_pixels: int = 60_000_000  # ~ a 60 MP camera; beyond that we refuse before decoding
+    min_image_side: int = 16
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.checkpoint_dir / ".cache"
+
+    @property
+    def search_dirs(self) -> tuple[Path, ...]:
+        """Folders where a card's relative file names are resolved, in order."""
+        return (self.checkpoint_dir, self.resolved_cache_dir, *self.model_dirs)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Where models and data are found: shared by the app and every tool."""
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, default=PROJECT_ROOT / "checkpoints", help="folder of model cards"
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        action="append",
+        default=None,
+        help=f"extra folder where card files (weights, labels) are found; repeatable (default: {CORAL_DIR} "
+        "when it exists)",
+    )
+    parser.add_argument(
+        "--data-root", type=Path, default=DATA_DIR, help="folder the evaluation tables' photo paths are relative to"
+    )
+    parser.add_argument("--device", default=os.environ.get("EXPLORER_DEVICE", "auto"), help="auto, cpu or cuda")
+    return parser
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """What only the app needs: where it listens, what it shows, its limits."""
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("EXPLORER_HOST", "127.0.0.1"),
+        help="interface to bind (default 127.0.0.1; 0.0.0.0 to serve the network)",
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("EXPLORER_PORT", 7860)))
+    parser.add_argument("--model", default=None, help="default model (a card name in the checkpoint dir)")
+    parser.add_argument("--examples-dir", type=Path, default=CORAL_DIR, help="folder of example photos")
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        default=PROJECT_ROOT / "assets" / "eval",
+        help="evaluation tables (*.parquet) shown in the dashboard",
+    )
+    parser.add_argument("--max-upload-mb", type=float, default=25.0, help="upload size limit in MB")
+    parser.add_argument(
+        "--temp-ttl",
+        type=int,
+        default=3600,
+        help="seconds an upload or a rendered image is kept in Gradio's temporary folder before it is deleted",
+    )
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from parsed flags; a tool's parser has only the model flags, and the server's keep their defaults."""
+    model_dirs = args.model_dir if args.model_dir is not None else [CORAL_DIR]
+    fields = {
+        "checkpoint_dir": args.checkpoint_dir,
+        "model_dirs": tuple(p for p in model_dirs if p.is_dir()),
+        "data_root": args.data_root,
+        "device": args.device,
+        "taxonomy_supplement": TAXONOMY_SUPPLEMENT if TAXONOMY_SUPPLEMENT.is_file() else None,
+    }
+    if hasattr(args, "host"):  # the app's own flags (add_server_arguments)
+        fields.update(
+            host=args.host,
+            port=args.port,
+            share=args.share,
+            default_model=args.model,
+            max_upload_bytes=int(args.max_upload_mb * MB),
+            temp_ttl_s=args.temp_ttl,
+            examples_dir=args.examples_dir,
+            eval_dir=args.eval_dir,
+        )
+    return Settings(**fields)
+
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    """The app's flags (with environment fallbacks) -> Settings."""
+    parser = argparse.ArgumentParser(description="Species ID explorer: identify, explain and diagnose.")
+    return settings_from_args(add_server_arguments(add_model_arguments(parser)).parse_args(argv))

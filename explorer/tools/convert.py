@@ -1,0 +1,38 @@
+"""Convert the Coral/AIY uint8 TFLite MobileNetV2 classifiers to float PyTorch safetensors.
+
+explorer-convert path/to/model.tflite out.safetensors
+explorer-convert --all [--model-dir ../shared/models/coral]   # every tflite card, into the cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from explorer.cards import load_model_cards
+from explorer.convert import convert_tflite
+from explorer.model import resolve_weights_file
+from explorer.settings import add_model_arguments, settings_from_args
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tflite", nargs="?", type=Path, help="a Coral MobileNetV2 .tflite classifier")
+    parser.add_argument("out", nargs="?", type=Path, help="output .safetensors")
+    parser.add_argument("--all", action="store_true", help="convert every tflite model card into the cache")
+    args = add_model_arguments(parser).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.all:
+        settings = settings_from_args(args)
+        for card in load_model_cards(settings.checkpoint_dir):
+            if card.weights.format == "tflite":
+                print(resolve_weights_file(card, settings))
+    elif args.tflite and args.out:
+        print(convert_tflite(args.tflite, args.out))
+    else:
+        parser.error("give TFLITE OUT, or --all")
+
+
+if __name__ == "__main__":
+    main()

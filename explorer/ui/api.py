@@ -1,0 +1,48 @@
+"""The named API endpoints (hidden from the page): ``identify`` (a photo -> JSON) and ``range_map`` (a species ->
+a standalone map document). Errors become gradio AppErrors with the message the page shows."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer.identify import DEFAULT_THRESHOLD, result_to_json
+from explorer.resources import Resources
+from explorer.services import identify_photo, range_map_document
+from explorer.ui.components import MODEL_QUEUE, UploadPath
+
+
+def build_api(resources: Resources) -> None:
+    with gr.Row(visible=False):
+        file = UploadPath(type="filepath", label="image")
+        top_k = gr.Number(5, precision=0, label="top_k")
+        model = gr.Textbox(resources.default_model, label="model")
+        threshold = gr.Number(DEFAULT_THRESHOLD, label="threshold")
+        lat = gr.Number(None, label="lat")
+        lon = gr.Number(None, label="lon")
+        date = gr.Textbox("", label="date")
+        output = gr.JSON(label="result")
+        trigger = gr.Button("identify")
+        species = gr.Textbox("", label="species")
+        document = gr.Textbox(label="map_html")
+        map_trigger = gr.Button("range_map")
+
+    def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None):
+        """(image file, top_k, model, threshold, lat, lon, date) -> the identification as JSON (no CAMs)."""
+        if not image:
+            raise gr.Error("No image given.")
+        try:
+            found = identify_photo(resources, image, model, top_k, threshold, None, lat, lon, date)
+        except ValueError as err:
+            raise gr.Error(str(err), title="Cannot identify this photo") from err
+        return result_to_json(found.result)
+
+    def range_map_api(model, species, lat=None, lon=None, date=None):
+        """A standalone HTML document (folium, Leaflet inlined) of the species' predicted range."""
+        try:
+            return range_map_document(resources, model or None, species, lat, lon, date)
+        except ValueError as err:
+            raise gr.Error(str(err), title="No range map") from err
+
+    inputs = [file, top_k, model, threshold, lat, lon, date]
+    trigger.click(identify_api, inputs, output, api_name="identify", **MODEL_QUEUE)
+    map_trigger.click(range_map_api, [model, species, lat, lon, date], document, api_name="range_map")

@@ -1,0 +1,66 @@
+"""The whole app: the tabs, the API, and the server (queue, upload cap, served paths, temporary-file sweeper)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import gradio as gr
+
+from explorer.resources import Resources
+from explorer.services import models_markdown
+from explorer.ui.api import build_api
+from explorer.ui.components import CSS, QUEUE_MAX_SIZE
+from explorer.ui.diagnose_tab import build_diagnose_tab
+from explorer.ui.identify_tab import build_identify_tab
+from explorer.ui.temp_files import start_temp_sweeper
+
+
+def build_demo(resources: Resources) -> gr.Blocks:
+    """The Identify & explain tab, the Diagnose tab, the Models tab, and the API endpoints."""
+    with gr.Blocks(title="Species ID explorer") as demo:
+        gr.Markdown(
+            "# Species ID explorer\nWhat does a species-identification model see, and where does it go "
+            "wrong? Drop, paste or pick a photo."
+        )
+        with gr.Tabs():
+            with gr.Tab("Identify & explain", id="identify"):
+                build_identify_tab(resources)
+            with gr.Tab("Diagnose", id="diagnose"):
+                dashboard = build_diagnose_tab(resources)
+            with gr.Tab("Models", id="models"):
+                gr.Markdown(models_markdown(resources))
+        build_api(resources)
+        if dashboard is not None:  # draw the dashboard for the first table when the page opens
+            demo.load(dashboard.refresh, list(dashboard.filters), list(dashboard.outputs), api_visibility="private")
+    return demo
+
+
+def stage_examples(resources: Resources, folder: Path) -> None:
+    """Copy example photos into an app-owned folder, so only that folder (not the source) is served."""
+    if not resources.examples:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for path in resources.examples:
+        target = folder / path.name
+        if not target.exists() or target.stat().st_size != path.stat().st_size:
+            shutil.copyfile(path, target)
+        staged.append(target)
+    resources.examples = staged
+
+
+def launch(demo: gr.Blocks, resources: Resources) -> None:
+    """Start the server on the settings' host and port with the upload cap; only staged examples are served."""
+    settings = resources.settings
+    allowed = sorted({str(p.parent) for p in resources.examples})
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)  # see components.MODEL_QUEUE
+    start_temp_sweeper(demo, settings.temp_ttl_s)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        max_file_size=settings.max_upload_bytes,
+        allowed_paths=allowed,
+        css=CSS,
+    )

@@ -1,0 +1,360 @@
+"""The Diagnose tab: the error dashboard, built only from the evaluation tables (a model runs only in the
+inspector, on demand)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import gradio as gr
+import pandas as pd
+
+from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
+from explorer.diagnose.figures import (
+    plot_clade_sunburst,
+    plot_errors_by_rank,
+    plot_model_comparison,
+    plot_reliability,
+    plot_rollup_tradeoff,
+)
+from explorer.diagnose.geo_effect import GEO_KINDS, geo_effect, geo_effect_by_clade, geo_rows, has_geo
+from explorer.diagnose.metrics import (
+    OUTCOMES,
+    Filters,
+    accuracy_by_clade,
+    compare_models,
+    confused_pairs,
+    error_rows,
+    errors_by_rank,
+    filter_table,
+    rollup_tradeoff,
+    summary,
+)
+from explorer.diagnose.texts import calibration_markdown, geo_markdown, summary_markdown
+from explorer.resources import Resources
+from explorer.services import inspect_error, thumbnails
+from explorer.taxonomy import RANKS
+from explorer.ui.components import MODEL_QUEUE
+
+NO_TABLES = (
+    "No evaluation tables found. Make one with `explorer-evaluate --model NAME --images MANIFEST "
+    "--out assets/eval/NAME.parquet` (see README)."
+)
+ERROR_COLUMNS = ["true_name", "pred_name", "confidence", "divergence_rank", "source", "path"]
+NO_GEO = (
+    "This table has no places (no `lat`/`lon` columns and geo-prior re-ranking), so there is nothing to show here. "
+    "`explorer-evaluate` adds them when the manifest has `lat`, `lon` (and `date`) and the model has a geo-prior."
+)
+
+
+@dataclass
+class FilterControls:
+    """What every chart obeys (in the order the handlers take them)."""
+
+    table: gr.Dropdown
+    clade_rank: gr.Dropdown
+    clade_name: gr.Dropdown
+    min_conf: gr.Slider
+    max_conf: gr.Slider
+    outcome: gr.Radio
+    exclude_noted: gr.Checkbox
+    in_vocab: gr.Checkbox
+    list_rank: gr.Dropdown
+    min_photos: gr.Slider
+    geo_kind: gr.Radio
+
+    def __iter__(self):
+        return iter(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass
+class DashboardOutputs:
+    """Everything a filter change redraws."""
+
+    summary: gr.Markdown
+    errors_plot: gr.Plot
+    sunburst: gr.Plot
+    clades: gr.Dataframe
+    pairs: gr.Dataframe
+    reliability_plot: gr.Plot
+    tradeoff_plot: gr.Plot
+    calibration: gr.Markdown
+    gallery: gr.Gallery
+    error_table: gr.Dataframe
+    errors_state: gr.State
+    geo_summary: gr.Markdown
+    geo_clades: gr.Dataframe
+    geo_gallery: gr.Gallery
+    geo_state: gr.State
+
+    def __iter__(self):
+        return iter(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass
+class DashboardView:
+    filters: FilterControls
+    outputs: DashboardOutputs
+    refresh: object  # the filter handler, also run when the page loads
+
+
+def build_diagnose_tab(resources: Resources) -> DashboardView | None:
+    if not resources.tables:
+        gr.Markdown(NO_TABLES)
+        return None
+    top = _build_filters(resources)
+    charts, chart_filters = _build_charts()
+    errors, inspector_text, inspector = _build_errors()
+    geo, geo_filters = _build_geo_section()
+    filters = FilterControls(**top, **chart_filters, **geo_filters)
+    out = DashboardOutputs(**charts, **errors, **geo)
+    refresh = _make_dashboard_handler(resources, out)
+    for control in filters:
+        event = control.release if isinstance(control, gr.Slider) else control.change
+        event(refresh, list(filters), list(out), api_visibility="private")
+    on_rank = _clade_choices(resources)
+    gr.on(
+        [filters.table.change, filters.clade_rank.change],
+        on_rank,
+        [filters.table, filters.clade_rank],
+        filters.clade_name,
+        api_visibility="private",
+    )
+    inspect = _make_inspector(resources)
+    for source, rows in (
+        (out.gallery, out.errors_state),
+        (out.error_table, out.errors_state),
+        (out.geo_gallery, out.geo_state),
+    ):
+        source.select(inspect, [rows], [inspector_text, inspector], api_visibility="private", **MODEL_QUEUE)
+    out.geo_clades.select(
+        _make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
+    )
+    _build_comparison(resources, filters)
+    return DashboardView(filters, out, refresh)
+
+
+def _build_filters(resources: Resources) -> dict:
+    tables = list(resources.tables)
+    with gr.Row():
+        table = gr.Dropdown(tables, value=tables[0], label="Evaluation table", elem_id="dash_table")
+        clade_rank = gr.Dropdown(["(all)", *RANKS[:-1]], value="(all)", label="Clade rank", elem_id="dash_rank")
+        clade_name = gr.Dropdown([], value=None, label="Clade", allow_custom_value=False, elem_id="dash_clade")
+        outcome = gr.Radio(list(OUTCOMES), value="all", label="Photos", elem_id="dash_outcome")
+    with gr.Row():
+        min_conf = gr.Slider(0, 1, value=0, step=0.01, label="Min top-1 confidence", elem_id="dash_min_conf")
+        max_conf = gr.Slider(0, 1, value=1, step=0.01, label="Max top-1 confidence", elem_id="dash_max_conf")
+        exclude_noted = gr.Checkbox(True, label="Exclude photos with doubtful labels", elem_id="dash_noted")
+        in_vocab = gr.Checkbox(False, label="Only species the model knows")
+    return dict(
+        table=table,
+        clade_rank=clade_rank,
+        clade_name=clade_name,
+        min_conf=min_conf,
+        max_conf=max_conf,
+        outcome=outcome,
+        exclude_noted=exclude_noted,
+        in_vocab=in_vocab,
+    )
+
+
+def _build_charts() -> tuple[dict, dict]:
+    """The charts and tables, and the two filters that sit beside the clade table."""
+    summary_text = gr.Markdown(elem_id="dash_summary")
+    with gr.Row():
+        errors_plot = gr.Plot(label="Errors by taxonomic rank", elem_id="dash_errors")
+        sunburst = gr.Plot(label="Accuracy per clade", elem_id="dash_sunburst")
+    with gr.Row():
+        list_rank = gr.Dropdown(list(RANKS[1:-1]), value="family", label="Clade table rank")
+        min_photos = gr.Slider(1, 50, value=5, step=1, label="Min photos per clade")
+    clades = gr.Dataframe(
+        label="Clades, best first by the lower end of the 95 % interval (sortable)",
+        elem_id="dash_clades",
+        max_height=300,
+    )
+    pairs = gr.Dataframe(label="Most confused pairs", elem_id="dash_pairs", max_height=300)
+    with gr.Row():
+        reliability_plot = gr.Plot(label="Calibration", elem_id="dash_reliability")
+        tradeoff_plot = gr.Plot(label="Roll-up trade-off", elem_id="dash_tradeoff")
+    calibration = gr.Markdown(elem_id="dash_calibration")
+    charts = dict(
+        summary=summary_text,
+        errors_plot=errors_plot,
+        sunburst=sunburst,
+        clades=clades,
+        pairs=pairs,
+        reliability_plot=reliability_plot,
+        tradeoff_plot=tradeoff_plot,
+        calibration=calibration,
+    )
+    return charts, dict(list_rank=list_rank, min_photos=min_photos)
+
+
+def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
+    """The error gallery and table (outputs) and the inspector they open."""
+    gr.Markdown("### Errors: click one to inspect it")
+    gallery = gr.Gallery(
+        label="Errors (most confident first)", columns=8, height=260, elem_id="dash_gallery", allow_preview=False
+    )
+    error_table = gr.Dataframe(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
+    with gr.Row():
+        inspector_text = gr.HTML(elem_id="inspector_text")
+        inspector = gr.Gallery(
+            label="Inspector: photo, Grad-CAM of the prediction, of the truth, and of "
+            "'why the prediction and not the truth'",
+            columns=4,
+            height=300,
+            elem_id="inspector",
+        )
+    outputs = dict(gallery=gallery, error_table=error_table, errors_state=gr.State([]))
+    return outputs, inspector_text, inspector
+
+
+def _build_geo_section() -> tuple[dict, dict]:
+    """The geo-prior's fixes and breaks (outputs) and the filter choosing which photos to show."""
+    with gr.Accordion("What the place changed: the geo-prior's fixes and breaks", open=True):
+        geo_summary = gr.Markdown(elem_id="dash_geo_summary")
+        geo_kind = gr.Radio(list(GEO_KINDS), value="fixed", label="Photos the prior...", elem_id="dash_geo_kind")
+        geo_clades = gr.Dataframe(
+            label="Per clade (clade-table rank), most affected first: click a row for its photos",
+            elem_id="dash_geo_clades",
+            max_height=300,
+        )
+        geo_gallery = gr.Gallery(
+            label="Truth → image-only top-1 → top-1 with the place (click one to inspect it)",
+            columns=8,
+            height=260,
+            elem_id="dash_geo_gallery",
+            allow_preview=False,
+        )
+    outputs = dict(geo_summary=geo_summary, geo_clades=geo_clades, geo_gallery=geo_gallery, geo_state=gr.State([]))
+    return outputs, dict(geo_kind=geo_kind)
+
+
+def _build_comparison(resources: Resources, filters: FilterControls) -> None:
+    with gr.Accordion("Compare with another model", open=False):
+        other = gr.Dropdown(list(resources.tables), value=None, label="Second table", elem_id="dash_other")
+        compare_plot = gr.Plot()
+        disagreements = gr.Dataframe(label="Photos where the two top-1 predictions differ", max_height=260)
+    other.change(
+        _make_comparison(resources),
+        [filters.table, other, filters.list_rank],
+        [compare_plot, disagreements],
+        api_visibility="private",
+    )
+
+
+def _filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Filters:
+    chosen = rank if rank and rank != "(all)" and name else None
+    return Filters(
+        chosen, name if chosen else None, float(min_conf), float(max_conf), outcome, bool(noted), bool(in_vocab)
+    )
+
+
+def _view(resources: Resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab) -> pd.DataFrame:
+    try:
+        return filter_table(
+            resources.tables[name], _filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        )
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+
+
+def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
+    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind):
+        view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        table = resources.tables[name]
+        model = str(table["model"].iloc[0]) if len(table) else name
+        errors = error_rows(view)
+        return {
+            out.summary: summary_markdown(summary(view), name, model),
+            out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
+            out.sunburst: plot_clade_sunburst(view),
+            out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
+            out.pairs: confused_pairs(view).round(3),
+            **_calibration_outputs(out, view),
+            out.gallery: thumbnails(resources, errors),
+            out.error_table: errors[ERROR_COLUMNS].round(3),
+            out.errors_state: errors.to_dict("records"),
+            **_geo_outputs(resources, out, view, list_rank, int(min_photos), kind),
+        }
+
+    return on_filters
+
+
+def _calibration_outputs(out: DashboardOutputs, view: pd.DataFrame) -> dict:
+    data = CalibrationData.from_table(view)
+    fit = fit_temperature(data)
+    bins, ece = reliability(data)
+    calibrated = reliability(data, fit.temperature) if fit.held_out_photos else None
+    return {
+        out.reliability_plot: plot_reliability(bins, ece, calibrated, fit.temperature),
+        out.tradeoff_plot: plot_rollup_tradeoff(rollup_tradeoff(view)),
+        out.calibration: calibration_markdown(fit),
+    }
+
+
+def _geo_caption(row) -> str:
+    return f"{row.true_name} → {row.pred_name} → {row.geo_pred_name}"
+
+
+def _geo_outputs(resources: Resources, out: DashboardOutputs, view, rank: str, min_photos: int, kind: str) -> dict:
+    """Summary, per-clade table, gallery and rows of the geo-prior section for a filtered view."""
+    if not has_geo(view):
+        return {out.geo_summary: NO_GEO, out.geo_clades: None, out.geo_gallery: [], out.geo_state: []}
+    rows = geo_rows(view, kind)
+    return {
+        out.geo_summary: geo_markdown(geo_effect(view)),
+        out.geo_clades: geo_effect_by_clade(view, rank, min_photos).round(3),
+        out.geo_gallery: thumbnails(resources, rows, _geo_caption),
+        out.geo_state: rows.to_dict("records"),
+    }
+
+
+def _make_geo_drilldown(resources: Resources):
+    def on_clade(
+        name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, _min, kind, evt: gr.SelectData
+    ):
+        view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        if not has_geo(view) or not evt.row_value:
+            return [], []
+        rows = geo_rows(view, kind, list_rank, evt.row_value[0])
+        return thumbnails(resources, rows, _geo_caption), rows.to_dict("records")
+
+    return on_clade
+
+
+def _clade_choices(resources: Resources):
+    def on_rank(name, rank):
+        if not rank or rank == "(all)":
+            return gr.Dropdown(choices=[], value=None)
+        values = sorted(v for v in resources.tables[name][f"true_{rank}"].dropna().unique())
+        return gr.Dropdown(choices=values, value=None)
+
+    return on_rank
+
+
+def _make_inspector(resources: Resources):
+    def on_select(rows, evt: gr.SelectData):
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not rows or index is None or index >= len(rows):
+            return "", []
+        try:
+            found = inspect_error(resources, rows[index])
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        return found.html, found.images
+
+    return on_select
+
+
+def _make_comparison(resources: Resources):
+    def on_compare(name_a, name_b, rank):
+        if not name_b:
+            return None, None
+        per_clade, disagree = compare_models(resources.tables[name_a], resources.tables[name_b], rank)
+        if per_clade.empty:
+            raise gr.Error(f"{name_a} and {name_b} share no photos.")
+        columns = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "correct_1_b", "path"]
+        return plot_model_comparison(per_clade, name_a, name_b), disagree[columns]
+
+    return on_compare

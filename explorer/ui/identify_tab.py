@@ -1,0 +1,216 @@
+"""The Identify & explain tab: a photo in; suggestions, roll-up, a CAM per suggestion, lineages and range maps out."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import gradio as gr
+
+from explorer.cam import FAST_METHOD, METHODS
+from explorer.geo.maps import map_iframe
+from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K
+from explorer.images import read_place_time
+from explorer.present import cam_captions, cam_overlays, prediction_title, predictions_html, rollup_markdown, topk_label
+from explorer.resources import Resources
+from explorer.services import Identification, identify_photo, range_map_document
+from explorer.ui.components import MODEL_QUEUE, PhotoInput
+
+EXAMPLES_CREDIT = (
+    "Example photos: Google Coral test_data (Open Images, CC BY 2.0; US Navy, public domain). "
+    "Found in the examples folder given at start-up."
+)
+PRIOR_CAVEAT = (
+    "<small>The geo-prior was trained on eBird records from a handful of observers: it knows where they went, not "
+    "each species' whole range.</small>"
+)
+
+
+@dataclass
+class IdentifyView:
+    """The tab's components: the form (inputs) and what it shows (outputs)."""
+
+    photo: gr.Image
+    model: gr.Dropdown
+    top_k: gr.Slider
+    threshold: gr.Slider
+    method: gr.Dropdown
+    lat: gr.Textbox
+    lon: gr.Textbox
+    date: gr.Textbox
+    button: gr.Button
+    verdict: gr.Markdown
+    label: gr.Label
+    gallery: gr.Gallery
+    table: gr.HTML
+    notes: gr.Markdown
+    map_choice: gr.Radio
+    range_html: gr.HTML
+    last_photo: gr.State
+
+    @property
+    def inputs(self) -> list:
+        return [self.photo, self.model, self.top_k, self.threshold, self.method, self.lat, self.lon, self.date]
+
+    @property
+    def outputs(self) -> list:
+        shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.range_html]
+        return [*shown, self.lat, self.lon, self.date, self.last_photo]
+
+
+def build_identify_tab(resources: Resources) -> IdentifyView:
+    with gr.Row():
+        with gr.Column(scale=2):
+            form = _build_form(resources)
+        with gr.Column(scale=3):
+            shown = _build_results()
+    view = IdentifyView(**form, **shown, last_photo=gr.State(None))  # last_photo: a new photo gets its EXIF first
+    _wire(resources, view)
+    return view
+
+
+def _build_form(resources: Resources) -> dict:
+    photo = PhotoInput(
+        type="filepath",
+        sources=["upload", "clipboard"],
+        label="Photo: drop, paste or click",
+        height=360,
+        elem_id="photo",
+    )
+    choices = [(c.card.label, name) for name, c in resources.classifiers.items()]
+    model = gr.Dropdown(choices, value=resources.default_model, label="Model", elem_id="model")
+    with gr.Row():
+        top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Suggestions (top-k)", elem_id="top_k")
+        threshold = gr.Slider(
+            0.5, 0.99, value=DEFAULT_THRESHOLD, step=0.01, label="'Not sure' roll-up threshold", elem_id="threshold"
+        )
+    method = gr.Dropdown(
+        list(METHODS),
+        value=FAST_METHOD,
+        label="CAM method",
+        elem_id="cam_method",
+        info="gradcam: all top-k maps from one forward pass; others run pytorch-grad-cam once per suggestion (slower)",
+    )
+    with gr.Accordion("Where and when (optional; read from the photo's EXIF when it has them)", open=True):
+        with gr.Row():
+            # Textboxes, not gr.Number: an empty Number shows (and sends) 0, i.e. a place off West Africa
+            lat = gr.Textbox("", label="Latitude (-90..90)", elem_id="lat", max_lines=1, placeholder="43.65")
+            lon = gr.Textbox("", label="Longitude (-180..180)", elem_id="lon", max_lines=1, placeholder="-79.38")
+            date = gr.Textbox("", label="Date (YYYY-MM-DD)", elem_id="date", max_lines=1)
+        gr.Markdown(PRIOR_CAVEAT)
+    button = gr.Button("Identify", variant="primary", elem_id="identify_button")
+    if resources.examples:
+        gr.Examples([[str(p)] for p in resources.examples], inputs=[photo], label="Examples")
+        gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
+    return dict(
+        photo=photo,
+        model=model,
+        top_k=top_k,
+        threshold=threshold,
+        method=method,
+        lat=lat,
+        lon=lon,
+        date=date,
+        button=button,
+    )
+
+
+def _build_results() -> dict:
+    verdict = gr.Markdown(elem_id="verdict")
+    label = gr.Label(label="Top suggestions", elem_id="topk")
+    gallery = gr.Gallery(
+        label="What the model looked at: one CAM per suggestion", columns=3, height="auto", elem_id="cams"
+    )
+    table = gr.HTML(elem_id="lineages")
+    notes = gr.Markdown(elem_id="notes")
+    with gr.Group():
+        map_choice = gr.Radio([], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True)
+        range_html = gr.HTML(elem_id="range_map")
+    return dict(
+        verdict=verdict,
+        label=label,
+        gallery=gallery,
+        table=table,
+        notes=notes,
+        map_choice=map_choice,
+        range_html=range_html,
+    )
+
+
+def _wire(resources: Resources, view: IdentifyView) -> None:
+    handler = _make_identify_handler(resources, view)
+    inputs, outputs = [*view.inputs, view.last_photo], view.outputs
+    triggers = [view.photo.change, view.button.click, view.model.change, view.threshold.change, view.method.change]
+    triggers += [box.submit for box in (view.lat, view.lon, view.date)] + [view.top_k.release]
+    for trigger in triggers:
+        trigger(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
+    on_map = lambda name, model, lat, lon, date: range_map_html(resources, model, name, lat, lon, date)  # noqa: E731
+    view.map_choice.input(
+        on_map, [view.map_choice, view.model, view.lat, view.lon, view.date], view.range_html, api_visibility="private"
+    )
+
+
+def _make_identify_handler(resources: Resources, view: IdentifyView):
+    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, last_photo):
+        """Identify; a photo not seen before first gets its EXIF place and date (in the same call, so the first
+        ranking already uses them; the user can then edit or clear them, and is never overwritten)."""
+        if not path:
+            return {**_cleared(view), view.last_photo: None}
+        form = {}
+        if path != last_photo:
+            lat, lon, date = _exif_place_time(path)
+            form = {view.lat: lat, view.lon: lon, view.date: date}
+        form[view.last_photo] = path
+        try:
+            found = identify_photo(resources, path, model_name, top_k, threshold, method, lat, lon, date)
+        except ValueError as err:  # the user's photo or settings: say what is wrong, keep the page usable
+            gr.Warning(str(err), title="Cannot identify this photo")
+            message = f"### Cannot identify this photo\n{html.escape(str(err))}"
+            return {**_cleared(view), view.verdict: message, **form}
+        return {**_shown(resources, view, found, (lat, lon, date)), **form}
+
+    return on_identify
+
+
+def _cleared(view: IdentifyView) -> dict:
+    empty = {view.verdict: "", view.label: None, view.gallery: None, view.table: "", view.notes: ""}
+    return {**empty, view.map_choice: gr.Radio(choices=[], value=None), view.range_html: ""}
+
+
+def _shown(resources: Resources, view: IdentifyView, found: Identification, where: tuple) -> dict:
+    result, subject = found.result, resources.get(found.result.model).card.subject
+    for note in found.photo.notes:
+        gr.Warning(note)
+    species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
+    first = species[0][1] if species else None
+    return {
+        view.verdict: rollup_markdown(result, resources.get(result.model).card.label),
+        view.label: topk_label(result, subject),
+        view.gallery: list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
+        view.table: predictions_html(result, subject),
+        view.notes: "\n".join(f"- {html.escape(n)}" for n in found.photo.notes),
+        view.map_choice: gr.Radio(choices=species, value=first),
+        view.range_html: range_map_html(resources, result.model, first, *where) if first else "",
+    }
+
+
+def range_map_html(resources: Resources, model_name, name, lat=None, lon=None, date=None) -> str:
+    """The range map embedded for the page, or a short message saying why there is none."""
+    if not name:
+        return ""
+    try:
+        return map_iframe(range_map_document(resources, model_name, name, lat, lon, date))
+    except ValueError as err:
+        return f"<p class='range-map-note'>{html.escape(str(err))}</p>"
+
+
+def _exif_place_time(path) -> tuple[str, str, str]:
+    """Location and date from the photo's EXIF, as the form's text ('' where absent)."""
+    found = read_place_time(path)
+    if found.located:
+        gr.Info(f"Location read from the photo: {found.lat:.5f}, {found.lon:.5f}")
+    return (
+        "" if found.lat is None else f"{found.lat:.5f}",
+        "" if found.lon is None else f"{found.lon:.5f}",
+        found.date.isoformat() if found.date else "",
+    )

@@ -1,0 +1,147 @@
+"""Dashboard metrics on the hand-built table: exact counts and shares."""
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from explorer.diagnose.calibration import reliability
+from explorer.diagnose.figures import plot_clade_sunburst, plot_errors_by_rank, plot_reliability, plot_rollup_tradeoff
+from explorer.diagnose.metrics import (
+    Filters,
+    accuracy_by_clade,
+    clade_tree,
+    compare_models,
+    confused_pairs,
+    error_rows,
+    errors_by_rank,
+    filter_table,
+    rollup_tradeoff,
+    summary,
+    wilson_interval,
+)
+from explorer.diagnose.schema import load_table
+
+
+def test_errors_by_rank_shares(hand_table):
+    counts = errors_by_rank(hand_table).set_index("rank")
+    assert counts.loc["correct", "photos"] == 1 and counts.loc["kingdom", "photos"] == 1
+    assert counts.loc["species", "share_of_photos"] == pytest.approx(1 / 6)
+    assert counts.loc["species", "share_of_errors"] == pytest.approx(1 / 5)
+    assert np.isnan(counts.loc["correct", "share_of_errors"])
+
+
+def test_filters(hand_table):
+    assert len(filter_table(hand_table, Filters(outcome="correct"))) == 1
+    assert len(filter_table(hand_table, Filters(clade_rank="genus", clade_name="Poecile"))) == 3
+    assert len(filter_table(hand_table, Filters(exclude_noted=True))) == 5
+    assert len(filter_table(hand_table, Filters(in_vocab_only=True))) == 5
+    assert filter_table(hand_table, Filters(min_confidence=0.99)).empty
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        filter_table(hand_table, Filters(outcome="maybe"))
+    with pytest.raises(ValueError, match="confidence range is empty"):
+        filter_table(hand_table, Filters(min_confidence=0.8, max_confidence=0.2))
+
+
+def test_summary_counts(hand_table):
+    stats = summary(hand_table)
+    assert stats.photos == 6 and stats.out_of_vocabulary == 1 and stats.noted == 1
+    assert stats.top1 == pytest.approx(1 / 5)
+
+
+def test_wilson_interval_small_counts_are_wide():
+    low, high = wilson_interval(np.array([3, 300]), np.array([3, 300]))
+    assert low[0] < 0.5 < high[0] <= 1.0 and low[1] > 0.98
+
+
+def test_accuracy_by_clade_ranks_by_lower_bound(hand_table):
+    clades = accuracy_by_clade(hand_table, "genus")
+    poecile = clades.set_index("clade").loc["Poecile"]
+    assert poecile["photos"] == 3 and poecile["correct"] == 1
+    assert clades["ci_low"].is_monotonic_decreasing
+
+
+def test_confused_pairs(hand_table):
+    pairs = confused_pairs(hand_table)
+    assert len(pairs) == 4  # the out-of-vocabulary oak is not a confusion between known classes
+    assert set(pairs["divergence_rank"]) == {"species", "genus", "order", "no prediction"}
+
+
+def test_rollup_tradeoff(hand_table):
+    tradeoff = rollup_tradeoff(hand_table, [0.5, 0.99]).set_index("threshold")
+    ranks = [c for c in tradeoff.columns if c.startswith("at_")]
+    assert np.allclose(tradeoff[ranks].sum(axis=1) + tradeoff["abstained"], 1.0)
+    assert tradeoff.loc[0.99, "at_species"] <= tradeoff.loc[0.5, "at_species"]
+
+
+def test_compare_models(hand_table):
+    other = hand_table.copy()
+    other["pred_name"] = hand_table["true_name"]
+    other["correct_1"] = hand_table["in_vocab"]
+    per_clade, disagree = compare_models(hand_table, other, "family")
+    assert (per_clade["difference"] >= 0).all() and len(disagree) == 5
+
+
+def test_error_rows_most_confident_first(hand_table):
+    errors = error_rows(hand_table)
+    assert len(errors) == 5 and errors["confidence"].is_monotonic_decreasing
+
+
+def test_empty_table_gives_empty_charts(hand_table):
+    empty = hand_table.iloc[0:0]
+    assert errors_by_rank(empty)["photos"].sum() == 0
+    assert accuracy_by_clade(empty, "family").empty and confused_pairs(empty).empty
+    assert np.isnan(summary(empty).top1)
+    for figure in (
+        plot_errors_by_rank(errors_by_rank(empty)),
+        plot_clade_sunburst(empty),
+        plot_reliability(*reliability(empty)),
+        plot_rollup_tradeoff(rollup_tradeoff(empty)),
+    ):
+        assert figure.to_dict()["data"] is not None
+
+
+def test_clade_tree_nests_and_counts(hand_table):
+    tree = clade_tree(hand_table).set_index("id")
+    assert tree.loc["Aves", "photos"] == 5 and tree.loc["Magnoliopsida", "photos"] == 1
+    assert tree.loc["Aves/Passeriformes/Paridae/Poecile", "parent"] == "Aves/Passeriformes/Paridae"
+    assert tree.loc["Aves/Passeriformes/Paridae/Poecile", "accuracy"] == pytest.approx(1 / 3)
+
+
+def brute_force_tradeoff(table, thresholds):
+    """Row by row: the first rank (species, genus, ...) whose probability reaches t answers."""
+    from explorer.diagnose.schema import ROLLUP_RANKS
+
+    rows = []
+    for t in thresholds:
+        answered, right = 0, 0
+        for _, row in table[table["status"] == "ok"].iterrows():
+            probs = [0.0 if row["pred_is_background"] else row["confidence"]]
+            probs += [row[f"rollup_prob_{r}"] for r in ROLLUP_RANKS]
+            goods = [row["correct_1"]] + [row[f"rollup_correct_{r}"] for r in ROLLUP_RANKS]
+            first = next((i for i, p in enumerate(probs) if p >= t), None)
+            if first is not None:
+                answered += 1
+                right += bool(goods[first])
+        rows.append((answered, right))
+    return rows
+
+
+def test_rollup_tradeoff_matches_brute_force(hand_table):
+    thresholds = [0.3, 0.5, 0.7, 0.9, 0.99]
+    fast = rollup_tradeoff(hand_table, thresholds)
+    n = (hand_table["status"] == "ok").sum()
+    for (answered, right), row in zip(brute_force_tradeoff(hand_table, thresholds), fast.itertuples()):
+        assert row.answered == pytest.approx(answered / n)
+        assert row.right_when_answered == pytest.approx(right / max(answered, 1))
+
+
+def test_rollup_tradeoff_matches_brute_force_on_shipped_table():
+
+    real = load_table(ROOT / "assets" / "eval" / "inat_bird.parquet").iloc[::20]  # ~200 real rows
+    thresholds = [0.5, 0.78, 0.95]
+    fast = rollup_tradeoff(real, thresholds)
+    n = (real["status"] == "ok").sum()
+    for (answered, right), row in zip(brute_force_tradeoff(real, thresholds), fast.itertuples()):
+        assert row.answered == pytest.approx(answered / n) and row.right_when_answered == pytest.approx(
+            right / answered
+        )

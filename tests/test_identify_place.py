@@ -1,0 +1,29 @@
+"""Identify with a place: the ranking is re-done on vision x geo and both are reported."""
+
+import numpy as np
+import pytest
+
+
+def test_identify_with_a_place_reranks_and_reports_both(tiny_classifier, tiny_world, photo_rgb):
+    from explorer.geo.combine import BoundPrior, align_taxa
+    from explorer.identify import identify, result_to_json
+    from explorer.places import make_place
+
+    names = [label.scientific_name for label in tiny_classifier.labels]
+    taxa = ["Poecile atricapillus", "Athene cunicularia"]  # the tiny world's taxa 0 (Europe) and 1 (S. America)
+    prior = BoundPrior(tiny_world, taxa, align_taxa(names, taxa), np.array([True, True]), {})
+    plain = identify(tiny_classifier, photo_rgb, top_k=5)
+    europe = identify(tiny_classifier, photo_rgb, top_k=5, place=make_place(50, 10), prior=prior)
+    america = identify(tiny_classifier, photo_rgb, top_k=5, place=make_place(-20, -55), prior=prior)
+    rank = lambda result, name: [p.scientific_name for p in result.predictions].index(name)  # noqa: E731
+    assert rank(europe, "Poecile atricapillus") < rank(america, "Poecile atricapillus")
+    assert rank(america, "Athene cunicularia") < rank(europe, "Athene cunicularia")
+    owl = next(p for p in europe.predictions if p.scientific_name == "Athene cunicularia")
+    assert owl.geo_score < 0.2 and owl.vision_probability == pytest.approx(
+        next(p for p in plain.predictions if p.scientific_name == "Athene cunicularia").probability, rel=1e-5
+    )
+    unknown = next(p for p in europe.predictions if p.scientific_name == "Parus major")
+    assert unknown.geo_score is None  # the prior has no Parus major: neutral, reported as unknown
+    payload = result_to_json(europe)
+    assert payload["place"] == {"lat": 50.0, "lon": 10.0, "date": None}
+    assert {"vision_probability", "geo_score", "vision_rank", "out_of_range"} <= set(payload["predictions"][0])

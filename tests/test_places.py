@@ -1,0 +1,44 @@
+"""Places: validated input (impossible coordinates and dates refused) and one type for typed and EXIF places."""
+
+import datetime as dt
+
+import pytest
+
+from explorer.places import check_date, check_location
+
+
+@pytest.mark.parametrize(
+    "lat,lon,message",
+    [
+        (91, 0, "latitude 91.0 is outside"),
+        (0, -181, "longitude -181.0"),
+        (float("nan"), 0, "finite"),
+        ("north", 0, "must be numbers"),
+    ],
+)
+def test_impossible_locations(lat, lon, message):
+    with pytest.raises(ValueError, match=message):
+        check_location(lat, lon)
+
+
+def test_dates():
+    assert check_date("2024-05-17") == dt.date(2024, 5, 17)
+    with pytest.raises(ValueError, match="not a date in the form YYYY-MM-DD"):
+        check_date("17/05/2024")
+    with pytest.raises(ValueError, match="is in the future"):
+        check_date("2030-01-01", today=dt.date(2026, 11, 22))
+
+
+def test_make_place():
+    from explorer.places import make_place
+
+    assert make_place(None, None, "") is None and make_place("", "", None) is None
+    place = make_place(50.5, "10.25", "2024-06-01", today=dt.date(2026, 1, 1))
+    assert (place.lat, place.lon, place.day_of_year) == (50.5, 10.25, 153.0)
+    with pytest.raises(ValueError, match="both latitude and longitude"):
+        make_place(50, None)
+    assert make_place(None, None, "2024-06-01") is None  # a date alone (EXIF without GPS) is not an error
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        make_place(None, None, "June")
+    with pytest.raises(ValueError, match="latitude 123.0 is outside"):
+        make_place(123, 0)

@@ -1,0 +1,50 @@
+"""Use cases shared by the page and the API: the inspector without photos, the models overview."""
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from explorer.diagnose.schema import load_table
+from explorer.resources import Resources
+from explorer.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def resources_without_photos(tiny_classifier, tmp_path_factory):
+    table = load_table(ROOT / "assets" / "eval" / "cub100_effnet_head.parquet")
+    settings = Settings(checkpoint_dir=Path("."), data_root=tmp_path_factory.mktemp("no_photos"))
+    return Resources({"tiny": tiny_classifier}, {}, [], settings, {"cub100_effnet_head": table})
+
+
+def test_inspector_without_photo_says_so(resources_without_photos):
+    from explorer.diagnose.metrics import error_rows
+    from explorer.services import inspect_error
+
+    row = error_rows(resources_without_photos.tables["cub100_effnet_head"]).iloc[0].to_dict()
+    found = inspect_error(resources_without_photos, row)
+    text, images = found.html, found.images
+    assert "not on this machine" in text and images == [] and "<table" in text
+
+
+def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classifier):
+    import numpy as np
+
+    from explorer.geo.combine import BoundPrior, align_taxa
+    from explorer.geo.model import GeoPrior, GeoPriorConfig
+    from explorer.services import models_markdown
+
+    names = [lab.scientific_name for lab in tiny_classifier.labels]
+    taxa = [names[0], names[1], "Other species"]
+    prior = BoundPrior(
+        GeoPrior(3, GeoPriorConfig(hidden=8, layers=1)),
+        taxa,
+        align_taxa(names, taxa),
+        np.array([True, False, True]),  # the second species had no training records
+        {"held_out_site_map": 0.25, "location_blind_map": 0.05},
+        Path("geo/shared.safetensors"),
+    )
+    settings = Settings(checkpoint_dir=Path("."))
+    text = models_markdown(Resources({"tiny": tiny_classifier}, {}, [], settings, {}, {"tiny": prior}))
+    assert "`shared.safetensors`, 2 of its 3 taxa with records; 1 of this model's 4 species matched" in text
+    assert "held-out site MAP 0.250 (location-blind 0.050)" in text

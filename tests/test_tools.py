@@ -1,0 +1,52 @@
+"""The console scripts, run as a user runs them."""
+
+import pandas as pd
+import pytest
+from conftest import SHARED
+
+from explorer.diagnose.schema import load_table
+
+
+def test_taxa_from_a_card_or_a_label_file(tmp_path):
+    from conftest import ROOT
+
+    from explorer.settings import Settings
+    from explorer.tools.train_geo import taxa_from_card
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("Poecile atricapillus (Black-capped Chickadee)\nbackground\nParus major\n")
+    assert taxa_from_card(labels, None) == ["Poecile atricapillus", "Parus major"]
+    settings = Settings(checkpoint_dir=ROOT / "checkpoints")
+    card_taxa = taxa_from_card(ROOT / "checkpoints" / "cub100_effnet_head.json", settings)
+    assert len(card_taxa) == 100 and "Passerina cyanea" in card_taxa
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_cli_builds_table_from_real_photos(tmp_path):
+    from explorer.tools.evaluate import main
+
+    manifest = pd.read_csv(SHARED / "data" / "birds525-valid" / "manifest.csv").head(12)
+    manifest["path"] = [str(SHARED / "data" / "birds525-valid" / p) for p in manifest["path"]]
+    manifest.loc[len(manifest)] = {**manifest.iloc[0].to_dict(), "path": str(tmp_path / "missing.jpg")}
+    (tmp_path / "m.csv").write_text(manifest.to_csv(index=False))
+    out = tmp_path / "eval.parquet"
+    main(
+        [
+            "--model",
+            "inat_bird",
+            "--images",
+            str(tmp_path / "m.csv"),
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+            "--batch-size",
+            "8",
+        ]
+    )
+    table = load_table(out)
+    assert len(table) == 13 and table["model"].eq("inat_bird").all()
+    assert table["status"].iloc[-1].startswith("unreadable") and not table["correct_1"].iloc[-1]
+    assert table["path"].iloc[0].startswith("birds525-valid/")  # relative to the data root
+    assert table["correct_1"].iloc[:12].mean() > 0.5  # the real model on real photos

@@ -1,0 +1,55 @@
+"""The Diagnose tab's handlers (the browser test drives the page; these check every output's content)."""
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from explorer.diagnose.schema import load_table
+from explorer.resources import Resources
+from explorer.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def resources_without_photos(tiny_classifier, tmp_path_factory):
+    table = load_table(ROOT / "assets" / "eval" / "cub100_effnet_head.parquet")
+    settings = Settings(checkpoint_dir=Path("."), data_root=tmp_path_factory.mktemp("no_photos"))
+    return Resources({"tiny": tiny_classifier}, {}, [], settings, {"cub100_effnet_head": table})
+
+
+@pytest.fixture(scope="module")
+def dashboard(resources_without_photos):
+    """The Diagnose tab built as the app builds it (components inside a Blocks)."""
+    import gradio as gr
+
+    from explorer.ui.diagnose_tab import build_diagnose_tab
+
+    with gr.Blocks():
+        return build_diagnose_tab(resources_without_photos)
+
+
+def test_dashboard_handler_draws_every_output(dashboard):
+    out = dashboard.outputs
+    shown = dashboard.refresh(
+        "cub100_effnet_head", "order", "Passeriformes", 0.0, 1.0, "incorrect", True, False, "family", 5, "fixed"
+    )
+    assert set(shown) == set(out)  # a value for every output, keyed by component
+    state, table = shown[out.errors_state], shown[out.error_table]
+    assert "top-1 **0.0%**" in shown[out.summary] and len(state) == len(table) > 0
+    assert shown[out.gallery] == []  # no photos on this machine: no thumbnails, but every number is there
+    assert all(row["true_order"] == "Passeriformes" for row in state)
+    geo_state, geo_clades = shown[out.geo_state], shown[out.geo_clades]
+    assert "fixed" in shown[out.geo_summary] and shown[out.geo_gallery] == []  # the prior's fixes among these errors
+    assert all(not row["correct_1"] and row["geo_correct_1"] for row in geo_state)
+    assert 0 < geo_clades["fixed"].sum() <= len(geo_state) and geo_clades["broke"].sum() == 0  # clades >= 5 photos
+
+
+def test_dashboard_geo_section_without_places(dashboard, resources_without_photos):
+    from explorer.diagnose.schema import GEO_SCHEMA
+    from explorer.ui.diagnose_tab import _geo_outputs
+
+    out = dashboard.outputs
+    table = resources_without_photos.tables["cub100_effnet_head"].drop(columns=list(GEO_SCHEMA))
+    shown = _geo_outputs(resources_without_photos, out, table, "family", 5, "fixed")
+    assert "no places" in shown[out.geo_summary] and shown[out.geo_clades] is None
+    assert shown[out.geo_gallery] == [] and shown[out.geo_state] == []
