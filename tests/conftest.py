@@ -6,9 +6,12 @@ Coral models or the labelled photos."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -179,3 +182,53 @@ def tiny_world():
     )
     config = GeoPriorConfig(hidden=64, layers=2, epochs=60, batch_size=256, lr=2e-3, positive_weight=8.0, dropout=0.0)
     return train_geo_prior(records, 2, config, progress=False)
+
+
+# ---- photos made in the test, and the browser -----------------------------------------------------------------
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def good_rgb(size=(64, 48)) -> Image.Image:
+    array = np.random.default_rng(0).integers(0, 255, (*size[::-1], 3), dtype=np.uint8)
+    return Image.fromarray(array, "RGB")
+
+
+def photo_with_exif(gps=None, date=None) -> bytes:
+    exif = Image.Exif()
+    if gps is not None:
+        exif[0x8825] = gps
+    if date is not None:
+        exif[0x8769] = {0x9003: date}
+    return encode(good_rgb(), "JPEG", exif=exif)
+
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = PROJECT_ROOT / "tmp" / "screenshots"  # screenshots to look at
+
+
+def drop_file(page, data: bytes, name: str, mime: str) -> None:
+    """Dispatch dragenter/dragover/drop with a real File in a DataTransfer, as a user's drag does."""
+    transfer = page.evaluate_handle(
+        """([b64, name, mime]) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer(); dt.items.add(new File([bytes], name, {type: mime})); return dt; }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+    clear = page.locator("#photo button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
+    target = page.locator("#photo button.upload-container").first
+    for event in ("dragenter", "dragover", "drop"):
+        target.dispatch_event(event, {"dataTransfer": transfer})

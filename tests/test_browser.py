@@ -1,24 +1,11 @@
 """A real headless Chromium (Debian's /usr/bin/chromium) drags photos onto the page."""
 
-import base64
 import re
 import shutil
-from pathlib import Path
 
 import pytest
-from conftest import CORAL, HAVE_CORAL
+from conftest import CHROMIUM, CORAL, FLAGS, HAVE_CORAL, SHOTS, drop_file, photo_with_exif
 from PIL import Image
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(__file__).resolve().parent.parent / "tmp" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
@@ -40,27 +27,18 @@ def page(app_url):
         browser.close()
 
 
-def drop_file(page, data: bytes, name: str, mime: str) -> None:
-    """Dispatch dragenter/dragover/drop with a real File in a DataTransfer, as a user's drag does."""
-    transfer = page.evaluate_handle(
-        """([b64, name, mime]) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-        const dt = new DataTransfer(); dt.items.add(new File([bytes], name, {type: mime})); return dt; }""",
-        [base64.b64encode(data).decode(), name, mime],
-    )
-    clear = page.locator("#photo button[aria-label='Clear']")
-    if clear.count():
-        clear.first.click()
-    target = page.locator("#photo button.upload-container").first
-    for event in ("dragenter", "dragover", "drop"):
-        target.dispatch_event(event, {"dataTransfer": transfer})
-
-
 def photo_bytes(tmp_path) -> tuple[bytes, str]:
     if HAVE_CORAL:
         return (CORAL / "owl.jpg").read_bytes(), "Athene cunicularia"
     path = tmp_path / "drawn.png"
     Image.new("RGB", (200, 150), (40, 120, 40)).save(path)
-    return path.read_bytes(), ""
+    # no Coral models: the app's default is the CUB-100 head; the page must show what the same call gives
+    from explorer.resources import load_resources
+    from explorer.services import identify_photo
+    from explorer.settings import parse_settings
+
+    found = identify_photo(load_resources(parse_settings([])), str(path), None, 5, 0.78, None)
+    return path.read_bytes(), found.result.predictions[0].scientific_name
 
 
 def test_drag_photo_shows_top_suggestion_and_overlays(page, tmp_path):
@@ -186,7 +164,6 @@ def test_dashboard_geo_prior_fixes_and_breaks_drill_down(page):
 def test_exif_gps_is_used_by_the_first_ranking(page):
     """A photo with GPS and a date in its EXIF: the fields fill in and the very first ranking already uses them
     (read in the same call, no race with a separate pre-fill)."""
-    from test_images import photo_with_exif
 
     page.get_by_role("tab", name="Identify & explain").click()
     data = photo_with_exif({1: "N", 2: (43.0, 30.0, 15.0), 3: "W", 4: (79.0, 40.0, 0.0)}, "2021:05:16 08:30:00")

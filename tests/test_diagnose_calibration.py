@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from explorer.diagnose.calibration import fit_temperature, reliability
 from explorer.diagnose.schema import LOGIT_COLUMNS
@@ -9,7 +10,13 @@ from explorer.diagnose.schema import LOGIT_COLUMNS
 
 def test_reliability_and_temperature(hand_table):
     bins, ece = reliability(hand_table)
-    assert bins["photos"].sum() == 5 and 0 <= ece <= 1
+    # 5 readable in-vocabulary photos (the oak is out of vocabulary). Logits 3 vs -2 on 5 classes give photos 0, 2,
+    # 3 and 5 the top-1 probability e^5 / (e^5 + 4) (bin 0.9-1.0; only photo 0 right); photo 1 (logits 3, 2, -2...)
+    # gets e^5 / (e^5 + e^4 + 3) (bin 0.7-0.8; wrong).
+    high, low = np.exp(5) / (np.exp(5) + 4), np.exp(5) / (np.exp(5) + np.exp(4) + 3)
+    assert bins["photos"].tolist() == [0, 0, 0, 0, 0, 0, 0, 1, 0, 4]
+    assert bins.loc[9, "accuracy"] == 0.25 and bins.loc[7, "accuracy"] == 0.0
+    assert ece == pytest.approx((4 * abs(high - 0.25) + abs(low - 0.0)) / 5, abs=1e-9)
     assert fit_temperature(hand_table).held_out_photos == 0  # too few photos: says so instead of fitting noise
 
 

@@ -7,6 +7,7 @@ from conftest import ROOT
 from explorer.diagnose.calibration import reliability
 from explorer.diagnose.figures import plot_clade_sunburst, plot_errors_by_rank, plot_reliability, plot_rollup_tradeoff
 from explorer.diagnose.metrics import (
+    DIVERGENCE_ORDER,
     Filters,
     accuracy_by_clade,
     clade_tree,
@@ -91,13 +92,13 @@ def test_empty_table_gives_empty_charts(hand_table):
     assert errors_by_rank(empty)["photos"].sum() == 0
     assert accuracy_by_clade(empty, "family").empty and confused_pairs(empty).empty
     assert np.isnan(summary(empty).top1)
-    for figure in (
-        plot_errors_by_rank(errors_by_rank(empty)),
-        plot_clade_sunburst(empty),
-        plot_reliability(*reliability(empty)),
-        plot_rollup_tradeoff(rollup_tradeoff(empty)),
-    ):
-        assert figure.to_dict()["data"] is not None
+    bars = plot_errors_by_rank(errors_by_rank(empty)).data[0]
+    assert list(bars.x) == DIVERGENCE_ORDER[1:] and list(bars.y) == [0.0] * 9  # every error rank, none counted
+    assert len(plot_clade_sunburst(empty).data[0].ids) == 0
+    diagonal, curve = plot_reliability(*reliability(empty)).data
+    assert list(diagonal.x) == [0, 1] and np.isnan(np.asarray(curve.y, dtype=float)).all()  # no photo in any bin
+    tradeoff = plot_rollup_tradeoff(rollup_tradeoff(empty)).data
+    assert len(tradeoff) == 9 and all(np.isnan(np.asarray(t.y, dtype=float)).all() for t in tradeoff)
 
 
 def test_clade_tree_nests_and_counts(hand_table):

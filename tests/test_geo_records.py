@@ -10,6 +10,7 @@ from explorer.geo.records import split_by_cell
 def test_split_holds_out_whole_cells():
     records = pd.DataFrame({"lat": [10.1, 10.2, 50.5, 50.6, -30.0], "lon": [5.1, 5.3, 8.2, 8.9, 100.0]})
     held = split_by_cell(records, held_out=0.5, seed=3)
+    assert held.any() and not held.all()  # this seed holds out some cells and keeps others
     assert held[0] == held[1] and held[2] == held[3]  # same 1-degree cell, same side
 
 

@@ -1,26 +1,15 @@
 """Every kind of bad or odd photo: a clear message, or a conversion with a note."""
 
 import datetime as dt
-import io
 
 import numpy as np
 import pytest
+from conftest import encode, good_rgb, photo_with_exif
 from PIL import Image
 
 from explorer.images import ImageInputError, load_image
 
 LIMITS = {"max_bytes": 5 * 2**20, "max_pixels": 20_000_000, "min_side": 16}
-
-
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def good_rgb(size=(64, 48)) -> Image.Image:
-    array = np.random.default_rng(0).integers(0, 255, (*size[::-1], 3), dtype=np.uint8)
-    return Image.fromarray(array, "RGB")
 
 
 def test_plain_jpeg_loads_without_notes():
@@ -90,9 +79,13 @@ def test_alpha_composited_on_white():
 
 
 def test_palette_with_transparency():
-    palette = good_rgb((32, 32)).convert("P")
+    palette = Image.new("P", (32, 32), 0)
+    palette.putpalette([255, 0, 0, 0, 0, 255])  # index 0 red (made transparent below), index 1 blue
+    palette.paste(1, (16, 0, 32, 32))  # right half blue
     loaded = load_image(encode(palette, "PNG", transparency=0), **LIMITS)
-    assert loaded.image.mode == "RGB"
+    assert loaded.image.mode == "RGB" and loaded.original_mode == "P"
+    assert loaded.image.getpixel((0, 0)) == (255, 255, 255) and loaded.image.getpixel((31, 0)) == (0, 0, 255)
+    assert "Transparent" in loaded.notes[0]
 
 
 def test_grayscale_noted():
@@ -118,15 +111,6 @@ def test_exif_rotation_applied():
 def test_missing_path():
     with pytest.raises(ImageInputError, match="No file"):
         load_image("/nonexistent/photo.jpg", **LIMITS)
-
-
-def photo_with_exif(gps=None, date=None) -> bytes:
-    exif = Image.Exif()
-    if gps is not None:
-        exif[0x8825] = gps
-    if date is not None:
-        exif[0x8769] = {0x9003: date}
-    return encode(good_rgb(), "JPEG", exif=exif)
 
 
 def test_exif_place_and_time():

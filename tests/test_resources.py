@@ -12,8 +12,9 @@ def test_resources_skip_unavailable_models(tmp_path):
     gone = write_tiny_checkpoint(tmp_path, name="absent")
     (tmp_path / "absent.safetensors").unlink()
     resources = load_resources(Settings(checkpoint_dir=tmp_path))
-    assert list(resources.classifiers) == ["absent", "present"][1:]
+    assert list(resources.classifiers) == ["present"] and list(resources.unavailable) == ["absent"]
     assert "absent.safetensors not found" in resources.unavailable["absent"]
-    with pytest.raises(ValueError, match="unavailable model 'absent'"):
+    with pytest.raises(ValueError, match=r"unavailable model 'absent' \(absent.safetensors not found"):
         resources.get("absent")
-    assert gone.exists()
+    assert resources.default_model == "present" and resources.get(None).name == "present"
+    assert gone.is_file()  # the card itself is still there: the model is unavailable, not forgotten

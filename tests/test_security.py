@@ -7,8 +7,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import HAVE_CORAL, ROOT, launched_app, write_tiny_checkpoint
+from conftest import CHROMIUM, FLAGS, HAVE_CORAL, ROOT, SHOTS, drop_file, write_tiny_checkpoint
 from PIL import Image
+
+from explorer.launcher import launched_app
 
 EVIL = [
     '<img src=x onerror="window.__pwned=1">Evilus maximus (Markup <b>Bird</b>)',
@@ -65,7 +67,6 @@ def test_markup_in_class_names_is_text_through_the_api(hostile_app, tmp_path):
 @pytest.mark.skipif(not shutil.which("/usr/bin/chromium"), reason="needs Debian chromium (apt-get install chromium)")
 def test_markup_in_class_names_never_runs_in_the_page(hostile_app, tmp_path):
     from playwright.sync_api import sync_playwright
-    from test_browser import CHROMIUM, FLAGS, SHOTS, drop_file
 
     photo = tmp_path / "p.png"
     Image.new("RGB", (120, 90), (90, 60, 30)).save(photo)

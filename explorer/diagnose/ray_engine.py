@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import torch
 
-from explorer.evaluate import Transform, transform_for
+from explorer.batches import Transform, transform_for
 from explorer.model import Classifier
 from explorer.registry import create_model
 

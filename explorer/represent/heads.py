@@ -123,7 +123,7 @@ def write_card(out_dir: Path, name: str, classes: pd.DataFrame, head: nn.Linear,
         "cam_layer": base_card.cam_layer,
         "license": "Head trained on CUB-200-2011 (Wah et al. 2011): non-commercial research and education only; "
         "base weights Apache-2.0",
-        "source": f"python -m explorer.train_head: linear head on frozen ImageNet EfficientNet-Lite0 features, "
+        "source": f"explorer-train-head: linear head on frozen ImageNet EfficientNet-Lite0 features, "
         f"CUB-100 train split ({stats['train_photos']} photos, flag 1 in train_test_split.txt), "
         f"L2 {stats['weight_decay']:g} chosen on a 20 % hold-out of train, seed {SEED}",
         "priority": 50,
