@@ -1,8 +1,14 @@
 """The console scripts, run as a user runs them."""
 
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
 import pandas as pd
 import pytest
-from conftest import SHARED
+from conftest import ROOT, SHARED
 
 from explorer.diagnose.schema import load_table
 
@@ -50,3 +56,18 @@ def test_cli_builds_table_from_real_photos(tmp_path):
     assert table["status"].iloc[-1].startswith("unreadable") and not table["correct_1"].iloc[-1]
     assert table["path"].iloc[0].startswith("birds525-valid/")  # relative to the data root
     assert table["correct_1"].iloc[:12].mean() > 0.5  # the real model on real photos
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]))
+def test_every_console_script_is_installed_and_runs_from_any_folder(script, tmp_path):
+    """The install puts each tool on the path, and each also runs as python -m from outside the checkout."""
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"][script]
+    module = target.split(":")[0]
+    installed = shutil.which(script) or str(Path(sys.executable).parent / script)
+    for command in ([installed, "--help"], [sys.executable, "-m", module, "--help"]):
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.startswith("usage:")
+        if script != "explorer-manifest":  # every tool that loads models takes the app's model flags
+            assert "--checkpoint-dir" in done.stdout and "--data-root" in done.stdout
