@@ -178,19 +178,20 @@ def _cleared(view: IdentifyView) -> dict:
 
 
 def _shown(resources: Resources, view: IdentifyView, found: Identification, where: tuple) -> dict:
-    result, subject = found.result, resources.get(found.result.model).card.subject
+    result, card = found.result, resources.get(found.result.model).card
+    subject = card.subject
     for note in found.photo.notes:
         gr.Warning(note)
     species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
     first = species[0][1] if species else None
     return {
-        view.verdict: rollup_markdown(result, resources.get(result.model).card.label),
+        view.verdict: rollup_markdown(result, card.label),
         view.label: topk_label(result, subject),
         view.gallery: list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
         view.table: predictions_html(result, subject),
         view.notes: "\n".join(f"- {html.escape(n)}" for n in found.photo.notes),
         view.map_choice: gr.Radio(choices=species, value=first),
-        view.range_html: range_map_html(resources, result.model, first, *where) if first else "",
+        view.range_html: range_map_html(resources, result.model, first, *where),
     }
 
 
