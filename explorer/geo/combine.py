@@ -12,6 +12,7 @@ import numpy as np
 from explorer.cards import ModelCard
 from explorer.geo.model import GeoPrior, load_geo_prior, presence
 from explorer.places import Place
+from explorer.synonyms import load_synonyms
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ class Combined:
 
 
 def align_taxa(class_names: list[str], prior_taxa: list[str]) -> np.ndarray:
-    """(N,) index into the prior's taxa for each classifier class, -1 where the prior does not know it."""
-    index = {name: i for i, name in enumerate(prior_taxa)}
-    return np.array([index.get(name, -1) for name in class_names], dtype=np.int64)
+    """(N,) index into the prior's taxa for each classifier class, -1 where the prior does not know it; names
+    match through synonyms (a prior trained on *Anas strepera* records knows the CUB head's *Mareca strepera*)."""
+    return np.array(load_synonyms().lookup(prior_taxa, class_names), dtype=np.int64)
 
 
 def combine(
