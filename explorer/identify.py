@@ -12,6 +12,7 @@ from explorer.cam import FAST_METHOD, METHODS, forward_with_cams, reference_cams
 from explorer.geo.combine import OUT_OF_RANGE, BoundPrior, Combined, combine
 from explorer.model import Classifier
 from explorer.places import Place
+from explorer.scope import ScopeCheck
 from explorer.taxonomy import RANKS
 
 DEFAULT_THRESHOLD = 0.78  # iNaturalist's production roll-up threshold (a summed score)
@@ -57,6 +58,10 @@ class IdentifyResult:
     cam_method: str
     notes: list[str] = field(default_factory=list)
     place: Place | None = None
+    logits: np.ndarray | None = None  # (N,) the model's raw outputs, for the scope check
+    scope: ScopeCheck | None = None  # is the photo inside what the model knows (None: the model has no rule)
+    routed_from: str | None = None  # "auto" when the model was chosen for this photo
+    routing: str = ""  # which model was chosen and why
 
 
 def identify(
@@ -80,6 +85,7 @@ def identify(
     scored: dict[str, Combined] = {}
 
     def select(logits: torch.Tensor) -> list[int]:  # rank on vision x geo, inside the same forward pass
+        scored["logits"] = logits[0].float().cpu().numpy()
         vision = torch.softmax(logits[0].float(), dim=0).cpu().numpy().astype(np.float64)
         alignment = prior.alignment if prior is not None else np.full(len(vision), -1)
         known = prior.known if prior is not None else np.zeros(0, bool)
@@ -102,7 +108,13 @@ def identify(
     vision_rank[np.argsort(-combined.vision, kind="stable")] = np.arange(1, len(combined.vision) + 1)
     predictions = [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
     return IdentifyResult(
-        classifier.name, predictions, rollup(classifier, combined.combined, threshold), cams, cam_method, place=place
+        classifier.name,
+        predictions,
+        rollup(classifier, combined.combined, threshold),
+        cams,
+        cam_method,
+        place=place,
+        logits=scored["logits"],
     )
 
 
@@ -180,6 +192,30 @@ def rollup(classifier: Classifier, probs: np.ndarray, threshold: float) -> Rollu
     )
 
 
+def with_scope(classifier: Classifier, result: IdentifyResult, check: ScopeCheck) -> IdentifyResult:
+    """The result told honestly: out of scope, the headline says so and no clade is claimed; a species the
+    model probably does not know keeps only a roll-up above species rank and names the closest class."""
+    result.scope = check
+    r, subject = result.rollup, classifier.card.subject
+    if not check.in_scope:
+        result.rollup = Rollup(None, None, r.probability, r.threshold, False, check.explanation)
+    elif check.known_species is False:
+        species = [p for p in result.predictions if not p.is_background]
+        closest = f"; closest: {species[0].scientific_name}" if species else ""
+        closest += f" ({species[0].common_name})" if species and species[0].common_name else ""
+        text = f"A {subject}, probably not one of the {_species_count(classifier)} species this model knows{closest}."
+        if r.rank is not None and r.rank != "species":
+            text += f" Probably {r.rank} {r.name} ({r.probability:.0%})."
+            result.rollup = Rollup(r.rank, r.name, r.probability, r.threshold, False, text)
+        else:
+            result.rollup = Rollup(None, None, r.probability, r.threshold, False, text)
+    return result
+
+
+def _species_count(classifier: Classifier) -> int:
+    return sum(not label.is_background for label in classifier.labels)
+
+
 def result_to_json(result: IdentifyResult) -> dict:
     """The identify API's JSON: model, predictions, rollup, notes."""
     from dataclasses import asdict
@@ -197,4 +233,6 @@ def result_to_json(result: IdentifyResult) -> dict:
             "date": result.place.date.isoformat() if result.place.date else None,
         },
         "notes": list(result.notes),
+        "scope": None if result.scope is None else result.scope.as_json(),
+        **({"routed_from": result.routed_from, "routing": result.routing} if result.routed_from else {}),
     }

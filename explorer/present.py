@@ -109,13 +109,37 @@ def format_probability(probability: float) -> str:
 
 
 def rollup_markdown(result: IdentifyResult, model_label: str) -> str:
-    """The headline answer, with the threshold and the model's vocabulary made explicit."""
-    r = result.rollup
-    return (
-        f"### {md_escape(r.text)}\n"
+    """The headline answer, with the model chosen (and why), the scope verdict, the threshold and the model's
+    vocabulary made explicit."""
+    r, scope = result.rollup, result.scope
+    lines = [f"### {md_escape(r.text)}"]
+    if result.routing:
+        lines.append(f"<small>{md_escape(result.routing)}</small>")
+    if scope is not None:
+        verdict = "in scope" if scope.in_scope else "out of scope"
+        lines.append(
+            f"<small>Scope check: {verdict} (score {scope.score:.2f}, threshold {scope.threshold:.2f}). "
+            + (
+                "The suggestions below are the closest classes only; none is likely right. "
+                if not scope.in_scope
+                else ""
+            )
+            + "</small>"
+        )
+    lines.append(
         f"<small>Roll-up threshold {r.threshold:.0%} (summed probability); "
         f"probabilities are relative to the classes of **{md_escape(model_label)}**.</small>"
     )
+    return "\n\n".join(lines)
+
+
+def suggestions_heading(result: IdentifyResult, subject: str = "organism") -> str:
+    """The top-k list's title: demoted when the photo is out of the model's scope."""
+    if result.scope is not None and not result.scope.in_scope:
+        return f"Closest classes (this does not look like a {subject}; treat these as unlikely)"
+    if result.scope is not None and result.scope.known_species is False:
+        return "Closest known species (probably none of them)"
+    return "Top suggestions"
 
 
 def md_escape(text: str) -> str:

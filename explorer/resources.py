@@ -19,6 +19,7 @@ from explorer.geo.maps import RangeMapper
 from explorer.geo.records import held_in_points
 from explorer.images import IMAGE_SUFFIXES
 from explorer.model import Classifier, load_classifier
+from explorer.scope import GATE_MODEL, ScopeRule, load_rule, rule_path
 from explorer.settings import Settings
 from explorer.taxonomy import Taxonomy, load_taxonomy
 
@@ -36,6 +37,7 @@ class Resources:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # evaluation tables by file stem
     priors: dict[str, BoundPrior] = field(default_factory=dict)  # geo-priors by model card name
     mappers: dict[str, RangeMapper] = field(default_factory=dict)  # range maps by model card name
+    scope_rules: dict[str, ScopeRule] = field(default_factory=dict)  # scope rules by model card name
 
     def warm_maps(self) -> threading.Thread:
         """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""
@@ -85,7 +87,25 @@ def load_resources(settings: Settings) -> Resources:
         points = partial(held_in_points, prior, settings.data_root)
         mappers[name] = by_path.setdefault(prior.path, RangeMapper(prior, points))
     tables = load_eval_tables(settings.eval_dir)
-    return Resources(classifiers, unavailable, find_examples(settings.examples_dir), settings, tables, priors, mappers)
+    rules = load_scope_rules(settings.checkpoint_dir, classifiers)
+    examples = find_examples(settings.examples_dir)
+    return Resources(classifiers, unavailable, examples, settings, tables, priors, mappers, rules)
+
+
+def load_scope_rules(checkpoint_dir: Path, classifiers: dict[str, Classifier]) -> dict[str, ScopeRule]:
+    """The scope rule of each loaded model that has one (``scope/<name>.json``); a rule that needs the ImageNet
+    gate is dropped, with a warning, when the gate model is not loaded."""
+    rules = {}
+    for name in classifiers:
+        path = rule_path(checkpoint_dir, name)
+        if not path.is_file():
+            continue
+        rule = load_rule(path)
+        if rule.needs_gate and GATE_MODEL not in classifiers:
+            log.warning("scope rule of %s needs %s, which is not loaded: no scope check", name, GATE_MODEL)
+            continue
+        rules[name] = rule
+    return rules
 
 
 def _check_default_model(settings: Settings, classifiers: dict, unavailable: dict) -> None:

@@ -11,17 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from explorer.cam import contrastive_cams, overlay_cams
 from explorer.diagnose.texts import comparison_html
-from explorer.identify import IdentifyResult, identify
+from explorer.identify import IdentifyResult, identify, with_scope
 from explorer.images import LoadedImage, load_image
 from explorer.places import make_place
 from explorer.present import display_copy
 from explorer.resources import Resources
+from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
 
 THUMB_SIDE = 160
+AUTO = "auto"  # the model name that routes each photo to the model whose scope fits
 GALLERY_SIZE = 24
 
 
@@ -44,11 +47,16 @@ def identify_photo(
     lon=None,
     date=None,
 ) -> Identification:
-    """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given).
+    """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given), with the
+    model's scope verdict; ``model="auto"`` first picks the model whose scope fits the photo (see ``route``).
     ``cam_method=None`` computes no CAMs. Raises ValueError with a message for the user."""
     settings = resources.settings
     place = make_place(lat, lon, date)
     loaded = load_image(path, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
+    gate_cache: dict = {}
+    routing = ""
+    if model == AUTO:
+        model, routing = route(resources, loaded.image, gate_cache)
     classifier = resources.get(model)
     prior = resources.priors.get(classifier.name)
     notes = list(loaded.notes)
@@ -57,8 +65,55 @@ def identify_photo(
     if place is None and date not in (None, ""):
         notes.append("A date without a location is not used by the geo-prior.")
     result = identify(classifier, loaded.image, top_k, threshold, cam_method, place, prior)
+    check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
+    if check is not None:
+        result = with_scope(classifier, result, check)
+    result.routed_from, result.routing = (AUTO, routing) if routing else (None, "")
     result.notes.extend(notes)
     return Identification(replace(loaded, notes=tuple(notes)), result)
+
+
+def scope_check(resources: Resources, classifier, logits, image, gate_cache: dict | None = None) -> ScopeCheck | None:
+    """The model's scope verdict for a photo, or None when the model has no scope rule."""
+    rule = resources.scope_rules.get(classifier.name)
+    if rule is None:
+        return None
+    gate_logits = None
+    if rule.needs_gate:
+        gate_cache = {} if gate_cache is None else gate_cache
+        if "logits" not in gate_cache:
+            gate_cache["logits"] = _logits(resources.classifiers[GATE_MODEL], image)
+        gate_logits = gate_cache["logits"]
+    return check_scope(rule, logits, classifier.background_index, gate_logits)
+
+
+def _logits(classifier, image) -> np.ndarray:
+    with torch.no_grad(), classifier.autocast():
+        return classifier.module(classifier.preprocess(image)).float().cpu().numpy()[0]
+
+
+def route(resources: Resources, image, gate_cache: dict) -> tuple[str, str]:
+    """(model, why) for ``model="auto"``: the species model whose scope fits the photo (one that also knows
+    the species first, then the card's priority); none fits -> the ImageNet model, saying what it sees."""
+    fits = []
+    for name, classifier in resources.classifiers.items():  # in card priority order
+        if name in resources.scope_rules:
+            check = scope_check(resources, classifier, _logits(classifier, image), image, gate_cache)
+            if check.in_scope:
+                fits.append((check.known_species is False, name, check))
+    if fits:
+        _, name, check = min(fits, key=lambda f: f[0])
+        others = [n for _, n, _ in fits if n != name]
+        also = f" ({', '.join(others)} would also take it)" if others else ""
+        return name, f"Chose {resources.classifiers[name].card.label}: {check.explanation}{also}"
+    checked = ", ".join(resources.scope_rules) or "none"
+    if GATE_MODEL in resources.classifiers:
+        gate = resources.classifiers[GATE_MODEL]
+        logits = gate_cache.get("logits")
+        logits = _logits(gate, image) if logits is None else logits
+        top = gate.labels[int(np.argmax(logits))].scientific_name
+        return GATE_MODEL, f"None of the species models covers this photo ({checked}); closest: ImageNet says {top}."
+    return resources.default_model, f"None of the species models covers this photo ({checked})."
 
 
 def range_map_document(resources: Resources, model: str | None, name: str, lat=None, lon=None, date=None) -> str:

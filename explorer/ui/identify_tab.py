@@ -11,15 +11,24 @@ from explorer.cam import FAST_METHOD, METHODS
 from explorer.geo.maps import map_iframe
 from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K
 from explorer.images import read_place_time
-from explorer.present import cam_captions, cam_overlays, prediction_title, predictions_html, rollup_markdown, topk_label
+from explorer.present import (
+    cam_captions,
+    cam_overlays,
+    prediction_title,
+    predictions_html,
+    rollup_markdown,
+    suggestions_heading,
+    topk_label,
+)
 from explorer.resources import Resources
-from explorer.services import Identification, identify_photo, range_map_document
+from explorer.services import AUTO, Identification, identify_photo, range_map_document
 from explorer.ui.components import MODEL_QUEUE, PhotoInput
 
 EXAMPLES_CREDIT = (
     "Example photos: Google Coral test_data (Open Images, CC BY 2.0; US Navy, public domain). "
     "Found in the examples folder given at start-up."
 )
+AUTO_LABEL = "Best model for this photo (chosen by each model's scope check)"
 PRIOR_CAVEAT = (
     "<small>The geo-prior was trained on eBird records from a handful of observers: it knows where they went, not "
     "each species' whole range.</small>"
@@ -47,6 +56,7 @@ class IdentifyView:
     map_choice: gr.Radio
     range_html: gr.HTML
     last_photo: gr.State
+    shown_model: gr.State  # the model that answered (the one chosen when the menu says "auto")
 
     @property
     def inputs(self) -> list:
@@ -55,7 +65,7 @@ class IdentifyView:
     @property
     def outputs(self) -> list:
         shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.range_html]
-        return [*shown, self.lat, self.lon, self.date, self.last_photo]
+        return [*shown, self.lat, self.lon, self.date, self.last_photo, self.shown_model]
 
 
 def build_identify_tab(resources: Resources) -> IdentifyView:
@@ -64,7 +74,9 @@ def build_identify_tab(resources: Resources) -> IdentifyView:
             form = _build_form(resources)
         with gr.Column(scale=3):
             shown = _build_results()
-    view = IdentifyView(**form, **shown, last_photo=gr.State(None))  # last_photo: a new photo gets its EXIF first
+    view = IdentifyView(
+        **form, **shown, last_photo=gr.State(None), shown_model=gr.State(None)
+    )  # last_photo: a new photo gets its EXIF first
     _wire(resources, view)
     return view
 
@@ -78,7 +90,10 @@ def _build_form(resources: Resources) -> dict:
         elem_id="photo",
     )
     choices = [(c.card.label, name) for name, c in resources.classifiers.items()]
-    model = gr.Dropdown(choices, value=resources.default_model, label="Model", elem_id="model")
+    default = resources.default_model
+    if len(resources.scope_rules) > 1 and not (resources.settings and resources.settings.default_model):
+        choices, default = [(AUTO_LABEL, AUTO), *choices], AUTO
+    model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
     with gr.Row():
         top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Suggestions (top-k)", elem_id="top_k")
         threshold = gr.Slider(
@@ -146,7 +161,10 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
         trigger(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
     on_map = lambda name, model, lat, lon, date: range_map_html(resources, model, name, lat, lon, date)  # noqa: E731
     view.map_choice.input(
-        on_map, [view.map_choice, view.model, view.lat, view.lon, view.date], view.range_html, api_visibility="private"
+        on_map,
+        [view.map_choice, view.shown_model, view.lat, view.lon, view.date],
+        view.range_html,
+        api_visibility="private",
     )
 
 
@@ -155,7 +173,7 @@ def _make_identify_handler(resources: Resources, view: IdentifyView):
         """Identify; a photo not seen before first gets its EXIF place and date (in the same call, so the first
         ranking already uses them; the user can then edit or clear them, and is never overwritten)."""
         if not path:
-            return {**_cleared(view), view.last_photo: None}
+            return {**_cleared(view), view.last_photo: None, view.shown_model: None}
         form = {}
         if path != last_photo:
             lat, lon, date = _exif_place_time(path)
@@ -185,8 +203,9 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
     species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
     first = species[0][1] if species else None
     return {
+        view.shown_model: result.model,
         view.verdict: rollup_markdown(result, card.label),
-        view.label: topk_label(result, subject),
+        view.label: gr.Label(topk_label(result, subject), label=suggestions_heading(result, subject)),
         view.gallery: list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
         view.table: predictions_html(result, subject),
         view.notes: "\n".join(f"- {html.escape(n)}" for n in found.photo.notes),
