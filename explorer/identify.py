@@ -12,11 +12,12 @@ from explorer.cam import FAST_METHOD, METHODS, forward_with_cams, reference_cams
 from explorer.geo.combine import OUT_OF_RANGE, BoundPrior, Combined, combine
 from explorer.model import Classifier
 from explorer.places import Place
-from explorer.scope import ScopeCheck
+from explorer.scope import ScopeCheck, article
 from explorer.taxonomy import RANKS
 
 DEFAULT_THRESHOLD = 0.78  # iNaturalist's production roll-up threshold (a summed score)
 MAX_TOP_K = 20
+NO_INFORMATION = 0.25  # below this best presence score, the prior knows nothing about the place
 STRONG_VISION = 0.3  # a suggestion this likely on the image alone, but out of range, is flagged
 
 
@@ -82,6 +83,14 @@ def identify(
     if cam_method is not None and cam_method not in METHODS:
         raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
     geo_scores = prior.scores(place) if (place is not None and prior is not None) else None
+    notes = []
+    if geo_scores is not None and prior.known.any() and geo_scores[prior.known].max() < NO_INFORMATION:
+        notes.append(
+            f"The geo-prior has no information at {place.lat:.2f}, {place.lon:.2f} (no species it knows scores "
+            f"as much as {NO_INFORMATION:.0%} there: open sea, or far from its training records), so the ranking is the "
+            "image's alone."
+        )
+        geo_scores = None
     scored: dict[str, Combined] = {}
 
     def select(logits: torch.Tensor) -> list[int]:  # rank on vision x geo, inside the same forward pass
@@ -113,6 +122,7 @@ def identify(
         rollup(classifier, combined.combined, threshold),
         cams,
         cam_method,
+        notes=notes,
         place=place,
         logits=scored["logits"],
     )
@@ -203,7 +213,9 @@ def with_scope(classifier: Classifier, result: IdentifyResult, check: ScopeCheck
         species = [p for p in result.predictions if not p.is_background]
         closest = f"; closest: {species[0].scientific_name}" if species else ""
         closest += f" ({species[0].common_name})" if species and species[0].common_name else ""
-        text = f"A {subject}, probably not one of the {_species_count(classifier)} species this model knows{closest}."
+        count = _species_count(classifier)
+        text = f"{article(subject).capitalize()} {subject}, probably not one of the {count} species this model knows"
+        text += f"{closest}."
         if r.rank is not None and r.rank != "species":
             text += f" Probably {r.rank} {r.name} ({r.probability:.0%})."
             result.rollup = Rollup(r.rank, r.name, r.probability, r.threshold, False, text)

@@ -7,10 +7,17 @@ import math
 from dataclasses import dataclass
 
 
+def parse_number(value) -> float:
+    """A float from a number or text; a comma works as the decimal mark ('43,65' is 43.65)."""
+    if isinstance(value, str):
+        value = value.strip().replace(",", ".") if value.count(",") == 1 and "." not in value else value.strip()
+    return float(value)
+
+
 def check_location(lat, lon) -> tuple[float, float]:
     """(lat, lon) as floats, or ValueError saying what is wrong."""
     try:
-        lat, lon = float(lat), float(lon)
+        lat, lon = parse_number(lat), parse_number(lon)
     except (TypeError, ValueError) as err:
         raise ValueError(f"latitude and longitude must be numbers, got {lat!r} and {lon!r}") from err
     if math.isnan(lat) or math.isnan(lon) or math.isinf(lat) or math.isinf(lon):
@@ -69,3 +76,33 @@ def make_place(lat=None, lon=None, date=None, today: dt.date | None = None) -> P
         raise ValueError("give both latitude and longitude, or neither")
     lat, lon = check_location(lat, lon)
     return Place(lat, lon, None if blank(date) else check_date(date, today))
+
+
+def place_problems(lat=None, lon=None, date=None, today: dt.date | None = None) -> tuple[Place | None, dict[str, str]]:
+    """(the place, or None when absent or wrong; a message per wrong field: 'lat', 'lon', 'date'), so a form
+    can say what is wrong beside each field and still identify from the image alone."""
+    blank = lambda v: v is None or (isinstance(v, str) and not v.strip())  # noqa: E731
+    problems: dict[str, str] = {}
+    values = {}
+    for key, value, limit, word in (("lat", lat, 90.0, "latitude"), ("lon", lon, 180.0, "longitude")):
+        if blank(value):
+            continue
+        try:
+            number = parse_number(value)
+        except (TypeError, ValueError):
+            problems[key] = f"{word} {str(value)!r} is not a number"
+            continue
+        if not math.isfinite(number) or abs(number) > limit:
+            problems[key] = f"{word} {number:g} is outside -{limit:g}..{limit:g}"
+        else:
+            values[key] = number
+    if not blank(date):
+        try:
+            values["date"] = check_date(date, today)
+        except ValueError as err:
+            problems["date"] = str(err)
+    if not problems and (blank(lat) != blank(lon)):
+        problems["lon" if blank(lon) else "lat"] = "give both latitude and longitude, or neither"
+    if problems or "lat" not in values:
+        return None, problems
+    return Place(values["lat"], values["lon"], values.get("date")), problems

@@ -113,7 +113,7 @@ def rollup_markdown(result: IdentifyResult, model_label: str) -> str:
     vocabulary made explicit."""
     r, scope = result.rollup, result.scope
     lines = [f"### {md_escape(r.text)}"]
-    if result.routing:
+    if result.routing and result.routing != r.text:
         lines.append(f"<small>{md_escape(result.routing)}</small>")
     if scope is not None:
         verdict = "in scope" if scope.in_scope else "out of scope"

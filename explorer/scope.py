@@ -64,6 +64,10 @@ class ScopeCheck:
         return asdict(self)
 
 
+def article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def max_logit(logits: np.ndarray, background: int | None = None) -> np.ndarray:
     """(n,) the largest logit over the species classes (the background class left out)."""
     logits = np.atleast_2d(np.asarray(logits, dtype=np.float64))
@@ -100,18 +104,19 @@ def check_scope(rule: ScopeRule, logits: np.ndarray, background: int | None, ima
     own = max_logit(logits, background)
     gate = gate_probability(imagenet_logits, rule.subject) if rule.needs_gate else None
     score = float(scope_scores(rule.score, own, gate, rule.mean, rule.scale)[0])
-    subject = rule.subject
+    subject, a = rule.subject, article(rule.subject)
+    evidence = f" (ImageNet's {subject} probability {gate[0]:.0%})" if rule.score == "gate" else ""
     if score < rule.threshold:
-        why = f"This does not look like a {subject}: the {rule.model} model can only name {subject}s."
+        why = f"This does not look like {a} {subject}{evidence}: this {subject} model can only name {subject}s."
         return ScopeCheck(False, score, rule.threshold, why)
     if rule.novelty_threshold is None:
-        return ScopeCheck(True, score, rule.threshold, f"Looks like a {subject}.")
+        return ScopeCheck(True, score, rule.threshold, f"Looks like {a} {subject}{evidence}.")
     novelty = float(own[0])
     known = novelty >= rule.novelty_threshold
     why = (
-        f"Looks like a {subject}, and like one of the species the model knows."
+        f"Looks like {a} {subject}{evidence}, and like one of the species the model knows."
         if known
-        else f"Looks like a {subject}, but probably not one of the species this model knows."
+        else f"Looks like {a} {subject}{evidence}, but probably not one of the species this model knows."
     )
     return ScopeCheck(True, score, rule.threshold, why, known, novelty, rule.novelty_threshold)
 

@@ -24,6 +24,7 @@ from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
 
 THUMB_SIDE = 160
+DATE_ONLY_NOTE = "A date without a location is not used by the geo-prior."
 AUTO = "auto"  # the model name that routes each photo to the model whose scope fits
 GALLERY_SIZE = 24
 
@@ -63,12 +64,15 @@ def identify_photo(
     if place is not None and prior is None:
         notes.append(f"No geo-prior for {classifier.name}: the location was not used.")
     if place is None and date not in (None, ""):
-        notes.append("A date without a location is not used by the geo-prior.")
+        notes.append(DATE_ONLY_NOTE)
     result = identify(classifier, loaded.image, top_k, threshold, cam_method, place, prior)
     check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
     if check is not None:
         result = with_scope(classifier, result, check)
     result.routed_from, result.routing = (AUTO, routing) if routing else (None, "")
+    if routing and classifier.name not in resources.scope_rules:  # nothing fits: say so, claim no clade
+        r = result.rollup
+        result.rollup = replace(r, rank=None, name=None, confident_species=False, text=routing)
     result.notes.extend(notes)
     return Identification(replace(loaded, notes=tuple(notes)), result)
 
@@ -112,7 +116,7 @@ def route(resources: Resources, image, gate_cache: dict) -> tuple[str, str]:
         logits = gate_cache.get("logits")
         logits = _logits(gate, image) if logits is None else logits
         top = gate.labels[int(np.argmax(logits))].scientific_name
-        return GATE_MODEL, f"None of the species models covers this photo ({checked}); closest: ImageNet says {top}."
+        return GATE_MODEL, f"None of the species models covers this photo ({checked}); closest: ImageNet says '{top}'."
     return resources.default_model, f"None of the species models covers this photo ({checked})."
 
 

@@ -138,3 +138,30 @@ def test_range_map_endpoint_returns_an_offline_map(client):
         client.predict(model, "Quercus alba", None, None, "", api_name="/range_map")
     with pytest.raises(AppError, match="latitude 91.0 is outside"):
         client.predict(model, "Passerina cyanea", 91.0, 0.0, "", api_name="/range_map")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    ("photo", "model", "answered_by", "in_scope"),
+    [
+        ("cat.bmp", "inat_bird", "inat_bird", False),
+        ("owl.jpg", "inat_bird", "inat_bird", True),
+        ("owl.jpg", "auto", "inat_bird", True),
+        ("dragonfly.bmp", "auto", "inat_insect", True),
+        ("cat.bmp", "auto", "efficientnet_lite0_imagenet", None),
+    ],
+)
+def test_scope_and_auto(client, photo, model, answered_by, in_scope):
+    result = call(client, CORAL / photo, top_k=3, model=model)
+    assert result["model"] == answered_by
+    if in_scope is None:  # nothing covers a cat: ImageNet answers, and no clade is claimed
+        assert result["scope"] is None and result["rollup"]["rank"] is None
+        assert result["rollup"]["text"].endswith("closest: ImageNet says 'Egyptian cat'.")
+    else:
+        scope = result["scope"]
+        assert set(scope) >= {"in_scope", "score", "threshold", "explanation"}
+        assert scope["in_scope"] is in_scope and (scope["score"] >= scope["threshold"]) is in_scope
+    if in_scope is False:
+        assert result["rollup"]["rank"] is None
+        assert result["rollup"]["text"].startswith("This does not look like a bird")
+    assert (result.get("routed_from") == "auto") is (model == "auto")

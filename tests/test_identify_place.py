@@ -27,3 +27,31 @@ def test_identify_with_a_place_reranks_and_reports_both(tiny_classifier, tiny_wo
     payload = result_to_json(europe)
     assert payload["place"] == {"lat": 50.0, "lon": 10.0, "date": None}
     assert {"vision_probability", "geo_score", "vision_rank", "out_of_range"} <= set(payload["predictions"][0])
+
+
+@pytest.fixture(scope="module")
+def cub_head_and_prior():
+    from explorer.resources import load_classifier_for, load_prior_for
+    from explorer.settings import parse_settings
+
+    settings = parse_settings([])
+    classifier, _ = load_classifier_for(settings, "cub100_effnet_head", [])
+    return classifier, load_prior_for(settings, classifier)
+
+
+@pytest.mark.slow
+def test_prior_without_information_says_so_and_leaves_the_image_alone(cub_head_and_prior, photo_rgb):
+    from explorer.identify import identify
+    from explorer.places import Place
+
+    classifier, prior = cub_head_and_prior
+    at_sea = identify(classifier, photo_rgb, 3, cam_method=None, place=Place(0.0, 0.0), prior=prior)
+    image_only = identify(classifier, photo_rgb, 3, cam_method=None)
+    assert [p.probability for p in at_sea.predictions] == [p.probability for p in image_only.predictions]
+    assert all(p.geo_score is None for p in at_sea.predictions)
+    assert at_sea.notes == [
+        "The geo-prior has no information at 0.00, 0.00 (no species it knows scores as much as 25% there: open sea, "
+        "or far from its training records), so the ranking is the image's alone."
+    ]
+    toronto = identify(classifier, photo_rgb, 3, cam_method=None, place=Place(43.65, -79.38), prior=prior)
+    assert toronto.notes == [] and any(p.geo_score is not None for p in toronto.predictions)

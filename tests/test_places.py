@@ -42,3 +42,23 @@ def test_make_place():
         make_place(None, None, "June")
     with pytest.raises(ValueError, match="latitude 123.0 is outside"):
         make_place(123, 0)
+
+
+def test_place_problems_name_every_bad_field():
+    import datetime as dt
+
+    from explorer.places import place_problems
+
+    today = dt.date(2026, 11, 23)
+    place, problems = place_problems("95", "200", "yesterday", today)
+    assert place is None and problems == {
+        "lat": "latitude 95 is outside -90..90",
+        "lon": "longitude 200 is outside -180..180",
+        "date": "date 'yesterday' is not a date in the form YYYY-MM-DD",
+    }
+    place, problems = place_problems("43,65", " -79,38 ", "2026-05-01", today)  # comma as the decimal mark
+    assert problems == {} and (place.lat, place.lon, place.date) == (43.65, -79.38, dt.date(2026, 5, 1))
+    assert place_problems("43.6", "", "", today) == (None, {"lon": "give both latitude and longitude, or neither"})
+    assert place_problems("north", "10", "", today)[1] == {"lat": "latitude 'north' is not a number"}
+    assert place_problems("", "", "2026-05-01", today) == (None, {})
+    assert place_problems("nan", "10", "", today)[1] == {"lat": "latitude nan is outside -90..90"}

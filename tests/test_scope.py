@@ -89,7 +89,7 @@ def test_verdicts():
     rule = ScopeRule("inat_bird", "bird", "max_logit", threshold=5.0, novelty_threshold=8.0)
     out = check_scope(rule, np.array([1.0, 4.0, 20.0]), background=2)
     assert (out.in_scope, out.score, out.known_species) == (False, 4.0, None)
-    assert out.explanation == "This does not look like a bird: the inat_bird model can only name birds."
+    assert out.explanation == "This does not look like a bird: this bird model can only name birds."
     unknown = check_scope(rule, np.array([6.0, 1.0, 0.0]), background=2)
     assert (unknown.in_scope, unknown.known_species) == (True, False)
     known = check_scope(rule, np.array([9.0, 1.0, 0.0]), background=2)

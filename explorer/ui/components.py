@@ -35,3 +35,26 @@ class UploadPath(gr.File):
         if payload is None or getattr(payload, "path", None) is None:
             return super().preprocess(payload)
         return str(payload.path)
+
+
+class LenientSlider(gr.Slider):
+    """gr.Slider that hands over a typed value outside its range instead of failing the whole event (which put
+    red error badges over every output); the handler clamps it and says so beside the slider."""
+
+    is_template = True  # use gr.Slider's front end
+
+    def preprocess(self, payload):
+        try:
+            return float(payload)
+        except (TypeError, ValueError):
+            return self.minimum
+
+
+def clamp(value, low: float, high: float, whole: bool = False) -> tuple[float, str]:
+    """(value within [low, high], a message when it had to be moved)."""
+    number = round(float(value)) if whole else float(value)
+    kept = min(max(number, low), high)
+    if kept == number and (not whole or number == float(value)):
+        return kept, ""
+    shown = f"{low:g}..{high:g}" + (" (whole numbers)" if whole else "")
+    return kept, f"{float(value):g} is outside {shown}: using {kept:g}."

@@ -135,8 +135,9 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
 
 def _build_filters(resources: Resources) -> dict:
     tables = list(resources.tables)
+    first = resources.default_model if resources.default_model in tables else tables[0]  # as Identify opens
     with gr.Row():
-        table = gr.Dropdown(tables, value=tables[0], label="Evaluation table", elem_id="dash_table")
+        table = gr.Dropdown(tables, value=first, label="Evaluation table", elem_id="dash_table")
         clade_rank = gr.Dropdown(["(all)", *RANKS[:-1]], value="(all)", label="Clade rank", elem_id="dash_rank")
         clade_name = gr.Dropdown([], value=None, label="Clade", allow_custom_value=False, elem_id="dash_clade")
         outcome = gr.Radio(list(OUTCOMES), value="all", label="Photos", elem_id="dash_outcome")

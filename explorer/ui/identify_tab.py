@@ -11,6 +11,7 @@ from explorer.cam import FAST_METHOD, METHODS
 from explorer.geo.maps import map_iframe
 from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K
 from explorer.images import read_place_time
+from explorer.places import place_problems
 from explorer.present import (
     cam_captions,
     cam_overlays,
@@ -21,13 +22,15 @@ from explorer.present import (
     topk_label,
 )
 from explorer.resources import Resources
-from explorer.services import AUTO, Identification, identify_photo, range_map_document
-from explorer.ui.components import MODEL_QUEUE, PhotoInput
+from explorer.services import AUTO, DATE_ONLY_NOTE, Identification, identify_photo, range_map_document
+from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, clamp
 
 EXAMPLES_CREDIT = (
     "Example photos: Google Coral test_data (Open Images, CC BY 2.0; US Navy, public domain). "
     "Found in the examples folder given at start-up."
 )
+THRESHOLD_RANGE = (0.5, 0.99)
+THRESHOLD_LABEL = "'Not sure' roll-up threshold"
 AUTO_LABEL = "Best model for this photo (chosen by each model's scope check)"
 PRIOR_CAVEAT = (
     "<small>The geo-prior was trained on eBird records from a handful of observers: it knows where they went, not "
@@ -57,6 +60,7 @@ class IdentifyView:
     range_html: gr.HTML
     last_photo: gr.State
     shown_model: gr.State  # the model that answered (the one chosen when the menu says "auto")
+    examples: gr.Examples | None = None
 
     @property
     def inputs(self) -> list:
@@ -65,7 +69,7 @@ class IdentifyView:
     @property
     def outputs(self) -> list:
         shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.range_html]
-        return [*shown, self.lat, self.lon, self.date, self.last_photo, self.shown_model]
+        return [*shown, self.lat, self.lon, self.date, self.last_photo, self.shown_model, self.top_k, self.threshold]
 
 
 def build_identify_tab(resources: Resources) -> IdentifyView:
@@ -95,9 +99,13 @@ def _build_form(resources: Resources) -> dict:
         choices, default = [(AUTO_LABEL, AUTO), *choices], AUTO
     model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
     with gr.Row():
-        top_k = gr.Slider(1, MAX_TOP_K, value=5, step=1, label="Suggestions (top-k)", elem_id="top_k")
-        threshold = gr.Slider(
-            0.5, 0.99, value=DEFAULT_THRESHOLD, step=0.01, label="'Not sure' roll-up threshold", elem_id="threshold"
+        top_k = LenientSlider(1, MAX_TOP_K, value=5, step=1, label="Suggestions (top-k)", elem_id="top_k")
+        threshold = LenientSlider(
+            *THRESHOLD_RANGE,
+            value=DEFAULT_THRESHOLD,
+            step=0.01,
+            label="'Not sure' roll-up threshold",
+            elem_id="threshold",
         )
     method = gr.Dropdown(
         list(METHODS),
@@ -114,8 +122,9 @@ def _build_form(resources: Resources) -> dict:
             date = gr.Textbox("", label="Date (YYYY-MM-DD)", elem_id="date", max_lines=1)
         gr.Markdown(PRIOR_CAVEAT)
     button = gr.Button("Identify", variant="primary", elem_id="identify_button")
+    examples = None
     if resources.examples:
-        gr.Examples([[str(p)] for p in resources.examples], inputs=[photo], label="Examples")
+        examples = gr.Examples([[str(p)] for p in resources.examples], inputs=[photo], label="Examples")
         gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
     return dict(
         photo=photo,
@@ -127,6 +136,7 @@ def _build_form(resources: Resources) -> dict:
         lon=lon,
         date=date,
         button=button,
+        examples=examples,
     )
 
 
@@ -155,10 +165,15 @@ def _build_results() -> dict:
 def _wire(resources: Resources, view: IdentifyView) -> None:
     handler = _make_identify_handler(resources, view)
     inputs, outputs = [*view.inputs, view.last_photo], view.outputs
-    triggers = [view.photo.change, view.button.click, view.model.change, view.threshold.change, view.method.change]
+    # photo.upload (a drop, a pick or a paste), not photo.change: change fires twice for one upload, which ran
+    # every identification twice; an example click loads the photo, then identifies it once
+    triggers = [view.photo.upload, view.button.click, view.model.change, view.threshold.release, view.method.change]
     triggers += [box.submit for box in (view.lat, view.lon, view.date)] + [view.top_k.release]
-    for trigger in triggers:
-        trigger(handler, inputs, outputs, api_visibility="private", **MODEL_QUEUE)
+    if view.examples is not None:
+        triggers.append(view.examples.load_input_event.then)
+    for trigger in triggers:  # always_last: a photo dropped while another is being identified is not lost
+        trigger(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last", **MODEL_QUEUE)
+    view.photo.clear(lambda: {**_cleared(view), view.last_photo: None}, None, outputs, api_visibility="private")
     on_map = lambda name, model, lat, lon, date: range_map_html(resources, model, name, lat, lon, date)  # noqa: E731
     view.map_choice.input(
         on_map,
@@ -174,20 +189,46 @@ def _make_identify_handler(resources: Resources, view: IdentifyView):
         ranking already uses them; the user can then edit or clear them, and is never overwritten)."""
         if not path:
             return {**_cleared(view), view.last_photo: None, view.shown_model: None}
-        form = {}
+        top_k, k_message = clamp(top_k, 1, MAX_TOP_K, whole=True)
+        threshold, t_message = clamp(threshold, *THRESHOLD_RANGE)
+        form = {
+            view.top_k: gr.Slider(value=top_k, info=k_message) if k_message else gr.Slider(info=None),
+            view.threshold: gr.Slider(value=threshold, info=t_message) if t_message else gr.Slider(info=None),
+            view.last_photo: path,
+        }
+        values = None
         if path != last_photo:
-            lat, lon, date = _exif_place_time(path)
-            form = {view.lat: lat, view.lon: lon, view.date: date}
-        form[view.last_photo] = path
+            lat, lon, date = values = _exif_place_time(path)
+        place, problems = place_problems(lat, lon, date)
+        form.update(_place_fields(view, values, problems, date_unused=place is None and not problems and bool(date)))
+        where = (lat, lon, date) if place is not None else (None, None, None)
         try:
-            found = identify_photo(resources, path, model_name, top_k, threshold, method, lat, lon, date)
-        except ValueError as err:  # the user's photo or settings: say what is wrong, keep the page usable
+            found = identify_photo(resources, path, model_name, top_k, threshold, method, *where)
+        except ValueError as err:  # the user's photo: say what is wrong, keep the page usable
             gr.Warning(str(err), title="Cannot identify this photo")
             message = f"### Cannot identify this photo\n{html.escape(str(err))}"
             return {**_cleared(view), view.verdict: message, **form}
-        return {**_shown(resources, view, found, (lat, lon, date)), **form}
+        if problems:
+            found.result.notes.append(
+                "The place was not used (see the fields above): this ranking is the image's alone."
+            )
+        return {**_shown(resources, view, found, where), **form}
 
     return on_identify
+
+
+def _place_fields(view: IdentifyView, values, problems: dict, date_unused: bool) -> dict:
+    """Each place field with its own message (and its new value for a new photo)."""
+    out = {}
+    for key, box in (("lat", view.lat), ("lon", view.lon), ("date", view.date)):
+        info = problems.get(key)
+        if key == "date" and date_unused:
+            info = "Not used: a date helps only with a place."
+        kwargs = {"info": info}
+        if values is not None:
+            kwargs["value"] = values[("lat", "lon", "date").index(key)]
+        out[box] = gr.Textbox(**kwargs)
+    return out
 
 
 def _cleared(view: IdentifyView) -> dict:
@@ -198,8 +239,6 @@ def _cleared(view: IdentifyView) -> dict:
 def _shown(resources: Resources, view: IdentifyView, found: Identification, where: tuple) -> dict:
     result, card = found.result, resources.get(found.result.model).card
     subject = card.subject
-    for note in found.photo.notes:
-        gr.Warning(note)
     species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
     first = species[0][1] if species else None
     return {
@@ -208,7 +247,7 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
         view.label: gr.Label(topk_label(result, subject), label=suggestions_heading(result, subject)),
         view.gallery: list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
         view.table: predictions_html(result, subject),
-        view.notes: "\n".join(f"- {html.escape(n)}" for n in found.photo.notes),
+        view.notes: "\n".join(f"- {html.escape(n)}" for n in result.notes if not n.startswith(DATE_ONLY_NOTE)),
         view.map_choice: gr.Radio(choices=species, value=first),
         view.range_html: range_map_html(resources, result.model, first, *where),
     }
