@@ -10,6 +10,11 @@ import gradio as gr
 # dashboard, range maps) have their own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
 MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
 QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out
+# Enter in a slider's number box applies the value (Gradio applies it on blur only)
+HEAD = (
+    "<script>document.addEventListener('keydown', e => { if (e.key === 'Enter' && e.target.matches"
+    "(\"input[type='number']\")) e.target.blur(); }, true);</script>"
+)
 CSS = "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top} #lineages {overflow-x: auto}"
 
 
