@@ -87,8 +87,8 @@ def identify(
     if geo_scores is not None and prior.known.any() and geo_scores[prior.known].max() < NO_INFORMATION:
         notes.append(
             f"The geo-prior has no information at {place.lat:.2f}, {place.lon:.2f} (no species it knows scores "
-            f"as much as {NO_INFORMATION:.0%} there: open sea, or far from its training records), so the ranking is the "
-            "image's alone."
+            f"as much as {NO_INFORMATION:.0%} there: open sea, or far from its training records), so the ranking "
+            "is the image's alone."
         )
         geo_scores = None
     scored: dict[str, Combined] = {}

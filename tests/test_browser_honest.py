@@ -122,4 +122,3 @@ def test_bad_place_gets_a_message_per_field_and_an_image_only_result(page):
     assert "This does not look like a bird" in page.locator("#verdict").inner_text()  # still identified
     no_error_badges(page)
     page.screenshot(path=str(SHOTS / "bad_place.png"), full_page=True)
-

@@ -53,3 +53,13 @@ def test_dashboard_geo_section_without_places(dashboard, resources_without_photo
     shown = _geo_outputs(resources_without_photos, out, table, "family", 5, "fixed")
     assert "no places" in shown[out.geo_summary] and shown[out.geo_clades] is None
     assert shown[out.geo_gallery] == [] and shown[out.geo_state] == []
+
+
+def test_an_empty_view_says_no_photos_match(dashboard):
+    from explorer.ui.diagnose_tab import NO_MATCH
+
+    shown = dashboard.refresh(
+        "cub100_effnet_head", "(all)", None, 0.0, 0.01, "correct", True, False, "family", 5, "fixed"
+    )
+    assert shown[dashboard.outputs.summary] == NO_MATCH
+    assert "nan" not in str(shown[dashboard.outputs.calibration])

@@ -69,7 +69,7 @@ def plot_reliability(bins: pd.DataFrame, ece: float, calibrated: pd.DataFrame | 
             x=bins["confidence"],
             y=bins["accuracy"],
             mode="lines+markers",
-            name=f"as trained (ECE {ece:.3f})",
+            name=f"as trained (ECE {ece:.3f}, all photos in view)",
             customdata=bins["photos"],
             hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} photos)",
         )
@@ -80,7 +80,7 @@ def plot_reliability(bins: pd.DataFrame, ece: float, calibrated: pd.DataFrame | 
                 x=calibrated[0]["confidence"],
                 y=calibrated[0]["accuracy"],
                 mode="lines+markers",
-                name=f"temperature {temperature:.2f} (ECE {calibrated[1]:.3f})",
+                name=f"temperature {temperature:.2f} (ECE {calibrated[1]:.3f}, all photos in view)",
             )
         )
     fig.update_layout(

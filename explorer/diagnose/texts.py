@@ -65,6 +65,7 @@ def calibration_markdown(fit: TemperatureFit) -> str:
     return (
         f"Temperature fitted on half of the photos in view ({fit.fit_photos}, split by a hash of the photo "
         f"id): **T = {fit.temperature:.2f}**. On the other half ({fit.held_out_photos} photos) the expected "
-        f"calibration error goes from {fit.ece_before:.3f} to {fit.ece_after:.3f}. Logits are divided by T "
+        f"calibration error on that half goes from {fit.ece_before:.3f} to {fit.ece_after:.3f} "
+        f"(the chart's legend gives it over all photos in view). Logits are divided by T "
         f"before the softmax; T > 1 means the model was over-confident."
     )

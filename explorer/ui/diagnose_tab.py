@@ -260,6 +260,9 @@ def _view(resources: Resources, name, rank, clade, min_conf, max_conf, outcome, 
         raise gr.Error(str(err)) from err
 
 
+NO_MATCH = "**No photos match these filters.** Widen the confidence range, the clade or the outcome."
+
+
 def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
     def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind):
         view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
@@ -267,7 +270,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         model = str(table["model"].iloc[0]) if len(table) else name
         errors = error_rows(view)
         return {
-            out.summary: summary_markdown(summary(view), name, model),
+            out.summary: summary_markdown(summary(view), name, model) if len(view) else NO_MATCH,
             out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
             out.sunburst: plot_clade_sunburst(view),
             out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),

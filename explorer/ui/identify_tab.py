@@ -240,7 +240,6 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
     result, card = found.result, resources.get(found.result.model).card
     subject = card.subject
     species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
-    first = species[0][1] if species else None
     return {
         view.shown_model: result.model,
         view.verdict: rollup_markdown(result, card.label),
@@ -248,7 +247,18 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
         view.gallery: list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
         view.table: predictions_html(result, subject),
         view.notes: "\n".join(f"- {html.escape(n)}" for n in result.notes if not n.startswith(DATE_ONLY_NOTE)),
-        view.map_choice: gr.Radio(choices=species, value=first),
+        **_range_map(resources, view, result, species, where),
+    }
+
+
+def _range_map(resources: Resources, view: IdentifyView, result, species: list, where: tuple) -> dict:
+    """The map section: shown only for a model with a geo-prior and a photo in its scope."""
+    in_scope = result.scope is None or result.scope.in_scope
+    if result.model not in resources.mappers or not in_scope or not species:
+        return {view.map_choice: gr.Radio(choices=[], value=None, visible=False), view.range_html: ""}
+    first = species[0][1]
+    return {
+        view.map_choice: gr.Radio(choices=species, value=first, visible=True),
         view.range_html: range_map_html(resources, result.model, first, *where),
     }
 
