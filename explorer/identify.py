@@ -77,20 +77,8 @@ def identify(
     """Top-k suggestions, roll-up and CAMs for one RGB PIL image; with a place and a prior, the ranking is
     re-done on vision x geo (both scores are reported for every suggestion). ``cam_method=None``: no CAMs (a
     plain forward pass; the JSON API, which returns no maps, uses this)."""
-    top_k = _check_top_k(top_k, len(classifier.labels))
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    if cam_method is not None and cam_method not in METHODS:
-        raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
-    geo_scores = prior.scores(place) if (place is not None and prior is not None) else None
-    notes = []
-    if geo_scores is not None and prior.known.any() and geo_scores[prior.known].max() < NO_INFORMATION:
-        notes.append(
-            f"The geo-prior has no information at {place.lat:.2f}, {place.lon:.2f} (no species it knows scores "
-            f"as much as {NO_INFORMATION:.0%} there: open sea, or far from its training records), so the ranking "
-            "is the image's alone."
-        )
-        geo_scores = None
+    top_k = _check_arguments(top_k, threshold, cam_method, len(classifier.labels))
+    geo_scores, notes = _geo_scores(prior, place)
     scored: dict[str, Combined] = {}
 
     def select(logits: torch.Tensor) -> list[int]:  # rank on vision x geo, inside the same forward pass
@@ -126,6 +114,30 @@ def identify(
         place=place,
         logits=scored["logits"],
     )
+
+
+def _geo_scores(prior: BoundPrior | None, place: Place | None) -> tuple[np.ndarray | None, list[str]]:
+    """The prior's scores at the place, or None (with a note) where it has no information at all."""
+    if place is None or prior is None:
+        return None, []
+    geo_scores = prior.scores(place)
+    if prior.known.any() and geo_scores[prior.known].max() < NO_INFORMATION:
+        note = (
+            f"The geo-prior has no information at {place.lat:.2f}, {place.lon:.2f} (no species it knows scores "
+            f"as much as {NO_INFORMATION:.0%} there: open sea, or far from its training records), so the ranking "
+            "is the image's alone."
+        )
+        return None, [note]
+    return geo_scores, []
+
+
+def _check_arguments(top_k, threshold: float, cam_method: str | None, num_classes: int) -> int:
+    """top_k as an int; ValueError for an impossible top-k, threshold or CAM method."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if cam_method is not None and cam_method not in METHODS:
+        raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
+    return _check_top_k(top_k, num_classes)
 
 
 def _check_top_k(top_k, num_classes: int) -> int:

@@ -98,15 +98,7 @@ def _build_form(resources: Resources) -> dict:
     if len(resources.scope_rules) > 1 and not (resources.settings and resources.settings.default_model):
         choices, default = [(AUTO_LABEL, AUTO), *choices], AUTO
     model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
-    with gr.Row():
-        top_k = LenientSlider(1, MAX_TOP_K, value=5, step=1, label="Suggestions (top-k)", elem_id="top_k")
-        threshold = LenientSlider(
-            *THRESHOLD_RANGE,
-            value=DEFAULT_THRESHOLD,
-            step=0.01,
-            label="'Not sure' roll-up threshold",
-            elem_id="threshold",
-        )
+    top_k, threshold = _build_sliders()
     method = gr.Dropdown(
         list(METHODS),
         value=FAST_METHOD,
@@ -138,6 +130,19 @@ def _build_form(resources: Resources) -> dict:
         button=button,
         examples=examples,
     )
+
+
+def _build_sliders() -> tuple[LenientSlider, LenientSlider]:
+    with gr.Row():
+        top_k = LenientSlider(1, MAX_TOP_K, value=5, step=1, label="Suggestions (top-k)", elem_id="top_k")
+        threshold = LenientSlider(
+            *THRESHOLD_RANGE,
+            value=DEFAULT_THRESHOLD,
+            step=0.01,
+            label="'Not sure' roll-up threshold",
+            elem_id="threshold",
+        )
+    return top_k, threshold
 
 
 def _build_results() -> dict:
