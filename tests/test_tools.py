@@ -71,3 +71,17 @@ def test_every_console_script_is_installed_and_runs_from_any_folder(script, tmp_
         assert done.stdout.startswith("usage:")
         if script != "explorer-manifest":  # every tool that loads models takes the app's model flags
             assert "--checkpoint-dir" in done.stdout and "--data-root" in done.stdout
+
+
+@pytest.mark.shared_data
+def test_scope_photo_sets_say_what_each_photo_shows():
+    from explorer.settings import parse_settings
+    from explorer.tools.scope import photo_sets
+
+    photos = photo_sets(parse_settings([]))
+    counts = photos.groupby("set")["group"].agg(lambda g: sorted(set(g))).to_dict()
+    assert counts["birds525-valid"] == ["bird"] and counts["cub100-test"] == ["bird"]
+    assert counts["leeds-butterflies"] == ["insect"] and counts["skimage"] == ["other"]
+    assert counts["coral-samples"] == ["bird", "insect", "other"]
+    assert (photos["group"] == "bird").sum() == 1110 + 2999 + 3 and (photos["group"] == "insect").sum() == 147
+    assert photos["photo_id"].is_unique
