@@ -198,13 +198,14 @@ def good_rgb(size=(64, 48)) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def photo_with_exif(gps=None, date=None) -> bytes:
+def photo_with_exif(gps=None, date=None, image: Image.Image | None = None) -> bytes:
+    """A JPEG with the given EXIF GPS and capture date: of ``image``, or of a drawn test pattern."""
     exif = Image.Exif()
     if gps is not None:
         exif[0x8825] = gps
     if date is not None:
         exif[0x8769] = {0x9003: date}
-    return encode(good_rgb(), "JPEG", exif=exif)
+    return encode(image if image is not None else good_rgb(), "JPEG", exif=exif)
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -166,10 +166,14 @@ def test_exif_gps_is_used_by_the_first_ranking(page):
     (read in the same call, no race with a separate pre-fill)."""
 
     page.get_by_role("tab", name="Identify & explain").click()
-    data = photo_with_exif({1: "N", 2: (43.0, 30.0, 15.0), 3: "W", 4: (79.0, 40.0, 0.0)}, "2021:05:16 08:30:00")
+    # a real bird when the Coral photos are here: a drawn pattern is out of every model's scope, so it gets no map
+    bird = Image.open(CORAL / "bird.bmp").convert("RGB") if HAVE_CORAL else None
+    gps = {1: "N", 2: (43.0, 30.0, 15.0), 3: "W", 4: (79.0, 40.0, 0.0)}
+    data = photo_with_exif(gps, "2021:05:16 08:30:00", bird)
     drop_file(page, data, "gps.jpg", "image/jpeg")
     page.wait_for_function("document.querySelector('#lat textarea, #lat input').value === '43.50417'", timeout=60_000)
     assert page.locator("#lon textarea, #lon input").first.input_value() == "-79.66667"
     assert page.locator("#date textarea, #date input").first.input_value() == "2021-05-16"
     page.locator("#lineages").filter(has_text="Image only").wait_for(timeout=30_000)
-    page.frame_locator("#range_map iframe").locator(".leaflet-marker-icon").wait_for(timeout=60_000)
+    if HAVE_CORAL:  # the pattern drawn without ../shared is out of scope: no map for it
+        page.frame_locator("#range_map iframe").locator(".leaflet-marker-icon").wait_for(timeout=60_000)

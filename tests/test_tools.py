@@ -69,7 +69,10 @@ def test_every_console_script_is_installed_and_runs_from_any_folder(script, tmp_
         done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.startswith("usage:")
-        if script not in ("explorer-manifest", "explorer-synonyms"):  # every tool that loads models takes the model flags
+        if script not in (
+            "explorer-manifest",
+            "explorer-synonyms",
+        ):  # every tool that loads models takes the model flags
             assert "--checkpoint-dir" in done.stdout and "--data-root" in done.stdout
 
 
