@@ -7,6 +7,7 @@ Coral models or the labelled photos."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -218,6 +219,22 @@ FLAGS = [
     "--no-first-run",
 ]
 SHOTS = PROJECT_ROOT / "tmp" / "screenshots"  # screenshots to look at
+
+
+@contextlib.contextmanager
+def chromium_page(url: str, width: int = 1400, height: int = 1100):
+    """A page of the app in Debian's headless Chromium, opened and ready for a photo."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url)
+            page.wait_for_selector("#photo")
+            yield page
+        finally:
+            browser.close()
 
 
 def drop_file(page, data: bytes, name: str, mime: str) -> None:

@@ -4,7 +4,7 @@ import re
 import shutil
 
 import pytest
-from conftest import CHROMIUM, CORAL, FLAGS, HAVE_CORAL, SHOTS, drop_file, photo_with_exif
+from conftest import CHROMIUM, CORAL, HAVE_CORAL, SHOTS, chromium_page, drop_file, photo_with_exif
 from PIL import Image
 
 pytestmark = [
@@ -16,15 +16,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(app_url)
-        page.wait_for_selector("#photo")
+    with chromium_page(app_url) as page:
         yield page
-        browser.close()
 
 
 def photo_bytes(tmp_path) -> tuple[bytes, str]:

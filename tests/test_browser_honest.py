@@ -4,7 +4,7 @@ out-of-range value and a bad place answered at their fields without error badges
 import shutil
 
 import pytest
-from conftest import CHROMIUM, CORAL, FLAGS, SHOTS, drop_file
+from conftest import CHROMIUM, CORAL, SHOTS, chromium_page, drop_file
 
 pytestmark = [
     pytest.mark.browser,
@@ -16,16 +16,9 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(app_url)
-        page.wait_for_selector("#photo")
+    with chromium_page(app_url) as page:
         page.wait_for_timeout(3000)  # let the page's own load events (the dashboard) go out first
         yield page
-        browser.close()
 
 
 @pytest.fixture
