@@ -260,11 +260,14 @@ def _range_map(resources: Resources, view: IdentifyView, result, species: list, 
     """The map section: shown only for a model with a geo-prior and a photo in its scope."""
     in_scope = result.scope is None or result.scope.in_scope
     if result.model not in resources.mappers or not in_scope or not species:
-        return {view.map_choice: gr.Radio(choices=[], value=None, visible=False), view.range_html: ""}
+        return {
+            view.map_choice: gr.Radio(choices=[], value=None, visible=False),
+            view.range_html: gr.HTML("", visible=False),
+        }
     first = species[0][1]
     return {
         view.map_choice: gr.Radio(choices=species, value=first, visible=True),
-        view.range_html: range_map_html(resources, result.model, first, *where),
+        view.range_html: gr.HTML(range_map_html(resources, result.model, first, *where), visible=True),
     }
 
 
