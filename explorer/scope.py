@@ -202,7 +202,8 @@ def fit_rule(model: str, subject: str, inside: Evidence, outside: Evidence, know
     report_in, report_out = inside.half(True), outside.half(True)
     log_gate = None if inside.gate is None else np.log(np.clip(choose_in.gate, 1e-12, 1))
     mean = (float(choose_in.own.mean()), float(log_gate.mean()) if log_gate is not None else 0.0)
-    scale = (float(choose_in.own.std()) or 1.0, float(log_gate.std()) or 1.0 if log_gate is not None else 1.0)
+    gate_scale = (float(log_gate.std()) or 1.0) if log_gate is not None else 1.0
+    scale = (float(choose_in.own.std()) or 1.0, gate_scale)
     candidates = {}
     for kind in SCORES if inside.gate is not None else ("max_logit",):
         threshold = float(

@@ -70,6 +70,6 @@ def test_the_shipped_table_is_what_the_tool_builds(tmp_path):
     from explorer.tools.synonyms import main
 
     main(["--out", str(tmp_path / "s.csv")])
-    assert (tmp_path / "s.csv").read_text(encoding="utf-8") == (
-        (__import__("explorer.synonyms").synonyms.SYNONYMS_FILE).read_text(encoding="utf-8")
-    )
+    from explorer.synonyms import SYNONYMS_FILE
+
+    assert (tmp_path / "s.csv").read_text(encoding="utf-8") == SYNONYMS_FILE.read_text(encoding="utf-8")
