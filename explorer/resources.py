@@ -108,6 +108,16 @@ def load_scope_rules(checkpoint_dir: Path, classifiers: dict[str, Classifier]) -
     return rules
 
 
+def load_scope_for(settings: Settings, classifier: Classifier) -> tuple[ScopeRule | None, Classifier | None]:
+    """For the tools: the model's scope rule (None without one) and the ImageNet gate when the rule needs it."""
+    path = rule_path(settings.checkpoint_dir, classifier.name)
+    if not path.is_file():
+        return None, None
+    rule = load_rule(path)
+    gate = load_classifier_for(settings, GATE_MODEL, [])[0] if rule.needs_gate else None
+    return rule, gate
+
+
 def _check_default_model(settings: Settings, classifiers: dict, unavailable: dict) -> None:
     wanted = settings.default_model
     if wanted and wanted not in classifiers:

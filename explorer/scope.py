@@ -121,6 +121,35 @@ def check_scope(rule: ScopeRule, logits: np.ndarray, background: int | None, ima
     return ScopeCheck(True, score, rule.threshold, why, known, novelty, rule.novelty_threshold)
 
 
+# Optional evaluation-table columns, present when the model had a scope rule at evaluation time.
+SCOPE_SCHEMA: dict[str, str] = {
+    "scope_kind": "the rule's scope score kind (max_logit, gate, gate+max_logit)",
+    "scope_score": "the photo's scope score (NaN for an unreadable photo)",
+    "scope_threshold": "the rule's threshold: a score below it is out of scope",
+    "in_scope": "scope_score >= scope_threshold",
+    "novelty_score": "the largest species logit (the open-set score)",
+    "novelty_threshold": "below it: probably a species the model does not know (NaN: no open-set threshold)",
+}
+
+
+def scope_columns(rule: ScopeRule, logits: np.ndarray, background: int | None, imagenet_logits=None) -> dict:
+    """SCOPE_SCHEMA columns for a batch of photos from their logits (and the gate's, when the rule uses it)."""
+    own = max_logit(logits, background)
+    if rule.needs_gate and imagenet_logits is None:
+        raise ValueError(f"the scope rule of {rule.model} ({rule.score}) needs the ImageNet gate's logits")
+    gate = gate_probability(imagenet_logits, rule.subject) if rule.needs_gate else None
+    score = scope_scores(rule.score, own, gate, rule.mean, rule.scale)
+    novelty = np.nan if rule.novelty_threshold is None else float(rule.novelty_threshold)
+    return {
+        "scope_kind": [rule.score] * len(own),
+        "scope_score": score,
+        "scope_threshold": np.full(len(own), float(rule.threshold)),
+        "in_scope": score >= rule.threshold,
+        "novelty_score": own,
+        "novelty_threshold": np.full(len(own), novelty),
+    }
+
+
 def rule_path(checkpoint_dir: Path, model: str) -> Path:
     return Path(checkpoint_dir) / "scope" / f"{model}.json"
 
@@ -227,6 +256,10 @@ def fit_rule(model: str, subject: str, inside: Evidence, outside: Evidence, know
         "candidates": candidates,
         "in_scope_sets": inside.sets,
         "out_of_scope_sets": outside.sets,
+        # the held-out out-of-scope photos' scores: the dashboard draws the trade-off from them
+        "held_out_out_of_scope_scores": [
+            round(float(v), 4) for v in np.sort(scope_scores(best, report_out.own, report_out.gate, mean, scale))
+        ],
     }
     novelty = None
     if known is not None and unknown is not None and len(unknown.own):

@@ -14,12 +14,12 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from explorer.cam import contrastive_cams, overlay_cams
+from explorer.cam import contrastive_cams, forward_with_cams, overlay_cams
 from explorer.diagnose.texts import comparison_html
 from explorer.identify import IdentifyResult, identify, with_scope
 from explorer.images import LoadedImage, load_image
 from explorer.places import make_place
-from explorer.present import display_copy
+from explorer.present import display_copy, format_probability
 from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
 
@@ -146,9 +146,15 @@ class Inspection:
     images: list[tuple[np.ndarray | Image.Image, str]]
 
 
-def inspect_error(resources: Resources, row: dict) -> Inspection:
-    """Truth vs prediction, and Grad-CAMs for the prediction, the truth and their contrast (computed now)."""
+def inspect_error(resources: Resources, row: dict, place_changed: bool = False) -> Inspection:
+    """Truth vs prediction, and Grad-CAMs for the prediction, the truth and their contrast (computed now).
+
+    ``place_changed``: the row is one the geo-prior changed, so the two answers compared are the image's own top-1
+    and the top-1 with the place (for a photo the prior broke, the first is the truth). A photo whose species the
+    model has no class for gets the prediction's Grad-CAM alone."""
     text = comparison_html(row)
+    if place_changed:
+        text += _place_change_html(row)
     path = photo_path(resources.settings.data_root, row["path"])
     if path is None:
         return Inspection(text + "<p>The photo is not on this machine (data root not found), so no Grad-CAM.</p>", [])
@@ -156,25 +162,41 @@ def inspect_error(resources: Resources, row: dict) -> Inspection:
         return Inspection(text + f"<p>Model {html.escape(row['model'])} is not loaded, so no Grad-CAM.</p>", [])
     classifier = resources.classifiers[row["model"]]
     image = _load_labelled_photo(resources, path).image
-    pred, true = int(row["pred_class_index"]), int(row["true_class_index"])
-    base = display_copy(image)
-    if true < 0:
-        return Inspection(text + "<p>The true species is not one of the model's classes.</p>", [(base, "photo")])
+    base, tensor = display_copy(image), classifier.preprocess(image)
+    a, b, captions = _compared_answers(row, place_changed)
+    if b < 0:
+        _, _, maps = forward_with_cams(
+            classifier.module, tensor, classifier.cam_layer, lambda _: [a], classifier.autocast, classifier.cam_head
+        )
+        note = "<p>The true species is not one of the model's classes: only the prediction's Grad-CAM.</p>"
+        return Inspection(text + note, [(base, "photo"), *zip(overlay_cams(base, maps), captions[:1])])
     maps = contrastive_cams(
-        classifier.module,
-        classifier.preprocess(image),
-        classifier.cam_layer,
-        pred,
-        true,
-        head=classifier.cam_head,
-        autocast=classifier.autocast,
+        classifier.module, tensor, classifier.cam_layer, a, b, head=classifier.cam_head, autocast=classifier.autocast
     )
-    captions = [
-        f"prediction: {row['pred_name']}",
-        f"truth: {row['true_name']}",
-        f"why {row['pred_name']} and not {row['true_name']}",
-    ]
     return Inspection(text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)])
+
+
+def _compared_answers(row: dict, place_changed: bool) -> tuple[int, int, list[str]]:
+    """(class a, class b, captions of the Grad-CAMs of a, b and 'why a and not b')."""
+    if place_changed:
+        a, b = int(row["pred_class_index"]), int(row["geo_pred_class_index"])
+        names = (row["pred_name"], row["geo_pred_name"])
+        first, second = f"image alone: {names[0]}", f"with the place: {names[1]}"
+        return a, b, [first, second, f"why the image says {names[0]} and not {names[1]}"]
+    a, b = int(row["pred_class_index"]), int(row["true_class_index"])
+    names = (row["pred_name"], row["true_name"])
+    return a, b, [f"prediction: {names[0]}", f"truth: {names[1]}", f"why {names[0]} and not {names[1]}"]
+
+
+def _place_change_html(row: dict) -> str:
+    esc = html.escape
+    right = "right" if row.get("geo_correct_1") else "wrong"
+    return (
+        f"<p>Image alone: <i>{esc(str(row['pred_name']))}</i> ({format_probability(float(row['confidence']))}); "
+        f"with the place ({float(row['lat']):.2f}, {float(row['lon']):.2f}): <i>{esc(str(row['geo_pred_name']))}</i> "
+        f"({format_probability(float(row['geo_confidence']))}), {right}. The truth is "
+        f"<i>{esc(str(row['true_name']))}</i>.</p>"
+    )
 
 
 def photo_path(root: Path | None, path: str) -> Path | None:

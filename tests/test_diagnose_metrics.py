@@ -74,12 +74,20 @@ def test_rollup_tradeoff(hand_table):
     assert tradeoff.loc[0.99, "at_species"] <= tradeoff.loc[0.5, "at_species"]
 
 
-def test_compare_models(hand_table):
+def test_compare_models_counts_only_photos_both_models_can_name(hand_table):
     other = hand_table.copy()
     other["pred_name"] = hand_table["true_name"]
     other["correct_1"] = hand_table["in_vocab"]
-    per_clade, disagree = compare_models(hand_table, other, "family")
-    assert (per_clade["difference"] >= 0).all() and len(disagree) == 5
+    other.loc[1, "in_vocab"] = False  # the second model has no class for photo 1's species
+    compared = compare_models(hand_table, other.drop(index=[2]), "family")  # nor photo 2 at all
+    # six photos: photo 4 is out of the first model's vocabulary, photo 1 of the second's, photo 2 not shared
+    assert (compared.compared, compared.not_shared, compared.out_of_vocabulary) == (3, 1, 2)
+    assert compared.per_clade["photos"].sum() == 3 and compared.per_clade["accuracy_b"].tolist() == [1.0] * len(
+        compared.per_clade
+    )
+    assert sorted(compared.disagree["photo_id"]) == sorted(hand_table.loc[[3, 5], "photo_id"])
+    view = hand_table.iloc[[0, 3]]  # the filters of the main table narrow the comparison
+    assert compare_models(view, other, "family").compared == 2
 
 
 def test_error_rows_most_confident_first(hand_table):

@@ -88,3 +88,33 @@ def test_geo_columns_rerank_photos_with_a_place(tiny_classifier):
 
 def test_without_a_prior_there_are_no_geo_columns(hand_table):
     assert "geo_correct_1" not in hand_table.columns
+
+
+def test_scope_columns_from_the_models_rule(tiny_classifier):
+    """A max-logit rule: threshold 2.5 (scope) and 3.5 (known species); an unreadable photo is out of scope."""
+    from explorer.scope import SCOPE_SCHEMA, ScopeRule
+
+    names = [lab.scientific_name for lab in tiny_classifier.labels]
+    manifest = pd.DataFrame(
+        {
+            "path": ["a.jpg", "b.jpg", "c.jpg", "d.jpg"],
+            "scientific_name": [names[1]] * 4,
+            "common_name": "",
+            "note": "",
+            "source": "hand",
+            "abs_path": ["/a.jpg", "/b.jpg", "/c.jpg", "/d.jpg"],
+        }
+    )
+    logits = np.full((4, len(names)), -1.0, dtype=np.float32)
+    logits[:, 1] = [4.0, 3.0, 2.0, 9.0]
+    rule = ScopeRule("tiny", "bird", "max_logit", threshold=2.5, novelty_threshold=3.5)
+    statuses = ["ok", "ok", "ok", "unreadable: truncated"]
+    table = build_eval_table(tiny_classifier, manifest, logits, statuses, scope=rule)
+    assert set(SCOPE_SCHEMA) <= set(table.columns)
+    assert table["scope_score"].tolist()[:3] == [4.0, 3.0, 2.0] and np.isnan(table.loc[3, "scope_score"])
+    assert table["in_scope"].tolist() == [True, True, False, False]
+    assert (table["novelty_score"] >= table["novelty_threshold"]).tolist() == [True, False, False, False]
+    assert set(table["scope_kind"]) == {"max_logit"} and set(table["scope_threshold"]) == {2.5}
+    gated = ScopeRule("tiny", "bird", "gate", threshold=-1.0)
+    with pytest.raises(ValueError, match="needs the ImageNet gate"):
+        build_eval_table(tiny_classifier, manifest, logits, statuses, scope=gated)

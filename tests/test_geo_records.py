@@ -33,6 +33,17 @@ def test_held_out_places_come_from_held_out_records_of_the_true_species():
     assert places.loc[0, "location_source"].startswith("held-out")
 
 
+def test_held_out_places_match_the_true_name_through_synonyms():
+    from explorer.geo.records import held_out_places
+
+    records = pd.DataFrame(
+        {"lat": [40.0], "lon": [-100.0], "date": ["2020-05-01"], "day_of_year": [122.0], "taxon_index": [0]}
+    )
+    # the prior learned the Gadwall as Anas strepera; CUB labels its photo Mareca strepera
+    places = held_out_places(["Mareca strepera", "Mareca  STREPERA"], ["Anas strepera"], records, np.array([True]))
+    assert places["lat"].tolist() == [40.0, 40.0]
+
+
 def test_checkpoint_carries_its_training_data_and_split_can_be_rebuilt(tiny_world, tmp_path):
     from explorer.geo.combine import bind_prior
     from explorer.geo.records import training_records

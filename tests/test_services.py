@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import HAVE_SHARED_DATA, ROOT, SHARED_REASON
 
 from explorer.diagnose.schema import load_table
 from explorer.resources import Resources
@@ -48,3 +48,33 @@ def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classif
     text = models_markdown(Resources({"tiny": tiny_classifier}, {}, [], settings, {}, {"tiny": prior}))
     assert "`shared.safetensors`, 2 of its 3 taxa with records; 1 of this model's 4 species matched" in text
     assert "held-out site MAP 0.250 (location-blind 0.050)" in text
+
+
+@pytest.mark.skipif(not HAVE_SHARED_DATA, reason=SHARED_REASON)
+def test_inspector_compares_the_two_answers_of_a_photo_the_prior_broke(real_resources):
+    """Broke: the image alone was right, the place made it wrong; the inspector compares those two answers."""
+    from explorer.diagnose.geo_effect import geo_rows
+    from explorer.services import inspect_error
+
+    row = geo_rows(real_resources.tables["inat_bird"], "broke").iloc[0].to_dict()
+    assert row["pred_name"] == row["true_name"] != row["geo_pred_name"]
+    found = inspect_error(real_resources, row, place_changed=True)
+    captions = [caption for _, caption in found.images]
+    assert captions == [
+        "photo",
+        f"image alone: {row['pred_name']}",
+        f"with the place: {row['geo_pred_name']}",
+        f"why the image says {row['pred_name']} and not {row['geo_pred_name']}",
+    ]
+    assert "with the place (" in found.html and ", wrong." in found.html
+
+
+@pytest.mark.skipif(not HAVE_SHARED_DATA, reason=SHARED_REASON)
+def test_inspector_shows_the_prediction_cam_for_an_unknown_species(real_resources):
+    from explorer.services import inspect_error
+
+    table = real_resources.tables["inat_bird"]
+    row = table[~table["in_vocab"] & (table["status"] == "ok")].iloc[0].to_dict()
+    found = inspect_error(real_resources, row)
+    assert [caption for _, caption in found.images] == ["photo", f"prediction: {row['pred_name']}"]
+    assert found.images[1][0].shape == found.images[0][0].shape and "not one of the model's classes" in found.html

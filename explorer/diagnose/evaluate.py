@@ -14,6 +14,7 @@ from explorer.batches import run_logits
 from explorer.diagnose.table import build_eval_table
 from explorer.geo.combine import BoundPrior
 from explorer.model import Classifier
+from explorer.scope import ScopeRule
 from explorer.taxonomy import Taxonomy
 
 
@@ -28,15 +29,24 @@ def evaluate(
     address: str | None = None,
     progress: bool = True,
     prior: BoundPrior | None = None,
+    scope: ScopeRule | None = None,
+    gate: Classifier | None = None,
 ) -> pd.DataFrame:
-    """Run the model over a manifest and build the table, locally or on Ray Data."""
+    """Run the model over a manifest and build the table, locally or on Ray Data. With the model's scope rule
+    the table gets its scope columns; a rule that uses the ImageNet gate needs ``gate`` (run on the same photos)."""
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
+    if scope is not None and scope.needs_gate and gate is None:
+        raise ValueError(f"the scope rule of {classifier.name} needs the ImageNet gate model")
     paths = manifest["abs_path"].tolist()
-    if engine == "local":
-        logits, statuses = run_logits(classifier, paths, batch_size, workers, progress)
-    elif engine == "ray":
+
+    def run(model: Classifier):
+        if engine == "local":
+            return run_logits(model, paths, batch_size, workers, progress)
         from explorer.diagnose.ray_engine import run_logits_ray
 
-        logits, statuses = run_logits_ray(classifier, paths, batch_size, address)
-    else:
-        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
-    return build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior)
+        return run_logits_ray(model, paths, batch_size, address)
+
+    logits, statuses = run(classifier)
+    gate_logits = run(gate)[0] if scope is not None and scope.needs_gate else None
+    return build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior, scope, gate_logits)

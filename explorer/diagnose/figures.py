@@ -139,3 +139,41 @@ def plot_model_comparison(per_clade: pd.DataFrame, name_a: str, name_b: str, top
         margin={"t": 50, "b": 40, "l": 160, "r": 10},
     )
     return fig
+
+
+def plot_scope_tradeoff(scope: pd.DataFrame, open_set: pd.DataFrame, threshold: float, novelty_threshold: float):
+    """Left: in-scope photos kept vs out-of-scope accepted as the scope threshold moves; right: known species
+    kept vs unknown species flagged as the open-set threshold moves. Dotted lines: the rule's thresholds."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Is it in scope?", "Does the model know the species?"), horizontal_spacing=0.12
+    )
+    traces = [
+        (1, scope, "in_scope_kept", "model's own photos kept", "#2a7"),
+        (1, scope, "out_of_scope_accepted", "out-of-scope photos accepted", "#c33"),
+        (2, open_set, "known_kept", "known species kept", "#27a"),
+        (2, open_set, "unknown_flagged", "unknown species flagged", "#e80"),
+    ]
+    for col, frame, column, name, colour in traces:
+        if frame[column].notna().any():
+            fig.add_trace(
+                go.Scatter(
+                    x=frame["threshold"],
+                    y=frame[column],
+                    name=name,
+                    mode="lines",
+                    line={"color": colour},
+                    hovertemplate=f"threshold %{{x:.2f}}: %{{y:.1%}} {name}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    for col, value in ((1, threshold), (2, novelty_threshold)):
+        if value == value:  # not NaN
+            fig.add_vline(x=value, line_dash="dot", line_color="grey", row=1, col=col)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    fig.update_xaxes(title_text="scope score threshold", row=1, col=1)
+    fig.update_xaxes(title_text="largest-logit threshold", row=1, col=2)
+    fig.update_layout(height=380, margin={"t": 50, "b": 40, "l": 50, "r": 10}, legend={"orientation": "h", "y": -0.25})
+    return fig

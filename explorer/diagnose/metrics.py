@@ -214,24 +214,46 @@ def _count_slots(slots: np.ndarray, thresholds: int, weights: np.ndarray | None 
     return counts[::-1].cumsum()[::-1][1:]
 
 
-def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-clade accuracy of two models on the photos both saw, and the photos where their top-1 differ."""
-    keys = ["photo_id", "true_name", f"true_{rank}", "correct_1", "pred_name", "confidence", "path"]
-    a, b = (t[keys].astype({"true_name": str, f"true_{rank}": object, "pred_name": str}) for t in (a, b))
-    both = a.merge(b, on=["photo_id", "true_name", f"true_{rank}", "path"], suffixes=("_a", "_b"))
+@dataclass(frozen=True)
+class Comparison:
+    """Two models on the same photos: per-clade accuracy, the photos where their top-1 differ, and the counts."""
+
+    per_clade: pd.DataFrame
+    disagree: pd.DataFrame
+    compared: int  # photos in view that both tables hold and both models have a class for
+    not_shared: int  # photos in view that the second table does not hold
+    out_of_vocabulary: int  # shared photos whose species one model (or both) has no class for
+
+
+def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> Comparison:
+    """Per-clade top-1 accuracy of two models on the photos of ``a`` (a filtered view) that ``b`` also holds and
+    that both models can name: a photo of a species without a class in one model is not that model's error."""
+    columns = ["photo_id", "true_name", f"true_{rank}", "in_vocab", "correct_1", "pred_name", "path"]
+    left = a[a["status"] == "ok"][columns]
+    right = b[b["status"] == "ok"][["photo_id", "in_vocab", "correct_1", "pred_name"]]
+    left = left.astype({"photo_id": str, "true_name": str, f"true_{rank}": object, "pred_name": str})
+    right = right.astype({"photo_id": str, "pred_name": str})
+    shared = left.merge(right, on="photo_id", suffixes=("_a", "_b"))
+    both = shared[shared["in_vocab_a"].astype(bool) & shared["in_vocab_b"].astype(bool)]
     clades = both[f"true_{rank}"].fillna(UNKNOWN)
     per = both.groupby(clades)[["correct_1_a", "correct_1_b"]].agg(["mean", "count"])
     per = pd.DataFrame(
         {
             "clade": per.index,
             "photos": per[("correct_1_a", "count")].to_numpy(),
-            "accuracy_a": per[("correct_1_a", "mean")].to_numpy(),
-            "accuracy_b": per[("correct_1_b", "mean")].to_numpy(),
+            "accuracy_a": per[("correct_1_a", "mean")].to_numpy(float),
+            "accuracy_b": per[("correct_1_b", "mean")].to_numpy(float),
         }
     )
     per["difference"] = per["accuracy_b"] - per["accuracy_a"]
-    disagree = both[both["pred_name_a"] != both["pred_name_b"]]
-    return per.sort_values("difference").reset_index(drop=True), disagree.reset_index(drop=True)
+    disagree = both[both["pred_name_a"] != both["pred_name_b"]].reset_index(drop=True)
+    return Comparison(
+        per.sort_values(["difference", "clade"]).reset_index(drop=True),
+        disagree,
+        compared=len(both),
+        not_shared=len(left) - len(shared),
+        out_of_vocabulary=len(shared) - len(both),
+    )
 
 
 def clade_tree(table: pd.DataFrame, ranks=("class", "order", "family", "genus")) -> pd.DataFrame:

@@ -81,6 +81,7 @@ CATEGORICAL = (
     "lca_name",
     "location_source",
     "geo_pred_name",
+    "scope_kind",
 )
 
 

@@ -19,6 +19,7 @@ from explorer.diagnose.schema import (
 from explorer.geo.combine import BoundPrior, combine_many
 from explorer.model import Classifier
 from explorer.places import check_date
+from explorer.scope import ScopeRule, scope_columns
 from explorer.synonyms import Synonyms, load_synonyms
 from explorer.taxonomy import RANKS, Lineage, Taxonomy, divergence_rank, lowest_common_ancestor, split_binomial
 
@@ -84,9 +85,12 @@ def build_eval_table(
     taxonomy: Taxonomy | None = None,
     data_root: Path | None = None,
     prior: BoundPrior | None = None,
+    scope: ScopeRule | None = None,
+    gate_logits: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The evaluation table from a manifest and the model's logits (pure: no model call). With a geo-prior
-    (a BoundPrior for this classifier) and lat/lon columns in the manifest, the GEO_SCHEMA columns too."""
+    (a BoundPrior for this classifier) and lat/lon columns in the manifest, the GEO_SCHEMA columns too; with the
+    model's scope rule (and the ImageNet gate's logits when the rule needs them), the SCOPE_SCHEMA columns."""
     if len(manifest) != len(logits):
         raise ValueError(f"{len(manifest)} manifest rows but {len(logits)} logit rows")
     names = manifest["scientific_name"].astype(str).tolist()
@@ -117,6 +121,11 @@ def build_eval_table(
     if prior is not None and {"lat", "lon"} <= set(manifest.columns):
         _add_geo_columns(frame, manifest, probs, true_index, prior, classifier.labels)
     bad = frame["status"] != "ok"
+    if scope is not None:
+        for column, values in scope_columns(scope, logits, classifier.background_index, gate_logits).items():
+            frame[column] = values
+        frame.loc[bad, ["scope_score", "novelty_score"]] = np.nan
+        frame.loc[bad, "in_scope"] = False
     frame.loc[bad, ["correct_1", "correct_k"] + (["geo_correct_1"] if "geo_correct_1" in frame else [])] = False
     return validate_table(frame)
 

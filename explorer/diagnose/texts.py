@@ -7,6 +7,7 @@ import html
 from explorer.diagnose.calibration import TemperatureFit
 from explorer.diagnose.geo_effect import GeoEffect
 from explorer.diagnose.metrics import TableSummary
+from explorer.diagnose.scope_effect import ScopeEffect
 from explorer.present import format_probability
 from explorer.taxonomy import RANKS
 
@@ -69,3 +70,47 @@ def calibration_markdown(fit: TemperatureFit) -> str:
         f"(the chart's legend gives it over all photos in view). Logits are divided by T "
         f"before the softmax; T > 1 means the model was over-confident."
     )
+
+
+NO_SCOPE = (
+    "This table has no scope columns. `explorer-evaluate` adds them when the model has a scope rule "
+    "(`checkpoints/scope/MODEL.json`, made by `explorer-scope`)."
+)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part} of {whole} ({part / whole:.1%})" if whole else "none"
+
+
+def scope_markdown(effect: ScopeEffect) -> str:
+    """What the scope check and the open-set flag do to the photos in view, at the rule's thresholds."""
+    if not effect.photos:
+        return "No readable photo in view."
+    lines = [
+        f"**Is it in scope?** The rule's score is `{html.escape(effect.kind)}` (threshold {effect.threshold:.2f}). "
+        f"It keeps {_share(effect.kept, effect.photos)} photos in view, all of the model's own subject."
+    ]
+    if effect.outside_photos:
+        lines.append(
+            f"Of the rule's {effect.outside_photos} held-out out-of-scope photos (other groups and everyday "
+            f"objects, not in this table) it accepts {_share(effect.outside_accepted, effect.outside_photos)}."
+        )
+    if effect.unknown_photos and effect.known_photos and effect.novelty_threshold == effect.novelty_threshold:
+        lines.append(
+            f"\n\n**Does it know the species?** The largest logit tells photos of known species from those of "
+            f"species without a class with AUROC **{effect.open_set_auroc:.3f}** here "
+            f"({effect.known_photos} known, {effect.unknown_photos} unknown). At its threshold "
+            f"({effect.novelty_threshold:.2f}) it keeps {_share(effect.known_kept, effect.known_photos)} known "
+            f"and flags {_share(effect.unknown_flagged, effect.unknown_photos)} unknown as 'probably not one of "
+            "its species': a hint, not a verdict."
+        )
+    elif not effect.unknown_photos:
+        lines.append(
+            "\n\nNo photo in view is of a species the model has no class for, so the open-set flag "
+            "cannot be measured here."
+        )
+    lines.append(
+        "\n\n<small>Half of these photos (a hash of the photo id) chose the thresholds, so these counts are a "
+        "little optimistic; the README gives the held-out half alone.</small>"
+    )
+    return " ".join(lines)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.geo.combine import BoundPrior
+from explorer.synonyms import load_synonyms
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,15 @@ def training_records(prior: BoundPrior, data_root: Path | None) -> tuple[pd.Data
 def held_out_places(names: list[str], taxa: list[str], records: pd.DataFrame, held: np.ndarray, seed: int = 0):
     """For each true name, one held-out record of that taxon chosen at random (seeded): where a photo of the
     species could plausibly have been taken, at a spot the prior never trained on. DataFrame lat, lon, date
-    ('' for none), location_source; NaN lat/lon where the taxon has no held-out record."""
+    ('' for none), location_source; NaN lat/lon where the taxon has no held-out record. Names match the prior's
+    taxa through synonyms (a CUB photo of *Mareca strepera* gets a record of the prior's *Anas strepera*)."""
     test = records[held]
     by_taxon = {t: g for t, g in test.groupby("taxon_index")}
-    index = {name: i for i, name in enumerate(taxa)}
+    positions = load_synonyms().lookup(taxa, names)
     rng = np.random.default_rng(seed)
     rows = []
-    for name in names:
-        group = by_taxon.get(index.get(name, -1))
+    for position in positions:
+        group = by_taxon.get(position)
         if group is None:
             rows.append((np.nan, np.nan, "", "none: no held-out record of the true species"))
             continue

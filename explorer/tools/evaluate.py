@@ -15,7 +15,7 @@ import pandas as pd
 from explorer.datasets import read_manifest
 from explorer.diagnose.evaluate import evaluate
 from explorer.diagnose.schema import save_table
-from explorer.resources import load_classifier_for, load_prior_for
+from explorer.resources import load_classifier_for, load_prior_for, load_scope_for
 from explorer.settings import add_model_arguments, settings_from_args
 
 
@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not re-rank with the model's geo-prior (by default photos with lat/lon in the manifest are)",
     )
+    parser.add_argument(
+        "--no-scope",
+        action="store_true",
+        help="leave out the scope columns (by default added when checkpoints/scope/MODEL.json exists)",
+    )
     return add_model_arguments(parser)
 
 
@@ -46,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         manifest = manifest[manifest["note"].fillna("") == ""].reset_index(drop=True)
     classifier, taxonomy = load_classifier_for(settings, args.model, manifest["scientific_name"])
     prior = None if args.no_geo else load_prior_for(settings, classifier)
+    scope, gate = (None, None) if args.no_scope else load_scope_for(settings, classifier)
     table = evaluate(
         classifier,
         manifest,
@@ -56,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         args.workers,
         args.address,
         prior=prior,
+        scope=scope,
+        gate=gate,
     )
     save_table(table, args.out)
     print(

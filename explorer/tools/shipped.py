@@ -24,7 +24,7 @@ from explorer.datasets import cub100_manifest, read_manifest
 from explorer.diagnose.evaluate import evaluate
 from explorer.diagnose.schema import save_table
 from explorer.geo.records import held_out_places, training_records
-from explorer.resources import load_classifier_for, load_prior_for
+from explorer.resources import load_classifier_for, load_prior_for, load_scope_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 
 SHIPPED = {
@@ -72,7 +72,8 @@ def shipped_table(settings: Settings, model: str, workers: int | None = None) ->
     if records is not None:
         places = held_out_places(manifest["scientific_name"].tolist(), prior.taxa, *records)
         manifest = pd.concat([manifest, places], axis=1)
-    return evaluate(classifier, manifest, taxonomy, data_root, workers=workers, prior=prior)
+    scope, gate = load_scope_for(settings, classifier)
+    return evaluate(classifier, manifest, taxonomy, data_root, workers=workers, prior=prior, scope=scope, gate=gate)
 
 
 def geo_line(table: pd.DataFrame) -> str:

@@ -3,6 +3,7 @@ inspector, on demand)."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, fields
 
 import gradio as gr
@@ -15,6 +16,7 @@ from explorer.diagnose.figures import (
     plot_model_comparison,
     plot_reliability,
     plot_rollup_tradeoff,
+    plot_scope_tradeoff,
 )
 from explorer.diagnose.geo_effect import GEO_KINDS, geo_effect, geo_effect_by_clade, geo_rows, has_geo
 from explorer.diagnose.metrics import (
@@ -29,7 +31,8 @@ from explorer.diagnose.metrics import (
     rollup_tradeoff,
     summary,
 )
-from explorer.diagnose.texts import calibration_markdown, geo_markdown, summary_markdown
+from explorer.diagnose.scope_effect import has_scope, open_set_tradeoff, scope_effect, scope_tradeoff
+from explorer.diagnose.texts import NO_SCOPE, calibration_markdown, geo_markdown, scope_markdown, summary_markdown
 from explorer.resources import Resources
 from explorer.services import inspect_error, thumbnails
 from explorer.taxonomy import RANKS
@@ -61,6 +64,7 @@ class FilterControls:
     list_rank: gr.Dropdown
     min_photos: gr.Slider
     geo_kind: gr.Radio
+    other: gr.Dropdown  # the second model to compare with (None: no comparison)
 
     def __iter__(self):
         return iter(getattr(self, f.name) for f in fields(self))
@@ -78,6 +82,8 @@ class DashboardOutputs:
     reliability_plot: gr.Plot
     tradeoff_plot: gr.Plot
     calibration: gr.Markdown
+    scope_plot: gr.Plot
+    scope_text: gr.Markdown
     gallery: gr.Gallery
     error_table: gr.Dataframe
     errors_state: gr.State
@@ -85,6 +91,9 @@ class DashboardOutputs:
     geo_clades: gr.Dataframe
     geo_gallery: gr.Gallery
     geo_state: gr.State
+    compare_plot: gr.Plot
+    compare_text: gr.Markdown
+    disagreements: gr.Dataframe
 
     def __iter__(self):
         return iter(getattr(self, f.name) for f in fields(self))
@@ -105,8 +114,9 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     charts, chart_filters = _build_charts()
     errors, inspector_text, inspector = _build_errors()
     geo, geo_filters = _build_geo_section()
-    filters = FilterControls(**top, **chart_filters, **geo_filters)
-    out = DashboardOutputs(**charts, **errors, **geo)
+    comparison, compare_filter = _build_comparison(resources)
+    filters = FilterControls(**top, **chart_filters, **geo_filters, **compare_filter)
+    out = DashboardOutputs(**charts, **errors, **geo, **comparison)
     refresh = _make_dashboard_handler(resources, out)
     for control in filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
@@ -119,17 +129,16 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
         filters.clade_name,
         api_visibility="private",
     )
-    inspect = _make_inspector(resources)
-    for source, rows in (
-        (out.gallery, out.errors_state),
-        (out.error_table, out.errors_state),
-        (out.geo_gallery, out.geo_state),
+    for source, rows, place_changed in (
+        (out.gallery, out.errors_state, False),
+        (out.error_table, out.errors_state, False),
+        (out.geo_gallery, out.geo_state, True),
     ):
+        inspect = _make_inspector(resources, place_changed)
         source.select(inspect, [rows], [inspector_text, inspector], api_visibility="private", **MODEL_QUEUE)
     out.geo_clades.select(
         _make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
     )
-    _build_comparison(resources, filters)
     return DashboardView(filters, out, refresh)
 
 
@@ -177,6 +186,8 @@ def _build_charts() -> tuple[dict, dict]:
         reliability_plot = gr.Plot(label="Calibration", elem_id="dash_reliability")
         tradeoff_plot = gr.Plot(label="Roll-up trade-off", elem_id="dash_tradeoff")
     calibration = gr.Markdown(elem_id="dash_calibration")
+    scope_plot = gr.Plot(label="Scope and unknown species", elem_id="dash_scope")
+    scope_text = gr.Markdown(elem_id="dash_scope_text")
     charts = dict(
         summary=summary_text,
         errors_plot=errors_plot,
@@ -186,6 +197,8 @@ def _build_charts() -> tuple[dict, dict]:
         reliability_plot=reliability_plot,
         tradeoff_plot=tradeoff_plot,
         calibration=calibration,
+        scope_plot=scope_plot,
+        scope_text=scope_text,
     )
     return charts, dict(list_rank=list_rank, min_photos=min_photos)
 
@@ -231,17 +244,19 @@ def _build_geo_section() -> tuple[dict, dict]:
     return outputs, dict(geo_kind=geo_kind)
 
 
-def _build_comparison(resources: Resources, filters: FilterControls) -> None:
+def _build_comparison(resources: Resources) -> tuple[dict, dict]:
     with gr.Accordion("Compare with another model", open=False):
-        other = gr.Dropdown(list(resources.tables), value=None, label="Second table", elem_id="dash_other")
-        compare_plot = gr.Plot()
+        other = gr.Dropdown(
+            [NO_COMPARISON, *resources.tables],
+            value=NO_COMPARISON,
+            label="Second table (same filters)",
+            elem_id="dash_other",
+        )
+        compare_text = gr.Markdown(elem_id="dash_compare_text")
+        compare_plot = gr.Plot(elem_id="dash_compare")
         disagreements = gr.Dataframe(label="Photos where the two top-1 predictions differ", max_height=260)
-    other.change(
-        _make_comparison(resources),
-        [filters.table, other, filters.list_rank],
-        [compare_plot, disagreements],
-        api_visibility="private",
-    )
+    outputs = dict(compare_plot=compare_plot, compare_text=compare_text, disagreements=disagreements)
+    return outputs, dict(other=other)
 
 
 def _filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Filters:
@@ -264,7 +279,7 @@ NO_MATCH = "**No photos match these filters.** Widen the confidence range, the c
 
 
 def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
-    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind):
+    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other):
         view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         table = resources.tables[name]
         model = str(table["model"].iloc[0]) if len(table) else name
@@ -276,10 +291,12 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
             out.pairs: confused_pairs(view).round(3),
             **_calibration_outputs(out, view),
+            **_scope_outputs(resources, out, view, model),
             out.gallery: thumbnails(resources, errors),
             out.error_table: errors[ERROR_COLUMNS].round(3),
             out.errors_state: errors.to_dict("records"),
             **_geo_outputs(resources, out, view, list_rank, int(min_photos), kind),
+            **_comparison_outputs(resources, out, view, name, other, list_rank),
         }
 
     return on_filters
@@ -295,6 +312,20 @@ def _calibration_outputs(out: DashboardOutputs, view: pd.DataFrame) -> dict:
         out.tradeoff_plot: plot_rollup_tradeoff(rollup_tradeoff(view)),
         out.calibration: calibration_markdown(fit),
     }
+
+
+def _scope_outputs(resources: Resources, out: DashboardOutputs, view: pd.DataFrame, model: str) -> dict:
+    """The scope and open-set trade-offs; the out-of-scope curve only when the loaded rule is the table's kind."""
+    if not has_scope(view):
+        return {out.scope_plot: None, out.scope_text: NO_SCOPE}
+    rule = resources.scope_rules.get(model)
+    kind = str(view["scope_kind"].iloc[0]) if len(view) else ""
+    outside = rule.figures.get("held_out_out_of_scope_scores") if rule is not None and rule.score == kind else None
+    effect = scope_effect(view, outside)
+    figure = plot_scope_tradeoff(
+        scope_tradeoff(view, outside), open_set_tradeoff(view), effect.threshold, effect.novelty_threshold
+    )
+    return {out.scope_plot: figure, out.scope_text: scope_markdown(effect)}
 
 
 def _geo_caption(row) -> str:
@@ -316,7 +347,19 @@ def _geo_outputs(resources: Resources, out: DashboardOutputs, view, rank: str, m
 
 def _make_geo_drilldown(resources: Resources):
     def on_clade(
-        name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, _min, kind, evt: gr.SelectData
+        name,
+        rank,
+        clade,
+        min_conf,
+        max_conf,
+        outcome,
+        noted,
+        in_vocab,
+        list_rank,
+        _min,
+        kind,
+        _other,
+        evt: gr.SelectData,
     ):
         view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         if not has_geo(view) or not evt.row_value:
@@ -337,13 +380,13 @@ def _clade_choices(resources: Resources):
     return on_rank
 
 
-def _make_inspector(resources: Resources):
+def _make_inspector(resources: Resources, place_changed: bool = False):
     def on_select(rows, evt: gr.SelectData):
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         if not rows or index is None or index >= len(rows):
             return "", []
         try:
-            found = inspect_error(resources, rows[index])
+            found = inspect_error(resources, rows[index], place_changed)
         except ValueError as err:
             raise gr.Error(str(err)) from err
         return found.html, found.images
@@ -351,14 +394,22 @@ def _make_inspector(resources: Resources):
     return on_select
 
 
-def _make_comparison(resources: Resources):
-    def on_compare(name_a, name_b, rank):
-        if not name_b:
-            return None, None
-        per_clade, disagree = compare_models(resources.tables[name_a], resources.tables[name_b], rank)
-        if per_clade.empty:
-            raise gr.Error(f"{name_a} and {name_b} share no photos.")
-        columns = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "correct_1_b", "path"]
-        return plot_model_comparison(per_clade, name_a, name_b), disagree[columns]
+NO_COMPARISON = "(none)"
+COMPARE_COLUMNS = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "correct_1_b", "path"]
 
-    return on_compare
+
+def _comparison_outputs(resources: Resources, out: DashboardOutputs, view, name: str, other, rank: str) -> dict:
+    """The main table's view against a second table, on the photos both hold and both models can name."""
+    if not other or other not in resources.tables:
+        return {out.compare_plot: None, out.compare_text: "", out.disagreements: None}
+    compared = compare_models(view, resources.tables[other], rank)
+    text = (
+        f"**{compared.compared}** photos in view that both tables hold and both models have a class for "
+        f"(left out: {compared.out_of_vocabulary} of a species one model cannot name, {compared.not_shared} not "
+        f"in `{html.escape(other)}`). The filters select photos by the main table's model "
+        f"(`{html.escape(name)}`): its confidence and outcome."
+    )
+    if not compared.compared:
+        return {out.compare_plot: None, out.compare_text: text, out.disagreements: None}
+    figure = plot_model_comparison(compared.per_clade, name, other)
+    return {out.compare_plot: figure, out.compare_text: text, out.disagreements: compared.disagree[COMPARE_COLUMNS]}
