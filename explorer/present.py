@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from explorer.cam import overlay_cams
@@ -96,6 +97,28 @@ def predictions_html(result: IdentifyResult, subject: str = "organism") -> str:
         "<th>Lineage (kingdom › … › genus)</th><th>Taxonomy</th></tr>"
     )
     return f"<table class='predictions'>{head}{''.join(rows)}</table>"
+
+
+def predictions_frame(result: IdentifyResult) -> pd.DataFrame:
+    """The suggestions as a table for download: one row per suggestion with its lineage and, with a place, the
+    image-only probability, the geo score and the image-only rank."""
+    rows = []
+    for n, p in enumerate(result.predictions, 1):
+        row = {
+            "rank": n,
+            "scientific_name": p.scientific_name,
+            "common_name": p.common_name,
+            "probability": p.probability,
+            "is_background": p.is_background,
+            "taxon_id": p.taxon_id,
+            "resolved_rank": p.resolved_rank,
+            **{r: p.lineage.get(r) for r in RANKS[:-1]},
+        }
+        if result.place is not None:
+            row |= {"image_only_probability": p.vision_probability, "geo_score": p.geo_score}
+            row |= {"image_only_rank": p.vision_rank, "out_of_known_range": p.out_of_range}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _rank_span(rank: str, name: str | None) -> str:

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 from PIL import Image
 
@@ -42,3 +44,32 @@ def test_overlays_one_per_prediction_and_downscaled():
     result = make_result()
     overlays = cam_overlays(Image.new("RGB", (1000, 500)), result)
     assert len(overlays) == 1 and overlays[0].shape == (192, 384, 3)
+
+
+def test_predictions_frame_for_download_has_the_lineage_and_the_place_columns():
+    from explorer.places import Place
+    from explorer.present import predictions_frame
+
+    result = make_result(name="Poecile atricapillus", common="Black-capped Chickadee")
+    frame = predictions_frame(result)
+    assert frame.to_dict("records") == [
+        {
+            "rank": 1,
+            "scientific_name": "Poecile atricapillus",
+            "common_name": "Black-capped Chickadee",
+            "probability": 0.5,
+            "is_background": False,
+            "taxon_id": None,
+            "resolved_rank": "genus",
+            "kingdom": "Animalia",
+            "phylum": None,
+            "class": None,
+            "order": None,
+            "family": None,
+            "genus": "<img src=x onerror=alert(1)>",  # CSV is data, not HTML: kept as it is
+        }
+    ]
+    result.place = Place(43.7, -79.4, None)
+    result.predictions[0] = replace(result.predictions[0], vision_probability=0.25, geo_score=0.9, vision_rank=2)
+    placed = predictions_frame(result).iloc[0]
+    assert (placed["image_only_probability"], placed["geo_score"], placed["image_only_rank"]) == (0.25, 0.9, 2)

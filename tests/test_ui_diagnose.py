@@ -96,3 +96,43 @@ def test_comparison_obeys_the_filters_and_counts_only_photos_both_models_name(da
         "cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)"
     )
     assert none[out.compare_plot] is None and none[out.disagreements] is None
+
+
+def test_min_above_max_confidence_is_refused_at_the_field(dashboard):
+    out = dashboard.outputs
+    shown = dashboard.refresh(
+        "cub100_effnet_head", "(all)", None, 0.7, 0.4, "all", True, False, "family", 5, "fixed", "(none)"
+    )
+    assert set(shown) == {out.min_conf, out.max_conf}  # nothing else redrawn: the last valid view stays
+    assert shown[out.min_conf].info == "0.7 is above the max (0.4), so no photo could match: lower it."
+    typed = dashboard.refresh(
+        "cub100_effnet_head", "(all)", None, -0.5, 1.0, "all", True, False, "family", 5, "fixed", "(none)"
+    )
+    assert typed[out.min_conf].info == "-0.5 is outside 0..1: using 0." and typed[out.min_conf].value == 0
+    assert "**cub100_effnet_head**" in typed[out.summary]
+
+
+def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
+    import pandas as pd
+
+    from explorer.diagnose.metrics import Filters, accuracy_by_clade, filter_table
+    from explorer.ui.diagnose_tab import view_csv_files
+
+    filters = ("order", "Passeriformes", 0.0, 1.0, "incorrect", True, False)
+    paths = view_csv_files(resources_without_photos, "cub100_effnet_head", filters, "family", 5, "fixed", "inat_bird")
+    names = [Path(p).name for p in paths]
+    assert names == [
+        "cub100_effnet_head-photos-in-view.csv",
+        "cub100_effnet_head-clades-by-family.csv",
+        "cub100_effnet_head-confused-pairs.csv",
+        "cub100_effnet_head-errors.csv",
+        "cub100_effnet_head-geo-fixed-by-family.csv",
+        "cub100_effnet_head-vs-inat_bird-by-family.csv",
+    ]
+    table = resources_without_photos.tables["cub100_effnet_head"]
+    view = filter_table(table, Filters("order", "Passeriformes", 0.0, 1.0, "incorrect", True, False))
+    photos = pd.read_csv(paths[0])
+    assert len(photos) == len(view) > 0 and set(photos["true_order"]) == {"Passeriformes"}
+    clades = pd.read_csv(paths[1])
+    assert clades["clade"].tolist() == accuracy_by_clade(view, "family", 5)["clade"].tolist()
+    assert len(pd.read_csv(paths[3])) == len(view)  # every photo in this view is an error

@@ -36,7 +36,8 @@ from explorer.diagnose.texts import NO_SCOPE, calibration_markdown, geo_markdown
 from explorer.resources import Resources
 from explorer.services import inspect_error, thumbnails
 from explorer.taxonomy import RANKS
-from explorer.ui.components import MODEL_QUEUE
+from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp
+from explorer.ui.temp_files import write_download
 
 NO_TABLES = (
     "No evaluation tables found. Make one with `explorer-evaluate --model NAME --images MANIFEST "
@@ -94,6 +95,8 @@ class DashboardOutputs:
     compare_plot: gr.Plot
     compare_text: gr.Markdown
     disagreements: gr.Dataframe
+    min_conf: gr.Slider  # also filters: a refused range is said beside them
+    max_conf: gr.Slider
 
     def __iter__(self):
         return iter(getattr(self, f.name) for f in fields(self))
@@ -112,11 +115,13 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
         return None
     top = _build_filters(resources)
     charts, chart_filters = _build_charts()
+    csv_files, csv_button = charts.pop("csv_files"), charts.pop("csv_button")
     errors, inspector_text, inspector = _build_errors()
     geo, geo_filters = _build_geo_section()
     comparison, compare_filter = _build_comparison(resources)
     filters = FilterControls(**top, **chart_filters, **geo_filters, **compare_filter)
-    out = DashboardOutputs(**charts, **errors, **geo, **comparison)
+    confidence = dict(min_conf=top["min_conf"], max_conf=top["max_conf"])
+    out = DashboardOutputs(**charts, **errors, **geo, **comparison, **confidence)
     refresh = _make_dashboard_handler(resources, out)
     for control in filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
@@ -139,6 +144,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     out.geo_clades.select(
         _make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
     )
+    csv_button.click(_make_csv_handler(resources), list(filters), csv_files, api_visibility="private")
     return DashboardView(filters, out, refresh)
 
 
@@ -151,8 +157,8 @@ def _build_filters(resources: Resources) -> dict:
         clade_name = gr.Dropdown([], value=None, label="Clade", allow_custom_value=False, elem_id="dash_clade")
         outcome = gr.Radio(list(OUTCOMES), value="all", label="Photos", elem_id="dash_outcome")
     with gr.Row():
-        min_conf = gr.Slider(0, 1, value=0, step=0.01, label="Min top-1 confidence", elem_id="dash_min_conf")
-        max_conf = gr.Slider(0, 1, value=1, step=0.01, label="Max top-1 confidence", elem_id="dash_max_conf")
+        min_conf = LenientSlider(0, 1, value=0, step=0.01, label="Min top-1 confidence", elem_id="dash_min_conf")
+        max_conf = LenientSlider(0, 1, value=1, step=0.01, label="Max top-1 confidence", elem_id="dash_max_conf")
         exclude_noted = gr.Checkbox(True, label="Exclude photos with doubtful labels", elem_id="dash_noted")
         in_vocab = gr.Checkbox(False, label="Only species the model knows")
     return dict(
@@ -170,6 +176,9 @@ def _build_filters(resources: Resources) -> dict:
 def _build_charts() -> tuple[dict, dict]:
     """The charts and tables, and the two filters that sit beside the clade table."""
     summary_text = gr.Markdown(elem_id="dash_summary")
+    with gr.Accordion("Download this view's tables (CSV)", open=False):
+        csv_button = gr.Button("Prepare the CSV files", size="sm", elem_id="dash_csv_button")
+        csv_files = gr.File(label="The photos in view and each table below", file_count="multiple", elem_id="dash_csv")
     with gr.Row():
         errors_plot = gr.Plot(label="Errors by taxonomic rank", elem_id="dash_errors")
         sunburst = gr.Plot(label="Accuracy per clade", elem_id="dash_sunburst")
@@ -200,6 +209,7 @@ def _build_charts() -> tuple[dict, dict]:
         scope_plot=scope_plot,
         scope_text=scope_text,
     )
+    charts["csv_files"], charts["csv_button"] = csv_files, csv_button
     return charts, dict(list_rank=list_rank, min_photos=min_photos)
 
 
@@ -280,6 +290,10 @@ NO_MATCH = "**No photos match these filters.** Widen the confidence range, the c
 
 def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
     def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other):
+        (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
+        if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
+            refused = f"{min_conf:g} is above the max ({max_conf:g}), so no photo could match: lower it."
+            return {out.min_conf: gr.Slider(value=min_conf, info=refused), out.max_conf: gr.Slider(value=max_conf)}
         view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         table = resources.tables[name]
         model = str(table["model"].iloc[0]) if len(table) else name
@@ -297,6 +311,8 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             out.errors_state: errors.to_dict("records"),
             **_geo_outputs(resources, out, view, list_rank, int(min_photos), kind),
             **_comparison_outputs(resources, out, view, name, other, list_rank),
+            out.min_conf: gr.Slider(value=min_conf, info=min_note or None),
+            out.max_conf: gr.Slider(value=max_conf, info=max_note or None),
         }
 
     return on_filters
@@ -413,3 +429,37 @@ def _comparison_outputs(resources: Resources, out: DashboardOutputs, view, name:
         return {out.compare_plot: None, out.compare_text: text, out.disagreements: None}
     figure = plot_model_comparison(compared.per_clade, name, other)
     return {out.compare_plot: figure, out.compare_text: text, out.disagreements: compared.disagree[COMPARE_COLUMNS]}
+
+
+def _make_csv_handler(resources: Resources):
+    def on_csv(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other):
+        return view_csv_files(
+            resources,
+            name,
+            (rank, clade, min_conf, max_conf, outcome, noted, in_vocab),
+            list_rank,
+            int(min_photos),
+            kind,
+            other,
+        )
+
+    return on_csv
+
+
+def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, kind, other) -> list[str]:
+    """The photos in view and each of the view's tables, as CSV files written for this request."""
+    min_conf, max_conf = filters[2], filters[3]
+    if float(min_conf) > float(max_conf):
+        raise gr.Error(f"Min confidence {min_conf:g} is above the max {max_conf:g}: no photo could match.")
+    view = _view(resources, name, *filters)
+    tables = {
+        f"{name}-photos-in-view": view,
+        f"{name}-clades-by-{list_rank}": accuracy_by_clade(view, list_rank, min_photos),
+        f"{name}-confused-pairs": confused_pairs(view),
+        f"{name}-errors": error_rows(view, limit=None)[ERROR_COLUMNS],
+    }
+    if has_geo(view):
+        tables[f"{name}-geo-{kind}-by-{list_rank}"] = geo_effect_by_clade(view, list_rank, min_photos)
+    if other and other in resources.tables:
+        tables[f"{name}-vs-{other}-by-{list_rank}"] = compare_models(view, resources.tables[other], list_rank).per_clade
+    return [write_download(f"{stem}.csv", frame.to_csv(index=False)) for stem, frame in tables.items()]

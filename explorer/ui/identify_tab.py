@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 
 import gradio as gr
 
 from explorer.cam import FAST_METHOD, METHODS
 from explorer.geo.maps import map_iframe
-from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K
+from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K, result_to_json
 from explorer.images import read_place_time
 from explorer.places import place_problems
 from explorer.present import (
     cam_captions,
     cam_overlays,
     prediction_title,
+    predictions_frame,
     predictions_html,
     rollup_markdown,
     suggestions_heading,
@@ -24,6 +26,7 @@ from explorer.present import (
 from explorer.resources import Resources
 from explorer.services import AUTO, DATE_ONLY_NOTE, Identification, identify_photo, range_map_document
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, clamp
+from explorer.ui.temp_files import write_download
 
 EXAMPLES_CREDIT = (
     "Example photos: Google Coral test_data (Open Images, CC BY 2.0; US Navy, public domain). "
@@ -58,6 +61,8 @@ class IdentifyView:
     notes: gr.Markdown
     map_choice: gr.Radio
     range_html: gr.HTML
+    json_file: gr.DownloadButton
+    csv_file: gr.DownloadButton
     last_photo: gr.State
     shown_model: gr.State  # the model that answered (the one chosen when the menu says "auto")
     examples: gr.Examples | None = None
@@ -69,6 +74,7 @@ class IdentifyView:
     @property
     def outputs(self) -> list:
         shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.range_html]
+        shown += [self.json_file, self.csv_file]
         return [*shown, self.lat, self.lon, self.date, self.last_photo, self.shown_model, self.top_k, self.threshold]
 
 
@@ -152,6 +158,9 @@ def _build_results() -> dict:
         label="What the model looked at: one CAM per suggestion", columns=3, height="auto", elem_id="cams"
     )
     table = gr.HTML(elem_id="lineages")
+    with gr.Row():
+        json_file = gr.DownloadButton("Download the answer (JSON)", visible=False, size="sm", elem_id="download_json")
+        csv_file = gr.DownloadButton("Download the table (CSV)", visible=False, size="sm", elem_id="download_csv")
     notes = gr.Markdown(elem_id="notes")
     with gr.Group():
         map_choice = gr.Radio([], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True)
@@ -164,6 +173,8 @@ def _build_results() -> dict:
         notes=notes,
         map_choice=map_choice,
         range_html=range_html,
+        json_file=json_file,
+        csv_file=csv_file,
     )
 
 
@@ -238,7 +249,9 @@ def _place_fields(view: IdentifyView, values, problems: dict, date_unused: bool)
 
 def _cleared(view: IdentifyView) -> dict:
     empty = {view.verdict: "", view.label: None, view.gallery: None, view.table: "", view.notes: ""}
-    return {**empty, view.map_choice: gr.Radio(choices=[], value=None), view.range_html: ""}
+    files = {view.json_file: gr.DownloadButton(value=None, visible=False)}
+    files[view.csv_file] = gr.DownloadButton(value=None, visible=False)
+    return {**empty, view.map_choice: gr.Radio(choices=[], value=None), view.range_html: "", **files}
 
 
 def _shown(resources: Resources, view: IdentifyView, found: Identification, where: tuple) -> dict:
@@ -253,6 +266,19 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
         view.table: predictions_html(result, subject),
         view.notes: "\n".join(f"- {html.escape(n)}" for n in result.notes if not n.startswith(DATE_ONLY_NOTE)),
         **_range_map(resources, view, result, species, where),
+        **_downloads(view, result),
+    }
+
+
+def _downloads(view: IdentifyView, result) -> dict:
+    """The answer as the API's JSON and the suggestions table as CSV, written for this request only."""
+    stem = f"identify-{result.model}"
+    answer = json.dumps(result_to_json(result), indent=2, ensure_ascii=False)
+    return {
+        view.json_file: gr.DownloadButton(value=write_download(f"{stem}.json", answer), visible=True),
+        view.csv_file: gr.DownloadButton(
+            value=write_download(f"{stem}.csv", predictions_frame(result).to_csv(index=False)), visible=True
+        ),
     }
 
 

@@ -5,12 +5,42 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
+import uuid
+from pathlib import Path
 
 import gradio as gr
 
 log = logging.getLogger(__name__)
+DOWNLOADS = Path(tempfile.gettempdir()) / f"explorer-downloads-{os.getpid()}"
+
+
+def write_download(name: str, text: str, folder: Path = DOWNLOADS) -> str:
+    """Write a file offered for download in a folder of its own (one per request: two requests never share a
+    file); Gradio copies it into its cache, and ``sweep_downloads`` removes the original later."""
+    own = Path(folder) / uuid.uuid4().hex
+    own.mkdir(parents=True)
+    path = own / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def sweep_downloads(ttl_s: float, folder: Path = DOWNLOADS) -> int:
+    """Remove the per-request download folders older than ttl_s; returns how many."""
+    if not Path(folder).is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for own in Path(folder).iterdir():
+        try:
+            if now - own.stat().st_mtime > ttl_s:
+                shutil.rmtree(own, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def sweep_temp_files(demo: gr.Blocks, ttl_s: float) -> int:
@@ -59,6 +89,7 @@ def start_temp_sweeper(demo: gr.Blocks, ttl_s: float) -> threading.Thread:
             time.sleep(max(5.0, ttl_s / 2))
             try:
                 sweep_temp_files(demo, ttl_s)
+                sweep_downloads(ttl_s)
             except Exception:  # noqa: BLE001 (keep sweeping; say what went wrong)
                 log.exception("temporary-file sweep failed; trying again next time")
 
