@@ -27,14 +27,21 @@ def prediction_title(pred: Prediction, subject: str = "organism") -> str:
 
 
 def topk_label(result: IdentifyResult, subject: str = "organism") -> dict[str, float]:
-    """{'1. title': probability} in rank order (numbered so that equal names stay distinct)."""
-    return {f"{n}. {prediction_title(p, subject)}": p.probability for n, p in enumerate(result.predictions, 1)}
+    """{'1. title: 0.4%': probability} in rank order (numbered so that equal names stay distinct). The label
+    component rounds to whole percents (0.4 % shows as "0%"), so the key carries the probability as the table
+    writes it and the page's CSS hides the rounded figure."""
+    return {
+        f"{n}. {prediction_title(p, subject)}: {format_probability(p.probability)}": p.probability
+        for n, p in enumerate(result.predictions, 1)
+    }
 
 
 def cam_captions(result: IdentifyResult, subject: str = "organism") -> list[str]:
+    """Short enough for a thumbnail, the probability first: '1. 73.8% Poecile atricapillus'."""
+    names = [prediction_title(p, subject) if p.is_background else p.scientific_name for p in result.predictions]
     return [
-        f"{n}. {prediction_title(p, subject)}: {format_probability(p.probability)} ({result.cam_method})"
-        for n, p in enumerate(result.predictions, 1)
+        f"{n}. {format_probability(p.probability)} {name}"
+        for n, (p, name) in enumerate(zip(result.predictions, names), 1)
     ]
 
 

@@ -100,3 +100,14 @@ def test_range_mapper_keeps_a_bounded_number_of_recent_maps(small_prior):
     for i in range(RECENT_MAPS + 3):
         mapper.html(1, "B b", float(i), 0.0)
     assert len(mapper._recent) == RECENT_MAPS and mapper.html(0, "A a", 10.0, 20.0) is not first
+
+
+def test_a_map_without_a_place_opens_on_the_range():
+    from explorer.geo.maps import LandGrid, range_bounds
+
+    lat, lon = np.array([45.0, 40.0, 10.0, -30.0]), np.array([-80.0, -100.0, 20.0, 150.0])
+    grid = LandGrid(1.0, lat, lon, np.zeros(4, int), np.zeros(4, int), np.zeros((4, 2), np.float32))
+    # North America scores high, Africa a little (below half the best), Australia nothing
+    assert range_bounds(grid, np.array([0.9, 0.6, 0.3, 0.0])) == [[39.0, -101.0], [46.0, -79.0]]
+    assert range_bounds(grid, np.array([0.9, 0.6, 0.3, 0.0]), share=0.3) == [[9.0, -101.0], [46.0, 21.0]]
+    assert range_bounds(grid, np.zeros(4)) is None  # nothing drawn: the world view stays

@@ -37,7 +37,16 @@ def test_markdown_verdict_escapes():
 
 
 def test_background_titled_as_nothing_found():
-    assert list(topk_label(make_result(background=True), "bird")) == ["1. No bird found"]
+    assert list(topk_label(make_result(background=True), "bird")) == ["1. No bird found: 50.0%"]
+
+
+def test_small_probabilities_are_not_rounded_to_zero_and_captions_lead_with_them():
+    from explorer.present import cam_captions
+
+    result = make_result(name="Setophaga cerulea", common="Cerulean Warbler")
+    result.predictions[0] = replace(result.predictions[0], probability=0.004)
+    assert topk_label(result, "bird") == {"1. Setophaga cerulea (Cerulean Warbler): 0.4%": 0.004}
+    assert cam_captions(result, "bird") == ["1. 0.4% Setophaga cerulea"]
 
 
 def test_overlays_one_per_prediction_and_downscaled():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -122,6 +123,19 @@ def _land_overlay(step: float) -> str:
     return _projected_png(image)
 
 
+def range_bounds(grid: LandGrid, scores: np.ndarray, share: float = 0.5) -> list[list[float]] | None:
+    """[[south, west], [north, east]] around the cells scoring at least ``share`` of the best score (and at
+    least 0.05, what the map draws), padded by a cell; None when nothing is drawn."""
+    scores = np.asarray(scores, dtype=float)
+    if not len(scores) or scores.max() < 0.05:
+        return None
+    keep = scores >= max(0.05, share * scores.max())
+    pad = grid.step
+    south, north = float(grid.lat[keep].min()) - pad, float(grid.lat[keep].max()) + pad
+    west, east = float(grid.lon[keep].min()) - pad, float(grid.lon[keep].max()) + pad
+    return [[max(south, -85.0), max(west, -180.0)], [min(north, 85.0), min(east, 180.0)]]
+
+
 def range_map(
     grid: LandGrid,
     scores: np.ndarray,
@@ -141,6 +155,10 @@ def range_map(
     fmap = folium.Map(
         location=center, zoom_start=3 if lat is not None else 1, tiles=None, world_copy_jump=True, min_zoom=1
     )
+    bounds = range_bounds(grid, scores) if lat is None or lon is None else None
+    if bounds is not None:  # open on the range (a narrow window would otherwise show the Atlantic)
+        fmap.fit_bounds(bounds)
+    fmap.get_root().html.add_child(folium.Element(_refit_script(fmap.get_name(), bounds, center, lat)))
     world = [[-90, -180], [90, 180]]
     folium.raster_layers.ImageOverlay(_land_overlay(grid.step), bounds=world, name="land", control=False).add_to(fmap)
     folium.TileLayer("OpenStreetMap", name="OpenStreetMap tiles (needs internet)", overlay=True, show=False).add_to(
@@ -159,6 +177,22 @@ def range_map(
     folium.LayerControl(collapsed=True).add_to(fmap)
     fmap.get_root().html.add_child(folium.Element(_legend(title, caveat)))
     return fmap
+
+
+def _refit_script(name: str, bounds, center, lat) -> str:
+    """A map drawn in a frame that was not yet laid out (a section being shown) starts at size 0 and zoom 0, all
+    grey; once the frame has a size, set the view again (once)."""
+    view = (
+        f"{name}.fitBounds({json.dumps(bounds)})"
+        if bounds
+        else f"{name}.setView({json.dumps(center)}, {3 if lat is not None else 1})"
+    )
+    return (
+        "<script>window.__startedEmpty = !window.innerWidth;"
+        " window.addEventListener('resize', function () {"
+        " if (!window.__startedEmpty || window.__viewSet || !window.innerWidth) return;"
+        f" {name}.invalidateSize(); {view}; window.__viewSet = true; }});</script>"
+    )
 
 
 def _add_points(fmap, points: tuple[np.ndarray, np.ndarray], label: str) -> None:

@@ -11,11 +11,49 @@ import gradio as gr
 MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
 QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out
 # Enter in a slider's number box applies the value (Gradio applies it on blur only)
-HEAD = (
-    "<script>document.addEventListener('keydown', e => { if (e.key === 'Enter' && e.target.matches"
-    "(\"input[type='number']\")) e.target.blur(); }, true);</script>"
+ENTER_APPLIES = (
+    "document.addEventListener('keydown', e => { if (e.key === 'Enter' && e.target.matches"
+    "(\"input[type='number']\")) e.target.blur(); }, true);"
 )
-CSS = "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top} #lineages {overflow-x: auto}"
+# A photo over the upload cap: Gradio refuses it with a toast in a corner; say it under the photo too, with the limit
+UPLOAD_LIMIT_NOTE = """(() => { const LIMIT = %d;
+  function note(files) {
+    const photo = document.getElementById('photo'); if (!photo || !files || !files.length) return;
+    const big = Array.from(files).find(f => f.size > LIMIT);
+    let box = document.getElementById('photo_limit_note');
+    if (!big) { if (box) box.remove(); return; }
+    if (!box) { box = document.createElement('div'); box.id = 'photo_limit_note'; box.setAttribute('role', 'alert');
+      photo.insertAdjacentElement('afterend', box); }
+    box.textContent = big.name + ' is ' + (big.size / 1048576).toFixed(1) + ' MB: photos up to ' +
+      (LIMIT / 1048576).toFixed(0) + ' MB are accepted. Export a smaller copy (e.g. 4000 px on the long side).';
+  }
+  document.addEventListener('change', e => { if (e.target.matches && e.target.matches('#photo input[type=file]'))
+    note(e.target.files); }, true);
+  document.addEventListener('drop', e => { if (e.target.closest && e.target.closest('#photo') && e.dataTransfer)
+    note(e.dataTransfer.files); }, true);
+  document.addEventListener('paste', e => { if (e.clipboardData) note(e.clipboardData.files); }, true);
+})();"""
+
+
+def head_html(max_upload_bytes: int) -> str:
+    """The page's own scripts (``launch(head=...)``)."""
+    return f"<script>{ENTER_APPLIES}\n{UPLOAD_LIMIT_NOTE % int(max_upload_bytes)}</script>"
+
+
+CSS = (
+    "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top}"
+    " #photo_limit_note {color: #b91c1c; font-weight: 600; padding: 4px 8px}"
+    " #topk dd.confidence {display: none}"  # rounded to whole percents; the name carries the exact figure
+    " #cams .caption-label, #inspector .caption-label, #dash_gallery .caption-label, #dash_geo_gallery .caption-label"
+    " {white-space: normal; max-width: 100%; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical}"
+    " #lineages, #inspector_text {max-width: 100%; overflow-x: auto !important}"  # Gradio sets overflow inline
+    # narrow screens: the photo, then the results, then the rest of the form; toasts at the bottom
+    " @media (max-width: 700px) { #identify_row {flex-direction: column}"
+    " #form_col, #results_col {display: contents}"
+    " #form_col > * {order: 3} #form_col > #photo, #form_col > #photo_limit_note, #form_col > #examples {order: 1}"
+    " #results_col > * {order: 2}"
+    " .toast-wrap {top: auto !important; bottom: var(--size-3)} }"
+)
 
 
 class PhotoInput(gr.Image):

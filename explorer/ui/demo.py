@@ -10,7 +10,7 @@ import gradio as gr
 from explorer.resources import Resources
 from explorer.services import models_markdown
 from explorer.ui.api import build_api
-from explorer.ui.components import CSS, HEAD, QUEUE_MAX_SIZE
+from explorer.ui.components import CSS, QUEUE_MAX_SIZE, head_html
 from explorer.ui.diagnose_tab import build_diagnose_tab
 from explorer.ui.identify_tab import build_identify_tab
 from explorer.ui.temp_files import start_temp_sweeper
@@ -63,5 +63,5 @@ def launch(demo: gr.Blocks, resources: Resources) -> None:
         max_file_size=settings.max_upload_bytes,
         allowed_paths=allowed,
         css=CSS,
-        head=HEAD,
+        head=head_html(settings.max_upload_bytes),
     )

@@ -217,7 +217,12 @@ def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
     """The error gallery and table (outputs) and the inspector they open."""
     gr.Markdown("### Errors: click one to inspect it")
     gallery = gr.Gallery(
-        label="Errors (most confident first)", columns=8, height=260, elem_id="dash_gallery", allow_preview=False
+        label="Errors (most confident first)",
+        columns=8,
+        height=260,
+        elem_id="dash_gallery",
+        allow_preview=False,
+        object_fit="contain",
     )
     error_table = gr.Dataframe(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
     with gr.Row():
@@ -228,6 +233,7 @@ def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
             columns=4,
             height=300,
             elem_id="inspector",
+            object_fit="contain",
         )
     outputs = dict(gallery=gallery, error_table=error_table, errors_state=gr.State([]))
     return outputs, inspector_text, inspector
@@ -244,10 +250,11 @@ def _build_geo_section() -> tuple[dict, dict]:
             max_height=300,
         )
         geo_gallery = gr.Gallery(
-            label="Truth → image-only top-1 → top-1 with the place (click one to inspect it)",
+            label="What the place did to the top-1 (click one to inspect it)",
             columns=8,
             height=260,
             elem_id="dash_geo_gallery",
+            object_fit="contain",
             allow_preview=False,
         )
     outputs = dict(geo_summary=geo_summary, geo_clades=geo_clades, geo_gallery=geo_gallery, geo_state=gr.State([]))
@@ -345,7 +352,12 @@ def _scope_outputs(resources: Resources, out: DashboardOutputs, view: pd.DataFra
 
 
 def _geo_caption(row) -> str:
-    return f"{row.true_name} → {row.pred_name} → {row.geo_pred_name}"
+    """Short enough to read on a thumbnail (the inspector has the rest): what the place did to the top-1."""
+    if row.geo_correct_1:
+        return f"fixed: {row.geo_pred_name}"
+    if row.correct_1:
+        return f"broke: {row.true_name} → {row.geo_pred_name}"
+    return f"{row.pred_name} → {row.geo_pred_name}"
 
 
 def _geo_outputs(resources: Resources, out: DashboardOutputs, view, rank: str, min_photos: int, kind: str) -> dict:

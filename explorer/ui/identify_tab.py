@@ -79,10 +79,10 @@ class IdentifyView:
 
 
 def build_identify_tab(resources: Resources) -> IdentifyView:
-    with gr.Row():
-        with gr.Column(scale=2):
+    with gr.Row(elem_id="identify_row"):  # on a narrow screen: photo, results, then the rest of the form (CSS)
+        with gr.Column(scale=2, elem_id="form_col"):
             form = _build_form(resources)
-        with gr.Column(scale=3):
+        with gr.Column(scale=3, elem_id="results_col"):
             shown = _build_results()
     view = IdentifyView(
         **form, **shown, last_photo=gr.State(None), shown_model=gr.State(None)
@@ -92,10 +92,11 @@ def build_identify_tab(resources: Resources) -> IdentifyView:
 
 
 def _build_form(resources: Resources) -> dict:
+    limit = resources.settings.max_upload_bytes if resources.settings else None
     photo = PhotoInput(
         type="filepath",
         sources=["upload", "clipboard"],
-        label="Photo: drop, paste or click",
+        label="Photo: drop, paste or click" + (f" (up to {limit / 2**20:.0f} MB)" if limit else ""),
         height=360,
         elem_id="photo",
     )
@@ -122,7 +123,9 @@ def _build_form(resources: Resources) -> dict:
     button = gr.Button("Identify", variant="primary", elem_id="identify_button")
     examples = None
     if resources.examples:
-        examples = gr.Examples([[str(p)] for p in resources.examples], inputs=[photo], label="Examples")
+        examples = gr.Examples(
+            [[str(p)] for p in resources.examples], inputs=[photo], label="Examples", elem_id="examples"
+        )
         gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
     return dict(
         photo=photo,
@@ -155,7 +158,11 @@ def _build_results() -> dict:
     verdict = gr.Markdown(elem_id="verdict")
     label = gr.Label(label="Top suggestions", elem_id="topk")
     gallery = gr.Gallery(
-        label="What the model looked at: one CAM per suggestion", columns=3, height="auto", elem_id="cams"
+        label="What the model looked at: one CAM per suggestion",
+        columns=3,
+        height="auto",
+        elem_id="cams",
+        object_fit="contain",
     )
     table = gr.HTML(elem_id="lineages")
     with gr.Row():
@@ -163,8 +170,10 @@ def _build_results() -> dict:
         csv_file = gr.DownloadButton("Download the table (CSV)", visible=False, size="sm", elem_id="download_csv")
     notes = gr.Markdown(elem_id="notes")
     with gr.Group():
-        map_choice = gr.Radio([], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True)
-        range_html = gr.HTML(elem_id="range_map")
+        map_choice = gr.Radio(
+            [], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True, visible=False
+        )
+        range_html = gr.HTML(elem_id="range_map", visible=False)
     return dict(
         verdict=verdict,
         label=label,
@@ -251,7 +260,9 @@ def _cleared(view: IdentifyView) -> dict:
     empty = {view.verdict: "", view.label: None, view.gallery: None, view.table: "", view.notes: ""}
     files = {view.json_file: gr.DownloadButton(value=None, visible=False)}
     files[view.csv_file] = gr.DownloadButton(value=None, visible=False)
-    return {**empty, view.map_choice: gr.Radio(choices=[], value=None), view.range_html: "", **files}
+    hidden = {view.map_choice: gr.Radio(choices=[], value=None, visible=False)}
+    hidden[view.range_html] = gr.HTML("", visible=False)
+    return {**empty, **hidden, **files}
 
 
 def _shown(resources: Resources, view: IdentifyView, found: Identification, where: tuple) -> dict:
@@ -262,7 +273,10 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
         view.shown_model: result.model,
         view.verdict: rollup_markdown(result, card.label),
         view.label: gr.Label(topk_label(result, subject), label=suggestions_heading(result, subject)),
-        view.gallery: list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
+        view.gallery: gr.Gallery(
+            list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
+            label=f"What the model looked at ({result.cam_method}): one CAM per suggestion",
+        ),
         view.table: predictions_html(result, subject),
         view.notes: "\n".join(f"- {html.escape(n)}" for n in result.notes if not n.startswith(DATE_ONLY_NOTE)),
         **_range_map(resources, view, result, species, where),
