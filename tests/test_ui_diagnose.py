@@ -116,7 +116,7 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     import pandas as pd
 
     from explorer.diagnose.metrics import Filters, accuracy_by_clade, filter_table
-    from explorer.ui.diagnose_tab import view_csv_files
+    from explorer.ui.diagnose_sections import view_csv_files
 
     filters = ("order", "Passeriformes", 0.0, 1.0, "incorrect", True, False)
     paths = view_csv_files(resources_without_photos, "cub100_effnet_head", filters, "family", 5, "fixed", "inat_bird")

@@ -122,12 +122,16 @@ def build_eval_table(
         _add_geo_columns(frame, manifest, probs, true_index, prior, classifier.labels)
     bad = frame["status"] != "ok"
     if scope is not None:
-        for column, values in scope_columns(scope, logits, classifier.background_index, gate_logits).items():
-            frame[column] = values
-        frame.loc[bad, ["scope_score", "novelty_score"]] = np.nan
-        frame.loc[bad, "in_scope"] = False
+        _add_scope_columns(frame, scope, logits, classifier.background_index, gate_logits, bad)
     frame.loc[bad, ["correct_1", "correct_k"] + (["geo_correct_1"] if "geo_correct_1" in frame else [])] = False
     return validate_table(frame)
+
+
+def _add_scope_columns(frame, rule: ScopeRule, logits, background, gate_logits, bad) -> None:
+    for column, values in scope_columns(rule, logits, background, gate_logits).items():
+        frame[column] = values
+    frame.loc[bad, ["scope_score", "novelty_score"]] = np.nan
+    frame.loc[bad, "in_scope"] = False
 
 
 def _photo_columns(classifier: Classifier, manifest: pd.DataFrame, statuses: list[str], data_root) -> dict:

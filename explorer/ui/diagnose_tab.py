@@ -3,7 +3,6 @@ inspector, on demand)."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, fields
 
 import gradio as gr
@@ -13,37 +12,37 @@ from explorer.diagnose.calibration import CalibrationData, fit_temperature, reli
 from explorer.diagnose.figures import (
     plot_clade_sunburst,
     plot_errors_by_rank,
-    plot_model_comparison,
     plot_reliability,
     plot_rollup_tradeoff,
-    plot_scope_tradeoff,
 )
 from explorer.diagnose.geo_effect import GEO_KINDS, geo_effect, geo_effect_by_clade, geo_rows, has_geo
 from explorer.diagnose.metrics import (
     OUTCOMES,
-    Filters,
     accuracy_by_clade,
-    compare_models,
     confused_pairs,
     error_rows,
     errors_by_rank,
-    filter_table,
     rollup_tradeoff,
     summary,
 )
-from explorer.diagnose.scope_effect import has_scope, open_set_tradeoff, scope_effect, scope_tradeoff
-from explorer.diagnose.texts import NO_SCOPE, calibration_markdown, geo_markdown, scope_markdown, summary_markdown
+from explorer.diagnose.texts import calibration_markdown, geo_markdown, summary_markdown
 from explorer.resources import Resources
 from explorer.services import inspect_error, thumbnails
 from explorer.taxonomy import RANKS
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp
-from explorer.ui.temp_files import write_download
+from explorer.ui.diagnose_sections import (
+    ERROR_COLUMNS,
+    build_comparison,
+    comparison_outputs,
+    filtered_view,
+    make_csv_handler,
+    scope_outputs,
+)
 
 NO_TABLES = (
     "No evaluation tables found. Make one with `explorer-evaluate --model NAME --images MANIFEST "
     "--out assets/eval/NAME.parquet` (see README)."
 )
-ERROR_COLUMNS = ["true_name", "pred_name", "confidence", "divergence_rank", "source", "path"]
 NO_GEO = (
     "This table has no places (no `lat`/`lon` columns and geo-prior re-ranking), so there is nothing to show here. "
     "`explorer-evaluate` adds them when the manifest has `lat`, `lon` (and `date`) and the model has a geo-prior."
@@ -118,7 +117,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     csv_files, csv_button = charts.pop("csv_files"), charts.pop("csv_button")
     errors, inspector_text, inspector = _build_errors()
     geo, geo_filters = _build_geo_section()
-    comparison, compare_filter = _build_comparison(resources)
+    comparison, compare_filter = build_comparison(resources)
     filters = FilterControls(**top, **chart_filters, **geo_filters, **compare_filter)
     confidence = dict(min_conf=top["min_conf"], max_conf=top["max_conf"])
     out = DashboardOutputs(**charts, **errors, **geo, **comparison, **confidence)
@@ -144,7 +143,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     out.geo_clades.select(
         _make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
     )
-    csv_button.click(_make_csv_handler(resources), list(filters), csv_files, api_visibility="private")
+    csv_button.click(make_csv_handler(resources), list(filters), csv_files, api_visibility="private")
     return DashboardView(filters, out, refresh)
 
 
@@ -261,37 +260,6 @@ def _build_geo_section() -> tuple[dict, dict]:
     return outputs, dict(geo_kind=geo_kind)
 
 
-def _build_comparison(resources: Resources) -> tuple[dict, dict]:
-    with gr.Accordion("Compare with another model", open=False):
-        other = gr.Dropdown(
-            [NO_COMPARISON, *resources.tables],
-            value=NO_COMPARISON,
-            label="Second table (same filters)",
-            elem_id="dash_other",
-        )
-        compare_text = gr.Markdown(elem_id="dash_compare_text")
-        compare_plot = gr.Plot(elem_id="dash_compare")
-        disagreements = gr.Dataframe(label="Photos where the two top-1 predictions differ", max_height=260)
-    outputs = dict(compare_plot=compare_plot, compare_text=compare_text, disagreements=disagreements)
-    return outputs, dict(other=other)
-
-
-def _filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Filters:
-    chosen = rank if rank and rank != "(all)" and name else None
-    return Filters(
-        chosen, name if chosen else None, float(min_conf), float(max_conf), outcome, bool(noted), bool(in_vocab)
-    )
-
-
-def _view(resources: Resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab) -> pd.DataFrame:
-    try:
-        return filter_table(
-            resources.tables[name], _filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
-        )
-    except ValueError as err:
-        raise gr.Error(str(err)) from err
-
-
 NO_MATCH = "**No photos match these filters.** Widen the confidence range, the clade or the outcome."
 
 
@@ -301,7 +269,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
             refused = f"{min_conf:g} is above the max ({max_conf:g}), so no photo could match: lower it."
             return {out.min_conf: gr.Slider(value=min_conf, info=refused), out.max_conf: gr.Slider(value=max_conf)}
-        view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         table = resources.tables[name]
         model = str(table["model"].iloc[0]) if len(table) else name
         errors = error_rows(view)
@@ -312,12 +280,12 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
             out.pairs: confused_pairs(view).round(3),
             **_calibration_outputs(out, view),
-            **_scope_outputs(resources, out, view, model),
+            **scope_outputs(resources, out, view, model),
             out.gallery: thumbnails(resources, errors),
             out.error_table: errors[ERROR_COLUMNS].round(3),
             out.errors_state: errors.to_dict("records"),
             **_geo_outputs(resources, out, view, list_rank, int(min_photos), kind),
-            **_comparison_outputs(resources, out, view, name, other, list_rank),
+            **comparison_outputs(resources, out, view, name, other, list_rank),
             out.min_conf: gr.Slider(value=min_conf, info=min_note or None),
             out.max_conf: gr.Slider(value=max_conf, info=max_note or None),
         }
@@ -335,20 +303,6 @@ def _calibration_outputs(out: DashboardOutputs, view: pd.DataFrame) -> dict:
         out.tradeoff_plot: plot_rollup_tradeoff(rollup_tradeoff(view)),
         out.calibration: calibration_markdown(fit),
     }
-
-
-def _scope_outputs(resources: Resources, out: DashboardOutputs, view: pd.DataFrame, model: str) -> dict:
-    """The scope and open-set trade-offs; the out-of-scope curve only when the loaded rule is the table's kind."""
-    if not has_scope(view):
-        return {out.scope_plot: None, out.scope_text: NO_SCOPE}
-    rule = resources.scope_rules.get(model)
-    kind = str(view["scope_kind"].iloc[0]) if len(view) else ""
-    outside = rule.figures.get("held_out_out_of_scope_scores") if rule is not None and rule.score == kind else None
-    effect = scope_effect(view, outside)
-    figure = plot_scope_tradeoff(
-        scope_tradeoff(view, outside), open_set_tradeoff(view), effect.threshold, effect.novelty_threshold
-    )
-    return {out.scope_plot: figure, out.scope_text: scope_markdown(effect)}
 
 
 def _geo_caption(row) -> str:
@@ -389,7 +343,7 @@ def _make_geo_drilldown(resources: Resources):
         _other,
         evt: gr.SelectData,
     ):
-        view = _view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         if not has_geo(view) or not evt.row_value:
             return [], []
         rows = geo_rows(view, kind, list_rank, evt.row_value[0])
@@ -420,58 +374,3 @@ def _make_inspector(resources: Resources, place_changed: bool = False):
         return found.html, found.images
 
     return on_select
-
-
-NO_COMPARISON = "(none)"
-COMPARE_COLUMNS = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "correct_1_b", "path"]
-
-
-def _comparison_outputs(resources: Resources, out: DashboardOutputs, view, name: str, other, rank: str) -> dict:
-    """The main table's view against a second table, on the photos both hold and both models can name."""
-    if not other or other not in resources.tables:
-        return {out.compare_plot: None, out.compare_text: "", out.disagreements: None}
-    compared = compare_models(view, resources.tables[other], rank)
-    text = (
-        f"**{compared.compared}** photos in view that both tables hold and both models have a class for "
-        f"(left out: {compared.out_of_vocabulary} of a species one model cannot name, {compared.not_shared} not "
-        f"in `{html.escape(other)}`). The filters select photos by the main table's model "
-        f"(`{html.escape(name)}`): its confidence and outcome."
-    )
-    if not compared.compared:
-        return {out.compare_plot: None, out.compare_text: text, out.disagreements: None}
-    figure = plot_model_comparison(compared.per_clade, name, other)
-    return {out.compare_plot: figure, out.compare_text: text, out.disagreements: compared.disagree[COMPARE_COLUMNS]}
-
-
-def _make_csv_handler(resources: Resources):
-    def on_csv(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other):
-        return view_csv_files(
-            resources,
-            name,
-            (rank, clade, min_conf, max_conf, outcome, noted, in_vocab),
-            list_rank,
-            int(min_photos),
-            kind,
-            other,
-        )
-
-    return on_csv
-
-
-def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, kind, other) -> list[str]:
-    """The photos in view and each of the view's tables, as CSV files written for this request."""
-    min_conf, max_conf = filters[2], filters[3]
-    if float(min_conf) > float(max_conf):
-        raise gr.Error(f"Min confidence {min_conf:g} is above the max {max_conf:g}: no photo could match.")
-    view = _view(resources, name, *filters)
-    tables = {
-        f"{name}-photos-in-view": view,
-        f"{name}-clades-by-{list_rank}": accuracy_by_clade(view, list_rank, min_photos),
-        f"{name}-confused-pairs": confused_pairs(view),
-        f"{name}-errors": error_rows(view, limit=None)[ERROR_COLUMNS],
-    }
-    if has_geo(view):
-        tables[f"{name}-geo-{kind}-by-{list_rank}"] = geo_effect_by_clade(view, list_rank, min_photos)
-    if other and other in resources.tables:
-        tables[f"{name}-vs-{other}-by-{list_rank}"] = compare_models(view, resources.tables[other], list_rank).per_clade
-    return [write_download(f"{stem}.csv", frame.to_csv(index=False)) for stem, frame in tables.items()]

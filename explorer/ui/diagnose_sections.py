@@ -1,0 +1,128 @@
+"""Sections of the Diagnose tab that stand apart from the main charts: the filtered view every handler starts from,
+the scope trade-offs, the comparison with a second model, and the CSV files of a view."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+import pandas as pd
+
+from explorer.diagnose.figures import plot_model_comparison, plot_scope_tradeoff
+from explorer.diagnose.geo_effect import geo_effect_by_clade, has_geo
+from explorer.diagnose.metrics import (
+    Filters,
+    accuracy_by_clade,
+    compare_models,
+    confused_pairs,
+    error_rows,
+    filter_table,
+)
+from explorer.diagnose.scope_effect import has_scope, open_set_tradeoff, scope_effect, scope_tradeoff
+from explorer.diagnose.texts import NO_SCOPE, scope_markdown
+from explorer.resources import Resources
+from explorer.ui.temp_files import write_download
+
+ERROR_COLUMNS = ["true_name", "pred_name", "confidence", "divergence_rank", "source", "path"]
+
+
+def filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Filters:
+    chosen = rank if rank and rank != "(all)" and name else None
+    return Filters(
+        chosen, name if chosen else None, float(min_conf), float(max_conf), outcome, bool(noted), bool(in_vocab)
+    )
+
+
+def filtered_view(
+    resources: Resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab
+) -> pd.DataFrame:
+    try:
+        return filter_table(
+            resources.tables[name], filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        )
+    except ValueError as err:
+        raise gr.Error(str(err)) from err
+
+
+def build_comparison(resources: Resources) -> tuple[dict, dict]:
+    with gr.Accordion("Compare with another model", open=False):
+        other = gr.Dropdown(
+            [NO_COMPARISON, *resources.tables],
+            value=NO_COMPARISON,
+            label="Second table (same filters)",
+            elem_id="dash_other",
+        )
+        compare_text = gr.Markdown(elem_id="dash_compare_text")
+        compare_plot = gr.Plot(elem_id="dash_compare")
+        disagreements = gr.Dataframe(label="Photos where the two top-1 predictions differ", max_height=260)
+    outputs = dict(compare_plot=compare_plot, compare_text=compare_text, disagreements=disagreements)
+    return outputs, dict(other=other)
+
+
+def scope_outputs(resources: Resources, out, view: pd.DataFrame, model: str) -> dict:
+    """The scope and open-set trade-offs; the out-of-scope curve only when the loaded rule is the table's kind."""
+    if not has_scope(view):
+        return {out.scope_plot: None, out.scope_text: NO_SCOPE}
+    rule = resources.scope_rules.get(model)
+    kind = str(view["scope_kind"].iloc[0]) if len(view) else ""
+    outside = rule.figures.get("held_out_out_of_scope_scores") if rule is not None and rule.score == kind else None
+    effect = scope_effect(view, outside)
+    figure = plot_scope_tradeoff(
+        scope_tradeoff(view, outside), open_set_tradeoff(view), effect.threshold, effect.novelty_threshold
+    )
+    return {out.scope_plot: figure, out.scope_text: scope_markdown(effect)}
+
+
+NO_COMPARISON = "(none)"
+COMPARE_COLUMNS = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "correct_1_b", "path"]
+
+
+def comparison_outputs(resources: Resources, out, view, name: str, other, rank: str) -> dict:
+    """The main table's view against a second table, on the photos both hold and both models can name."""
+    if not other or other not in resources.tables:
+        return {out.compare_plot: None, out.compare_text: "", out.disagreements: None}
+    compared = compare_models(view, resources.tables[other], rank)
+    text = (
+        f"**{compared.compared}** photos in view that both tables hold and both models have a class for "
+        f"(left out: {compared.out_of_vocabulary} of a species one model cannot name, {compared.not_shared} not "
+        f"in `{html.escape(other)}`). The filters select photos by the main table's model "
+        f"(`{html.escape(name)}`): its confidence and outcome."
+    )
+    if not compared.compared:
+        return {out.compare_plot: None, out.compare_text: text, out.disagreements: None}
+    figure = plot_model_comparison(compared.per_clade, name, other)
+    return {out.compare_plot: figure, out.compare_text: text, out.disagreements: compared.disagree[COMPARE_COLUMNS]}
+
+
+def make_csv_handler(resources: Resources):
+    def on_csv(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other):
+        return view_csv_files(
+            resources,
+            name,
+            (rank, clade, min_conf, max_conf, outcome, noted, in_vocab),
+            list_rank,
+            int(min_photos),
+            kind,
+            other,
+        )
+
+    return on_csv
+
+
+def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, kind, other) -> list[str]:
+    """The photos in view and each of the view's tables, as CSV files written for this request."""
+    min_conf, max_conf = filters[2], filters[3]
+    if float(min_conf) > float(max_conf):
+        raise gr.Error(f"Min confidence {min_conf:g} is above the max {max_conf:g}: no photo could match.")
+    view = filtered_view(resources, name, *filters)
+    tables = {
+        f"{name}-photos-in-view": view,
+        f"{name}-clades-by-{list_rank}": accuracy_by_clade(view, list_rank, min_photos),
+        f"{name}-confused-pairs": confused_pairs(view),
+        f"{name}-errors": error_rows(view, limit=None)[ERROR_COLUMNS],
+    }
+    if has_geo(view):
+        tables[f"{name}-geo-{kind}-by-{list_rank}"] = geo_effect_by_clade(view, list_rank, min_photos)
+    if other and other in resources.tables:
+        tables[f"{name}-vs-{other}-by-{list_rank}"] = compare_models(view, resources.tables[other], list_rank).per_clade
+    return [write_download(f"{stem}.csv", frame.to_csv(index=False)) for stem, frame in tables.items()]

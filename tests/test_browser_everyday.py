@@ -1,0 +1,126 @@
+"""Everyday actions in a real Chromium: a phone-width page (photo, then results; tables that scroll; a map that
+opens on the range), downloads, a photo over the upload cap, and the dashboard's refusals, scope section,
+comparison, CSV files and geo inspector."""
+
+import json
+import shutil
+
+import pytest
+from conftest import CHROMIUM, CORAL, SHOTS, chromium_page, drop_file
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.shared_data,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)"),
+]
+BIRD_MODEL = "iNat birds: 964 species (Coral MobileNetV2)"
+
+
+def top(page, selector: str) -> float:
+    return page.locator(selector).first.bounding_box()["y"]
+
+
+def map_view(page) -> list:
+    """[lat, lon, zoom] of the Leaflet map inside the range-map frame."""
+    frame = page.locator("#range_map iframe").first.element_handle().content_frame()
+    frame.wait_for_function("Object.keys(window).some(k => k.startsWith('map_'))")
+    return frame.evaluate(
+        "(() => { const k = Object.keys(window).find(k => k.startsWith('map_')); const m = window[k];"
+        " const c = m.getCenter(); return [c.lat, c.lng, m.getZoom()]; })()"
+    )
+
+
+def test_phone_width_page_photo_first_then_results_and_downloads(app_url, tmp_path):
+    with chromium_page(app_url, 400, 900) as page:
+        drop_file(page, (CORAL / "bird.bmp").read_bytes(), "bird.bmp", "image/bmp")
+        page.wait_for_function("document.querySelectorAll('#cams img').length >= 5", timeout=90_000)
+        assert top(page, "#photo") < top(page, "#verdict") < top(page, "#topk") < top(page, "#model")
+        assert top(page, "#lineages") < top(page, "#top_k") < top(page, "#lat")  # the settings come last
+        width, shown, overflow = page.evaluate(
+            "(() => { const e = document.querySelector('#lineages');"
+            " return [e.scrollWidth, e.clientWidth, getComputedStyle(e).overflowX]; })()"
+        )
+        assert width > shown and overflow == "auto"  # the lineage table scrolls inside its box
+        assert page.evaluate("document.documentElement.scrollWidth") <= 400  # the page itself does not
+        lat, lon, zoom = map_view(page)
+        assert 30 < lat < 75 and -130 < lon < -60 and zoom >= 1  # the chickadee's range, not the Atlantic
+        assert "Poecile atricapillus (Black-capped Chickadee): 73.8%" in page.locator("#topk").inner_text()
+        assert "74%" not in page.locator("#topk").inner_text()  # the rounded copy is hidden
+        page.screenshot(path=str(SHOTS / "phone_width.png"), full_page=True)
+        with page.expect_download() as download:
+            page.locator("#download_json").click()
+        answer = json.loads(download.value.path().read_text())
+        assert answer["predictions"][0]["scientific_name"] == "Poecile atricapillus"
+        assert answer["scope"]["in_scope"] is True and answer["routed_from"] == "auto"
+        with page.expect_download() as download:
+            page.locator("#download_csv").click()
+        rows = download.value.path().read_text().splitlines()
+        assert rows[0].startswith("rank,scientific_name,common_name,probability") and len(rows) == 6
+        assert rows[1].startswith("1,Poecile atricapillus,Black-capped Chickadee,0.73")
+
+
+def test_a_photo_over_the_cap_is_refused_with_the_limit_under_the_photo(app_url, tmp_path):
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8\xff" + bytes(30 * 2**20))
+    with chromium_page(app_url) as page:
+        assert "(up to 25 MB)" in page.locator("#photo").inner_text()
+        page.locator("#photo input[type=file]").set_input_files(str(big))
+        note = page.locator("#photo_limit_note")
+        note.wait_for(timeout=10_000)
+        assert note.inner_text().startswith("big.jpg is 30.0 MB: photos up to 25 MB are accepted.")
+        assert top(page, "#photo") < top(page, "#photo_limit_note") < top(page, "#model")
+        page.locator("#photo input[type=file]").set_input_files(str(CORAL / "owl.jpg"))
+        page.locator("#verdict").filter(has_text="Athene cunicularia").wait_for(timeout=60_000)
+        assert page.locator("#photo_limit_note").count() == 0  # a good photo clears the note
+
+
+@pytest.fixture(scope="module")
+def dashboard(app_url):
+    with chromium_page(app_url) as page:
+        page.get_by_role("tab", name="Diagnose").click()
+        page.locator("#dash_summary").filter(has_text="inat_bird").wait_for(timeout=60_000)
+        yield page
+
+
+def test_dashboard_scope_section_and_confidence_refusal(dashboard):
+    page = dashboard
+    text = page.locator("#dash_scope_text").inner_text()
+    assert "Is it in scope?" in text and "held-out out-of-scope photos" in text and "AUROC" in text
+    assert page.locator("#dash_scope .js-plotly-plot").count() == 1
+    before = page.locator("#dash_summary").inner_text()
+    box = page.locator("#dash_min_conf input[type='number']").first
+    box.fill("0.7")
+    box.press("Enter")
+    page.locator("#dash_max_conf input[type='number']").first.fill("0.4")
+    page.locator("#dash_max_conf input[type='number']").first.press("Enter")
+    page.locator("#dash_min_conf").filter(has_text="above the max (0.4)").wait_for(timeout=30_000)
+    assert page.locator("#dash_summary").inner_text() == before  # refused: the last valid view stays
+    assert page.locator(".error, .status-tracker.error").count() == 0
+    page.locator("#dash_min_conf input[type='number']").first.fill("0")
+    page.locator("#dash_min_conf input[type='number']").first.press("Enter")
+    page.locator("#dash_max_conf input[type='number']").first.fill("1")
+    page.locator("#dash_max_conf input[type='number']").first.press("Enter")
+    page.wait_for_function(
+        "!document.querySelector('#dash_min_conf').innerText.includes('above the max')", timeout=30_000
+    )
+    page.screenshot(path=str(SHOTS / "dashboard_scope.png"), full_page=True)
+
+
+def test_dashboard_comparison_csv_files_and_geo_inspector(dashboard):
+    page = dashboard
+    page.get_by_text("Compare with another model").click()
+    page.locator("#dash_other input").first.click()
+    page.get_by_role("option", name="cub100_effnet_head").click()
+    page.locator("#dash_compare_text").filter(has_text="both models have a class for").wait_for(timeout=60_000)
+    assert "of a species one model cannot name" in page.locator("#dash_compare_text").inner_text()
+    page.get_by_text("Download this view's tables (CSV)").click()
+    page.locator("#dash_csv_button").click()
+    page.locator("#dash_csv").filter(has_text="inat_bird-photos-in-view.csv").wait_for(timeout=60_000)
+    assert "inat_bird-vs-cub100_effnet_head-by-family.csv" in page.locator("#dash_csv").inner_text()
+    page.locator("#dash_geo_kind").get_by_text("broke", exact=True).click()
+    page.locator("#dash_geo_gallery").filter(has_text="broke:").wait_for(timeout=60_000)
+    page.locator("#dash_geo_gallery button.thumbnail-item").first.click()
+    page.locator("#inspector").filter(has_text="with the place:").wait_for(timeout=90_000)
+    assert "image alone:" in page.locator("#inspector").inner_text()
+    assert ", wrong." in page.locator("#inspector_text").inner_text()
