@@ -155,9 +155,9 @@ def range_map(
     fmap = folium.Map(
         location=center, zoom_start=3 if lat is not None else 1, tiles=None, world_copy_jump=True, min_zoom=1
     )
+    fmap.options["minZoom"] = 1  # folium passes min_zoom to tile layers only
+    # open on the range (a narrow window would otherwise show the Atlantic), once the map has a size
     bounds = range_bounds(grid, scores) if lat is None or lon is None else None
-    if bounds is not None:  # open on the range (a narrow window would otherwise show the Atlantic)
-        fmap.fit_bounds(bounds)
     fmap.get_root().html.add_child(folium.Element(_refit_script(fmap.get_name(), bounds, center, lat)))
     world = [[-90, -180], [90, 180]]
     folium.raster_layers.ImageOverlay(_land_overlay(grid.step), bounds=world, name="land", control=False).add_to(fmap)
@@ -180,18 +180,20 @@ def range_map(
 
 
 def _refit_script(name: str, bounds, center, lat) -> str:
-    """A map drawn in a frame that was not yet laid out (a section being shown) starts at size 0 and zoom 0, all
-    grey; once the frame has a size, set the view again (once)."""
-    view = (
-        f"{name}.fitBounds({json.dumps(bounds)})"
-        if bounds
-        else f"{name}.setView({json.dumps(center)}, {3 if lat is not None else 1})"
-    )
+    """Set the map's view (the range's bounds, or the place) once its box has a size, and again whenever it gets
+    one after having none: a map laid out in a frame that is not shown yet starts at size 0, where Leaflet's
+    fitBounds gives a grey map at the wrong zoom. Checked every 0.5 s for 10 minutes; ``__viewSet`` says done."""
+    if bounds:
+        view = f"m.fitBounds({json.dumps(bounds)}, {{maxZoom: 6, animate: false}})"
+    else:
+        view = f"m.setView({json.dumps(center)}, {3 if lat is not None else 1}, {{animate: false}})"
     return (
-        "<script>window.__startedEmpty = !window.innerWidth;"
-        " window.addEventListener('resize', function () {"
-        " if (!window.__startedEmpty || window.__viewSet || !window.innerWidth) return;"
-        f" {name}.invalidateSize(); {view}; window.__viewSet = true; }});</script>"
+        "<script>(function () { var tries = 0, timer = setInterval(function () {"
+        f" var m = window.{name}; if (++tries > 1200) clearInterval(timer); if (!m) return;"
+        " var box = m.getContainer(); if (!box.clientWidth || !box.clientHeight) { m.__sizeless = true; return; }"
+        f" if (m.__sizeless || !m.__viewSet) {{ m.__sizeless = false; m.invalidateSize(); {view};"
+        " m.__viewSet = true; }"
+        " }, 500); })();</script>"
     )
 
 
