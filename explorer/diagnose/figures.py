@@ -163,7 +163,7 @@ def plot_scope_tradeoff(scope: pd.DataFrame, open_set: pd.DataFrame, threshold: 
                     y=frame[column],
                     name=name,
                     mode="lines",
-                    line={"color": colour},
+                    line={"color": colour, "shape": "hv"},  # shares change in steps, at the photos' scores
                     hovertemplate=f"threshold %{{x:.2f}}: %{{y:.1%}} {name}<extra></extra>",
                 ),
                 row=1,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from explorer.scope import SCOPE_SCHEMA, auroc
 
-POINTS = 41
+POINTS = 201  # thresholds per curve: quantiles of the scores, so every part of the curve is drawn
 
 
 def has_scope(table: pd.DataFrame) -> bool:
