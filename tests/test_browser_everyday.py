@@ -70,6 +70,10 @@ def test_phone_width_page_photo_first_then_results_and_downloads(app_url, tmp_pa
         rows = download.value.path().read_text().splitlines()
         assert rows[0].startswith("rank,scientific_name,common_name,probability") and len(rows) == 6
         assert rows[1].startswith(f"1,Poecile atricapillus,Black-capped Chickadee,{first['probability']}")
+        drop_file(page, b"not a photo at all", "notes.jpg", "image/jpeg")  # a toast, at the bottom on a phone
+        toast = page.locator(".toast-body").first
+        toast.wait_for(timeout=60_000)
+        assert toast.bounding_box()["y"] > 450  # not over the header
 
 
 def test_a_photo_over_the_cap_is_refused_with_the_limit_under_the_photo(app_url, tmp_path):

@@ -35,9 +35,13 @@ UPLOAD_LIMIT_NOTE = """(() => { const LIMIT = %d;
 })();"""
 
 
+# Toasts sit outside the app's container, which Gradio scopes the css= rules to: this rule goes in the head
+HEAD_STYLE = "<style>@media (max-width: 700px) { .toast-wrap {top: auto !important; bottom: 12px} }</style>"
+
+
 def head_html(max_upload_bytes: int) -> str:
     """The page's own scripts (``launch(head=...)``)."""
-    return f"<script>{ENTER_APPLIES}\n{UPLOAD_LIMIT_NOTE % int(max_upload_bytes)}</script>"
+    return f"<script>{ENTER_APPLIES}\n{UPLOAD_LIMIT_NOTE % int(max_upload_bytes)}</script>{HEAD_STYLE}"
 
 
 CSS = (
@@ -51,8 +55,7 @@ CSS = (
     " @media (max-width: 700px) { #identify_row {flex-direction: column}"
     " #form_col, #results_col {display: contents}"
     " #form_col > * {order: 3} #form_col > #photo, #form_col > #photo_limit_note, #form_col > #examples {order: 1}"
-    " #results_col > * {order: 2}"
-    " .toast-wrap {top: auto !important; bottom: var(--size-3)} }"
+    " #results_col > * {order: 2} }"
 )
 
 
