@@ -4,6 +4,7 @@ present). The evaluation table and the trained heads both read photos this way."
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from explorer.embedding import EmbeddingCapture
 from explorer.images import load_image
 from explorer.model import Classifier, normalise, resize_rgb
 
@@ -80,14 +82,29 @@ def run_logits(
     classifier: Classifier, paths: list[str], batch_size: int = 64, workers: int | None = None, progress: bool = True
 ) -> tuple[np.ndarray, list[str]]:
     """(n, N) float32 logits and a status per photo, batched through a DataLoader (GPU + autocast if present)."""
+    logits, statuses, _ = run_outputs(classifier, paths, batch_size, workers, progress)
+    return logits, statuses
+
+
+def run_outputs(
+    classifier: Classifier,
+    paths: list[str],
+    batch_size: int = 64,
+    workers: int | None = None,
+    progress: bool = True,
+    embed: bool = False,
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """Logits, a status per photo and, with ``embed``, the (n, D) embeddings from the same forward passes."""
     from tqdm.auto import tqdm
 
     loader = photo_loader(classifier, paths, batch_size, workers)
     logits, statuses = [], []
-    with torch.no_grad():
+    capture = EmbeddingCapture(classifier.cam_layer) if embed else contextlib.nullcontext()
+    with torch.no_grad(), capture:
         for batch, status in tqdm(loader, desc=f"evaluate {classifier.name}", disable=not progress, unit="batch"):
             with classifier.autocast():
                 out = classifier.module(batch.to(classifier.device, non_blocking=True))
             logits.append(out.float().cpu().numpy())
             statuses.extend(status)
-    return (np.concatenate(logits) if logits else np.zeros((0, len(classifier.labels)), np.float32)), statuses
+    logits = np.concatenate(logits) if logits else np.zeros((0, len(classifier.labels)), np.float32)
+    return logits, statuses, capture.array() if embed else None

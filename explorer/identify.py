@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from explorer.cam import FAST_METHOD, METHODS, forward_with_cams, reference_cams
+from explorer.embedding import EmbeddingCapture
 from explorer.geo.combine import OUT_OF_RANGE, BoundPrior, Combined, combine
 from explorer.model import Classifier
 from explorer.places import Place
@@ -63,6 +64,7 @@ class IdentifyResult:
     scope: ScopeCheck | None = None  # is the photo inside what the model knows (None: the model has no rule)
     routed_from: str | None = None  # "auto" when the model was chosen for this photo
     routing: str = ""  # which model was chosen and why
+    embedding: np.ndarray | None = None  # (D,) the pooled pre-logit features, from the same forward pass
 
 
 def identify(
@@ -90,14 +92,15 @@ def identify(
         return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
 
     x = classifier.preprocess(image)  # (1, 3, S, S)
-    if cam_method is None:
-        with torch.no_grad(), classifier.autocast():
-            indices = select(classifier.module(x).float())
-        cams = np.zeros((len(indices), 0, 0), dtype=np.float32)
-    else:
-        _logits, indices, cams = forward_with_cams(
-            classifier.module, x, classifier.cam_layer, select, autocast=classifier.autocast, head=classifier.cam_head
-        )
+    with EmbeddingCapture(classifier.cam_layer) as embedding:
+        if cam_method is None:
+            with torch.no_grad(), classifier.autocast():
+                indices = select(classifier.module(x).float())
+            cams = np.zeros((len(indices), 0, 0), dtype=np.float32)
+        else:
+            _logits, indices, cams = forward_with_cams(
+                classifier.module, x, classifier.cam_layer, select, classifier.autocast, classifier.cam_head
+            )
     if cam_method not in (None, FAST_METHOD):
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method)
     combined = scored["result"]
@@ -113,6 +116,7 @@ def identify(
         notes=notes,
         place=place,
         logits=scored["logits"],
+        embedding=embedding.array()[0],
     )
 
 

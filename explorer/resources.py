@@ -19,6 +19,7 @@ from explorer.geo.maps import RangeMapper
 from explorer.geo.records import held_in_points
 from explorer.images import IMAGE_SUFFIXES
 from explorer.model import Classifier, load_classifier
+from explorer.represent.embeddings import PhotoIndex, embeddings_path, load_embeddings, photo_index
 from explorer.scope import GATE_MODEL, ScopeRule, load_rule, rule_path
 from explorer.settings import Settings
 from explorer.taxonomy import Taxonomy, load_taxonomy
@@ -38,6 +39,7 @@ class Resources:
     priors: dict[str, BoundPrior] = field(default_factory=dict)  # geo-priors by model card name
     mappers: dict[str, RangeMapper] = field(default_factory=dict)  # range maps by model card name
     scope_rules: dict[str, ScopeRule] = field(default_factory=dict)  # scope rules by model card name
+    photo_indexes: dict[str, PhotoIndex] = field(default_factory=dict)  # labelled photos' embeddings by model
 
     def warm_maps(self) -> threading.Thread:
         """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""
@@ -89,7 +91,27 @@ def load_resources(settings: Settings) -> Resources:
     tables = load_eval_tables(settings.eval_dir)
     rules = load_scope_rules(settings.checkpoint_dir, classifiers)
     examples = find_examples(settings.examples_dir)
-    return Resources(classifiers, unavailable, examples, settings, tables, priors, mappers, rules)
+    indexes = load_photo_indexes(settings.eval_dir, classifiers, tables)
+    return Resources(classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes)
+
+
+def load_photo_indexes(folder: Path | None, classifiers: dict[str, Classifier], tables: dict) -> dict[str, PhotoIndex]:
+    """For each loaded model, the embeddings stored beside one of its tables, when made by the same weights (a
+    store from other weights would compare unlike things: it is skipped with a warning)."""
+    indexes = {}
+    for name, table in tables.items():
+        path = embeddings_path(Path(folder) / f"{name}.parquet")
+        if not path.is_file():
+            continue
+        store = load_embeddings(path)
+        classifier = classifiers.get(store.model)
+        if classifier is None or store.model in indexes:
+            continue
+        if store.weights_sha256 != classifier.weights_sha256:
+            log.warning("%s: embeddings of other weights than the loaded %s; no similar photos", path, store.model)
+            continue
+        indexes[store.model] = photo_index(name, table, store)
+    return indexes
 
 
 def load_scope_rules(checkpoint_dir: Path, classifiers: dict[str, Classifier]) -> dict[str, ScopeRule]:

@@ -20,6 +20,7 @@ from explorer.identify import IdentifyResult, identify, with_scope
 from explorer.images import LoadedImage, load_image
 from explorer.places import make_place
 from explorer.present import display_copy, format_probability
+from explorer.represent.embeddings import nearest
 from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
 
@@ -118,6 +119,69 @@ def route(resources: Resources, image, gate_cache: dict) -> tuple[str, str]:
         top = gate.labels[int(np.argmax(logits))].scientific_name
         return GATE_MODEL, f"None of the species models covers this photo ({checked}); closest: ImageNet says '{top}'."
     return resources.default_model, f"None of the species models covers this photo ({checked})."
+
+
+SIMILAR_COLUMNS = ["photo_id", "path", "source", "true_name", "true_common_name", "pred_name", "correct_1"]
+DEFAULT_SIMILAR = 8
+EXAMPLES_PER_SUGGESTION = 2
+
+
+@dataclass(frozen=True)
+class SimilarPhotos:
+    """The labelled photos nearest to a photo in a model's embedding space (cosine), and the nearest photos of
+    each suggested species. Rows are evaluation-table rows (they open in the inspector) plus ``similarity``,
+    ``distance`` (1 - cosine), and ``in_suggestions`` / ``suggestion`` (the suggestion's rank)."""
+
+    model: str
+    table: str
+    photos: int  # labelled photos searched
+    neighbours: pd.DataFrame
+    examples: pd.DataFrame
+
+
+def similar_photos(resources: Resources, result: IdentifyResult, k: int = DEFAULT_SIMILAR) -> SimilarPhotos | None:
+    """From an identification's embedding (no second forward pass): one matrix product over the stored
+    embeddings of the model's labelled photos. None when the model has no stored embeddings."""
+    index = resources.photo_indexes.get(result.model)
+    if index is None or result.embedding is None:
+        return None
+    if not 1 <= int(k) <= 50:
+        raise ValueError(f"k must be between 1 and 50, got {k}")
+    positions, similarity = nearest(index.store, result.embedding, int(k))
+    suggested = [p for p in result.predictions if not p.is_background]
+    rank = {p.class_index: n for n, p in enumerate(result.predictions, 1) if not p.is_background}
+    neighbours = index.photos.iloc[positions].assign(similarity=similarity, distance=1 - similarity)
+    neighbours["in_suggestions"] = neighbours["true_class_index"].isin(list(rank))
+    truth = index.photos["true_class_index"].to_numpy()
+    examples = []
+    for p in suggested:
+        found, sims = nearest(index.store, result.embedding, EXAMPLES_PER_SUGGESTION, truth == p.class_index)
+        rows = index.photos.iloc[found].assign(similarity=sims, distance=1 - sims, suggestion=rank[p.class_index])
+        examples.append(rows)
+    examples = pd.concat(examples, ignore_index=True) if examples else index.photos.iloc[:0]
+    return SimilarPhotos(result.model, index.table, len(index.photos), neighbours.reset_index(drop=True), examples)
+
+
+def similar_to_json(found: SimilarPhotos | None, result: IdentifyResult) -> dict:
+    """The ``similar`` API's JSON."""
+    if found is None:
+        return {
+            "model": result.model,
+            "neighbours": [],
+            "examples": [],
+            "note": f"{result.model} has no stored "
+            "embeddings of labelled photos (explorer-evaluate writes them beside its table).",
+        }
+    keep = [*SIMILAR_COLUMNS, "similarity", "distance"]
+    records = lambda frame, extra: frame[keep + extra].astype(object).where(frame[keep + extra].notna(), None)  # noqa: E731
+    return {
+        "model": found.model,
+        "table": found.table,
+        "photos_searched": found.photos,
+        "suggestions": [p.scientific_name for p in result.predictions if not p.is_background],
+        "neighbours": records(found.neighbours, ["in_suggestions"]).to_dict("records"),
+        "examples": records(found.examples, ["suggestion"]).to_dict("records"),
+    }
 
 
 def range_map_document(resources: Resources, model: str | None, name: str, lat=None, lon=None, date=None) -> str:

@@ -165,3 +165,25 @@ def test_scope_and_auto(client, photo, model, answered_by, in_scope):
         assert result["rollup"]["rank"] is None
         assert result["rollup"]["text"].startswith("This does not look like a bird")
     assert (result.get("routed_from") == "auto") is (model == "auto")
+
+
+@pytest.mark.skipif(not HAVE_CORAL, reason="the shipped embeddings belong to the real models in ../shared")
+def test_similar_returns_the_nearest_labelled_photos(client):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    found = client.predict(handle_file(str(CORAL / "bird.bmp")), 6, "inat_bird", api_name="/similar")
+    assert found["model"] == "inat_bird" and found["table"] == "inat_bird" and found["photos_searched"] > 4000
+    neighbours = found["neighbours"]
+    assert len(neighbours) == 6 and [n["similarity"] for n in neighbours] == sorted(
+        (n["similarity"] for n in neighbours), reverse=True
+    )
+    assert neighbours[0]["true_name"] == "Poecile atricapillus" and neighbours[0]["in_suggestions"] is True
+    assert all(abs(n["distance"] - (1 - n["similarity"])) < 1e-6 for n in neighbours)
+    by_rank = {}
+    for example in found["examples"]:
+        by_rank.setdefault(example["suggestion"], []).append(example["true_name"])
+    assert by_rank[1] == ["Poecile atricapillus"] * 2  # real photos of the first suggestion, nearest first
+    assert set(found["suggestions"]) >= {names[0] for names in by_rank.values()}
+    with pytest.raises(AppError, match="k must be between 1 and 50"):
+        client.predict(handle_file(str(CORAL / "bird.bmp")), 0, "inat_bird", api_name="/similar")

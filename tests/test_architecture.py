@@ -20,6 +20,7 @@ LAYERS = {
         "explorer.taxonomy",
         "explorer.synonyms",
         "explorer.cam",
+        "explorer.embedding",
         "explorer.batches",
         "explorer.datasets",
         "explorer.launcher",

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.datasets import read_manifest
-from explorer.diagnose.evaluate import evaluate
+from explorer.diagnose.evaluate import evaluate_photos
 from explorer.diagnose.schema import save_table
+from explorer.represent.embeddings import embeddings_path, save_embeddings
 from explorer.resources import load_classifier_for, load_prior_for, load_scope_for
 from explorer.settings import add_model_arguments, settings_from_args
 
@@ -35,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         help="do not re-rank with the model's geo-prior (by default photos with lat/lon in the manifest are)",
     )
     parser.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="do not write OUT's embeddings file (by default NAME.embeddings.npz beside the table; local engine)",
+    )
+    parser.add_argument(
         "--no-scope",
         action="store_true",
         help="leave out the scope columns (by default added when checkpoints/scope/MODEL.json exists)",
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     classifier, taxonomy = load_classifier_for(settings, args.model, manifest["scientific_name"])
     prior = None if args.no_geo else load_prior_for(settings, classifier)
     scope, gate = (None, None) if args.no_scope else load_scope_for(settings, classifier)
-    table = evaluate(
+    found = evaluate_photos(
         classifier,
         manifest,
         taxonomy,
@@ -64,8 +70,12 @@ def main(argv: list[str] | None = None) -> None:
         prior=prior,
         scope=scope,
         gate=gate,
+        embed=args.engine == "local" and not args.no_embeddings,
     )
+    table = found.table
     save_table(table, args.out)
+    if found.embeddings is not None:
+        save_embeddings(found.embeddings, embeddings_path(args.out))
     print(
         f"{len(table)} photos, top-1 {table['correct_1'].mean():.3f}, in vocabulary {table['in_vocab'].mean():.3f}"
         f" -> {args.out}"

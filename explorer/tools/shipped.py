@@ -21,9 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.datasets import cub100_manifest, read_manifest
-from explorer.diagnose.evaluate import evaluate
+from explorer.diagnose.evaluate import Evaluation, evaluate_photos
 from explorer.diagnose.schema import save_table
 from explorer.geo.records import held_out_places, training_records
+from explorer.represent.embeddings import embeddings_path, save_embeddings
 from explorer.resources import load_classifier_for, load_prior_for, load_scope_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 
@@ -55,15 +56,18 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = settings_from_args(args)
     for model in args.only or SHIPPED:
-        table = shipped_table(settings, model, args.workers)
+        found = shipped_evaluation(settings, model, args.workers)
+        table = found.table
         save_table(table, args.out_dir / f"{model}.parquet")
+        save_embeddings(found.embeddings, embeddings_path(args.out_dir / f"{model}.parquet"))
         print(f"{model}: {len(table)} photos, top-1 {table['correct_1'].mean():.3f} -> {args.out_dir / model}.parquet")
         if "geo_correct_1" in table:
             print(geo_line(table))
 
 
-def shipped_table(settings: Settings, model: str, workers: int | None = None) -> pd.DataFrame:
-    """One shipped table: the model over its photo sets, each photo at a held-out place of its true species."""
+def shipped_evaluation(settings: Settings, model: str, workers: int | None = None) -> Evaluation:
+    """One shipped table and its embeddings: the model over its photo sets, each photo at a held-out place of its
+    true species."""
     data_root = settings.data_root
     manifest = shipped_manifest(data_root, SHIPPED[model])
     classifier, taxonomy = load_classifier_for(settings, model, manifest["scientific_name"])
@@ -73,7 +77,9 @@ def shipped_table(settings: Settings, model: str, workers: int | None = None) ->
         places = held_out_places(manifest["scientific_name"].tolist(), prior.taxa, *records)
         manifest = pd.concat([manifest, places], axis=1)
     scope, gate = load_scope_for(settings, classifier)
-    return evaluate(classifier, manifest, taxonomy, data_root, workers=workers, prior=prior, scope=scope, gate=gate)
+    return evaluate_photos(
+        classifier, manifest, taxonomy, data_root, workers=workers, prior=prior, scope=scope, gate=gate, embed=True
+    )
 
 
 def geo_line(table: pd.DataFrame) -> str:

@@ -7,7 +7,7 @@ import gradio as gr
 
 from explorer.identify import DEFAULT_THRESHOLD, result_to_json
 from explorer.resources import Resources
-from explorer.services import identify_photo, range_map_document
+from explorer.services import DEFAULT_SIMILAR, identify_photo, range_map_document, similar_photos, similar_to_json
 from explorer.ui.components import MODEL_QUEUE, UploadPath
 
 
@@ -25,6 +25,9 @@ def build_api(resources: Resources) -> None:
         species = gr.Textbox("", label="species")
         document = gr.Textbox(label="map_html")
         map_trigger = gr.Button("range_map")
+        k = gr.Number(DEFAULT_SIMILAR, precision=0, label="k")
+        similar_output = gr.JSON(label="similar")
+        similar_trigger = gr.Button("similar")
 
     def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None):
         """(image file, top_k, model, threshold, lat, lon, date) -> the identification as JSON (no CAMs)."""
@@ -43,6 +46,18 @@ def build_api(resources: Resources) -> None:
         except ValueError as err:
             raise gr.Error(str(err), title="No range map") from err
 
+    def similar_api(image, k, model):
+        """(image file, k, model) -> the k labelled photos nearest in the model's embedding space, and the nearest
+        photos of each of its top-5 suggestions, as JSON. One forward pass and one matrix product."""
+        if not image:
+            raise gr.Error("No image given.")
+        try:
+            found = identify_photo(resources, image, model or None, 5, DEFAULT_THRESHOLD, None)
+            return similar_to_json(similar_photos(resources, found.result, k), found.result)
+        except ValueError as err:
+            raise gr.Error(str(err), title="Cannot find similar photos") from err
+
+    similar_trigger.click(similar_api, [file, k, model], similar_output, api_name="similar", **MODEL_QUEUE)
     inputs = [file, top_k, model, threshold, lat, lon, date]
     trigger.click(identify_api, inputs, output, api_name="identify", **MODEL_QUEUE)
     map_trigger.click(range_map_api, [model, species, lat, lon, date], document, api_name="range_map")

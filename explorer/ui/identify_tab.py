@@ -26,6 +26,7 @@ from explorer.present import (
 from explorer.resources import Resources
 from explorer.services import AUTO, DATE_ONLY_NOTE, Identification, identify_photo, range_map_document
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, clamp
+from explorer.ui.similar_section import SimilarView, build_similar_section, cleared, similar_outputs, wire_similar
 from explorer.ui.temp_files import write_download
 
 EXAMPLES_CREDIT = (
@@ -65,6 +66,7 @@ class IdentifyView:
     csv_file: gr.DownloadButton
     last_photo: gr.State
     shown_model: gr.State  # the model that answered (the one chosen when the menu says "auto")
+    similar: SimilarView
     examples: gr.Examples | None = None
 
     @property
@@ -74,7 +76,7 @@ class IdentifyView:
     @property
     def outputs(self) -> list:
         shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.range_html]
-        shown += [self.json_file, self.csv_file]
+        shown += [self.json_file, self.csv_file, *self.similar.outputs]
         return [*shown, self.lat, self.lon, self.date, self.last_photo, self.shown_model, self.top_k, self.threshold]
 
 
@@ -88,6 +90,7 @@ def build_identify_tab(resources: Resources) -> IdentifyView:
         **form, **shown, last_photo=gr.State(None), shown_model=gr.State(None)
     )  # last_photo: a new photo gets its EXIF first
     _wire(resources, view)
+    wire_similar(resources, view.similar)
     return view
 
 
@@ -169,6 +172,7 @@ def _build_results() -> dict:
         json_file = gr.DownloadButton("Download the answer (JSON)", visible=False, size="sm", elem_id="download_json")
         csv_file = gr.DownloadButton("Download the table (CSV)", visible=False, size="sm", elem_id="download_csv")
     notes = gr.Markdown(elem_id="notes")
+    similar = build_similar_section()
     with gr.Group():
         map_choice = gr.Radio(
             [], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True, visible=False
@@ -184,6 +188,7 @@ def _build_results() -> dict:
         range_html=range_html,
         json_file=json_file,
         csv_file=csv_file,
+        similar=similar,
     )
 
 
@@ -262,7 +267,7 @@ def _cleared(view: IdentifyView) -> dict:
     files[view.csv_file] = gr.DownloadButton(value=None, visible=False)
     hidden = {view.map_choice: gr.Radio(choices=[], value=None, visible=False)}
     hidden[view.range_html] = gr.HTML("", visible=False)
-    return {**empty, **hidden, **files}
+    return {**empty, **hidden, **files, **cleared(view.similar)}
 
 
 def _shown(resources: Resources, view: IdentifyView, found: Identification, where: tuple) -> dict:
@@ -281,6 +286,7 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
         view.notes: "\n".join(f"- {html.escape(n)}" for n in result.notes if not n.startswith(DATE_ONLY_NOTE)),
         **_range_map(resources, view, result, species, where),
         **_downloads(view, result),
+        **similar_outputs(resources, view.similar, result),
     }
 
 
