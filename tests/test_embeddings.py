@@ -52,7 +52,9 @@ def test_store_round_trip_and_alignment_with_its_table(tmp_path):
     back = load_embeddings(path)
     assert (back.model, back.weights_sha256, back.photo_ids.tolist()) == ("m", "abc", ["b", "a", "c"])
     assert back.vectors.dtype == np.float16 and back.unit[2].tolist() == pytest.approx([0.6, 0.8])
-    table = pd.DataFrame({"photo_id": ["a", "b", "c"], "status": ["ok", "ok", "unreadable: x"], "true_name": list("ABC")})
+    table = pd.DataFrame(
+        {"photo_id": ["a", "b", "c"], "status": ["ok", "ok", "unreadable: x"], "true_name": list("ABC")}
+    )
     index = photo_index("t", table, back)
     assert index.photos["true_name"].tolist() == ["B", "A"] and index.store.photo_ids.tolist() == ["b", "a"]
     with pytest.raises(ValueError, match="1 embeddings have no row"):
