@@ -155,3 +155,16 @@ def test_dashboard_comparison_csv_files_and_geo_inspector(dashboard):
     page.locator("#inspector").filter(has_text="with the place:").wait_for(timeout=90_000)
     assert "image alone:" in page.locator("#inspector").inner_text()
     assert ", wrong." in page.locator("#inspector_text").inner_text()
+
+
+def test_similar_labelled_photos_open_in_the_inspector(app_url):
+    with chromium_page(app_url) as page:
+        drop_file(page, (CORAL / "bird.bmp").read_bytes(), "bird.bmp", "image/bmp")
+        page.wait_for_function("document.querySelectorAll('#similar img').length >= 8", timeout=90_000)
+        assert "Poecile atricapillus ✓" in page.locator("#similar").inner_text()  # its nearest: chickadees
+        assert "#1 Poecile atricapillus" in page.locator("#suggestion_examples").inner_text()
+        assert "labelled photos of the `inat_bird` evaluation table" in page.locator("#similar_note").inner_text()
+        page.locator("#similar button.thumbnail-item").first.click()
+        page.wait_for_function("document.querySelectorAll('#similar_inspector img').length >= 2", timeout=90_000)
+        assert "truth" in page.locator("#similar_inspector_text").inner_text()
+        page.screenshot(path=str(SHOTS / "similar.png"), full_page=True)

@@ -1,5 +1,6 @@
 """Use cases shared by the page and the API: the inspector without photos, the models overview."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,44 @@ def test_inspector_shows_the_prediction_cam_for_an_unknown_species(real_resource
     found = inspect_error(real_resources, row)
     assert [caption for _, caption in found.images] == ["photo", f"prediction: {row['pred_name']}"]
     assert found.images[1][0].shape == found.images[0][0].shape and "not one of the model's classes" in found.html
+
+
+def test_similar_photos_from_hand_built_embeddings(tiny_classifier):
+    import numpy as np
+    import pandas as pd
+
+    from explorer.identify import IdentifyResult, Prediction, Rollup
+    from explorer.represent.embeddings import EmbeddingStore, photo_index
+    from explorer.services import similar_photos
+
+    table = pd.DataFrame(
+        {
+            "photo_id": [f"p{i}" for i in range(5)],
+            "status": "ok",
+            "true_name": ["Parus major", "Poecile gambeli", "Parus major", "Athene cunicularia", "Poecile gambeli"],
+            "true_class_index": [2, 1, 2, 3, 1],
+        }
+    )
+    vectors = [[1, 0], [0.9, 0.1], [0.6, 0.8], [0, 1], [0.2, 1]]
+    store = EmbeddingStore("tiny", "h", table["photo_id"].to_numpy(str), np.asarray(vectors, np.float16))
+    resources = Resources({"tiny": tiny_classifier}, photo_indexes={"tiny": photo_index("t", table, store)})
+
+    def suggestion(index, name):
+        return Prediction(index, name, "", {}, "species", None, 0.5)
+
+    result = IdentifyResult(
+        "tiny",
+        [suggestion(2, "Parus major"), suggestion(3, "Athene cunicularia")],
+        Rollup(None, None, 0.5, 0.78, False, ""),
+        np.zeros((2, 1, 1), np.float32),
+        None,
+        embedding=np.array([1.0, 0.0]),
+    )
+    found = similar_photos(resources, result, 3)
+    assert found.neighbours["photo_id"].tolist() == ["p0", "p1", "p2"] and found.photos == 5
+    assert found.neighbours["in_suggestions"].tolist() == [True, False, True]  # p1 is a Poecile: not suggested
+    assert found.neighbours["distance"].tolist() == pytest.approx([0.0, 0.006, 0.4], abs=1e-3)
+    assert found.examples[["suggestion", "photo_id"]].values.tolist() == [[1, "p0"], [1, "p2"], [2, "p3"]]
+    assert similar_photos(resources, replace(result, model="other")) is None  # no stored embeddings
+    with pytest.raises(ValueError, match="k must be between 1 and 50"):
+        similar_photos(resources, result, 0)
