@@ -76,9 +76,8 @@ def identify(
     place: Place | None = None,
     prior: BoundPrior | None = None,
 ) -> IdentifyResult:
-    """Top-k suggestions, roll-up and CAMs for one RGB PIL image; with a place and a prior, the ranking is
-    re-done on vision x geo (both scores are reported for every suggestion). ``cam_method=None``: no CAMs (a
-    plain forward pass; the JSON API, which returns no maps, uses this)."""
+    """Top-k suggestions, roll-up, CAMs and the embedding for one RGB PIL image, from one forward pass; with a place
+    and a prior, ranked on vision x geo (both reported). ``cam_method=None``: no CAMs (what the JSON API uses)."""
     top_k = _check_arguments(top_k, threshold, cam_method, len(classifier.labels))
     geo_scores, notes = _geo_scores(prior, place)
     scored: dict[str, Combined] = {}

@@ -20,7 +20,7 @@ from explorer.identify import IdentifyResult, identify, with_scope
 from explorer.images import LoadedImage, load_image
 from explorer.places import make_place
 from explorer.present import display_copy, format_probability
-from explorer.represent.embeddings import nearest
+from explorer.represent.embeddings import similarities, top_positions
 from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
 
@@ -147,18 +147,17 @@ def similar_photos(resources: Resources, result: IdentifyResult, k: int = DEFAUL
         return None
     if not 1 <= int(k) <= 50:
         raise ValueError(f"k must be between 1 and 50, got {k}")
-    positions, similarity = nearest(index.store, result.embedding, int(k))
-    suggested = [p for p in result.predictions if not p.is_background]
+    scores = similarities(index.store, result.embedding)
+    positions, similarity = top_positions(scores, int(k))
     rank = {p.class_index: n for n, p in enumerate(result.predictions, 1) if not p.is_background}
-    neighbours = index.photos.iloc[positions].assign(similarity=similarity, distance=1 - similarity)
-    neighbours["in_suggestions"] = neighbours["true_class_index"].isin(list(rank))
     truth = index.photos["true_class_index"].to_numpy()
-    examples = []
-    for p in suggested:
-        found, sims = nearest(index.store, result.embedding, EXAMPLES_PER_SUGGESTION, truth == p.class_index)
-        rows = index.photos.iloc[found].assign(similarity=sims, distance=1 - sims, suggestion=rank[p.class_index])
-        examples.append(rows)
-    examples = pd.concat(examples, ignore_index=True) if examples else index.photos.iloc[:0]
+    found = [top_positions(scores, EXAMPLES_PER_SUGGESTION, truth == c) for c in rank]
+    suggestion = np.concatenate([np.full(len(f[0]), r, np.int64) for f, r in zip(found, rank.values())] or [[]])
+    rows = index.photos.iloc[np.concatenate([positions, *(f[0] for f in found)]).astype(np.int64)]
+    sims = np.concatenate([similarity, *(f[1] for f in found)]).astype(np.float32)
+    rows = rows.assign(similarity=sims, distance=1 - sims).reset_index(drop=True)
+    neighbours = rows.iloc[: len(positions)].assign(in_suggestions=lambda f: f["true_class_index"].isin(list(rank)))
+    examples = rows.iloc[len(positions) :].assign(suggestion=suggestion).reset_index(drop=True)
     return SimilarPhotos(result.model, index.table, len(index.photos), neighbours.reset_index(drop=True), examples)
 
 
@@ -173,14 +172,19 @@ def similar_to_json(found: SimilarPhotos | None, result: IdentifyResult) -> dict
             "embeddings of labelled photos (explorer-evaluate writes them beside its table).",
         }
     keep = [*SIMILAR_COLUMNS, "similarity", "distance"]
-    records = lambda frame, extra: frame[keep + extra].astype(object).where(frame[keep + extra].notna(), None)  # noqa: E731
+    # "path" would make gradio_client take each record for a file to download: the photo's path is "photo_path"
+
+    def records(frame: pd.DataFrame, extra: list[str]) -> list[dict]:
+        shown = frame[keep + extra].astype(object)
+        return shown.where(shown.notna(), None).rename(columns={"path": "photo_path"}).to_dict("records")
+
     return {
         "model": found.model,
         "table": found.table,
         "photos_searched": found.photos,
         "suggestions": [p.scientific_name for p in result.predictions if not p.is_background],
-        "neighbours": records(found.neighbours, ["in_suggestions"]).to_dict("records"),
-        "examples": records(found.examples, ["suggestion"]).to_dict("records"),
+        "neighbours": records(found.neighbours, ["in_suggestions"]),
+        "examples": records(found.examples, ["suggestion"]),
     }
 
 

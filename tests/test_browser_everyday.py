@@ -163,7 +163,7 @@ def test_similar_labelled_photos_open_in_the_inspector(app_url):
         page.wait_for_function("document.querySelectorAll('#similar img').length >= 8", timeout=90_000)
         assert "Poecile atricapillus ✓" in page.locator("#similar").inner_text()  # its nearest: chickadees
         assert "#1 Poecile atricapillus" in page.locator("#suggestion_examples").inner_text()
-        assert "labelled photos of the `inat_bird` evaluation table" in page.locator("#similar_note").inner_text()
+        assert "4109 labelled photos of the inat_bird evaluation table" in page.locator("#similar_note").inner_text()
         page.locator("#similar button.thumbnail-item").first.click()
         page.wait_for_function("document.querySelectorAll('#similar_inspector img').length >= 2", timeout=90_000)
         assert "truth" in page.locator("#similar_inspector_text").inner_text()
