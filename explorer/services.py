@@ -232,11 +232,15 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
     image = _load_labelled_photo(resources, path).image
     base, tensor = display_copy(image), classifier.preprocess(image)
     a, b, captions = _compared_answers(row, place_changed)
-    if b < 0:
+    if b < 0 or a == b:
         _, _, maps = forward_with_cams(
             classifier.module, tensor, classifier.cam_layer, lambda _: [a], classifier.autocast, classifier.cam_head
         )
-        note = "<p>The true species is not one of the model's classes: only the prediction's Grad-CAM.</p>"
+        note = (
+            "<p>The true species is not one of the model's classes: only the prediction's Grad-CAM.</p>"
+            if b < 0
+            else "<p>The model got this photo right: its Grad-CAM for the truth.</p>"
+        )
         return Inspection(text + note, [(base, "photo"), *zip(overlay_cams(base, maps), captions[:1])])
     maps = contrastive_cams(
         classifier.module, tensor, classifier.cam_layer, a, b, head=classifier.cam_head, autocast=classifier.autocast

@@ -166,5 +166,7 @@ def test_similar_labelled_photos_open_in_the_inspector(app_url):
         assert "4109 labelled photos of the inat_bird evaluation table" in page.locator("#similar_note").inner_text()
         page.locator("#similar button.thumbnail-item").first.click()
         page.wait_for_function("document.querySelectorAll('#similar_inspector img').length >= 2", timeout=90_000)
-        assert "truth" in page.locator("#similar_inspector_text").inner_text()
+        text = page.locator("#similar_inspector_text").inner_text()
+        assert "truth" in text and "The model got this photo right" in text  # the nearest chickadee: one CAM
+        assert page.locator("#similar_inspector img").count() == 2
         page.screenshot(path=str(SHOTS / "similar.png"), full_page=True)

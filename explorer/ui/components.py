@@ -48,7 +48,8 @@ CSS = (
     "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top}"
     " #photo_limit_note {color: #b91c1c; font-weight: 600; padding: 4px 8px}"
     " #topk dd.confidence {display: none}"  # rounded to whole percents; the name carries the exact figure
-    " #cams .caption-label, #inspector .caption-label, #dash_gallery .caption-label, #dash_geo_gallery .caption-label"
+    " #cams .caption-label, #inspector .caption-label, #dash_gallery .caption-label, #dash_geo_gallery .caption-label,"
+    " #similar .caption-label, #suggestion_examples .caption-label, #similar_inspector .caption-label"
     " {white-space: normal; max-width: 100%; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical}"
     " #lineages, #inspector_text {max-width: 100%; overflow-x: auto !important}"  # Gradio sets overflow inline
     # narrow screens: the photo, then the results, then the rest of the form; toasts at the bottom
