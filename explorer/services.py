@@ -4,6 +4,7 @@ return dataclasses or text and raise ValueError with a message for the user; no 
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
 
 THUMB_SIDE = 160
+THUMBNAILS_KEPT = 256  # about 20 MB of 160-px thumbnails
 DATE_ONLY_NOTE = "A date without a location is not used by the geo-prior."
 AUTO = "auto"  # the model name that routes each photo to the model whose scope fits
 GALLERY_SIZE = 24
@@ -295,8 +297,9 @@ def thumbnails(
         image = None
         if path is not None:
             try:
-                image = _load_labelled_photo(resources, path).image
-                image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+                image = _thumbnail(
+                    str(path), resources.settings.max_upload_bytes * 4, resources.settings.max_image_pixels
+                )
                 found = True
             except ValueError:
                 image = None
@@ -304,6 +307,14 @@ def thumbnails(
             image, text = Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)), f"(photo missing) {text}"
         shown.append((image, text))
     return shown if found else []
+
+
+@functools.lru_cache(maxsize=THUMBNAILS_KEPT)
+def _thumbnail(path: str, max_bytes: int, max_pixels: int) -> Image.Image:
+    """A labelled photo's thumbnail, kept: galleries show the same few thousand photos again and again."""
+    image = load_image(path, max_bytes, max_pixels).image
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    return image
 
 
 def models_markdown(resources: Resources) -> str:

@@ -91,8 +91,24 @@ def test_a_photo_over_the_cap_is_refused_with_the_limit_under_the_photo(app_url,
         assert page.locator("#photo_limit_note").count() == 0  # a good photo clears the note
 
 
+def test_similar_labelled_photos_open_in_the_inspector(app_url):
+    with chromium_page(app_url) as page:
+        drop_file(page, (CORAL / "bird.bmp").read_bytes(), "bird.bmp", "image/bmp")
+        page.wait_for_function("document.querySelectorAll('#similar img').length >= 8", timeout=90_000)
+        assert "Poecile atricapillus ✓" in page.locator("#similar").inner_text()  # its nearest: chickadees
+        assert "#1 Poecile atricapillus" in page.locator("#suggestion_examples").inner_text()
+        assert "4109 labelled photos of the inat_bird evaluation table" in page.locator("#similar_note").inner_text()
+        page.locator("#similar button.thumbnail-item").first.click()
+        page.wait_for_function("document.querySelectorAll('#similar_inspector img').length >= 2", timeout=90_000)
+        text = page.locator("#similar_inspector_text").inner_text()
+        assert "truth" in text and "The model got this photo right" in text  # the nearest chickadee: one CAM
+        assert page.locator("#similar_inspector img").count() == 2
+        page.screenshot(path=str(SHOTS / "similar.png"), full_page=True)
+
+
 @pytest.fixture(scope="module")
 def dashboard(app_url):
+    """One Diagnose page for the tests below (they run last: a page open here keeps Playwright's loop busy)."""
     with chromium_page(app_url) as page:
         page.get_by_role("tab", name="Diagnose").click()
         settled(page)
@@ -155,18 +171,3 @@ def test_dashboard_comparison_csv_files_and_geo_inspector(dashboard):
     page.locator("#inspector").filter(has_text="with the place:").wait_for(timeout=90_000)
     assert "image alone:" in page.locator("#inspector").inner_text()
     assert ", wrong." in page.locator("#inspector_text").inner_text()
-
-
-def test_similar_labelled_photos_open_in_the_inspector(app_url):
-    with chromium_page(app_url) as page:
-        drop_file(page, (CORAL / "bird.bmp").read_bytes(), "bird.bmp", "image/bmp")
-        page.wait_for_function("document.querySelectorAll('#similar img').length >= 8", timeout=90_000)
-        assert "Poecile atricapillus ✓" in page.locator("#similar").inner_text()  # its nearest: chickadees
-        assert "#1 Poecile atricapillus" in page.locator("#suggestion_examples").inner_text()
-        assert "4109 labelled photos of the inat_bird evaluation table" in page.locator("#similar_note").inner_text()
-        page.locator("#similar button.thumbnail-item").first.click()
-        page.wait_for_function("document.querySelectorAll('#similar_inspector img').length >= 2", timeout=90_000)
-        text = page.locator("#similar_inspector_text").inner_text()
-        assert "truth" in text and "The model got this photo right" in text  # the nearest chickadee: one CAM
-        assert page.locator("#similar_inspector img").count() == 2
-        page.screenshot(path=str(SHOTS / "similar.png"), full_page=True)
