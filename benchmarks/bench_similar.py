@@ -10,11 +10,10 @@ Last line: similar_vs_forward (target <= 1.2).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from bench_identify import interleaved_medians_ms  # same timing: interleaved rounds, medians
 
 from explorer.identify import identify
 from explorer.images import load_image
@@ -22,22 +21,6 @@ from explorer.represent.embeddings import nearest
 from explorer.resources import load_resources
 from explorer.services import similar_photos
 from explorer.settings import CORAL_DIR, parse_settings
-
-
-def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 5) -> dict:
-    """Median ms of each function, run in turn in every round so that drift hits them all alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
 
 def main() -> None:
