@@ -182,6 +182,8 @@ def similar_to_json(found: SimilarPhotos | None, result: IdentifyResult) -> dict
 
     return {
         "model": found.model,
+        "scope": None if result.scope is None else result.scope.as_json(),  # neighbours of an out-of-scope photo
+        **({"routed_from": result.routed_from, "routing": result.routing} if result.routed_from else {}),
         "table": found.table,
         "photos_searched": found.photos,
         "suggestions": [p.scientific_name for p in result.predictions if not p.is_background],

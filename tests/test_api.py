@@ -174,6 +174,7 @@ def test_similar_returns_the_nearest_labelled_photos(client):
 
     found = client.predict(handle_file(str(CORAL / "bird.bmp")), 6, "inat_bird", api_name="/similar")
     assert found["model"] == "inat_bird" and found["table"] == "inat_bird" and found["photos_searched"] > 4000
+    assert found["scope"]["in_scope"] is True  # the same scope verdict as identify, from the same call
     neighbours = found["neighbours"]
     assert len(neighbours) == 6 and [n["similarity"] for n in neighbours] == sorted(
         (n["similarity"] for n in neighbours), reverse=True

@@ -120,3 +120,19 @@ def test_similar_photos_from_hand_built_embeddings(tiny_classifier):
     assert similar_photos(resources, replace(result, model="other")) is None  # no stored embeddings
     with pytest.raises(ValueError, match="k must be between 1 and 50"):
         similar_photos(resources, result, 0)
+
+
+def test_similar_note_says_when_the_photo_is_out_of_scope():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from explorer.scope import ScopeCheck
+    from explorer.services import SimilarPhotos
+    from explorer.ui.similar_section import _note
+
+    found = SimilarPhotos("inat_bird", "inat_bird", 4109, pd.DataFrame(), pd.DataFrame())
+    outside = SimpleNamespace(scope=ScopeCheck(False, -5.0, -1.2, "not a bird"))
+    inside = SimpleNamespace(scope=ScopeCheck(True, 0.0, -1.2, "a bird"))
+    assert "outside what `inat_bird` knows" in _note(found, outside) and "4109 labelled photos" in _note(found, outside)
+    assert "Searched the 4109 labelled photos" in _note(found, inside)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from explorer.services import inspect_error
+
 # Every event that runs the classifier shares one queue slot: torch already uses every core for one photo, so
 # two model calls at once would only slow each other down (and multiply the memory). Other events (the
 # dashboard, range maps) have their own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
@@ -105,3 +107,20 @@ def clamp(value, low: float, high: float, whole: bool = False) -> tuple[float, s
         return kept, ""
     shown = f"{low:g}..{high:g}" + (" (whole numbers)" if whole else "")
     return kept, f"{float(value):g} is outside {shown}: using {kept:g}."
+
+
+def make_inspector(resources, place_changed: bool = False):
+    """The select handler of a gallery or table of evaluation rows: the clicked row in the inspector (its
+    lineages and Grad-CAMs, computed now); ``place_changed``: rows the geo-prior changed (see inspect_error)."""
+
+    def on_select(rows, evt: gr.SelectData):
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        if not rows or index is None or index >= len(rows):
+            return "", []
+        try:
+            found = inspect_error(resources, rows[index], place_changed)
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        return found.html, found.images
+
+    return on_select

@@ -27,9 +27,9 @@ from explorer.diagnose.metrics import (
 )
 from explorer.diagnose.texts import calibration_markdown, geo_markdown, summary_markdown
 from explorer.resources import Resources
-from explorer.services import inspect_error, thumbnails
+from explorer.services import thumbnails
 from explorer.taxonomy import RANKS
-from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp
+from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp, make_inspector
 from explorer.ui.diagnose_sections import (
     ERROR_COLUMNS,
     build_comparison,
@@ -138,7 +138,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
         (out.error_table, out.errors_state, False),
         (out.geo_gallery, out.geo_state, True),
     ):
-        inspect = _make_inspector(resources, place_changed)
+        inspect = make_inspector(resources, place_changed)
         source.select(inspect, [rows], [inspector_text, inspector], api_visibility="private", **MODEL_QUEUE)
     out.geo_clades.select(
         _make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
@@ -360,17 +360,3 @@ def _clade_choices(resources: Resources):
         return gr.Dropdown(choices=values, value=None)
 
     return on_rank
-
-
-def _make_inspector(resources: Resources, place_changed: bool = False):
-    def on_select(rows, evt: gr.SelectData):
-        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not rows or index is None or index >= len(rows):
-            return "", []
-        try:
-            found = inspect_error(resources, rows[index], place_changed)
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
-        return found.html, found.images
-
-    return on_select

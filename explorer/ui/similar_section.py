@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from explorer.resources import Resources
-from explorer.services import SimilarPhotos, inspect_error, similar_photos, thumbnails
-from explorer.ui.components import MODEL_QUEUE
+from explorer.services import SimilarPhotos, similar_photos, thumbnails
+from explorer.ui.components import MODEL_QUEUE, make_inspector
 
 NEIGHBOURS_LABEL = "Nearest labelled photos (cosine similarity; ✓: its species is among the suggestions)"
 EXAMPLES_LABEL = "Real photos of each suggestion (#rank, the nearest of that species first)"
@@ -51,7 +51,7 @@ def build_similar_section() -> SimilarView:
 def wire_similar(resources: Resources, view: SimilarView) -> None:
     for gallery, rows in ((view.neighbours, view.neighbour_rows), (view.examples, view.example_rows)):
         outputs = [view.inspector_text, view.inspector]
-        gallery.select(_make_inspector(resources), [rows], outputs, api_visibility="private", **MODEL_QUEUE)
+        gallery.select(make_inspector(resources), [rows], outputs, api_visibility="private", **MODEL_QUEUE)
 
 
 def cleared(view: SimilarView) -> dict:
@@ -69,7 +69,7 @@ def similar_outputs(resources: Resources, view: SimilarView, result) -> dict:
         )
         return {**cleared(view), view.note: note}
     return {
-        view.note: _note(found),
+        view.note: _note(found, result),
         view.neighbours: thumbnails(resources, found.neighbours, _neighbour_caption),
         view.examples: thumbnails(resources, found.examples, _example_caption),
         view.neighbour_rows: found.neighbours.to_dict("records"),
@@ -77,7 +77,12 @@ def similar_outputs(resources: Resources, view: SimilarView, result) -> dict:
     }
 
 
-def _note(found: SimilarPhotos) -> str:
+def _note(found: SimilarPhotos, result) -> str:
+    if result.scope is not None and not result.scope.in_scope:
+        return (
+            f"<small>This photo is outside what `{html.escape(found.model)}` knows, so the nearest of its "
+            f"{found.photos} labelled photos are only the least unlike: they say little about this photo.</small>"
+        )
     return (
         f"<small>Searched the {found.photos} labelled photos of the `{html.escape(found.table)}` evaluation table "
         f"in `{html.escape(found.model)}`'s embedding space (its pooled features before the last layer). A photo "
@@ -92,17 +97,3 @@ def _neighbour_caption(row) -> str:
 
 def _example_caption(row) -> str:
     return f"#{row.suggestion} {row.true_name} ({row.similarity:.2f})"
-
-
-def _make_inspector(resources: Resources):
-    def on_select(rows, evt: gr.SelectData):
-        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not rows or index is None or index >= len(rows):
-            return "", []
-        try:
-            found = inspect_error(resources, rows[index])
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
-        return found.html, found.images
-
-    return on_select
