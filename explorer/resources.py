@@ -20,6 +20,7 @@ from explorer.geo.records import held_in_points
 from explorer.images import IMAGE_SUFFIXES
 from explorer.model import Classifier, load_classifier
 from explorer.represent.embeddings import PhotoIndex, embeddings_path, load_embeddings, photo_index
+from explorer.represent.taxonomy_fit import load_representation, representation_path
 from explorer.scope import GATE_MODEL, ScopeRule, load_rule, rule_path
 from explorer.settings import Settings
 from explorer.taxonomy import Taxonomy, load_taxonomy
@@ -40,6 +41,7 @@ class Resources:
     mappers: dict[str, RangeMapper] = field(default_factory=dict)  # range maps by model card name
     scope_rules: dict[str, ScopeRule] = field(default_factory=dict)  # scope rules by model card name
     photo_indexes: dict[str, PhotoIndex] = field(default_factory=dict)  # labelled photos' embeddings by model
+    representations: dict[str, dict] = field(default_factory=dict)  # explorer-represent's reports by table
 
     def warm_maps(self) -> threading.Thread:
         """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""
@@ -92,7 +94,8 @@ def load_resources(settings: Settings) -> Resources:
     rules = load_scope_rules(settings.checkpoint_dir, classifiers)
     examples = find_examples(settings.examples_dir)
     indexes = load_photo_indexes(settings.eval_dir, classifiers, tables)
-    return Resources(classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes)
+    reports = load_representations(settings.eval_dir, tables)
+    return Resources(classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes, reports)
 
 
 def load_photo_indexes(folder: Path | None, classifiers: dict[str, Classifier], tables: dict) -> dict[str, PhotoIndex]:
@@ -145,6 +148,26 @@ def _check_default_model(settings: Settings, classifiers: dict, unavailable: dic
     if wanted and wanted not in classifiers:
         why = f"; {wanted}: {unavailable[wanted]}" if wanted in unavailable else ""
         raise ValueError(f"--model {wanted!r} is not available; available: {list(classifiers)}{why}")
+
+
+def load_representations(folder: Path | None, tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """explorer-represent's report beside each table, when made from the same weights as the table (another is
+    skipped with a warning: its map would not match the photos)."""
+    reports = {}
+    for name, table in tables.items():
+        path = representation_path(Path(folder) / f"{name}.parquet")
+        if not path.is_file() or not len(table):
+            continue
+        try:
+            report = load_representation(path)
+        except ValueError as err:
+            log.warning("%s", err)
+            continue
+        if report["weights_sha256"] != str(table["weights_sha256"].iloc[0]):
+            log.warning("%s: made from other weights than its table; not shown", path)
+            continue
+        reports[name] = report
+    return reports
 
 
 def load_prior_for(settings: Settings, classifier: Classifier) -> BoundPrior | None:

@@ -171,3 +171,32 @@ def test_dashboard_comparison_csv_files_and_geo_inspector(dashboard):
     page.locator("#inspector").filter(has_text="with the place:").wait_for(timeout=90_000)
     assert "image alone:" in page.locator("#inspector").inner_text()
     assert ", wrong." in page.locator("#inspector_text").inner_text()
+
+
+MAP_POINT = """() => { const gd = document.querySelector('#dash_map .js-plotly-plot');
+  const trace = gd._fullData.find(d => d.name !== 'other' && d.x.length > 0);
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  return {x: box.left + xa._offset + xa.l2p(trace.x[0]), y: box.top + ya._offset + ya.l2p(trace.y[0])}; }"""
+
+
+def test_representation_map_is_drawn_and_a_click_opens_the_inspector(dashboard):
+    page = dashboard
+    page.get_by_text("Representation: does the model learn taxonomy?").click()
+    fits = page.locator("#dash_fits").inner_text()
+    assert "inat_bird" in fits and "cub100_effnet_head" in fits and "Recall@5" in fits
+    page.locator("#dash_map").scroll_into_view_if_needed()
+    page.locator("#dash_map .js-plotly-plot").wait_for(timeout=30_000)
+    assert "are on the map of" in page.locator("#dash_map_text").inner_text()
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('#dash_map .js-plotly-plot'); return gd && gd.__pickBound; }",
+        timeout=10_000,
+    )
+    joins = []
+    page.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
+    point = page.evaluate(MAP_POINT)
+    page.mouse.move(point["x"], point["y"])
+    page.mouse.click(point["x"], point["y"])
+    page.locator("#map_inspector img").first.wait_for(timeout=90_000)
+    assert "truth" in page.locator("#map_inspector_text").inner_text()
+    assert len(joins) == 1  # one click, one request
+    page.locator("#dash_representation").screenshot(path=str(SHOTS / "representation.png"))

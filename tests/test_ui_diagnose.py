@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 from explorer.diagnose.schema import load_table
-from explorer.resources import Resources
+from explorer.resources import Resources, load_representations
 from explorer.settings import Settings
 
 
@@ -16,7 +16,8 @@ def resources_without_photos(tiny_classifier, tmp_path_factory):
         name: load_table(ROOT / "assets" / "eval" / f"{name}.parquet") for name in ("cub100_effnet_head", "inat_bird")
     }
     settings = Settings(checkpoint_dir=Path("."), data_root=tmp_path_factory.mktemp("no_photos"))
-    return Resources({"tiny": tiny_classifier}, {}, [], settings, tables)
+    reports = load_representations(ROOT / "assets" / "eval", tables)
+    return Resources({"tiny": tiny_classifier}, {}, [], settings, tables, representations=reports)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,29 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     clades = pd.read_csv(paths[1])
     assert clades["clade"].tolist() == accuracy_by_clade(view, "family", 5)["clade"].tolist()
     assert len(pd.read_csv(paths[3])) == len(view)  # every photo in this view is an error
+
+
+def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(dashboard, resources_without_photos):
+    from explorer.ui.representation_section import picked_row
+
+    out = dashboard.outputs
+    shown = dashboard.refresh(
+        "inat_bird", "family", "Paridae", 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "genus"
+    )
+    table = resources_without_photos.tables["inat_bird"]
+    view = table[(table["true_family"] == "Paridae") & (table["note"].fillna("") == "")]
+    state = shown[out.map_state]
+    assert state["table"] == "inat_bird" and state["photo_ids"] == view["photo_id"].astype(str).tolist()
+    figure = shown[out.map_plot]
+    assert sum(len(trace.x) for trace in figure.data) == len(view)
+    assert {trace.name for trace in figure.data} == set(view["true_genus"].astype(str))  # under 10 genera: no grey
+    assert f"{len(view):,} of the {len(view):,} photos in view are on the map" in shown[out.map_text]
+    row = picked_row(resources_without_photos, "3:1700000000", state)
+    assert row["photo_id"] == state["photo_ids"][3]
+    assert picked_row(resources_without_photos, "99999:1", state) is None
+    assert picked_row(resources_without_photos, "not a number", state) is None
+    other = dashboard.refresh(
+        "cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "order"
+    )
+    assert len(other[out.map_state]["photo_ids"]) == 2999
+    assert len(other[out.map_plot].data) == 11  # ten orders coloured, the rest grey

@@ -177,3 +177,41 @@ def plot_scope_tradeoff(scope: pd.DataFrame, open_set: pd.DataFrame, threshold: 
     fig.update_xaxes(title_text="largest-logit threshold", row=1, col=2)
     fig.update_layout(height=380, margin={"t": 50, "b": 40, "l": 50, "r": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
+
+
+def plot_embedding_map(points: pd.DataFrame, rank: str):
+    """The photos on their table's 2-D UMAP map, a trace per clade (``other`` last, in grey); a cross marks a
+    wrong top-1. customdata holds the photo's position in ``points`` (the page's click handler reads it)."""
+    fig = go.Figure()
+    clades = [c for c in dict.fromkeys(points["clade"]) if c != "other"] + ["other"]
+    for clade in clades:
+        part = points[points["clade"] == clade]
+        if part.empty:
+            continue
+        fig.add_trace(
+            go.Scattergl(
+                x=part["x"],
+                y=part["y"],
+                mode="markers",
+                name=clade,
+                customdata=part.index.to_numpy(),
+                hovertext=part["hover"],
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker={
+                    "size": 6,
+                    "symbol": ["x" if w else "circle" for w in part["wrong"]],
+                    "color": "#c0c0c0" if clade == "other" else None,
+                    "opacity": 0.8,
+                },
+            )
+        )
+    fig.update_layout(
+        title=f"Photos in the model's embedding space (UMAP), coloured by true {rank}; × = top-1 wrong",
+        height=520,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        legend={"title": rank, "itemsizing": "constant"},
+        margin={"t": 50, "b": 10, "l": 10, "r": 10},
+        clickmode="event",
+    )
+    return fig

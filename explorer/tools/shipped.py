@@ -25,6 +25,8 @@ from explorer.diagnose.evaluate import Evaluation, evaluate_photos
 from explorer.diagnose.schema import save_table
 from explorer.geo.records import held_out_places, training_records
 from explorer.represent.embeddings import embeddings_path, save_embeddings
+from explorer.represent.report import representation_report
+from explorer.represent.taxonomy_fit import representation_path, write_representation
 from explorer.resources import load_classifier_for, load_prior_for, load_scope_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         table = found.table
         save_table(table, args.out_dir / f"{model}.parquet")
         save_embeddings(found.embeddings, embeddings_path(args.out_dir / f"{model}.parquet"))
+        report = representation_report(table, found.embeddings)
+        write_representation(representation_path(args.out_dir / f"{model}.parquet"), report)
         print(f"{model}: {len(table)} photos, top-1 {table['correct_1'].mean():.3f} -> {args.out_dir / model}.parquet")
         if "geo_correct_1" in table:
             print(geo_line(table))

@@ -36,6 +36,17 @@ UPLOAD_LIMIT_NOTE = """(() => { const LIMIT = %d;
   document.addEventListener('paste', e => { if (e.clipboardData) note(e.clipboardData.files); }, true);
 })();"""
 
+# A click on a point of the map writes its position into a hidden text box, whose input event asks the server for
+# the inspector through its change event (gr.Plot has no select event for plotly)
+MAP_CLICK = """(() => { function bind() {
+  document.querySelectorAll('#dash_map .js-plotly-plot').forEach(gd => {
+    if (gd.__pickBound || !gd.on) return; gd.__pickBound = true;
+    gd.on('plotly_click', ev => { const pt = ev.points && ev.points[0]; if (!pt) return;
+      const box = document.querySelector('#dash_map_pick textarea, #dash_map_pick input'); if (!box) return;
+      box.value = pt.customdata + ':' + Date.now(); box.dispatchEvent(new Event('input', {bubbles: true})); });
+  }); }
+  setInterval(bind, 500); })();"""
+
 
 # Toasts sit outside the app's container, which Gradio scopes the css= rules to: this rule goes in the head
 HEAD_STYLE = "<style>@media (max-width: 700px) { .toast-wrap {top: auto !important; bottom: 12px} }</style>"
@@ -43,7 +54,7 @@ HEAD_STYLE = "<style>@media (max-width: 700px) { .toast-wrap {top: auto !importa
 
 def head_html(max_upload_bytes: int) -> str:
     """The page's own scripts (``launch(head=...)``)."""
-    return f"<script>{ENTER_APPLIES}\n{UPLOAD_LIMIT_NOTE % int(max_upload_bytes)}</script>{HEAD_STYLE}"
+    return f"<script>{ENTER_APPLIES}\n{UPLOAD_LIMIT_NOTE % int(max_upload_bytes)}\n{MAP_CLICK}</script>{HEAD_STYLE}"
 
 
 CSS = (

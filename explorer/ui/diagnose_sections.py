@@ -95,7 +95,9 @@ def comparison_outputs(resources: Resources, out, view, name: str, other, rank: 
 
 
 def make_csv_handler(resources: Resources):
-    def on_csv(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other):
+    def on_csv(
+        name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other, _map=None
+    ):
         return view_csv_files(
             resources,
             name,

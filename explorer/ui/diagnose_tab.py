@@ -38,6 +38,11 @@ from explorer.ui.diagnose_sections import (
     make_csv_handler,
     scope_outputs,
 )
+from explorer.ui.representation_section import (
+    build_representation_section,
+    representation_outputs,
+    wire_map_clicks,
+)
 
 NO_TABLES = (
     "No evaluation tables found. Make one with `explorer-evaluate --model NAME --images MANIFEST "
@@ -65,6 +70,7 @@ class FilterControls:
     min_photos: gr.Slider
     geo_kind: gr.Radio
     other: gr.Dropdown  # the second model to compare with (None: no comparison)
+    map_rank: gr.Dropdown  # the rank that colours the representation map
 
     def __iter__(self):
         return iter(getattr(self, f.name) for f in fields(self))
@@ -94,6 +100,9 @@ class DashboardOutputs:
     compare_plot: gr.Plot
     compare_text: gr.Markdown
     disagreements: gr.Dataframe
+    map_plot: gr.Plot
+    map_text: gr.Markdown
+    map_state: gr.State
     min_conf: gr.Slider  # also filters: a refused range is said beside them
     max_conf: gr.Slider
 
@@ -118,9 +127,10 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     errors, inspector_text, inspector = _build_errors()
     geo, geo_filters = _build_geo_section()
     comparison, compare_filter = build_comparison(resources)
-    filters = FilterControls(**top, **chart_filters, **geo_filters, **compare_filter)
+    representation, map_filter, map_parts = build_representation_section(resources)
+    filters = FilterControls(**top, **chart_filters, **geo_filters, **compare_filter, **map_filter)
     confidence = dict(min_conf=top["min_conf"], max_conf=top["max_conf"])
-    out = DashboardOutputs(**charts, **errors, **geo, **comparison, **confidence)
+    out = DashboardOutputs(**charts, **errors, **geo, **comparison, **representation, **confidence)
     refresh = _make_dashboard_handler(resources, out)
     for control in filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
@@ -143,6 +153,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     out.geo_clades.select(
         _make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
     )
+    wire_map_clicks(resources, out.map_state, map_parts)
     csv_button.click(make_csv_handler(resources), list(filters), csv_files, api_visibility="private")
     return DashboardView(filters, out, refresh)
 
@@ -264,7 +275,21 @@ NO_MATCH = "**No photos match these filters.** Widen the confidence range, the c
 
 
 def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
-    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other):
+    def on_filters(
+        name,
+        rank,
+        clade,
+        min_conf,
+        max_conf,
+        outcome,
+        noted,
+        in_vocab,
+        list_rank,
+        min_photos,
+        kind,
+        other,
+        map_rank="family",
+    ):
         (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
         if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
             refused = f"{min_conf:g} is above the max ({max_conf:g}), so no photo could match: lower it."
@@ -286,6 +311,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             out.errors_state: errors.to_dict("records"),
             **_geo_outputs(resources, out, view, list_rank, int(min_photos), kind),
             **comparison_outputs(resources, out, view, name, other, list_rank),
+            **representation_outputs(resources, out, view, name, map_rank),
             out.min_conf: gr.Slider(value=min_conf, info=min_note or None),
             out.max_conf: gr.Slider(value=max_conf, info=max_note or None),
         }
@@ -341,6 +367,7 @@ def _make_geo_drilldown(resources: Resources):
         _min,
         kind,
         _other,
+        _map_rank,
         evt: gr.SelectData,
     ):
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)

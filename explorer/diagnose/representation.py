@@ -1,0 +1,90 @@
+"""The Representation section's data: the photos in view placed on their table's stored 2-D map (one layout per
+table, so points stay put as the filters change), and the per-rank figures of every loaded table side by side."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+OTHER = "other"
+COLOURED = 10  # the largest clades in view get a colour each; the rest are grey
+
+
+def map_points(view: pd.DataFrame, report: dict, rank: str, coloured: int = COLOURED) -> pd.DataFrame:
+    """One row per photo in view that the map holds, in the view's order: x, y, its true clade at ``rank`` (the
+    ``coloured`` largest clades in view by name, the rest ``other``), whether the top-1 is wrong, a hover text."""
+    layout = pd.DataFrame(
+        {"x": report["map"]["x"], "y": report["map"]["y"]}, index=pd.Index(report["map"]["photo_id"].astype(str))
+    )
+    ids = view["photo_id"].astype(str)
+    rows = view[ids.isin(layout.index).to_numpy()]
+    if rows.empty:
+        return pd.DataFrame(columns=["photo_id", "x", "y", "clade", "wrong", "hover"])
+    place = layout.loc[rows["photo_id"].astype(str)]
+    clade = rows[f"true_{rank}"].astype(object).fillna("(unknown)").astype(str)
+    largest = clade.value_counts().sort_values(ascending=False, kind="stable").index[:coloured]
+    wrong = ~rows["correct_1"].astype(bool)
+    hover = (
+        rows["true_name"].astype(str)
+        + " ("
+        + rows["true_common_name"].astype(object).fillna("").astype(str)
+        + ")<br>"
+        + rank
+        + ": "
+        + clade
+        + "<br>top-1: "
+        + rows["pred_name"].astype(str)
+        + " "
+        + (rows["confidence"] * 100).round(1).astype(str)
+        + " %"
+    )
+    return pd.DataFrame(
+        {
+            "photo_id": rows["photo_id"].astype(str).to_numpy(),
+            "x": place["x"].to_numpy(),
+            "y": place["y"].to_numpy(),
+            "clade": clade.where(clade.isin(largest), OTHER).to_numpy(),
+            "wrong": wrong.to_numpy(),
+            "hover": hover.to_numpy(),
+        }
+    )
+
+
+def fits_frame(reports: dict[str, dict]) -> pd.DataFrame:
+    """Per rank, every table's figures side by side (rank order: order, family, genus, species)."""
+    rows = []
+    for name, report in reports.items():
+        for fit in report["ranks"]:
+            rows.append(
+                {
+                    "rank": fit.rank,
+                    "table": name,
+                    "photos": fit.photos,
+                    "taxa": fit.taxa,
+                    "AMI": fit.ami,
+                    "NMI": fit.nmi,
+                    "Recall@1": _with_interval(fit.recall_1, fit.recall_1_low, fit.recall_1_high),
+                    "Recall@5": _with_interval(fit.recall_5, fit.recall_5_low, fit.recall_5_high),
+                    "queries": fit.queries,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    order = {"order": 0, "family": 1, "genus": 2, "species": 3}
+    frame = frame.sort_values(["rank", "table"], key=lambda s: s.map(order) if s.name == "rank" else s)
+    return frame.round({"AMI": 3, "NMI": 3}).reset_index(drop=True)
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if value != value:
+        return "n/a"
+    return f"{value:.3f} ({low:.3f}–{high:.3f})"
+
+
+def sources_line(reports: dict[str, dict]) -> str:
+    """Which photos each table's figures come from."""
+    parts = []
+    for name, report in reports.items():
+        sets = ", ".join(f"{count:,} {source}" for source, count in report["sources"].items())
+        parts.append(f"`{name}`: {sets}")
+    return "; ".join(parts)

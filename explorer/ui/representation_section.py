@@ -1,0 +1,114 @@
+"""Diagnose's "Representation" section: does the model learn taxonomy? The per-rank figures of every loaded table
+side by side (from explorer-represent's reports) and a 2-D map of the photos in view, coloured by clade, where a
+click on a photo opens it in the inspector."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+import pandas as pd
+
+from explorer.diagnose.figures import plot_embedding_map
+from explorer.diagnose.representation import fits_frame, map_points, sources_line
+from explorer.resources import Resources
+from explorer.services import inspect_error
+from explorer.ui.components import MODEL_QUEUE
+
+MAP_RANKS = ("order", "family", "genus", "species")
+NO_REPORT = (
+    "No representation report for this table, so no map: `explorer-represent --only {name}` writes one from the "
+    "embeddings `explorer-evaluate` stored beside it."
+)
+
+
+def build_representation_section(resources: Resources) -> tuple[dict, dict, dict]:
+    """(outputs the dashboard handler fills, the map's colour filter, the click box and its inspector)."""
+    with gr.Accordion("Representation: does the model learn taxonomy?", open=False, elem_id="dash_representation"):
+        gr.Markdown(fits_markdown(resources.representations), elem_id="dash_fits_text")
+        fits = fits_frame(resources.representations)
+        gr.Dataframe(fits.fillna("n/a") if not fits.empty else None, label="Per rank, every table", elem_id="dash_fits")
+        map_rank = gr.Dropdown(list(MAP_RANKS), value="family", label="Colour the map by", elem_id="dash_map_rank")
+        map_text = gr.Markdown(elem_id="dash_map_text")
+        map_plot = gr.Plot(elem_id="dash_map")
+        pick = gr.Textbox(visible="hidden", elem_id="dash_map_pick")
+        inspector_text = gr.HTML(elem_id="map_inspector_text")
+        inspector = gr.Gallery(
+            label="The photo you clicked: its truth, the model's answer and their Grad-CAMs",
+            columns=4,
+            height=300,
+            object_fit="contain",
+            elem_id="map_inspector",
+        )
+    outputs = dict(map_plot=map_plot, map_text=map_text, map_state=gr.State({}))
+    return outputs, dict(map_rank=map_rank), dict(pick=pick, inspector_text=inspector_text, inspector=inspector)
+
+
+def wire_map_clicks(resources: Resources, state: gr.State, parts: dict) -> None:
+    def on_pick(picked, shown):
+        row = picked_row(resources, picked, shown)
+        if row is None:
+            return "", []
+        try:
+            found = inspect_error(resources, row)
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        return found.html, found.images
+
+    parts["pick"].change(
+        on_pick,
+        [parts["pick"], state],
+        [parts["inspector_text"], parts["inspector"]],
+        api_visibility="private",
+        **MODEL_QUEUE,
+    )
+
+
+def picked_row(resources: Resources, picked: str, shown: dict) -> dict | None:
+    """The table row of the point a click named ('<position>:<nonce>'), or None for anything else."""
+    try:
+        position = int(str(picked).split(":", 1)[0])
+    except ValueError:
+        return None
+    ids = (shown or {}).get("photo_ids", [])
+    table = resources.tables.get((shown or {}).get("table"))
+    if table is None or not 0 <= position < len(ids):
+        return None
+    rows = table[table["photo_id"].astype(str) == ids[position]]
+    return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def representation_outputs(resources: Resources, out, view: pd.DataFrame, name: str, rank: str) -> dict:
+    report = resources.representations.get(name)
+    if report is None:
+        return {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: {}}
+    rank = rank if rank in MAP_RANKS else "family"
+    points = map_points(view, report, rank)
+    text = (
+        f"{len(points):,} of the {len(view):,} photos in view are on the map of `{html.escape(name)}`'s "
+        f"{len(report['map']['photo_id']):,} photos. Each point is a photo, placed by UMAP (cosine) from the "
+        "model's embedding of it: photos the model sees as alike sit close together. The layout is computed once "
+        "per table (`explorer-represent`), so points stay where they are as you filter. Colours: the "
+        f"{points['clade'].nunique() - int('other' in set(points['clade']))} largest {rank} clades in view "
+        "(the rest grey); × marks a wrong top-1. Hover for names; **click a photo to inspect it**."
+    )
+    state = {"table": name, "photo_ids": points["photo_id"].tolist()}
+    return {out.map_plot: plot_embedding_map(points, rank), out.map_text: text, out.map_state: state}
+
+
+def fits_markdown(reports: dict[str, dict]) -> str:
+    if not reports:
+        return (
+            "No representation reports yet: `explorer-represent` measures each table's embeddings against the "
+            "taxonomy (it needs the embeddings `explorer-evaluate` writes)."
+        )
+    return (
+        "How well each model's embeddings (its pooled features before the last layer) follow the taxonomy of the "
+        "photos' true species. **AMI / NMI**: Ward clusters, as many as there are true taxa at the rank, after UMAP "
+        "to 50 dimensions, against the true taxa (1 = the clusters are the taxa, 0 = no better than chance). "
+        "**Recall@k**: for each photo, is one of its k nearest other photos (cosine) of the same taxon; photos "
+        "alone in their taxon are left out (queries); 95 % bootstrap interval. These are few photos: "
+        f"{html.escape(sources_line(reports))}. Overlap with the Coral models' training photos is unknown "
+        "(the CUB-100 head saw only the CUB-100 train split; what its ImageNet backbone saw is unknown). Tables "
+        "hold different photos and taxa, so compare ranks within a table, and tables only with care."
+    )
