@@ -57,6 +57,7 @@ class ModelCard:
     license: str = ""
     source: str = ""
     priority: int = 100  # lower is preferred as the default model
+    rank_heads: str = ""  # optional JSON of per-rank linear heads on the embedding (explorer.rank_heads)
     geo_prior: str = ""  # geo-prior checkpoint relative to the checkpoint folder; default geo/<name>.safetensors
     card_path: Path | None = None
 

@@ -51,6 +51,19 @@ class Rollup:
     text: str
 
 
+@dataclass(frozen=True)
+class RankAnswer:
+    """One rank's own head (on the embedding) beside the species head at that rank, image alone."""
+
+    rank: str
+    head_name: str  # what the rank's own head says
+    head_probability: float
+    rollup_name: str | None  # the species head's clade with the largest summed probability at this rank
+    rollup_probability: float
+    top1_name: str | None  # the clade of the species head's top-1 species (None: top-1 is "nothing found")
+    consistent: bool  # the rank head agrees with the top-1 species' clade
+
+
 @dataclass
 class IdentifyResult:
     model: str
@@ -65,6 +78,7 @@ class IdentifyResult:
     routed_from: str | None = None  # "auto" when the model was chosen for this photo
     routing: str = ""  # which model was chosen and why
     embedding: np.ndarray | None = None  # (D,) the pooled pre-logit features, from the same forward pass
+    rank_answers: list[RankAnswer] = field(default_factory=list)  # per-rank heads, when the card has them
 
 
 def identify(
@@ -106,6 +120,7 @@ def identify(
     vision_rank = np.empty(len(combined.vision), dtype=np.int64)
     vision_rank[np.argsort(-combined.vision, kind="stable")] = np.arange(1, len(combined.vision) + 1)
     predictions = [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
+    vector = embedding.array()[0]
     return IdentifyResult(
         classifier.name,
         predictions,
@@ -115,8 +130,29 @@ def identify(
         notes=notes,
         place=place,
         logits=scored["logits"],
-        embedding=embedding.array()[0],
+        embedding=vector,
+        rank_answers=rank_answers(classifier, vector, combined.vision),
     )
+
+
+def rank_answers(classifier: Classifier, embedding: np.ndarray, vision: np.ndarray) -> list[RankAnswer]:
+    """Each rank head's answer for the embedding, beside the species head's roll-up and top-1 at that rank."""
+    if classifier.rank_heads is None:
+        return []
+    top = classifier.labels[int(np.argmax(vision))]
+    answers = []
+    for rank, (names, probs) in classifier.rank_heads.answers(embedding[None, :]).items():
+        if rank == "species":
+            rolled, rolled_prob = top.scientific_name, float(vision.max())
+        else:
+            sums = classifier.tree.clade_sums(vision, rank)
+            best = int(np.argmax(sums)) if sums.size else -1
+            rolled = classifier.tree.group_names[rank][best] if best >= 0 else None
+            rolled_prob = float(sums[best]) if best >= 0 else 0.0
+        top_name = None if top.is_background else (top.scientific_name if rank == "species" else top.lineage.at(rank))
+        name = str(names[0])
+        answers.append(RankAnswer(rank, name, float(probs[0]), rolled, rolled_prob, top_name, name == top_name))
+    return answers
 
 
 def _geo_scores(prior: BoundPrior | None, place: Place | None) -> tuple[np.ndarray | None, list[str]]:
@@ -261,5 +297,6 @@ def result_to_json(result: IdentifyResult) -> dict:
         },
         "notes": list(result.notes),
         "scope": None if result.scope is None else result.scope.as_json(),
+        "rank_heads": [asdict(a) for a in result.rank_answers],
         **({"routed_from": result.routed_from, "routing": result.routing} if result.routed_from else {}),
     }

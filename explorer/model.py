@@ -17,6 +17,8 @@ from torch import nn
 from explorer.cam import check_linear_head
 from explorer.cards import ModelCard, find_file, read_card_labels
 from explorer.convert import convert_tflite, sha256_file
+from explorer.embedding import EmbeddingCapture
+from explorer.rank_heads import RankHeads, load_rank_heads
 from explorer.registry import create_model
 from explorer.settings import Settings
 from explorer.taxonomy import ClassTree, Lineage, Taxonomy, imagenet_lineage, split_binomial
@@ -49,6 +51,7 @@ class Classifier:
     tree: ClassTree
     device: torch.device
     weights_sha256: str
+    rank_heads: RankHeads | None = None  # per-rank linear heads on the embedding, when the card has them
 
     @property
     def name(self) -> str:
@@ -210,6 +213,7 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     module = module.to(device).eval().requires_grad_(False)  # frozen: CAMs take gradients w.r.t. activations only
     labels = build_labels(card, names, taxonomy)
     _check_cam_layer(card, module)
+    heads = _load_rank_heads(card, settings, module, device) if card.rank_heads else None
     log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
     return Classifier(
         card,
@@ -218,7 +222,22 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
         ClassTree.from_lineages([lab.lineage for lab in labels]),
         device,
         digest,
+        heads,
     )
+
+
+def _load_rank_heads(card: ModelCard, settings: Settings, module: nn.Module, device) -> RankHeads:
+    """The card's rank heads, checked against the embedding size (one forward pass of a blank image)."""
+    heads = load_rank_heads(find_file(card.rank_heads, settings, card))
+    with EmbeddingCapture(module.get_submodule(card.cam_layer)) as capture, torch.no_grad():
+        module(torch.zeros(1, 3, card.input_size, card.input_size, device=device))
+    dim = capture.array().shape[1]
+    if heads.dim != dim:
+        raise ValueError(
+            f"model card {card.name!r}: rank heads {card.rank_heads} take {heads.dim}-d embeddings, but the "
+            f"CAM layer {card.cam_layer} gives {dim}-d"
+        )
+    return heads
 
 
 def _check_cam_layer(card: ModelCard, module: nn.Module) -> None:

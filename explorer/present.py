@@ -177,3 +177,36 @@ def md_escape(text: str) -> str:
     for char in "\\*_`[]|":
         out = out.replace(char, "\\" + char)
     return out
+
+
+def rank_heads_html(result: IdentifyResult) -> str:
+    """Each rank's own head beside the species head rolled up to that rank, with disagreements flagged; '' for a
+    model without rank heads. Out of scope, no clade is claimed (the heads, too, only know their own taxa)."""
+    if not result.rank_answers:
+        return ""
+    esc = html.escape
+    title = "<h4>Per-rank heads: each rank's own linear head on the embedding (image alone)</h4>"
+    if result.scope is not None and not result.scope.in_scope:
+        return (
+            f"<div id='rank_heads'>{title}<p>Not shown: this photo is outside what the model knows, and the rank "
+            "heads only know the clades of their training photos.</p></div>"
+        )
+    rows = []
+    for a in result.rank_answers:
+        if a.top1_name is None:
+            verdict = "—"
+        elif a.consistent:
+            verdict = "agrees"
+        else:
+            verdict = f"<b>⚠ inconsistent</b>: the top species is in {esc(a.top1_name)}"
+        rolled = (
+            "—" if a.rollup_name is None else f"<i>{esc(a.rollup_name)}</i> {format_probability(a.rollup_probability)}"
+        )
+        rows.append(
+            f"<tr><td>{esc(a.rank)}</td><td><i>{esc(a.head_name)}</i> {format_probability(a.head_probability)}</td>"
+            f"<td>{rolled}</td><td>{verdict}</td></tr>"
+        )
+    head = (
+        "<tr><th>Rank</th><th>Its own head says</th><th>Species head, summed at this rank</th><th>Top species</th></tr>"
+    )
+    return f"<div id='rank_heads'>{title}<table class='predictions'>{head}{''.join(rows)}</table></div>"

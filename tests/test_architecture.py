@@ -21,6 +21,7 @@ LAYERS = {
         "explorer.synonyms",
         "explorer.cam",
         "explorer.embedding",
+        "explorer.rank_heads",
         "explorer.batches",
         "explorer.datasets",
         "explorer.launcher",

@@ -86,6 +86,10 @@ def test_compare_models_counts_only_photos_both_models_can_name(hand_table):
         compared.per_clade
     )
     assert sorted(compared.disagree["photo_id"]) == sorted(hand_table.loc[[3, 5], "photo_id"])
+    # errors side by side on photos 0, 3, 5: the first model leaves the truth at order (3) and says nothing (5)
+    ranks = compared.by_rank.set_index("rank")
+    assert ranks["errors_a"].to_dict() == {r: int(r in ("order", "no prediction")) for r in ranks.index}
+    assert ranks.loc["order", "share_a"] == 0.5 and ranks["errors_b"].sum() == 2  # b copied a's ranks
     view = hand_table.iloc[[0, 3]]  # the filters of the main table narrow the comparison
     assert compare_models(view, other, "family").compared == 2
 

@@ -56,6 +56,14 @@ def test_cli_builds_table_from_real_photos(tmp_path):
     assert table["status"].iloc[-1].startswith("unreadable") and not table["correct_1"].iloc[-1]
     assert table["path"].iloc[0].startswith("birds525-valid/")  # relative to the data root
     assert table["correct_1"].iloc[:12].mean() > 0.5  # the real model on real photos
+    from explorer.represent.taxonomy_fit import load_representation
+    from explorer.tools.represent import main as represent
+
+    represent(["--eval-dir", str(tmp_path)])  # beside the table: its embeddings -> its representation report
+    report = load_representation(tmp_path / "eval.representation.json")
+    assert report["model"] == "inat_bird" and report["sources"] == {"m": 12}  # the manifest names the set
+    assert [f.rank for f in report["ranks"]] == ["order", "family", "genus", "species"]
+    assert all(f.photos == 12 for f in report["ranks"]) and len(report["map"]["photo_id"]) == 12
 
 
 @pytest.mark.slow

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from explorer.batches import run_outputs
 from explorer.diagnose.table import build_eval_table
 from explorer.geo.combine import BoundPrior
 from explorer.model import Classifier
+from explorer.rank_heads import RankHeads
 from explorer.represent.embeddings import EmbeddingStore
 from explorer.scope import ScopeRule
 from explorer.taxonomy import Taxonomy
@@ -66,10 +68,29 @@ def evaluate_photos(
 
         return (*run_logits_ray(model, paths, batch_size, address), None)
 
-    logits, statuses, vectors = run(classifier, embed)
+    heads = classifier.rank_heads if engine == "local" else None
+    logits, statuses, vectors = run(classifier, embed or heads is not None)
     gate_logits = run(gate)[0] if scope is not None and scope.needs_gate else None
     table = build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior, scope, gate_logits)
+    if heads is not None:
+        table = with_head_columns(table, heads, vectors)
     store = None
-    if vectors is not None:
+    if embed and vectors is not None:
         store = EmbeddingStore(classifier.name, classifier.weights_sha256, table["photo_id"].to_numpy(str), vectors)
     return Evaluation(table, store)
+
+
+def with_head_columns(table: pd.DataFrame, heads: RankHeads, vectors: np.ndarray) -> pd.DataFrame:
+    """The rank heads' answers per photo (unreadable photos: none), and whether each head knows the truth."""
+    table = table.copy()
+    readable = (table["status"] == "ok").to_numpy()
+    for rank, (names, probs) in heads.answers(vectors[readable]).items():
+        said = np.full(len(table), None, dtype=object)
+        said[readable] = names
+        prob = np.full(len(table), np.nan)
+        prob[readable] = probs
+        known = set(next(h.names for h in heads.heads if h.rank == rank))
+        table[f"head_{rank}"] = pd.Series(said, index=table.index, dtype="object")
+        table[f"head_prob_{rank}"] = prob
+        table[f"head_knows_{rank}"] = table[f"true_{rank}"].astype(object).isin(known).to_numpy()
+    return table

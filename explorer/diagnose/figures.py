@@ -215,3 +215,29 @@ def plot_embedding_map(points: pd.DataFrame, rank: str):
         clickmode="event",
     )
     return fig
+
+
+def plot_errors_side_by_side(by_rank: pd.DataFrame, name_a: str, name_b: str):
+    """Grouped bars: each model's errors by the first rank where its top-1 leaves the truth (same photos)."""
+    fig = go.Figure()
+    for side, name in (("a", name_a), ("b", name_b)):
+        fig.add_trace(
+            go.Bar(
+                x=by_rank["rank"],
+                y=by_rank[f"share_{side}"],
+                name=name,
+                customdata=by_rank[f"errors_{side}"],
+                hovertemplate=f"{name}<br>%{{x}}: %{{customdata}} errors, %{{y:.1%}} of its errors<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title="Where each model's errors leave the truth (shared photos)",
+        barmode="group",
+        yaxis_tickformat=".0%",
+        xaxis_title="first rank that differs",
+        yaxis_title="share of the model's errors",
+        height=360,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig

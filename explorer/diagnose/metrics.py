@@ -223,14 +223,15 @@ class Comparison:
     compared: int  # photos in view that both tables hold and both models have a class for
     not_shared: int  # photos in view that the second table does not hold
     out_of_vocabulary: int  # shared photos whose species one model (or both) has no class for
+    by_rank: pd.DataFrame | None = None  # per rank of divergence: photos and share of errors, for a and b
 
 
 def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> Comparison:
     """Per-clade top-1 accuracy of two models on the photos of ``a`` (a filtered view) that ``b`` also holds and
     that both models can name: a photo of a species without a class in one model is not that model's error."""
-    columns = ["photo_id", "true_name", f"true_{rank}", "in_vocab", "correct_1", "pred_name", "path"]
+    columns = ["photo_id", "true_name", f"true_{rank}", "in_vocab", "correct_1", "pred_name", "divergence_rank", "path"]
     left = a[a["status"] == "ok"][columns]
-    right = b[b["status"] == "ok"][["photo_id", "in_vocab", "correct_1", "pred_name"]]
+    right = b[b["status"] == "ok"][["photo_id", "in_vocab", "correct_1", "pred_name", "divergence_rank"]]
     left = left.astype({"photo_id": str, "true_name": str, f"true_{rank}": object, "pred_name": str})
     right = right.astype({"photo_id": str, "pred_name": str})
     shared = left.merge(right, on="photo_id", suffixes=("_a", "_b"))
@@ -253,7 +254,19 @@ def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> Co
         compared=len(both),
         not_shared=len(left) - len(shared),
         out_of_vocabulary=len(shared) - len(both),
+        by_rank=_errors_side_by_side(both),
     )
+
+
+def _errors_side_by_side(both: pd.DataFrame) -> pd.DataFrame:
+    """Where each model's errors leave the truth, on the same photos: counts and shares of its errors."""
+    frame = pd.DataFrame({"rank": [r for r in DIVERGENCE_ORDER if r != "correct"]})
+    for side in ("a", "b"):
+        counts = both[f"divergence_rank_{side}"].astype(object).value_counts()
+        errors = counts.drop("correct", errors="ignore")
+        frame[f"errors_{side}"] = frame["rank"].map(errors).fillna(0).astype(int).to_numpy()
+        frame[f"share_{side}"] = frame[f"errors_{side}"] / max(int(errors.sum()), 1)
+    return frame
 
 
 def clade_tree(table: pd.DataFrame, ranks=("class", "order", "family", "genus")) -> pd.DataFrame:

@@ -88,3 +88,33 @@ def sources_line(reports: dict[str, dict]) -> str:
         sets = ", ".join(f"{count:,} {source}" for source, count in report["sources"].items())
         parts.append(f"`{name}`: {sets}")
     return "; ".join(parts)
+
+
+def rank_head_accuracy(view: pd.DataFrame) -> pd.DataFrame:
+    """Per rank, on the photos whose true clade the rank's own head knows: the accuracy of that head, of the
+    species head's clade with the largest summed probability (its roll-up), and of the top-1 species' clade, with
+    the photos only one of the first two gets right. Empty for a table without rank heads."""
+    rows = []
+    for rank in ("order", "family", "genus", "species"):
+        if f"head_{rank}" not in view.columns:
+            continue
+        truth = view[f"true_{rank}"].astype(object)
+        part = view[view[f"head_knows_{rank}"].astype(bool) & truth.notna() & (view["status"] == "ok")]
+        truth = part[f"true_{rank}"].astype(object)
+        own = part[f"head_{rank}"].astype(object) == truth
+        rolled = part["correct_1"] if rank == "species" else part[f"rollup_correct_{rank}"]
+        rolled = rolled.astype(bool)
+        rows.append(
+            {
+                "rank": rank,
+                "photos": len(part),
+                "own head": float(own.mean()) if len(part) else float("nan"),
+                "species head summed": float(rolled.mean()) if len(part) else float("nan"),
+                "top-1 species' clade": float((part[f"pred_{rank}"].astype(object) == truth).mean())
+                if len(part)
+                else float("nan"),
+                "only the own head right": int((own & ~rolled).sum()),
+                "only the summed species head right": int((~own & rolled).sum()),
+            }
+        )
+    return pd.DataFrame(rows)

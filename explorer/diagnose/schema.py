@@ -52,6 +52,15 @@ SCHEMA: dict[str, str] = {
 }
 # Optional: present when the photos have a place (manifest columns lat, lon and optionally date) and the model
 # has a geo-prior. The dashboard's "what the prior fixed and broke" reads these.
+# Optional: present when the model's card has per-rank heads (explorer.rank_heads), read from the same forward pass
+HEAD_SCHEMA: dict[str, str] = {
+    **{f"head_{r}": f"what the {r} head says" for r in ("order", "family", "genus", "species")},
+    **{f"head_prob_{r}": "its probability" for r in ("order", "family", "genus", "species")},
+    **{
+        f"head_knows_{r}": f"the {r} head has a class for the truth's {r}"
+        for r in ("order", "family", "genus", "species")
+    },
+}
 GEO_SCHEMA: dict[str, str] = {
     "lat": "latitude of the photo (NaN: no place)",
     "lon": "longitude of the photo",

@@ -92,7 +92,10 @@ def choose_weight_decay(
     return max(scores, key=scores.get), scores
 
 
-def write_card(out_dir: Path, name: str, classes: pd.DataFrame, head: nn.Linear, base_card, stats: dict) -> Path:
+def write_card(
+    out_dir: Path, name: str, classes: pd.DataFrame, head: nn.Linear, base_card, stats: dict, kind: str = ""
+) -> Path:
+    """The head, its labels and its card; ``kind`` describes a head trained otherwise than the plain way."""
     from safetensors.torch import save_file
 
     head_file, labels_file = f"{name}_head.safetensors", f"{name}_labels.txt"
@@ -104,7 +107,7 @@ def write_card(out_dir: Path, name: str, classes: pd.DataFrame, head: nn.Linear,
     (out_dir / labels_file).write_text("\n".join(lines) + "\n", encoding="utf-8")
     card = {
         "name": name,
-        "display_name": "CUB birds: 100 species (EfficientNet-Lite0 + linear head, trained here)",
+        "display_name": f"CUB birds: 100 species (EfficientNet-Lite0 + {kind or 'linear head'}, trained here)",
         "architecture": base_card.architecture,
         "weights": {
             "format": base_card.weights.format,
@@ -125,8 +128,10 @@ def write_card(out_dir: Path, name: str, classes: pd.DataFrame, head: nn.Linear,
         "base weights Apache-2.0",
         "source": f"explorer-train-head: linear head on frozen ImageNet EfficientNet-Lite0 features, "
         f"CUB-100 train split ({stats['train_photos']} photos, flag 1 in train_test_split.txt), "
-        f"L2 {stats['weight_decay']:g} chosen on a 20 % hold-out of train, seed {SEED}",
+        f"L2 {stats['weight_decay']:g} chosen on a 20 % hold-out of train, seed {SEED}"
+        + (f"; {stats['how']}" if stats.get("how") else ""),
         "priority": 50,
+        **stats.get("card", {}),
     }
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")

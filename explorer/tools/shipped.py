@@ -3,7 +3,8 @@
     explorer-shipped [--data-root ../shared/data] [--only inat_bird]
 
 inat_bird: birds525-valid (1,110 photos) + CUB-100 test split (2,999); inat_insect: Leeds butterflies (145);
-cub100_effnet_head: CUB-100 test split (2,999; its head was trained on the train split only).
+cub100_effnet_head and cub100_effnet_taxsmooth (the taxonomy-smoothed head): CUB-100 test split (2,999; their heads
+were trained on the train split only).
 
 Photos have no recorded place, so for a model with a geo-prior each photo is given the place (and date) of one
 held-out eBird record of its true species, chosen at random (seed 0) among the records of the 1-degree cells the
@@ -34,7 +35,10 @@ SHIPPED = {
     "inat_bird": ["birds525-valid/manifest.csv", "cub100:test"],
     "inat_insect": ["leeds-butterflies/manifest.csv"],  # its note column only records name spellings
     "cub100_effnet_head": ["cub100:test"],
+    "cub100_effnet_taxsmooth": ["cub100:test"],
 }
+# Same backbone as cub100_effnet_head, so the same embeddings: not stored twice (no similar photos or map of its own)
+NO_EMBEDDINGS = {"cub100_effnet_taxsmooth"}
 
 
 def shipped_manifest(data_root: Path, sources: list[str]) -> pd.DataFrame:
@@ -61,9 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         found = shipped_evaluation(settings, model, args.workers)
         table = found.table
         save_table(table, args.out_dir / f"{model}.parquet")
-        save_embeddings(found.embeddings, embeddings_path(args.out_dir / f"{model}.parquet"))
-        report = representation_report(table, found.embeddings)
-        write_representation(representation_path(args.out_dir / f"{model}.parquet"), report)
+        if model not in NO_EMBEDDINGS:
+            save_embeddings(found.embeddings, embeddings_path(args.out_dir / f"{model}.parquet"))
+            report = representation_report(table, found.embeddings)
+            write_representation(representation_path(args.out_dir / f"{model}.parquet"), report)
         print(f"{model}: {len(table)} photos, top-1 {table['correct_1'].mean():.3f} -> {args.out_dir / model}.parquet")
         if "geo_correct_1" in table:
             print(geo_line(table))

@@ -8,7 +8,7 @@ import html
 import gradio as gr
 import pandas as pd
 
-from explorer.diagnose.figures import plot_model_comparison, plot_scope_tradeoff
+from explorer.diagnose.figures import plot_errors_side_by_side, plot_model_comparison, plot_scope_tradeoff
 from explorer.diagnose.geo_effect import geo_effect_by_clade, has_geo
 from explorer.diagnose.metrics import (
     Filters,
@@ -53,9 +53,15 @@ def build_comparison(resources: Resources) -> tuple[dict, dict]:
             elem_id="dash_other",
         )
         compare_text = gr.Markdown(elem_id="dash_compare_text")
+        compare_ranks_plot = gr.Plot(elem_id="dash_compare_ranks")
         compare_plot = gr.Plot(elem_id="dash_compare")
         disagreements = gr.Dataframe(label="Photos where the two top-1 predictions differ", max_height=260)
-    outputs = dict(compare_plot=compare_plot, compare_text=compare_text, disagreements=disagreements)
+    outputs = dict(
+        compare_plot=compare_plot,
+        compare_ranks_plot=compare_ranks_plot,
+        compare_text=compare_text,
+        disagreements=disagreements,
+    )
     return outputs, dict(other=other)
 
 
@@ -79,8 +85,9 @@ COMPARE_COLUMNS = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "co
 
 def comparison_outputs(resources: Resources, out, view, name: str, other, rank: str) -> dict:
     """The main table's view against a second table, on the photos both hold and both models can name."""
+    nothing = {out.compare_plot: None, out.compare_ranks_plot: None, out.disagreements: None}
     if not other or other not in resources.tables:
-        return {out.compare_plot: None, out.compare_text: "", out.disagreements: None}
+        return {**nothing, out.compare_text: ""}
     compared = compare_models(view, resources.tables[other], rank)
     text = (
         f"**{compared.compared}** photos in view that both tables hold and both models have a class for "
@@ -89,9 +96,16 @@ def comparison_outputs(resources: Resources, out, view, name: str, other, rank: 
         f"(`{html.escape(name)}`): its confidence and outcome."
     )
     if not compared.compared:
-        return {out.compare_plot: None, out.compare_text: text, out.disagreements: None}
-    figure = plot_model_comparison(compared.per_clade, name, other)
-    return {out.compare_plot: figure, out.compare_text: text, out.disagreements: compared.disagree[COMPARE_COLUMNS]}
+        return {**nothing, out.compare_text: text}
+    per = compared.per_clade
+    a, b = (float((per[f"accuracy_{s}"] * per["photos"]).sum() / per["photos"].sum()) for s in ("a", "b"))
+    text += f" Top-1 on them: `{html.escape(name)}` {a:.1%}, `{html.escape(other)}` {b:.1%}."
+    return {
+        out.compare_plot: plot_model_comparison(per, name, other),
+        out.compare_ranks_plot: plot_errors_side_by_side(compared.by_rank, name, other),
+        out.compare_text: text,
+        out.disagreements: compared.disagree[COMPARE_COLUMNS],
+    }
 
 
 def make_csv_handler(resources: Resources):

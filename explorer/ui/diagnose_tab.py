@@ -98,11 +98,14 @@ class DashboardOutputs:
     geo_gallery: gr.Gallery
     geo_state: gr.State
     compare_plot: gr.Plot
+    compare_ranks_plot: gr.Plot
     compare_text: gr.Markdown
     disagreements: gr.Dataframe
     map_plot: gr.Plot
     map_text: gr.Markdown
     map_state: gr.State
+    heads_text: gr.Markdown
+    heads_table: gr.Dataframe
     min_conf: gr.Slider  # also filters: a refused range is said beside them
     max_conf: gr.Slider
 

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from explorer.diagnose.figures import plot_embedding_map
-from explorer.diagnose.representation import fits_frame, map_points, sources_line
+from explorer.diagnose.representation import fits_frame, map_points, rank_head_accuracy, sources_line
 from explorer.resources import Resources
 from explorer.services import inspect_error
 from explorer.ui.components import MODEL_QUEUE
@@ -28,6 +28,8 @@ def build_representation_section(resources: Resources) -> tuple[dict, dict, dict
         gr.Markdown(fits_markdown(resources.representations), elem_id="dash_fits_text")
         fits = fits_frame(resources.representations)
         gr.Dataframe(fits.fillna("n/a") if not fits.empty else None, label="Per rank, every table", elem_id="dash_fits")
+        heads_text = gr.Markdown(elem_id="dash_heads_text")
+        heads_table = gr.Dataframe(label="Per-rank heads vs the species head, photos in view", elem_id="dash_heads")
         map_rank = gr.Dropdown(list(MAP_RANKS), value="family", label="Colour the map by", elem_id="dash_map_rank")
         map_text = gr.Markdown(elem_id="dash_map_text")
         map_plot = gr.Plot(elem_id="dash_map")
@@ -40,7 +42,9 @@ def build_representation_section(resources: Resources) -> tuple[dict, dict, dict
             object_fit="contain",
             elem_id="map_inspector",
         )
-    outputs = dict(map_plot=map_plot, map_text=map_text, map_state=gr.State({}))
+    outputs = dict(
+        map_plot=map_plot, map_text=map_text, map_state=gr.State({}), heads_text=heads_text, heads_table=heads_table
+    )
     return outputs, dict(map_rank=map_rank), dict(pick=pick, inspector_text=inspector_text, inspector=inspector)
 
 
@@ -79,9 +83,11 @@ def picked_row(resources: Resources, picked: str, shown: dict) -> dict | None:
 
 
 def representation_outputs(resources: Resources, out, view: pd.DataFrame, name: str, rank: str) -> dict:
+    heads = _heads_outputs(out, view, name)
     report = resources.representations.get(name)
     if report is None:
-        return {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: {}}
+        empty = {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: {}}
+        return {**heads, **empty}
     rank = rank if rank in MAP_RANKS else "family"
     points = map_points(view, report, rank)
     text = (
@@ -93,7 +99,25 @@ def representation_outputs(resources: Resources, out, view: pd.DataFrame, name: 
         "(the rest grey); × marks a wrong top-1. Hover for names; **click a photo to inspect it**."
     )
     state = {"table": name, "photo_ids": points["photo_id"].tolist()}
-    return {out.map_plot: plot_embedding_map(points, rank), out.map_text: text, out.map_state: state}
+    return {**heads, out.map_plot: plot_embedding_map(points, rank), out.map_text: text, out.map_state: state}
+
+
+def _heads_outputs(out, view: pd.DataFrame, name: str) -> dict:
+    frame = rank_head_accuracy(view)
+    if frame.empty:
+        text = (
+            f"`{html.escape(name)}` has no per-rank heads: `explorer-train-head --rank-heads --base MODEL` trains "
+            "them on the model's embedding, and the card's `rank_heads` names them."
+        )
+        return {out.heads_text: text, out.heads_table: None}
+    text = (
+        "**Does the model learn taxonomy? Per-rank heads against the species head.** For each rank, a linear head "
+        "trained on the embedding to name that rank's clade directly, against the species head's probabilities "
+        "summed over each clade of that rank (its roll-up) and the clade of its top-1 species, on the photos in "
+        "view whose true clade the rank head knows. A rank head that beats the summed species head has found "
+        "more of that rank in the embedding than the species head uses."
+    )
+    return {out.heads_text: text, out.heads_table: frame.round(3)}
 
 
 def fits_markdown(reports: dict[str, dict]) -> str:

@@ -1,0 +1,99 @@
+"""Per-rank linear heads on a model's embedding (the BIOSCAN recipe: one linear classifier per taxonomic rank on
+frozen features). A card names them with ``rank_heads``: a JSON file beside the card,
+
+    {"weights": "NAME_rank_heads.safetensors", "source": "how they were trained",
+     "ranks": {"order": ["Passeriformes", ...], "family": [...], "genus": [...], "species": [...]}}
+
+whose safetensors hold ``<rank>.weight`` (classes, D) and ``<rank>.bias`` (classes,) for each rank, D being the
+embedding's size (``explorer.embedding``: the CAM layer's pooled output). They read the embedding the identification
+already computed: no second forward pass."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HEAD_RANKS = ("order", "family", "genus", "species")
+
+
+@dataclass(frozen=True)
+class RankHead:
+    rank: str
+    names: tuple[str, ...]
+    weight: np.ndarray  # (classes, D) float32
+    bias: np.ndarray  # (classes,) float32
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, classes) softmax of the head's logits for (n, D) embeddings."""
+        logits = np.asarray(embeddings, dtype=np.float64) @ self.weight.T.astype(np.float64) + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class RankHeads:
+    heads: tuple[RankHead, ...]  # deepest last
+    source: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.heads[0].weight.shape[1])
+
+    def answers(self, embeddings: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{rank: (best class name per row, its probability)} for (n, D) embeddings."""
+        out = {}
+        for head in self.heads:
+            probs = head.probabilities(embeddings)
+            best = probs.argmax(axis=1)
+            out[head.rank] = (np.asarray(head.names, dtype=object)[best], probs[np.arange(len(best)), best])
+        return out
+
+
+def load_rank_heads(path: Path) -> RankHeads:
+    """The heads a card names; ValueError saying what does not fit."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        tensors = load_file(str(path.with_name(spec["weights"])))
+        ranks = spec["ranks"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"rank heads {path.name}: cannot read them ({err})") from err
+    heads = []
+    for rank, names in ranks.items():
+        if rank not in HEAD_RANKS:
+            raise ValueError(f"rank heads {path.name}: unknown rank {rank!r}; known: {list(HEAD_RANKS)}")
+        weight, bias = tensors.get(f"{rank}.weight"), tensors.get(f"{rank}.bias")
+        if weight is None or bias is None:
+            raise ValueError(f"rank heads {path.name}: no {rank}.weight / {rank}.bias in {spec['weights']}")
+        if weight.ndim != 2 or weight.shape[0] != len(names) or bias.shape != (len(names),):
+            raise ValueError(
+                f"rank heads {path.name}: {rank} has {len(names)} names but weights {tuple(weight.shape)} "
+                f"and bias {tuple(bias.shape)}"
+            )
+        heads.append(RankHead(rank, tuple(names), weight.astype(np.float32), bias.astype(np.float32)))
+    if not heads or len({h.weight.shape[1] for h in heads}) != 1:
+        raise ValueError(f"rank heads {path.name}: need at least one rank, all on the same embedding size")
+    heads.sort(key=lambda h: HEAD_RANKS.index(h.rank))
+    return RankHeads(tuple(heads), str(spec.get("source", "")))
+
+
+def save_rank_heads(path: Path, heads: RankHeads) -> Path:
+    """Write the JSON (``path``) and its safetensors beside it."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    weights = path.with_suffix(".safetensors")
+    tensors = {}
+    for head in heads.heads:
+        tensors[f"{head.rank}.weight"] = np.ascontiguousarray(head.weight, dtype=np.float32)
+        tensors[f"{head.rank}.bias"] = np.ascontiguousarray(head.bias, dtype=np.float32)
+    save_file(tensors, str(weights))
+    spec = {"weights": weights.name, "source": heads.source, "ranks": {h.rank: list(h.names) for h in heads.heads}}
+    path.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+    return path

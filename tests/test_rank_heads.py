@@ -1,0 +1,157 @@
+"""Per-rank heads: loading and checking, answers, and the taxonomy-smoothed targets, on hand-built numbers."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer.rank_heads import RankHead, RankHeads, load_rank_heads, save_rank_heads
+from explorer.represent.rank_training import fit_rank_heads, taxonomy_targets
+
+TREE = pd.DataFrame(
+    {
+        "order": ["O1", "O1", "O1", "O1", "O2"],
+        "family": ["F1", "F1", "F1", "F2", "F3"],
+        "genus": ["G1", "G1", "G2", "G3", "G4"],
+        "species": ["G1 a", "G1 b", "G2 c", "G3 d", "G4 e"],
+    }
+)
+
+
+def test_taxonomy_targets_spread_by_closeness():
+    soft = taxonomy_targets(TREE, epsilon=0.3, decay=0.5)
+    # class 0: genus level {1}, family {2}, order {3}, rest {4}: shares 1, .5, .25, .125 of 0.3
+    total = 1 + 0.5 + 0.25 + 0.125
+    assert soft[0] == pytest.approx([0.7, 0.3 / total, 0.15 / total, 0.075 / total, 0.0375 / total])
+    # class 3 (alone in its family): order {0, 1, 2} share 0.25 each third, rest {4} 0.125
+    assert soft[3] == pytest.approx([0.25 / 0.375 * 0.3 / 3] * 3 + [0.7, 0.125 / 0.375 * 0.3])
+    assert soft.sum(axis=1) == pytest.approx(np.ones(5))
+    assert taxonomy_targets(TREE.iloc[:1], 0.3, 0.5).tolist() == [[1.0]]  # nobody to spread to
+
+
+def test_rank_heads_round_trip_answers_and_refusals(tmp_path):
+    heads = RankHeads(
+        (
+            RankHead("genus", ("A", "B"), np.array([[1, 0], [0, 1]], np.float32), np.zeros(2, np.float32)),
+            RankHead("order", ("X",) * 1 + ("Y",), np.array([[0, 0], [0, 0]], np.float32), np.array([0, 1.0])),
+        ),
+        "hand-built",
+    )
+    path = save_rank_heads(tmp_path / "m_rank_heads.json", heads)
+    back = load_rank_heads(path)
+    assert [h.rank for h in back.heads] == ["order", "genus"]  # deepest last
+    answers = back.answers(np.array([[2.0, 0.0], [0.0, 3.0]]))
+    assert answers["genus"][0].tolist() == ["A", "B"]
+    assert answers["genus"][1] == pytest.approx([np.exp(2) / (np.exp(2) + 1), np.exp(3) / (np.exp(3) + 1)])
+    assert answers["order"][0].tolist() == ["Y", "Y"]
+    spec = json.loads(path.read_text())
+    spec["ranks"]["genus"] = ["A", "B", "C"]
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="genus has 3 names but weights"):
+        load_rank_heads(path)
+    spec["ranks"] = {"tribe": ["A"]}
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="unknown rank 'tribe'"):
+        load_rank_heads(path)
+
+
+def test_fit_rank_heads_learns_separable_clades():
+    rng = np.random.default_rng(0)
+    centres = np.eye(5) * 6
+    rows = np.repeat(np.arange(5), 12)
+    embeddings = centres[rows] + rng.normal(0, 0.3, (60, 5))
+    lineages = TREE.iloc[rows].reset_index(drop=True)
+    lineages.loc[0, "genus"] = None  # unknown at one rank: left out of that head only
+    heads, stats = fit_rank_heads(embeddings.astype(np.float32), lineages, "test")
+    assert [h.rank for h in heads.heads] == ["order", "family", "genus", "species"]
+    assert stats["genus"]["photos"] == 59 and stats["species"]["photos"] == 60
+    answers = heads.answers(centres)
+    assert answers["family"][0].tolist() == ["F1", "F1", "F1", "F2", "F3"]
+    assert answers["species"][0].tolist() == TREE["species"].tolist()
+
+
+def _tiny_with_heads(tiny_dir, tmp_path, dim=None):
+    """The tiny test model's card with rank heads whose weights are zero: each head says the softmax of its bias."""
+    import shutil
+
+    from explorer.cards import load_model_card
+    from explorer.embedding import EmbeddingCapture
+    from explorer.model import load_classifier
+    from explorer.settings import Settings
+    from explorer.taxonomy import load_taxonomy
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(tiny_dir, folder)
+    card = json.loads((folder / "tiny.json").read_text())
+    plain = load_classifier(load_model_card(folder / "tiny.json"), Settings(checkpoint_dir=folder))
+    if dim is None:
+        import torch
+
+        with EmbeddingCapture(plain.cam_layer) as capture, torch.no_grad():
+            plain.module(torch.zeros(1, 3, plain.card.input_size, plain.card.input_size))
+        dim = capture.array().shape[1]
+    genus = RankHead("genus", ("Athene", "Parus", "Poecile"), np.zeros((3, dim), np.float32), np.log([1, 3, 1.0]))
+    species = RankHead(
+        "species", ("Parus major", "Poecile gambeli"), np.zeros((2, dim), np.float32), np.log([1, 4.0])
+    )
+    save_rank_heads(folder / "tiny_rank_heads.json", RankHeads((genus, species), "hand-built"))
+    card["rank_heads"] = "tiny_rank_heads.json"
+    (folder / "tiny.json").write_text(json.dumps(card))
+    taxonomy = load_taxonomy(["Poecile atricapillus", "Poecile gambeli", "Parus major", "Athene cunicularia"])
+    return load_classifier(load_model_card(folder / "tiny.json"), Settings(checkpoint_dir=folder), taxonomy)
+
+
+def test_identify_gives_each_rank_heads_answer_beside_the_species_head(tiny_dir, tmp_path, photo_rgb):
+    from explorer.identify import identify, result_to_json
+    from explorer.present import rank_heads_html
+
+    classifier = _tiny_with_heads(tiny_dir, tmp_path)
+    result = identify(classifier, photo_rgb, top_k=3)
+    genus, species = result.rank_answers
+    assert (genus.rank, genus.head_name, species.head_name) == ("genus", "Parus", "Poecile gambeli")
+    assert genus.head_probability == pytest.approx(0.6) and species.head_probability == pytest.approx(0.8)
+    vision = np.exp(result.logits - result.logits.max())
+    vision /= vision.sum()
+    top = classifier.labels[int(np.argmax(vision))]
+    assert species.top1_name == (None if top.is_background else top.scientific_name)
+    assert species.consistent == (top.scientific_name == "Poecile gambeli")
+    sums = classifier.tree.clade_sums(vision, "genus")
+    assert genus.rollup_name == classifier.tree.group_names["genus"][int(np.argmax(sums))]
+    assert genus.rollup_probability == pytest.approx(float(sums.max()))
+    assert result_to_json(result)["rank_heads"][0]["head_name"] == "Parus"
+    page = rank_heads_html(result)
+    assert "<i>Parus</i> 60.0%" in page
+    assert ("⚠ inconsistent" in page) == (not genus.consistent or not species.consistent)
+
+
+def test_rank_heads_of_the_wrong_size_are_refused_at_load(tiny_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"take 7-d embeddings, but the CAM layer .* gives \d+-d"):
+        _tiny_with_heads(tiny_dir, tmp_path, dim=7)
+
+
+def test_rank_head_accuracy_against_the_summed_species_head():
+    from explorer.diagnose.representation import rank_head_accuracy
+
+    view = pd.DataFrame(
+        {
+            "status": ["ok"] * 5,
+            "true_genus": pd.Categorical(["G1", "G1", "G2", "G2", "G9"]),
+            "head_genus": ["G1", "G2", "G2", "G2", "G1"],
+            "head_knows_genus": [True, True, True, True, False],  # G9: the genus head has no class for it
+            "rollup_correct_genus": [True, True, False, True, False],
+            "pred_genus": ["G1", "G1", "G1", "G2", "G1"],
+            "true_species": ["a", "a", "b", "c", "d"],
+            "head_species": ["a", "b", "b", "c", "d"],
+            "head_knows_species": [True] * 5,
+            "correct_1": [True, False, True, True, False],
+            "pred_species": ["a", "x", "b", "c", "y"],
+        }
+    )
+    frame = rank_head_accuracy(view)
+    genus, species = frame.to_dict("records")
+    assert (genus["photos"], genus["own head"], genus["species head summed"]) == (4, 0.75, 0.75)
+    assert genus["top-1 species' clade"] == 0.75
+    assert (genus["only the own head right"], genus["only the summed species head right"]) == (1, 1)
+    assert (species["photos"], species["own head"], species["species head summed"]) == (5, 0.8, 0.6)
+    assert rank_head_accuracy(view.drop(columns=[c for c in view if c.startswith("head_")])).empty
