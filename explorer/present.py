@@ -191,6 +191,12 @@ def rank_heads_html(result: IdentifyResult) -> str:
             f"<div id='rank_heads'>{title}<p>Not shown: this photo is outside what the model knows, and the rank "
             "heads only know the clades of their training photos.</p></div>"
         )
+    caveat = ""
+    if result.scope is not None and result.scope.known_species is False:
+        caveat = (
+            "<p>This is probably a species the model does not know: each head can only name the clades of its "
+            "training photos, so read these as the nearest of those.</p>"
+        )
     rows = []
     for a in result.rank_answers:
         if a.top1_name is None:
@@ -209,4 +215,4 @@ def rank_heads_html(result: IdentifyResult) -> str:
     head = (
         "<tr><th>Rank</th><th>Its own head says</th><th>Species head, summed at this rank</th><th>Top species</th></tr>"
     )
-    return f"<div id='rank_heads'>{title}<table class='predictions'>{head}{''.join(rows)}</table></div>"
+    return f"<div id='rank_heads'>{title}{caveat}<table class='predictions'>{head}{''.join(rows)}</table></div>"

@@ -1,7 +1,8 @@
 """Per-rank linear heads on a model's embedding (the BIOSCAN recipe: one linear classifier per taxonomic rank on
-frozen features). A card names them with ``rank_heads``: a JSON file beside the card,
+frozen features). A card names them with ``rank_heads``: a JSON file in the checkpoint folder's ``rank_heads/`` (every JSON
+directly in the checkpoint folder is read as a model card),
 
-    {"weights": "NAME_rank_heads.safetensors", "source": "how they were trained",
+    {"weights": "NAME.safetensors", "source": "how they were trained",
      "ranks": {"order": ["Passeriformes", ...], "family": [...], "genus": [...], "species": [...]}}
 
 whose safetensors hold ``<rank>.weight`` (classes, D) and ``<rank>.bias`` (classes,) for each rank, D being the
@@ -88,6 +89,7 @@ def save_rank_heads(path: Path, heads: RankHeads) -> Path:
     from safetensors.numpy import save_file
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     weights = path.with_suffix(".safetensors")
     tensors = {}
     for head in heads.heads:

@@ -106,6 +106,21 @@ def test_similar_labelled_photos_open_in_the_inspector(app_url):
         page.screenshot(path=str(SHOTS / "similar.png"), full_page=True)
 
 
+def test_per_rank_heads_answer_beside_the_species_head(app_url):
+    with chromium_page(app_url) as page:
+        page.locator("#model input").first.click()
+        page.get_by_role(
+            "option", name="CUB birds: 100 species (EfficientNet-Lite0 + linear head, trained here)"
+        ).click()
+        drop_file(page, (CORAL / "bird.bmp").read_bytes(), "bird.bmp", "image/bmp")
+        page.locator("#rank_heads").wait_for(timeout=90_000)
+        rows = page.locator("#rank_heads tr").all_inner_texts()
+        assert [r.split("\t")[0] for r in rows] == ["Rank", "order", "family", "genus", "species"]
+        assert "Passeriformes" in rows[1] and "Paridae" in rows[2] and "Poecile" in rows[3]
+        assert "agrees" in rows[3]  # the genus head and the top species (a chickadee) agree
+        page.locator("#rank_heads").screenshot(path=str(SHOTS / "rank_heads.png"))
+
+
 @pytest.fixture(scope="module")
 def dashboard(app_url):
     """One Diagnose page for the tests below (they run last: a page open here keeps Playwright's loop busy)."""

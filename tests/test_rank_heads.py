@@ -92,11 +92,9 @@ def _tiny_with_heads(tiny_dir, tmp_path, dim=None):
             plain.module(torch.zeros(1, 3, plain.card.input_size, plain.card.input_size))
         dim = capture.array().shape[1]
     genus = RankHead("genus", ("Athene", "Parus", "Poecile"), np.zeros((3, dim), np.float32), np.log([1, 3, 1.0]))
-    species = RankHead(
-        "species", ("Parus major", "Poecile gambeli"), np.zeros((2, dim), np.float32), np.log([1, 4.0])
-    )
-    save_rank_heads(folder / "tiny_rank_heads.json", RankHeads((genus, species), "hand-built"))
-    card["rank_heads"] = "tiny_rank_heads.json"
+    species = RankHead("species", ("Parus major", "Poecile gambeli"), np.zeros((2, dim), np.float32), np.log([1, 4.0]))
+    save_rank_heads(folder / "rank_heads" / "tiny.json", RankHeads((genus, species), "hand-built"))
+    card["rank_heads"] = "rank_heads/tiny.json"
     (folder / "tiny.json").write_text(json.dumps(card))
     taxonomy = load_taxonomy(["Poecile atricapillus", "Poecile gambeli", "Parus major", "Athene cunicularia"])
     return load_classifier(load_model_card(folder / "tiny.json"), Settings(checkpoint_dir=folder), taxonomy)

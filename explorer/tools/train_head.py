@@ -118,10 +118,10 @@ def train_rank_heads(settings, base: str, train: pd.DataFrame, paths: list[str],
         "taxonomy)"
     )
     heads, stats = fit_rank_heads(embeddings, frame, source)
-    path = save_rank_heads(out_dir / f"{base}_rank_heads.json", heads)
+    path = save_rank_heads(out_dir / "rank_heads" / f"{base}.json", heads)
     card_path = out_dir / f"{base}.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    card["rank_heads"] = path.name
+    card["rank_heads"] = f"rank_heads/{path.name}"
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     log.info("rank heads: %s", stats)
     return path
