@@ -90,8 +90,8 @@ def identify(
     place: Place | None = None,
     prior: BoundPrior | None = None,
 ) -> IdentifyResult:
-    """Top-k suggestions, roll-up, CAMs and the embedding for one RGB PIL image, from one forward pass; with a place
-    and a prior, ranked on vision x geo (both reported). ``cam_method=None``: no CAMs (what the JSON API uses)."""
+    """Top-k suggestions, roll-up, CAMs, the embedding and the rank heads' answers for one RGB PIL image, from one
+    forward pass; with a place and a prior, ranked on vision x geo (both reported). ``cam_method=None``: no CAMs."""
     top_k = _check_arguments(top_k, threshold, cam_method, len(classifier.labels))
     geo_scores, notes = _geo_scores(prior, place)
     scored: dict[str, Combined] = {}
@@ -117,10 +117,8 @@ def identify(
     if cam_method not in (None, FAST_METHOD):
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method)
     combined = scored["result"]
-    vision_rank = np.empty(len(combined.vision), dtype=np.int64)
-    vision_rank[np.argsort(-combined.vision, kind="stable")] = np.arange(1, len(combined.vision) + 1)
-    predictions = [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
-    vector = embedding.array()[0]
+    predictions = _predictions(classifier, indices, combined)
+    vector = embedding.array()[0]  # the pooled pre-logit features: similar photos and the rank heads read it
     return IdentifyResult(
         classifier.name,
         predictions,
@@ -133,6 +131,12 @@ def identify(
         embedding=vector,
         rank_answers=rank_answers(classifier, vector, combined.vision),
     )
+
+
+def _predictions(classifier: Classifier, indices: list[int], combined: Combined) -> list[Prediction]:
+    vision_rank = np.empty(len(combined.vision), dtype=np.int64)
+    vision_rank[np.argsort(-combined.vision, kind="stable")] = np.arange(1, len(combined.vision) + 1)
+    return [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
 
 
 def rank_answers(classifier: Classifier, embedding: np.ndarray, vision: np.ndarray) -> list[RankAnswer]:

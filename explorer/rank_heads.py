@@ -1,6 +1,6 @@
 """Per-rank linear heads on a model's embedding (the BIOSCAN recipe: one linear classifier per taxonomic rank on
-frozen features). A card names them with ``rank_heads``: a JSON file in the checkpoint folder's ``rank_heads/`` (every JSON
-directly in the checkpoint folder is read as a model card),
+frozen features). A card names them with ``rank_heads``: a JSON file in the checkpoint folder's ``rank_heads/``
+(every JSON directly in the checkpoint folder is read as a model card),
 
     {"weights": "NAME.safetensors", "source": "how they were trained",
      "ranks": {"order": ["Passeriformes", ...], "family": [...], "genus": [...], "species": [...]}}
