@@ -93,14 +93,16 @@ def run_outputs(
     workers: int | None = None,
     progress: bool = True,
     embed: bool = False,
+    extra: EmbeddingCapture | None = None,
 ) -> tuple[np.ndarray, list[str], np.ndarray | None]:
-    """Logits, a status per photo and, with ``embed``, the (n, D) embeddings from the same forward passes."""
+    """Logits, a status per photo and, with ``embed``, the (n, D) embeddings from the same forward passes;
+    ``extra``: another capture kept open during them (read it afterwards)."""
     from tqdm.auto import tqdm
 
     loader = photo_loader(classifier, paths, batch_size, workers)
     logits, statuses = [], []
     capture = EmbeddingCapture(classifier.cam_layer) if embed else contextlib.nullcontext()
-    with torch.no_grad(), capture:
+    with torch.no_grad(), capture, extra or contextlib.nullcontext():
         for batch, status in tqdm(loader, desc=f"evaluate {classifier.name}", disable=not progress, unit="batch"):
             with classifier.autocast():
                 out = classifier.module(batch.to(classifier.device, non_blocking=True))

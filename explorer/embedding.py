@@ -25,15 +25,20 @@ def pool(activations: torch.Tensor) -> torch.Tensor:
 
 
 class EmbeddingCapture:
-    """Collects the pooled output of ``layer`` for every forward pass run while it is open (a context manager)."""
+    """Collects the pooled output of ``layer`` (``inputs=True``: its input, e.g. what a linear head reads) for every
+    forward pass run while it is open (a context manager)."""
 
-    def __init__(self, layer: nn.Module):
+    def __init__(self, layer: nn.Module, inputs: bool = False):
         self.layer = layer
+        self.inputs = inputs
         self.batches: list[np.ndarray] = []
         self._handle = None
 
     def __enter__(self) -> EmbeddingCapture:
-        self._handle = self.layer.register_forward_hook(self._hook)
+        if self.inputs:
+            self._handle = self.layer.register_forward_pre_hook(lambda m, args: self._hook(m, args, args[0]))
+        else:
+            self._handle = self.layer.register_forward_hook(self._hook)
         return self
 
     def __exit__(self, *_exc) -> None:

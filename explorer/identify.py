@@ -3,6 +3,7 @@ for every suggestion, all from one forward pass."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,7 +106,8 @@ def identify(
         return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
 
     x = classifier.preprocess(image)  # (1, 3, S, S)
-    with EmbeddingCapture(classifier.cam_layer) as embedding:
+    heads_in = classifier.rank_heads_capture() if classifier.rank_heads and classifier.rank_heads.input_module else None
+    with EmbeddingCapture(classifier.cam_layer) as embedding, heads_in or contextlib.nullcontext():
         if cam_method is None:
             with torch.no_grad(), classifier.autocast():
                 indices = select(classifier.module(x).float())
@@ -118,7 +120,7 @@ def identify(
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method)
     combined = scored["result"]
     predictions = _predictions(classifier, indices, combined)
-    vector = embedding.array()[0]  # the pooled pre-logit features: similar photos and the rank heads read it
+    vector = embedding.array()[0]  # the pooled pre-logit features (similar photos)
     return IdentifyResult(
         classifier.name,
         predictions,
@@ -129,7 +131,7 @@ def identify(
         place=place,
         logits=scored["logits"],
         embedding=vector,
-        rank_answers=rank_answers(classifier, vector, combined.vision),
+        rank_answers=rank_answers(classifier, heads_in.array()[0] if heads_in else vector, combined.vision),
     )
 
 
@@ -139,13 +141,13 @@ def _predictions(classifier: Classifier, indices: list[int], combined: Combined)
     return [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
 
 
-def rank_answers(classifier: Classifier, embedding: np.ndarray, vision: np.ndarray) -> list[RankAnswer]:
-    """Each rank head's answer for the embedding, beside the species head's roll-up and top-1 at that rank."""
+def rank_answers(classifier: Classifier, features: np.ndarray, vision: np.ndarray) -> list[RankAnswer]:
+    """Each rank head's answer for the features it reads, beside the species head's roll-up and top-1 at that rank."""
     if classifier.rank_heads is None:
         return []
     top = classifier.labels[int(np.argmax(vision))]
     answers = []
-    for rank, (names, probs) in classifier.rank_heads.answers(embedding[None, :]).items():
+    for rank, (names, probs) in classifier.rank_heads.answers(features[None, :]).items():
         if rank == "species":
             rolled, rolled_prob = top.scientific_name, float(vision.max())
         else:

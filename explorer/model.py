@@ -65,6 +65,14 @@ class Classifier:
     def cam_head(self) -> nn.Linear | None:
         return self.module.get_submodule(self.card.cam_head) if self.card.cam_head else None
 
+    def rank_heads_capture(self) -> EmbeddingCapture | None:
+        """A capture of what the rank heads read (None without rank heads): a module's input, or the embedding."""
+        if self.rank_heads is None:
+            return None
+        if self.rank_heads.input_module:
+            return EmbeddingCapture(self.module.get_submodule(self.rank_heads.input_module), inputs=True)
+        return EmbeddingCapture(self.cam_layer)
+
     @property
     def background_index(self) -> int | None:
         return next((lab.class_index for lab in self.labels if lab.is_background), None)
@@ -227,15 +235,20 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
 
 
 def _load_rank_heads(card: ModelCard, settings: Settings, module: nn.Module, device) -> RankHeads:
-    """The card's rank heads, checked against the embedding size (one forward pass of a blank image)."""
+    """The card's rank heads, checked against what they read (one forward pass of a blank image)."""
     heads = load_rank_heads(find_file(card.rank_heads, settings, card))
-    with EmbeddingCapture(module.get_submodule(card.cam_layer)) as capture, torch.no_grad():
+    source = f"the input of {heads.input_module}" if heads.input_module else f"the CAM layer {card.cam_layer}"
+    try:
+        layer = module.get_submodule(heads.input_module or card.cam_layer)
+    except AttributeError as err:
+        raise ValueError(f"model card {card.name!r}: rank heads read {source}, which the model lacks") from err
+    with EmbeddingCapture(layer, inputs=bool(heads.input_module)) as capture, torch.no_grad():
         module(torch.zeros(1, 3, card.input_size, card.input_size, device=device))
     dim = capture.array().shape[1]
     if heads.dim != dim:
         raise ValueError(
-            f"model card {card.name!r}: rank heads {card.rank_heads} take {heads.dim}-d embeddings, but the "
-            f"CAM layer {card.cam_layer} gives {dim}-d"
+            f"model card {card.name!r}: rank heads {card.rank_heads} take {heads.dim}-d features, but {source} "
+            f"gives {dim}-d"
         )
     return heads
 

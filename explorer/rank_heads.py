@@ -2,12 +2,13 @@
 frozen features). A card names them with ``rank_heads``: a JSON file in the checkpoint folder's ``rank_heads/``
 (every JSON directly in the checkpoint folder is read as a model card),
 
-    {"weights": "NAME.safetensors", "source": "how they were trained",
+    {"weights": "NAME.safetensors", "source": "how they were trained", "input": "_fc",
      "ranks": {"order": ["Passeriformes", ...], "family": [...], "genus": [...], "species": [...]}}
 
 whose safetensors hold ``<rank>.weight`` (classes, D) and ``<rank>.bias`` (classes,) for each rank, D being the
-embedding's size (``explorer.embedding``: the CAM layer's pooled output). They read the embedding the identification
-already computed: no second forward pass."""
+size of what they read: with "input" naming a module (e.g. the species head ``_fc``), that module's input, the
+same features the species head reads; without it, the embedding (``explorer.embedding``: the CAM layer's pooled
+output). Either is captured in the identification's own forward pass: no second pass."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class RankHead:
 class RankHeads:
     heads: tuple[RankHead, ...]  # deepest last
     source: str = ""
+    input_module: str = ""  # the module whose input the heads read; "": the embedding (the CAM layer, pooled)
 
     @property
     def dim(self) -> int:
@@ -81,7 +83,7 @@ def load_rank_heads(path: Path) -> RankHeads:
     if not heads or len({h.weight.shape[1] for h in heads}) != 1:
         raise ValueError(f"rank heads {path.name}: need at least one rank, all on the same embedding size")
     heads.sort(key=lambda h: HEAD_RANKS.index(h.rank))
-    return RankHeads(tuple(heads), str(spec.get("source", "")))
+    return RankHeads(tuple(heads), str(spec.get("source", "")), str(spec.get("input", "")))
 
 
 def save_rank_heads(path: Path, heads: RankHeads) -> Path:
@@ -96,6 +98,7 @@ def save_rank_heads(path: Path, heads: RankHeads) -> Path:
         tensors[f"{head.rank}.weight"] = np.ascontiguousarray(head.weight, dtype=np.float32)
         tensors[f"{head.rank}.bias"] = np.ascontiguousarray(head.bias, dtype=np.float32)
     save_file(tensors, str(weights))
-    spec = {"weights": weights.name, "source": heads.source, "ranks": {h.rank: list(h.names) for h in heads.heads}}
+    spec = {"weights": weights.name, "source": heads.source, "input": heads.input_module}
+    spec["ranks"] = {h.rank: list(h.names) for h in heads.heads}
     path.write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
     return path

@@ -71,7 +71,7 @@ def test_fit_rank_heads_learns_separable_clades():
     assert answers["species"][0].tolist() == TREE["species"].tolist()
 
 
-def _tiny_with_heads(tiny_dir, tmp_path, dim=None):
+def _tiny_with_heads(tiny_dir, tmp_path, dim=None, input_module="", random=False):
     """The tiny test model's card with rank heads whose weights are zero: each head says the softmax of its bias."""
     import shutil
 
@@ -93,7 +93,10 @@ def _tiny_with_heads(tiny_dir, tmp_path, dim=None):
         dim = capture.array().shape[1]
     genus = RankHead("genus", ("Athene", "Parus", "Poecile"), np.zeros((3, dim), np.float32), np.log([1, 3, 1.0]))
     species = RankHead("species", ("Parus major", "Poecile gambeli"), np.zeros((2, dim), np.float32), np.log([1, 4.0]))
-    save_rank_heads(folder / "rank_heads" / "tiny.json", RankHeads((genus, species), "hand-built"))
+    if random:  # answers that depend on the features
+        rng = np.random.default_rng(1)
+        genus = RankHead("genus", genus.names, rng.normal(size=(3, dim)).astype(np.float32), genus.bias)
+    save_rank_heads(folder / "rank_heads" / "tiny.json", RankHeads((genus, species), "hand-built", input_module))
     card["rank_heads"] = "rank_heads/tiny.json"
     (folder / "tiny.json").write_text(json.dumps(card))
     taxonomy = load_taxonomy(["Poecile atricapillus", "Poecile gambeli", "Parus major", "Athene cunicularia"])
@@ -124,7 +127,7 @@ def test_identify_gives_each_rank_heads_answer_beside_the_species_head(tiny_dir,
 
 
 def test_rank_heads_of_the_wrong_size_are_refused_at_load(tiny_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"take 7-d embeddings, but the CAM layer .* gives \d+-d"):
+    with pytest.raises(ValueError, match=r"take 7-d features, but the CAM layer .* gives \d+-d"):
         _tiny_with_heads(tiny_dir, tmp_path, dim=7)
 
 
@@ -153,3 +156,17 @@ def test_rank_head_accuracy_against_the_summed_species_head():
     assert (genus["only the own head right"], genus["only the summed species head right"]) == (1, 1)
     assert (species["photos"], species["own head"], species["species head summed"]) == (5, 0.8, 0.6)
     assert rank_head_accuracy(view.drop(columns=[c for c in view if c.startswith("head_")])).empty
+
+
+def test_rank_heads_can_read_the_species_heads_input(tiny_dir, tmp_path, photo_rgb):
+    from explorer.identify import identify
+
+    classifier = _tiny_with_heads(tiny_dir, tmp_path, input_module="classifier", random=True)
+    assert classifier.rank_heads.input_module == "classifier"
+    result = identify(classifier, photo_rgb, top_k=2)
+    # the tiny model's linear classifier reads the pooled features: the same numbers as the embedding
+    names, probs = classifier.rank_heads.answers(result.embedding[None, :])["genus"]
+    assert result.rank_answers[0].head_name == names[0]
+    assert result.rank_answers[0].head_probability == pytest.approx(float(probs[0]), rel=1e-5)
+    with pytest.raises(ValueError, match="rank heads read the input of nothing_here, which the model lacks"):
+        _tiny_with_heads(tiny_dir, tmp_path / "again", input_module="nothing_here", dim=8)

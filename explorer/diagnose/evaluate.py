@@ -61,19 +61,20 @@ def evaluate_photos(
         raise ValueError("embeddings are kept by the local engine only")
     paths = manifest["abs_path"].tolist()
 
-    def run(model: Classifier, keep_embeddings: bool = False):
+    def run(model: Classifier, keep_embeddings: bool = False, extra=None):
         if engine == "local":
-            return run_outputs(model, paths, batch_size, workers, progress, embed=keep_embeddings)
+            return run_outputs(model, paths, batch_size, workers, progress, embed=keep_embeddings, extra=extra)
         from explorer.diagnose.ray_engine import run_logits_ray
 
         return (*run_logits_ray(model, paths, batch_size, address), None)
 
     heads = classifier.rank_heads if engine == "local" else None
-    logits, statuses, vectors = run(classifier, embed or heads is not None)
+    heads_in = classifier.rank_heads_capture() if heads is not None and heads.input_module else None
+    logits, statuses, vectors = run(classifier, embed or heads is not None, heads_in)
     gate_logits = run(gate)[0] if scope is not None and scope.needs_gate else None
     table = build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior, scope, gate_logits)
     if heads is not None:
-        table = with_head_columns(table, heads, vectors)
+        table = with_head_columns(table, heads, heads_in.array() if heads_in else vectors)
     store = None
     if embed and vectors is not None:
         store = EmbeddingStore(classifier.name, classifier.weights_sha256, table["photo_id"].to_numpy(str), vectors)

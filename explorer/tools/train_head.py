@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--base", default=None, help="default: efficientnet_lite0_imagenet (cub100_effnet_head for --rank-heads)"
     )
-    parser.add_argument("--head-module", default="_fc")
+    parser.add_argument(
+        "--head-module",
+        default="_fc",
+        help="the species head (its input is the features); with --rank-heads, "
+        "'embedding' trains on the pooled CAM layer instead",
+    )
     parser.add_argument("--name", default=None, help="the new card's name")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: the checkpoint folder")
     kind = parser.add_mutually_exclusive_group()
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     train = cub100_manifest(args.cub_root, "train")
     paths = [str(args.cub_root / p) for p in train["path"]]
     if args.rank_heads:
-        print(f"wrote {train_rank_heads(settings, args.base or 'cub100_effnet_head', train, paths, out_dir)}")
+        print(f"wrote {train_rank_heads(settings, args, train, paths, out_dir)}")
         return
     print(f"wrote {train_species_head(settings, args, train, paths, out_dir)}")
 
@@ -97,34 +103,44 @@ def train_species_head(settings, args, train: pd.DataFrame, paths: list[str], ou
     return card
 
 
-def train_rank_heads(settings, base: str, train: pd.DataFrame, paths: list[str], out_dir: Path) -> Path:
-    """Order/family/genus/species heads on the base model's embedding of the training photos; the base card (in
-    ``out_dir``) gets a "rank_heads" entry naming them."""
+def train_rank_heads(settings, args, train: pd.DataFrame, paths: list[str], out_dir: Path) -> Path:
+    """Order/family/genus/species heads on what the base model's species head reads (``--head-module``; or its
+    embedding with ``--head-module embedding``) for the training photos; the base card (in ``out_dir``) gets a
+    "rank_heads" entry naming them."""
+    base = args.base or "cub100_effnet_head"
     classifier, taxonomy = load_classifier_for(settings, base, train["scientific_name"])
-    cache = settings.resolved_cache_dir / "features" / f"cub100-train-embedding-{classifier.weights_sha256[:12]}.npy"
-    if cache.is_file():
-        embeddings = np.load(cache)
-    else:
-        _logits, statuses, embeddings = run_outputs(classifier, paths, embed=True)
-        if any(s != "ok" for s in statuses):
-            raise ValueError(f"unreadable training photos: {[s for s in statuses if s != 'ok'][:3]}")
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, embeddings)
+    reads = "" if args.head_module == "embedding" else args.head_module
+    name = f"cub100-train-{reads or 'embedding'}-{classifier.weights_sha256[:12]}.npy"
+    features = _embeddings(classifier, paths, settings.resolved_cache_dir / "features" / name, reads)
     lineages = truth_lineages(train["scientific_name"].tolist(), taxonomy, classifier.card.taxon_scope or None)
     frame = pd.DataFrame({rank: [lin.at(rank) for lin in lineages] for rank in HEAD_RANKS})
+    what = f"the input of {reads} (what its species head reads)" if reads else "its embedding"
     source = (
         f"explorer-train-head --rank-heads: linear heads (L-BFGS, L2 chosen per rank on a 20 % hold-out, seed "
-        f"{SEED}) on {base}'s embedding of the CUB-100 train split ({len(train)} photos; lineages from the iNat "
-        "taxonomy)"
+        f"{SEED}) on {base}'s {what}, CUB-100 train split ({len(train)} photos; lineages from the iNat taxonomy)"
     )
-    heads, stats = fit_rank_heads(embeddings, frame, source)
-    path = save_rank_heads(out_dir / "rank_heads" / f"{base}.json", heads)
+    heads, stats = fit_rank_heads(features, frame, source)
+    path = save_rank_heads(out_dir / "rank_heads" / f"{base}.json", replace(heads, input_module=reads))
     card_path = out_dir / f"{base}.json"
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["rank_heads"] = f"rank_heads/{path.name}"
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     log.info("rank heads: %s", stats)
     return path
+
+
+def _embeddings(classifier, paths: list[str], cache: Path, module: str) -> np.ndarray:
+    """The photos' features: the input of ``module``, or the embedding when it is ''; cached."""
+    if module:
+        return extract_features(classifier, module, paths, cache)
+    if cache.is_file():
+        return np.load(cache)
+    _logits, statuses, embeddings = run_outputs(classifier, paths, embed=True)
+    if any(s != "ok" for s in statuses):
+        raise ValueError(f"unreadable training photos: {[s for s in statuses if s != 'ok'][:3]}")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, embeddings)
+    return embeddings
 
 
 if __name__ == "__main__":
