@@ -114,10 +114,10 @@ def train_rank_heads(settings, args, train: pd.DataFrame, paths: list[str], out_
     features = _embeddings(classifier, paths, settings.resolved_cache_dir / "features" / name, reads)
     lineages = truth_lineages(train["scientific_name"].tolist(), taxonomy, classifier.card.taxon_scope or None)
     frame = pd.DataFrame({rank: [lin.at(rank) for lin in lineages] for rank in HEAD_RANKS})
-    what = f"the input of {reads} (what its species head reads)" if reads else "its embedding"
+    what = f"the input of {base}'s {reads} (what its species head reads)" if reads else f"{base}'s embedding"
     source = (
         f"explorer-train-head --rank-heads: linear heads (L-BFGS, L2 chosen per rank on a 20 % hold-out, seed "
-        f"{SEED}) on {base}'s {what}, CUB-100 train split ({len(train)} photos; lineages from the iNat taxonomy)"
+        f"{SEED}) on {what}, CUB-100 train split ({len(train)} photos; lineages from the iNat taxonomy)"
     )
     heads, stats = fit_rank_heads(features, frame, source)
     path = save_rank_heads(out_dir / "rank_heads" / f"{base}.json", replace(heads, input_module=reads))
