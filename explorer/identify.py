@@ -106,7 +106,7 @@ def identify(
         return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
 
     x = classifier.preprocess(image)  # (1, 3, S, S)
-    heads_in = classifier.rank_heads_capture() if classifier.rank_heads and classifier.rank_heads.input_module else None
+    heads_in = classifier.rank_heads_input()  # None: the rank heads read the embedding (or there are none)
     with EmbeddingCapture(classifier.cam_layer) as embedding, heads_in or contextlib.nullcontext():
         if cam_method is None:
             with torch.no_grad(), classifier.autocast():
@@ -118,12 +118,10 @@ def identify(
             )
     if cam_method not in (None, FAST_METHOD):
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method)
-    combined = scored["result"]
-    predictions = _predictions(classifier, indices, combined)
-    vector = embedding.array()[0]  # the pooled pre-logit features (similar photos)
+    combined, vector = scored["result"], embedding.array()[0]  # vector: the pooled pre-logit features
     return IdentifyResult(
         classifier.name,
-        predictions,
+        _predictions(classifier, indices, combined),
         rollup(classifier, combined.combined, threshold),
         cams,
         cam_method,

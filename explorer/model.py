@@ -65,13 +65,12 @@ class Classifier:
     def cam_head(self) -> nn.Linear | None:
         return self.module.get_submodule(self.card.cam_head) if self.card.cam_head else None
 
-    def rank_heads_capture(self) -> EmbeddingCapture | None:
-        """A capture of what the rank heads read (None without rank heads): a module's input, or the embedding."""
-        if self.rank_heads is None:
+    def rank_heads_input(self) -> EmbeddingCapture | None:
+        """A capture of the module input the rank heads read; None without rank heads, or when they read the
+        embedding (which identify and evaluate capture anyway)."""
+        if self.rank_heads is None or not self.rank_heads.input_module:
             return None
-        if self.rank_heads.input_module:
-            return EmbeddingCapture(self.module.get_submodule(self.rank_heads.input_module), inputs=True)
-        return EmbeddingCapture(self.cam_layer)
+        return EmbeddingCapture(self.module.get_submodule(self.rank_heads.input_module), inputs=True)
 
     @property
     def background_index(self) -> int | None:

@@ -46,7 +46,18 @@ def test_identify_returns_documented_json(client, good_photo):
 
 def test_model_can_be_chosen(client, good_photo):
     result = call(client, good_photo, top_k=2, model="efficientnet_lite0_imagenet")
-    assert result["model"] == "efficientnet_lite0_imagenet"
+    assert result["model"] == "efficientnet_lite0_imagenet" and result["rank_heads"] == []
+    heads = call(client, good_photo, top_k=2, model="cub100_effnet_head")["rank_heads"]  # it has per-rank heads
+    assert [h["rank"] for h in heads] == ["order", "family", "genus", "species"]
+    assert set(heads[0]) == {
+        "rank",
+        "head_name",
+        "head_probability",
+        "rollup_name",
+        "rollup_probability",
+        "top1_name",
+        "consistent",
+    }
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="unknown or unavailable model 'nope'"):

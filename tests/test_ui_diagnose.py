@@ -143,8 +143,12 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
     from explorer.ui.representation_section import picked_row
 
     out = dashboard.outputs
+    closed = dashboard.refresh(
+        "inat_bird", "family", "Paridae", 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "genus", False
+    )
+    assert closed[out.map_plot] is None and closed[out.map_state] == {}  # drawn only while the section is open
     shown = dashboard.refresh(
-        "inat_bird", "family", "Paridae", 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "genus"
+        "inat_bird", "family", "Paridae", 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "genus", True
     )
     table = resources_without_photos.tables["inat_bird"]
     view = table[(table["true_family"] == "Paridae") & (table["note"].fillna("") == "")]
@@ -159,7 +163,7 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
     assert picked_row(resources_without_photos, "99999:1", state) is None
     assert picked_row(resources_without_photos, "not a number", state) is None
     other = dashboard.refresh(
-        "cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "order"
+        "cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "order", True
     )
     assert len(other[out.map_state]["photo_ids"]) == 2999
     assert len(other[out.map_plot].data) == 11  # ten orders coloured, the rest grey

@@ -69,7 +69,7 @@ def evaluate_photos(
         return (*run_logits_ray(model, paths, batch_size, address), None)
 
     heads = classifier.rank_heads if engine == "local" else None
-    heads_in = classifier.rank_heads_capture() if heads is not None and heads.input_module else None
+    heads_in = classifier.rank_heads_input() if heads is not None else None
     logits, statuses, vectors = run(classifier, embed or heads is not None, heads_in)
     gate_logits = run(gate)[0] if scope is not None and scope.needs_gate else None
     table = build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior, scope, gate_logits)

@@ -42,6 +42,7 @@ from explorer.ui.representation_section import (
     build_representation_section,
     representation_outputs,
     wire_map_clicks,
+    wire_map_opening,
 )
 
 NO_TABLES = (
@@ -137,7 +138,8 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     refresh = _make_dashboard_handler(resources, out)
     for control in filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
-        event(refresh, list(filters), list(out), api_visibility="private")
+        event(refresh, [*filters, map_parts["map_open"]], list(out), api_visibility="private")
+    wire_map_opening(_map_view(resources), out, list(filters), map_parts)
     on_rank = _clade_choices(resources)
     gr.on(
         [filters.table.change, filters.clade_rank.change],
@@ -292,6 +294,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         kind,
         other,
         map_rank="family",
+        map_open=False,
     ):
         (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
         if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
@@ -314,12 +317,21 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             out.errors_state: errors.to_dict("records"),
             **_geo_outputs(resources, out, view, list_rank, int(min_photos), kind),
             **comparison_outputs(resources, out, view, name, other, list_rank),
-            **representation_outputs(resources, out, view, name, map_rank),
+            **representation_outputs(resources, out, view, name, map_rank, bool(map_open)),
             out.min_conf: gr.Slider(value=min_conf, info=min_note or None),
             out.max_conf: gr.Slider(value=max_conf, info=max_note or None),
         }
 
     return on_filters
+
+
+def _map_view(resources: Resources):
+    def view_of(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, _list, _min, _kind, _other, map_rank):
+        low, high = clamp(min_conf, 0, 1)[0], clamp(max_conf, 0, 1)[0]
+        view = filtered_view(resources, name, rank, clade, low, min(max(low, high), 1), outcome, noted, in_vocab)
+        return resources, view, name, map_rank
+
+    return view_of
 
 
 def _calibration_outputs(out: DashboardOutputs, view: pd.DataFrame) -> dict:

@@ -24,7 +24,9 @@ NO_REPORT = (
 
 def build_representation_section(resources: Resources) -> tuple[dict, dict, dict]:
     """(outputs the dashboard handler fills, the map's colour filter, the click box and its inspector)."""
-    with gr.Accordion("Representation: does the model learn taxonomy?", open=False, elem_id="dash_representation"):
+    with gr.Accordion(
+        "Representation: does the model learn taxonomy?", open=False, elem_id="dash_representation"
+    ) as accordion:
         gr.Markdown(fits_markdown(resources.representations), elem_id="dash_fits_text")
         fits = fits_frame(resources.representations)
         gr.Dataframe(fits.fillna("n/a") if not fits.empty else None, label="Per rank, every table", elem_id="dash_fits")
@@ -45,7 +47,9 @@ def build_representation_section(resources: Resources) -> tuple[dict, dict, dict
     outputs = dict(
         map_plot=map_plot, map_text=map_text, map_state=gr.State({}), heads_text=heads_text, heads_table=heads_table
     )
-    return outputs, dict(map_rank=map_rank), dict(pick=pick, inspector_text=inspector_text, inspector=inspector)
+    parts = dict(pick=pick, inspector_text=inspector_text, inspector=inspector, accordion=accordion)
+    parts["map_open"] = gr.State(False)  # the map (0.6 MB for 4,000 photos) is drawn only while it can be seen
+    return outputs, dict(map_rank=map_rank), parts
 
 
 def wire_map_clicks(resources: Resources, state: gr.State, parts: dict) -> None:
@@ -82,12 +86,32 @@ def picked_row(resources: Resources, picked: str, shown: dict) -> dict | None:
     return rows.iloc[0].to_dict() if len(rows) else None
 
 
-def representation_outputs(resources: Resources, out, view: pd.DataFrame, name: str, rank: str) -> dict:
+def wire_map_opening(view_of, out, filters: list, parts: dict) -> None:
+    """Opening the section draws the map for the current filters (one request); closing it stops redrawing it
+    on every filter change. ``view_of(*filters)`` gives (resources, view, table name, rank)."""
+
+    def on_open(*values):
+        resources, view, name, rank = view_of(*values)
+        return {**map_outputs(resources, out, view, name, rank), parts["map_open"]: True}
+
+    outputs = [out.map_plot, out.map_text, out.map_state, parts["map_open"]]
+    parts["accordion"].expand(on_open, filters, outputs, api_visibility="private")
+    parts["accordion"].collapse(lambda: False, None, parts["map_open"], api_visibility="private")
+
+
+def representation_outputs(
+    resources: Resources, out, view: pd.DataFrame, name: str, rank: str, map_open: bool = True
+) -> dict:
     heads = _heads_outputs(out, view, name)
+    if not map_open:
+        return {**heads, out.map_plot: None, out.map_text: "", out.map_state: {}}
+    return {**heads, **map_outputs(resources, out, view, name, rank)}
+
+
+def map_outputs(resources: Resources, out, view: pd.DataFrame, name: str, rank: str) -> dict:
     report = resources.representations.get(name)
     if report is None:
-        empty = {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: {}}
-        return {**heads, **empty}
+        return {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: {}}
     rank = rank if rank in MAP_RANKS else "family"
     points = map_points(view, report, rank)
     text = (
@@ -99,7 +123,7 @@ def representation_outputs(resources: Resources, out, view: pd.DataFrame, name: 
         "(the rest grey); × marks a wrong top-1. Hover for names; **click a photo to inspect it**."
     )
     state = {"table": name, "photo_ids": points["photo_id"].tolist()}
-    return {**heads, out.map_plot: plot_embedding_map(points, rank), out.map_text: text, out.map_state: state}
+    return {out.map_plot: plot_embedding_map(points, rank), out.map_text: text, out.map_state: state}
 
 
 def _heads_outputs(out, view: pd.DataFrame, name: str) -> dict:
