@@ -185,7 +185,7 @@ def rank_heads_html(result: IdentifyResult) -> str:
     if not result.rank_answers:
         return ""
     esc = html.escape
-    title = "<h4>Per-rank heads: each rank's own linear head on the embedding (image alone)</h4>"
+    title = "<h4>Per-rank heads: each rank's own linear head on the model's features (image alone)</h4>"
     if result.scope is not None and not result.scope.in_scope:
         return (
             f"<div id='rank_heads'>{title}<p>Not shown: this photo is outside what the model knows, and the rank "

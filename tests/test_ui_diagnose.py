@@ -166,4 +166,8 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
         "cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "order", True
     )
     assert len(other[out.map_state]["photo_ids"]) == 2999
+    heads = other[out.heads_table]  # the CUB-100 model has per-rank heads; the bird model has none
+    assert heads.visible and heads.value["data"][0][:2] == ["order", 2999]
+    assert [row[0] for row in heads.value["data"]] == ["order", "family", "genus", "species"]
+    assert shown[out.heads_table].visible is False and "has no per-rank heads" in shown[out.heads_text]
     assert len(other[out.map_plot].data) == 11  # ten orders coloured, the rest grey

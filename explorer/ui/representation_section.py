@@ -133,15 +133,16 @@ def _heads_outputs(out, view: pd.DataFrame, name: str) -> dict:
             f"`{html.escape(name)}` has no per-rank heads: `explorer-train-head --rank-heads --base MODEL` trains "
             "them on the model's embedding, and the card's `rank_heads` names them."
         )
-        return {out.heads_text: text, out.heads_table: None}
+        return {out.heads_text: text, out.heads_table: gr.Dataframe(value=None, visible=False)}
     text = (
         "**Does the model learn taxonomy? Per-rank heads against the species head.** For each rank, a linear head "
-        "trained on the embedding to name that rank's clade directly, against the species head's probabilities "
+        "trained on the model's features to name that rank's clade directly, against the species head's "
+        "probabilities "
         "summed over each clade of that rank (its roll-up) and the clade of its top-1 species, on the photos in "
         "view whose true clade the rank head knows. A rank head that beats the summed species head has found "
         "more of that rank in the embedding than the species head uses."
     )
-    return {out.heads_text: text, out.heads_table: frame.round(3)}
+    return {out.heads_text: text, out.heads_table: gr.Dataframe(value=frame.round(3), visible=True)}
 
 
 def fits_markdown(reports: dict[str, dict]) -> str:
