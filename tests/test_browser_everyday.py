@@ -177,6 +177,9 @@ def test_dashboard_comparison_csv_files_and_geo_inspector(dashboard):
     page.get_by_role("option", name="cub100_effnet_head").click()
     page.locator("#dash_compare_text").filter(has_text="both models have a class for").wait_for(timeout=60_000)
     assert "of a species one model cannot name" in page.locator("#dash_compare_text").inner_text()
+    page.locator("#dash_compare_ranks").scroll_into_view_if_needed()
+    page.locator("#dash_compare_ranks .js-plotly-plot").wait_for(timeout=30_000)  # errors by rank, side by side
+    assert "Where each model's errors leave the truth" in page.locator("#dash_compare_ranks").inner_text()
     page.get_by_text("Download this view's tables (CSV)").click()
     page.locator("#dash_csv_button").click()
     page.locator("#dash_csv").filter(has_text="inat_bird-photos-in-view").wait_for(timeout=60_000)
