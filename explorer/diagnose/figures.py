@@ -206,12 +206,12 @@ def plot_embedding_map(points: pd.DataFrame, rank: str):
             )
         )
     fig.update_layout(
-        title=f"Photos in the model's embedding space (UMAP), coloured by true {rank}; × = top-1 wrong",
-        height=520,
+        title=f"Embedding map (UMAP) by true {rank}; × = wrong",
+        height=560,
         xaxis={"visible": False},
         yaxis={"visible": False},
-        legend={"title": rank, "itemsizing": "constant"},
-        margin={"t": 50, "b": 10, "l": 10, "r": 10},
+        legend={"title": rank, "itemsizing": "constant", "orientation": "h", "y": -0.02, "yanchor": "top"},
+        margin={"t": 40, "b": 10, "l": 10, "r": 10},
         clickmode="event",
     )
     return fig
