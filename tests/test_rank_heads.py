@@ -170,3 +170,25 @@ def test_rank_heads_can_read_the_species_heads_input(tiny_dir, tmp_path, photo_r
     assert result.rank_answers[0].head_probability == pytest.approx(float(probs[0]), rel=1e-5)
     with pytest.raises(ValueError, match="rank heads read the input of nothing_here, which the model lacks"):
         _tiny_with_heads(tiny_dir, tmp_path / "again", input_module="nothing_here", dim=8)
+
+
+def test_evaluation_table_gets_the_heads_answers_from_the_same_pass(tiny_dir, tmp_path, photo_rgb):
+    from explorer.diagnose.evaluate import evaluate_photos
+
+    classifier = _tiny_with_heads(tiny_dir, tmp_path, input_module="classifier", random=True)
+    photo_rgb.save(tmp_path / "a.png")
+    manifest = pd.DataFrame(
+        {
+            "path": ["a.png", "missing.png"],
+            "abs_path": [str(tmp_path / "a.png"), str(tmp_path / "missing.png")],
+            "scientific_name": ["Parus major", "Poecile gambeli"],
+            "common_name": ["", ""],
+            "source": "drawn",
+            "note": "",
+        }
+    )
+    found = evaluate_photos(classifier, manifest, data_root=tmp_path, workers=0, progress=False, embed=True)
+    table = found.table
+    names, _probs = classifier.rank_heads.answers(found.embeddings.vectors[:1])["genus"]  # tiny: input == embedding
+    assert table["head_genus"].tolist() == [names[0], None]  # the unreadable photo gets no answer
+    assert table["head_knows_genus"].tolist() == [True, True] and np.isnan(table["head_prob_genus"].iloc[1])

@@ -70,7 +70,7 @@ def evaluate_photos(
 
     heads = classifier.rank_heads if engine == "local" else None
     heads_in = classifier.rank_heads_input() if heads is not None else None
-    logits, statuses, vectors = run(classifier, embed or heads is not None, heads_in)
+    logits, statuses, vectors = run(classifier, embed or (heads is not None and heads_in is None), heads_in)
     gate_logits = run(gate)[0] if scope is not None and scope.needs_gate else None
     table = build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior, scope, gate_logits)
     if heads is not None:
