@@ -101,7 +101,7 @@ def run_outputs(
 
     loader = photo_loader(classifier, paths, batch_size, workers)
     logits, statuses = [], []
-    capture = EmbeddingCapture(classifier.cam_layer) if embed else contextlib.nullcontext()
+    capture = classifier.embedding_capture() if embed else contextlib.nullcontext()
     with torch.no_grad(), capture, extra or contextlib.nullcontext():
         for batch, status in tqdm(loader, desc=f"evaluate {classifier.name}", disable=not progress, unit="batch"):
             with classifier.autocast():

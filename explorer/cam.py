@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explorer.cam_layout import FeatureLayout
+
 FAST_METHOD = "gradcam"
 # name shown to users -> pytorch-grad-cam class name
 REFERENCE_METHODS = {
@@ -39,6 +41,7 @@ def forward_with_cams(
     select: Callable[[torch.Tensor], Sequence[int]],
     autocast: Callable | None = None,
     head: nn.Linear | None = None,
+    layout: FeatureLayout | None = None,
 ) -> tuple[torch.Tensor, list[int], np.ndarray]:
     """One forward pass -> (logits (1, N), chosen class indices, Grad-CAMs (k, h, w) in [0, 1]).
 
@@ -48,12 +51,14 @@ def forward_with_cams(
 
     ``head``: when the logits are ``head(spatial mean of the CAM layer's output)`` (checked at load time by
     ``check_linear_head``), dlogit_c/dA is the constant W_c / (h w), so no backward pass is needed at all.
+    ``layout`` turns the layer's output (tokens, channels-last) into (1, C, h, w), as pytorch-grad-cam's
+    ``reshape_transform`` does, for activations and gradients alike.
     """
     logits, activations = _forward_capture(model, input_tensor, target_layer, head is None, autocast)
     indices = [int(i) for i in select(logits.detach())]
     rows = torch.zeros((len(indices), logits.shape[1]), dtype=torch.float32, device=logits.device)
     rows[torch.arange(len(indices)), torch.tensor(indices, dtype=torch.long)] = 1.0  # (k, N) one-hot targets
-    cams = _cams_for_targets(logits, activations, rows, head)
+    cams = _cams_for_targets(logits, activations, rows, head, layout or FeatureLayout())
     return logits.detach().float(), indices, _minmax(cams).cpu().numpy()
 
 
@@ -65,6 +70,7 @@ def contrastive_cams(
     b: int,
     head: nn.Linear | None = None,
     autocast: Callable | None = None,
+    layout: FeatureLayout | None = None,
 ) -> np.ndarray:
     """(3, h, w) in [0, 1]: Grad-CAM of class a, of class b, and of logit_a - logit_b ("why a and not b"),
     all from one forward pass."""
@@ -73,7 +79,7 @@ def contrastive_cams(
     rows[0, a], rows[1, b] = 1.0, 1.0
     rows[2, a] += 1.0
     rows[2, b] -= 1.0
-    return _minmax(_cams_for_targets(logits, activations, rows, head)).cpu().numpy()
+    return _minmax(_cams_for_targets(logits, activations, rows, head, layout or FeatureLayout())).cpu().numpy()
 
 
 def _forward_capture(model, input_tensor, target_layer, need_graph: bool, autocast) -> tuple[torch.Tensor, ...]:
@@ -98,17 +104,18 @@ def _forward_capture(model, input_tensor, target_layer, need_graph: bool, autoca
     return logits, captured[0]
 
 
-def _cams_for_targets(logits, activations, rows: torch.Tensor, head: nn.Linear | None) -> torch.Tensor:
+def _cams_for_targets(logits, activations, rows: torch.Tensor, head: nn.Linear | None, layout) -> torch.Tensor:
     """(k, h, w) Grad-CAM for k targets, each a weighting of the logits (one-hot, or a difference)."""
+    spatial = layout(activations.detach())[0].float()  # (C, h, w)
     if head is not None:  # logits = head(mean_hw(A)): d(target)/dA = rows @ W / (h w), exactly
-        h, w = activations.shape[-2:]
+        h, w = spatial.shape[-2:]
         weights = rows @ head.weight.float() / (h * w)  # (k, C)
     else:
-        weights = _tail_gradient_weights(logits, activations, rows)
-    return torch.relu(torch.einsum("kc,chw->khw", weights, activations[0].detach().float()))
+        weights = _tail_gradient_weights(logits, activations, rows, layout)
+    return torch.relu(torch.einsum("kc,chw->khw", weights, spatial))
 
 
-def _tail_gradient_weights(logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def _tail_gradient_weights(logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor, layout) -> torch.Tensor:
     """(k, C) spatial-mean gradients of each target w.r.t. A; backprop covers only the head.
 
     The k vector-Jacobian products run as one batched backward (vmap); heads with ops vmap cannot batch
@@ -117,13 +124,13 @@ def _tail_gradient_weights(logits: torch.Tensor, activations: torch.Tensor, rows
     if not logits.requires_grad:
         raise ValueError("the CAM layer's output does not reach the logits through differentiable ops")
     if rows.shape[0] == 0:
-        return activations.new_zeros((0, activations.shape[1]))
+        return activations.new_zeros((0, layout(activations.detach()).shape[1]))
     grad_outputs = rows[:, None, :].to(logits.dtype)  # (k, 1, N)
     try:
         (grads,) = torch.autograd.grad(logits, activations, grad_outputs=grad_outputs, is_grads_batched=True)
     except RuntimeError:
         grads = torch.stack([torch.autograd.grad(logits, activations, g, retain_graph=True)[0] for g in grad_outputs])
-    return grads[:, 0].float().mean(dim=(2, 3))  # (k, C)
+    return layout(grads[:, 0]).float().mean(dim=(2, 3))  # (k, C)
 
 
 def check_linear_head(model: nn.Module, target_layer: nn.Module, head: nn.Linear, input_size: int) -> None:
@@ -150,7 +157,11 @@ def check_linear_head(model: nn.Module, target_layer: nn.Module, head: nn.Linear
 
 
 def compute_cams(
-    model: nn.Module, input_tensor: torch.Tensor, class_indices: Sequence[int], target_layer: nn.Module
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    class_indices: Sequence[int],
+    target_layer: nn.Module,
+    layout: FeatureLayout | None = None,
 ) -> np.ndarray:
     """Grad-CAM maps for ``class_indices`` from one forward pass.
 
@@ -159,11 +170,14 @@ def compute_cams(
         input_tensor: (1, C, H, W) preprocessed image on the model's device.
         class_indices: the k classes to explain.
         target_layer: the module whose output is explained (usually the last feature map).
+        layout: how that output becomes (1, C, h, w) (``explorer.cam_layout``); None: it already is.
 
     Returns:
         (k, H, W) float32 array in [0, 1], upsampled to the input size like pytorch-grad-cam's output.
     """
-    _, _, cams = forward_with_cams(model, input_tensor, target_layer, lambda _logits: list(class_indices))
+    _, _, cams = forward_with_cams(
+        model, input_tensor, target_layer, lambda _logits: list(class_indices), layout=layout
+    )
     return scale_cams(torch.from_numpy(cams), tuple(input_tensor.shape[-2:]))
 
 
@@ -189,8 +203,10 @@ def reference_cams(
     class_indices: Sequence[int],
     target_layer: nn.Module,
     method: str = "gradcam (pytorch-grad-cam)",
+    layout: FeatureLayout | None = None,
 ) -> np.ndarray:
-    """(k, H, W) maps from pytorch-grad-cam, one call per class (the slow, obvious way)."""
+    """(k, H, W) maps from pytorch-grad-cam, one call per class (the slow, obvious way); ``layout`` is its
+    ``reshape_transform`` for token and channels-last layers."""
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -200,7 +216,8 @@ def reference_cams(
     # The model's parameters are frozen; an input that requires grad makes every activation differentiable.
     x = input_tensor.detach().clone().requires_grad_(True)
     maps = []
-    with cam_class(model=model, target_layers=[target_layer]) as cam:
+    transform = layout if layout is not None and layout.kind != "nchw" else None
+    with cam_class(model=model, target_layers=[target_layer], reshape_transform=transform) as cam:
         for index in class_indices:
             maps.append(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(index))])[0])
     return np.stack(maps).astype(np.float32) if maps else np.zeros((0, *x.shape[-2:]), np.float32)

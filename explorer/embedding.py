@@ -2,8 +2,9 @@
 already run (a hook on the card's CAM layer), never from a second pass.
 
 For the CNNs the CAM layer is the last feature map (B, C, H, W) and the embedding is its spatial mean (B, C): the
-input of the linear head when the model ends in global pooling + a linear layer. A token layer (B, T, C) is
-averaged over its tokens."""
+input of the linear head when the model ends in global pooling + a linear layer. With a layout
+(``explorer.cam_layout``) a token or channels-last layer is first turned into that map (prefix tokens dropped); token
+models usually take their embedding from their classifier's input instead (``Classifier.embedding_capture``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import torch
 from torch import nn
 
 
-def pool(activations: torch.Tensor) -> torch.Tensor:
-    """(B, D) float32 from a CAM layer's output: the spatial mean of (B, C, H, W), the token mean of (B, T, C)."""
+def pool(activations: torch.Tensor, layout=None) -> torch.Tensor:
+    """(B, D) float32 from a CAM layer's output: the spatial mean of (B, C, H, W) (after ``layout``, when given), the
+    token mean of (B, T, C)."""
     out = activations.detach().float()
+    if layout is not None:
+        out = layout(out)
     if out.ndim == 4:
         return out.mean(dim=(2, 3))
     if out.ndim == 3:
@@ -28,9 +32,10 @@ class EmbeddingCapture:
     """Collects the pooled output of ``layer`` (``inputs=True``: its input, e.g. what a linear head reads) for every
     forward pass run while it is open (a context manager)."""
 
-    def __init__(self, layer: nn.Module, inputs: bool = False):
+    def __init__(self, layer: nn.Module, inputs: bool = False, layout=None):
         self.layer = layer
         self.inputs = inputs
+        self.layout = layout
         self.batches: list[np.ndarray] = []
         self._handle = None
 
@@ -47,7 +52,7 @@ class EmbeddingCapture:
             self._handle = None
 
     def _hook(self, _module, _inputs, output) -> None:
-        self.batches.append(pool(output).cpu().numpy())
+        self.batches.append(pool(output, self.layout).cpu().numpy())
 
     def array(self, dim: int | None = None) -> np.ndarray:
         """(n, D) float32 of everything captured (``dim`` gives the shape of an empty result)."""

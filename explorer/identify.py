@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from explorer.cam import FAST_METHOD, METHODS, forward_with_cams, reference_cams
-from explorer.embedding import EmbeddingCapture
+from explorer.cam import FAST_METHOD, METHODS, reference_cams
 from explorer.geo.combine import OUT_OF_RANGE, BoundPrior, Combined, combine
 from explorer.model import Classifier
 from explorer.places import Place
@@ -107,17 +106,15 @@ def identify(
 
     x = classifier.preprocess(image)  # (1, 3, S, S)
     heads_in = classifier.rank_heads_input()  # None: the rank heads read the embedding (or there are none)
-    with EmbeddingCapture(classifier.cam_layer) as embedding, heads_in or contextlib.nullcontext():
+    with classifier.embedding_capture() as embedding, heads_in or contextlib.nullcontext():
         if cam_method is None:
             with torch.no_grad(), classifier.autocast():
                 indices = select(classifier.module(x).float())
             cams = np.zeros((len(indices), 0, 0), dtype=np.float32)
         else:
-            _logits, indices, cams = forward_with_cams(
-                classifier.module, x, classifier.cam_layer, select, classifier.autocast, classifier.cam_head
-            )
+            _logits, indices, cams = classifier.forward_with_cams(x, select)
     if cam_method not in (None, FAST_METHOD):
-        cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method)
+        cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method, classifier.cam_layout)
     combined, vector = scored["result"], embedding.array()[0]  # vector: the pooled pre-logit features
     return IdentifyResult(
         classifier.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
 import logging
@@ -14,11 +15,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.cam import check_linear_head
-from explorer.cards import ModelCard, find_file, read_card_labels
+from explorer.birder_format import BirderCheckpoint, read_birder_checkpoint
+from explorer.cam import check_linear_head, forward_with_cams
+from explorer.cam_layout import FeatureLayout, choose_cam_layer, derive_layout, nearest_layers
+from explorer.cards import ModelCard, find_file, raw_label_names, read_labels, uses_inat21
 from explorer.convert import convert_tflite, sha256_file
 from explorer.embedding import EmbeddingCapture
-from explorer.rank_heads import RankHeads, load_rank_heads
+from explorer.inat21 import inat21_labels, inat21_lineage
+from explorer.rank_heads import RankHeads, load_birder_rank_heads, load_rank_heads
 from explorer.registry import create_model
 from explorer.settings import Settings
 from explorer.taxonomy import ClassTree, Lineage, Taxonomy, imagenet_lineage, split_binomial
@@ -52,6 +56,10 @@ class Classifier:
     device: torch.device
     weights_sha256: str
     rank_heads: RankHeads | None = None  # per-rank linear heads on the embedding, when the card has them
+    cam_layer_name: str = ""  # the card's CAM layer, or the one chosen from the model
+    cam_layer_why: str = ""  # why that layer ("named in the card", or how it was chosen)
+    cam_layout: FeatureLayout = FeatureLayout()  # how its output becomes (1, C, h, w)
+    pre_logits: str = ""  # the linear classifier whose input is the embedding (token models); "": the CAM layer
 
     @property
     def name(self) -> str:
@@ -59,7 +67,14 @@ class Classifier:
 
     @property
     def cam_layer(self) -> nn.Module:
-        return self.module.get_submodule(self.card.cam_layer)
+        return self.module.get_submodule(self.cam_layer_name or self.card.cam_layer)
+
+    def embedding_capture(self) -> EmbeddingCapture:
+        """The embedding, from the forward pass it runs in: the CAM layer's spatial mean for CNNs; for token and
+        channels-last models the input of their linear classifier (the pooled, normed features the logits read)."""
+        return embedding_capture(
+            self.module, self.cam_layer_name or self.card.cam_layer, self.cam_layout, self.pre_logits
+        )
 
     @property
     def cam_head(self) -> nn.Linear | None:
@@ -72,12 +87,19 @@ class Classifier:
             return None
         return EmbeddingCapture(self.module.get_submodule(self.rank_heads.input_module), inputs=True)
 
+    def forward_with_cams(self, x: torch.Tensor, select) -> tuple[torch.Tensor, list[int], np.ndarray]:
+        """``explorer.cam.forward_with_cams`` on this model's CAM layer, head and layout."""
+        return forward_with_cams(self.module, x, self.cam_layer, select, self.autocast, self.cam_head, self.cam_layout)
+
     @property
     def background_index(self) -> int | None:
         return next((lab.class_index for lab in self.labels if lab.is_background), None)
 
     def resize(self, image: Image.Image) -> np.ndarray:
-        """(S, S, 3) uint8: the whole photo squeezed to the input size (no crop), area-averaged when shrinking."""
+        """(S, S, 3) uint8: the whole photo squeezed to the input size, area-averaged when shrinking; with a card's
+        crop_pct < 1, the central square of that fraction of the short side (timm's resize + centre crop)."""
+        if self.card.crop_pct < 1.0:
+            image = centre_square(image, self.card.crop_pct)
         return resize_rgb(image, self.card.input_size)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -96,6 +118,13 @@ class Classifier:
         with self.autocast():
             logits = self.module(batch.to(self.device))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def embedding_capture(module: nn.Module, cam_layer: str, layout: FeatureLayout, pre_logits: str) -> EmbeddingCapture:
+    """The input of ``pre_logits`` (a classifier layer) when named, else the CAM layer's output, pooled."""
+    if pre_logits:
+        return EmbeddingCapture(module.get_submodule(pre_logits), inputs=True)
+    return EmbeddingCapture(module.get_submodule(cam_layer), layout=layout)
 
 
 def normalise(pixels: np.ndarray, mean, std) -> torch.Tensor:
@@ -122,6 +151,15 @@ def resize_rgb(image: Image.Image | np.ndarray, size: int | tuple[int, int]) -> 
             pixels[: reduced[1] * factor_y, : reduced[0] * factor_x], reduced, interpolation=cv2.INTER_AREA
         )
     return cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def centre_square(image: Image.Image | np.ndarray, fraction: float) -> np.ndarray:
+    """The central square of side ``fraction`` × the short side, as uint8 RGB pixels."""
+    pixels = np.asarray(image if not isinstance(image, Image.Image) or image.mode == "RGB" else image.convert("RGB"))
+    height, width = pixels.shape[:2]
+    side = max(1, round(min(height, width) * fraction))
+    top, left = (height - side) // 2, (width - side) // 2
+    return pixels[top : top + side, left : left + side]
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -180,13 +218,18 @@ def _strip_prefix(key: str) -> str:
     return key
 
 
-def build_labels(card: ModelCard, names: list[tuple[str, str]], taxonomy: Taxonomy | None) -> list[ClassLabel]:
-    """ClassLabels with lineages: iNat names through the taxonomy, ImageNet by class order."""
+def build_labels(
+    card: ModelCard, names: list[tuple[str, str]], taxonomy: Taxonomy | None, raw: list[str] | None = None
+) -> list[ClassLabel]:
+    """ClassLabels with lineages: iNat names through the taxonomy, ImageNet by class order, and iNat 2021 class
+    names (``raw``) from the name itself, checked against the taxonomy."""
     labels = []
     for index, (name, common) in enumerate(names):
         background = card.background_label is not None and name == card.background_label
         if background:
             lineage = Lineage(ranks={}, note=f"no {card.subject} found")
+        elif raw is not None:
+            lineage = inat21_lineage(raw[index], taxonomy)
         elif card.taxonomy == "imagenet":
             lineage = imagenet_lineage(index)
         elif card.taxonomy == "inat" and taxonomy is not None:
@@ -198,51 +241,140 @@ def build_labels(card: ModelCard, names: list[tuple[str, str]], taxonomy: Taxono
     return labels
 
 
-def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | None = None) -> Classifier:
-    """Build, load and check one classifier; the label count must match the weights' outputs."""
-    names = read_card_labels(card, settings)
-    weights_path = resolve_weights_file(card, settings)
-    state = load_state_dict(weights_path)
-    digest = sha256_file(weights_path)
+def with_checkpoint_defaults(card: ModelCard, checkpoint: BirderCheckpoint | None) -> ModelCard:
+    """The card, with the input size and normalisation a birder checkpoint records wherever the card is silent."""
+    if checkpoint is None:
+        return card
+    given = {"input_size": checkpoint.size, "mean": checkpoint.mean, "std": checkpoint.std}
+    return dataclasses.replace(card, **{k: v for k, v in given.items() if k not in card.stated})
+
+
+def _card_labels(card: ModelCard, settings: Settings, checkpoint: BirderCheckpoint | None):
+    """((name, common) per class, the iNat 2021 raw names or None)."""
+    raw = list(checkpoint.class_names) if checkpoint and not card.labels_file else raw_label_names(card, settings)
+    if uses_inat21(card, raw):
+        return inat21_labels(raw), raw
+    if not card.labels_file:
+        return [(name, "") for name in raw], None
+    return read_labels(find_file(card.labels_file, settings, card), card.labels_format), None
+
+
+def _weights(card: ModelCard, settings: Settings, path: Path, checkpoint: BirderCheckpoint | None):
+    """(state_dict, weights digest), with a trained head's tensors replacing the base model's."""
+    state = {_strip_prefix(k): v for k, v in checkpoint.state.items()} if checkpoint else load_state_dict(path)
+    digest = sha256_file(path)
     if card.head_weights:
         head_path = find_file(card.head_weights, settings, card)
-        state = {**state, **load_state_dict(head_path)}  # the trained head replaces the base model's
+        state = {**state, **load_state_dict(head_path)}
         digest = hashlib.sha256((digest + sha256_file(head_path)).encode()).hexdigest()
-    module = create_model(card.architecture, len(names))
+    return state, digest
+
+
+def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | None = None) -> Classifier:
+    """Build, load and check one classifier; the label count must match the weights' outputs."""
+    weights_path = resolve_weights_file(card, settings)
+    checkpoint = read_birder_checkpoint(weights_path) if card.weights.format == "birder" else None
+    card = with_checkpoint_defaults(card, checkpoint)
+    names, raw = _card_labels(card, settings, checkpoint)
+    state, digest = _weights(card, settings, weights_path, checkpoint)
+    options = {**(checkpoint.config if checkpoint else {}), **card.architecture_args}
+    module = create_model(card.architecture, len(names), options, card.input_size)
     _check_outputs(card, module, state, len(names))
+    _load_weights_into(card, module, state, weights_path)
+    device = pick_device(settings.device)
+    module = module.to(device).eval().requires_grad_(False)  # frozen: CAMs take gradients w.r.t. activations only
+    _check_logits(card, module, len(names))
+    layer_name, why, layout = _cam_target(card, module)
+    labels = build_labels(card, names, taxonomy, raw)
+    pre_logits = _pre_logits(module, len(names)) if layout.kind != "nchw" else ""
+    embedding = embedding_capture(module, layer_name, layout, pre_logits)
+    heads = _load_rank_heads(card, settings, module, embedding) if card.rank_heads else None
+    log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
+    tree = ClassTree.from_lineages([lab.lineage for lab in labels])
+    return Classifier(card, module, labels, tree, device, digest, heads, layer_name, why, layout, pre_logits)
+
+
+def _load_weights_into(card: ModelCard, module: nn.Module, state: dict, path: Path) -> None:
+    """strict loading, naming the first few missing and unexpected keys when the weights do not fit."""
+    missing, unexpected = _key_differences(module, state)
+    if missing or unexpected:
+        parts = [
+            f"{len(keys)} {what} (first: {', '.join(keys[:4])})"
+            for what, keys in (("missing keys", missing), ("unexpected keys", unexpected))
+            if keys
+        ]
+        raise ValueError(
+            f"model card {card.name!r}: weights {path.name} do not fit {card.architecture}: " + "; ".join(parts)
+        )
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
+        message = f"model card {card.name!r}: weights {path.name} do not fit {card.architecture}: {err}"
+        raise ValueError(message) from err
+
+
+def _key_differences(module: nn.Module, state: dict) -> tuple[list[str], list[str]]:
+    expected = set(module.state_dict())
+    return sorted(expected - set(state)), sorted(set(state) - expected)
+
+
+def _check_logits(card: ModelCard, module: nn.Module, num_labels: int) -> None:
+    """The model must map (B, 3, S, S) to (B, classes)."""
+    device = next(module.parameters()).device
+    with torch.no_grad():
+        out = module(torch.zeros(2, 3, card.input_size, card.input_size, device=device))
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (2, num_labels):
         raise ValueError(
-            f"model card {card.name!r}: weights {weights_path.name} do not fit {card.architecture}: {err}"
-        ) from err
-    device = pick_device(settings.device)
-    module = module.to(device).eval().requires_grad_(False)  # frozen: CAMs take gradients w.r.t. activations only
-    labels = build_labels(card, names, taxonomy)
-    _check_cam_layer(card, module)
-    heads = _load_rank_heads(card, settings, module, device) if card.rank_heads else None
-    log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
-    return Classifier(
-        card,
-        module,
-        labels,
-        ClassTree.from_lineages([lab.lineage for lab in labels]),
-        device,
-        digest,
-        heads,
-    )
+            f"model card {card.name!r}: for 2 images the model returns {shape}, not (2, {num_labels}) logits "
+            "(batch, classes); wrap it so forward() returns the class logits"
+        )
 
 
-def _load_rank_heads(card: ModelCard, settings: Settings, module: nn.Module, device) -> RankHeads:
-    """The card's rank heads, checked against what they read (one forward pass of a blank image)."""
-    heads = load_rank_heads(find_file(card.rank_heads, settings, card))
-    source = f"the input of {heads.input_module}" if heads.input_module else f"the CAM layer {card.cam_layer}"
+def _cam_target(card: ModelCard, module: nn.Module) -> tuple[str, str, FeatureLayout]:
+    """(CAM layer name, why it is used, its layout); fails at start-up, not at the first request."""
+    if card.cam_layer:
+        name, why = card.cam_layer, "named in the card"
+    else:
+        name, why = choose_cam_layer(module, card.input_size)
     try:
-        layer = module.get_submodule(heads.input_module or card.cam_layer)
+        layer = module.get_submodule(name)
     except AttributeError as err:
-        raise ValueError(f"model card {card.name!r}: rank heads read {source}, which the model lacks") from err
-    with EmbeddingCapture(layer, inputs=bool(heads.input_module)) as capture, torch.no_grad():
-        module(torch.zeros(1, 3, card.input_size, card.input_size, device=device))
+        raise ValueError(
+            f"model card {card.name!r}: cam_layer {name!r} is not a module of {card.architecture}; the nearest "
+            f"names are {nearest_layers(module, name)}"
+        ) from err
+    try:
+        layout = derive_layout(module, layer, card.input_size)
+        if card.cam_head:
+            check_linear_head(module, layer, module.get_submodule(card.cam_head), card.input_size)
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"model card {card.name!r}: cam_layer {name!r}: {err}") from err
+    return name, f"{why}; {layout.describe()}", layout
+
+
+def _pre_logits(module: nn.Module, num_labels: int) -> str:
+    """The name of the model's last nn.Linear with ``num_labels`` outputs (its classifier), "" when none."""
+    linears = [n for n, m in module.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_labels]
+    return linears[-1] if linears else ""
+
+
+def _load_rank_heads(card, settings, module: nn.Module, embedding: EmbeddingCapture) -> RankHeads:
+    """The card's rank heads, checked against what they read (one forward pass of a blank image)."""
+    if isinstance(card.rank_heads, dict):
+        files = {rank: find_file(file, settings, card) for rank, file in card.rank_heads.items()}
+        heads = load_birder_rank_heads(files, _pre_logits(module, _num_outputs(module, card)))
+    else:
+        heads = load_rank_heads(find_file(card.rank_heads, settings, card))
+    source = f"the input of {heads.input_module}" if heads.input_module else "the embedding (the CAM layer, pooled)"
+    capture = embedding
+    if heads.input_module:
+        try:
+            capture = EmbeddingCapture(module.get_submodule(heads.input_module), inputs=True)
+        except AttributeError as err:
+            raise ValueError(f"model card {card.name!r}: rank heads read {source}, which the model lacks") from err
+    with capture, torch.no_grad():
+        module(torch.zeros(1, 3, card.input_size, card.input_size, device=next(module.parameters()).device))
     dim = capture.array().shape[1]
     if heads.dim != dim:
         raise ValueError(
@@ -252,18 +384,13 @@ def _load_rank_heads(card: ModelCard, settings: Settings, module: nn.Module, dev
     return heads
 
 
-def _check_cam_layer(card: ModelCard, module: nn.Module) -> None:
-    """Fail at start-up, not at the first request, when the card's CAM layer (or head) is wrong."""
-    try:
-        layer = module.get_submodule(card.cam_layer)
-        if card.cam_head:
-            check_linear_head(module, layer, module.get_submodule(card.cam_head), card.input_size)
-    except AttributeError as err:
-        convs = [name for name, m in module.named_modules() if isinstance(m, nn.Conv2d)][-3:]
-        raise ValueError(
-            f"model card {card.name!r}: cam_layer {card.cam_layer!r} is not a module of {card.architecture} "
-            f"(the last convolutions are {convs})"
-        ) from err
+def _num_outputs(module: nn.Module, card: ModelCard) -> int:
+    with torch.no_grad():
+        return int(
+            module(torch.zeros(1, 3, card.input_size, card.input_size, device=next(module.parameters()).device)).shape[
+                1
+            ]
+        )
 
 
 def _check_outputs(card: ModelCard, module: nn.Module, state: dict, num_labels: int) -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from explorer.cam import overlay_cams
 from explorer.identify import IdentifyResult, Prediction
-from explorer.model import resize_rgb
+from explorer.model import centre_square, resize_rgb
 from explorer.taxonomy import RANKS
 
 OVERLAY_MAX_SIDE = 384  # gallery tiles are ~250 px; the preview stays sharp at this size
@@ -45,6 +45,11 @@ def cam_captions(result: IdentifyResult, subject: str = "organism") -> list[str]
     ]
 
 
+def framed(image: Image.Image, crop_pct: float) -> Image.Image:
+    """The part of the photo the model sees: all of it, or the central square of ``crop_pct`` of the short side."""
+    return image if crop_pct >= 1 else Image.fromarray(centre_square(image, crop_pct))
+
+
 def display_copy(image: Image.Image, max_side: int = OVERLAY_MAX_SIDE) -> np.ndarray:
     """(H, W, 3) uint8 copy of the photo, downscaled so its long side is at most ``max_side``."""
     scale = min(1.0, max_side / max(image.size))
@@ -53,10 +58,10 @@ def display_copy(image: Image.Image, max_side: int = OVERLAY_MAX_SIDE) -> np.nda
     return resize_rgb(image, (max(1, round(image.width * scale)), max(1, round(image.height * scale))))
 
 
-def cam_overlays(image: Image.Image, result: IdentifyResult) -> list[np.ndarray]:
-    """One heat-map overlay per suggestion, on the whole photo (the model saw it resized, uncropped)."""
-    base = display_copy(image)
-    return overlay_cams(base, result.cams)
+def cam_overlays(image: Image.Image, result: IdentifyResult, crop_pct: float = 1.0) -> list[np.ndarray]:
+    """One heat-map overlay per suggestion, on what the model saw: the whole photo (resized, uncropped), or with a
+    card's crop_pct < 1 its central square."""
+    return overlay_cams(display_copy(framed(image, crop_pct)), result.cams)
 
 
 def lineage_text(pred: Prediction) -> str:

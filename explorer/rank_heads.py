@@ -86,6 +86,28 @@ def load_rank_heads(path: Path) -> RankHeads:
     return RankHeads(tuple(heads), str(spec.get("source", "")), str(spec.get("input", "")))
 
 
+def load_birder_rank_heads(files: dict[str, Path], input_module: str) -> RankHeads:
+    """Per-rank birder linear heads (the seed model cards' ``{"class_to_idx", "state"}`` files), all reading the
+    input of ``input_module`` (the network's classifier). iNat 2021 class names become binomials at species."""
+    from explorer.birder_format import read_birder_head
+    from explorer.inat21 import parse_inat21
+
+    heads = []
+    for rank, path in files.items():
+        if rank not in HEAD_RANKS:
+            raise ValueError(f"rank heads: unknown rank {rank!r}; known: {list(HEAD_RANKS)}")
+        names, weight, bias = read_birder_head(path)
+        parsed = [parse_inat21(n) for n in names]
+        if all(parsed):
+            names = tuple(p.ranks[rank] for p in parsed)
+        heads.append(RankHead(rank, tuple(names), weight.astype(np.float32), bias.astype(np.float32)))
+    if not heads or len({h.weight.shape[1] for h in heads}) != 1:
+        raise ValueError("rank heads: need at least one rank, all on the same feature size")
+    heads.sort(key=lambda h: HEAD_RANKS.index(h.rank))
+    sources = ", ".join(f"{rank}: {Path(path).name}" for rank, path in files.items())
+    return RankHeads(tuple(heads), f"birder linear heads ({sources})", input_module)
+
+
 def save_rank_heads(path: Path, heads: RankHeads) -> Path:
     """Write the JSON (``path``) and its safetensors beside it."""
     from safetensors.numpy import save_file

@@ -1,8 +1,9 @@
 """Architecture registry: every classifier is built by name through one factory, like timm's create_model.
 
 Builders take ``num_classes`` and return an ``nn.Module`` with random weights; weights are loaded
-separately from the card (never from a hub). ``torchvision:<name>`` and ``timm:<name>`` build any
-architecture those libraries know, for users' own checkpoints.
+separately from the card (never from a hub). ``torchvision:<name>``, ``timm:<name>`` and ``birder:<name>`` build
+any architecture those libraries know, for users' own checkpoints; ``options`` (the card's ``architecture_args``)
+go to the library's constructor (timm's ``img_size``, a birder network's config).
 """
 
 from __future__ import annotations
@@ -30,41 +31,61 @@ def register_model(name: str) -> Callable:
 
 def list_models() -> list[str]:
     """Registered architecture names (plus the torchvision:/timm: prefixes)."""
-    return sorted(_BUILDERS) + ["torchvision:<name>", "timm:<name>"]
+    return sorted(_BUILDERS) + ["torchvision:<name>", "timm:<name>", "birder:<name>"]
 
 
-def create_model(architecture: str, num_classes: int) -> nn.Module:
+def create_model(architecture: str, num_classes: int, options: dict | None = None, input_size: int = 224) -> nn.Module:
     """Build an architecture by name with ``num_classes`` outputs and random weights, in eval mode."""
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if architecture.startswith("torchvision:"):
-        model = _create_torchvision(architecture.split(":", 1)[1], num_classes)
-    elif architecture.startswith("timm:"):
-        model = _create_timm(architecture.split(":", 1)[1], num_classes)
-    elif architecture in _BUILDERS:
-        model = _BUILDERS[architecture](num_classes)
-    else:
-        raise ValueError(f"unknown architecture {architecture!r}; known: {list_models()}")
+    library, _, name = architecture.partition(":")
+    options = dict(options or {})
+    try:
+        if library == "torchvision" and name:
+            model = _create_torchvision(name, num_classes, options)
+        elif library == "timm" and name:
+            model = _create_timm(name, num_classes, options)
+        elif library == "birder" and name:
+            model = _create_birder(name, num_classes, options, input_size)
+        elif architecture in _BUILDERS and not options:
+            model = _BUILDERS[architecture](num_classes)
+        elif architecture in _BUILDERS:
+            raise ValueError(f"architecture {architecture!r} takes no architecture_args")
+        else:
+            raise ValueError(f"unknown architecture {architecture!r}; known: {list_models()}")
+    except TypeError as err:  # an option the constructor does not take
+        raise ValueError(f"architecture {architecture!r} does not take these architecture_args: {err}") from err
     return model.eval()
 
 
-def _create_torchvision(name: str, num_classes: int) -> nn.Module:
+def _create_torchvision(name: str, num_classes: int, options: dict) -> nn.Module:
     import torchvision
 
     try:
-        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **options)
     except ValueError as err:
         raise ValueError(f"torchvision has no architecture {name!r}: {err}") from err
 
 
-def _create_timm(name: str, num_classes: int) -> nn.Module:
+def _create_timm(name: str, num_classes: int, options: dict) -> nn.Module:
     try:
         import timm
     except ImportError as err:
         raise ValueError("architecture 'timm:...' needs the timm package (pip install timm)") from err
     if not timm.is_model(name):
         raise ValueError(f"timm has no architecture {name!r}")
-    return timm.create_model(name, num_classes=num_classes)
+    return timm.create_model(name, num_classes=num_classes, **options)
+
+
+def _create_birder(name: str, num_classes: int, options: dict, input_size: int) -> nn.Module:
+    """A birder network at the checkpoint's input size; ``options`` is its config (e.g. a smaller depth)."""
+    try:
+        from birder.model_registry import registry
+    except ImportError as err:
+        raise ValueError("architecture 'birder:...' needs the birder package (pip install birder)") from err
+    if name.lower() not in registry.all_nets and name.lower() not in getattr(registry, "name_aliases", {}):
+        raise ValueError(f"birder has no network {name!r}")
+    return registry.net_factory(name, num_classes, 3, config=options or None, size=(input_size, input_size))
 
 
 class Conv2dSame(nn.Conv2d):

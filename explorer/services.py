@@ -15,12 +15,12 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from explorer.cam import contrastive_cams, forward_with_cams, overlay_cams
+from explorer.cam import contrastive_cams, overlay_cams
 from explorer.diagnose.texts import comparison_html
 from explorer.identify import IdentifyResult, identify, with_scope
 from explorer.images import LoadedImage, load_image
 from explorer.places import make_place
-from explorer.present import display_copy, format_probability
+from explorer.present import display_copy, format_probability, framed
 from explorer.represent.embeddings import similarities, top_positions
 from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
@@ -234,12 +234,10 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
         return Inspection(text + f"<p>Model {html.escape(row['model'])} is not loaded, so no Grad-CAM.</p>", [])
     classifier = resources.classifiers[row["model"]]
     image = _load_labelled_photo(resources, path).image
-    base, tensor = display_copy(image), classifier.preprocess(image)
+    base, tensor = display_copy(framed(image, classifier.card.crop_pct)), classifier.preprocess(image)
     a, b, captions = _compared_answers(row, place_changed)
     if b < 0 or a == b:
-        _, _, maps = forward_with_cams(
-            classifier.module, tensor, classifier.cam_layer, lambda _: [a], classifier.autocast, classifier.cam_head
-        )
+        _, _, maps = classifier.forward_with_cams(tensor, lambda _: [a])
         note = (
             "<p>The true species is not one of the model's classes: only the prediction's Grad-CAM.</p>"
             if b < 0
@@ -247,7 +245,14 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
         )
         return Inspection(text + note, [(base, "photo"), *zip(overlay_cams(base, maps), captions[:1])])
     maps = contrastive_cams(
-        classifier.module, tensor, classifier.cam_layer, a, b, head=classifier.cam_head, autocast=classifier.autocast
+        classifier.module,
+        tensor,
+        classifier.cam_layer,
+        a,
+        b,
+        head=classifier.cam_head,
+        autocast=classifier.autocast,
+        layout=classifier.cam_layout,
     )
     return Inspection(text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)])
 
@@ -327,7 +332,9 @@ def models_markdown(resources: Resources) -> str:
         card = c.card
         lines.append(
             f"- **{esc(card.label)}** (`{esc(name)}`): {len(c.labels)} classes, {esc(card.architecture)}, "
-            f"CAM layer `{esc(card.cam_layer)}`, on {c.device}. Licence: {esc(card.license)}. "
+            f"CAM layer `{esc(c.cam_layer_name)}` ({esc(c.cam_layer_why)}), on {c.device}. "
+            f"Preprocessing: {card.input_size} px, {_framing(card.crop_pct)}, mean {card.mean}, std {card.std}. "
+            f"Licence: {esc(card.license)}. "
             f"Source: {esc(card.source)}"
         )
     if resources.priors:
@@ -337,6 +344,10 @@ def models_markdown(resources: Resources) -> str:
         lines += ["", "## Not available", ""]
         lines += [f"- `{esc(n)}`: {esc(why)}" for n, why in resources.unavailable.items()]
     return "\n".join(lines)
+
+
+def _framing(crop_pct: float) -> str:
+    return "the whole photo" if crop_pct >= 1 else f"the central square of {crop_pct:.0%} of the short side"
 
 
 def _prior_line(resources: Resources, name: str, prior) -> str:

@@ -127,7 +127,7 @@ def test_identify_gives_each_rank_heads_answer_beside_the_species_head(tiny_dir,
 
 
 def test_rank_heads_of_the_wrong_size_are_refused_at_load(tiny_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"take 7-d features, but the CAM layer .* gives \d+-d"):
+    with pytest.raises(ValueError, match=r"take 7-d features, but the embedding \(the CAM layer, pooled\) gives 16-d"):
         _tiny_with_heads(tiny_dir, tmp_path, dim=7)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.embedding import EmbeddingCapture, normalise_rows
+from explorer.embedding import normalise_rows
 from explorer.model import Classifier
 from explorer.taxonomy import RANKS
 
@@ -91,7 +91,7 @@ def embed_images(classifier: Classifier, images) -> np.ndarray:
     if not images:
         return np.zeros((0, 0), np.float32)
     batch = torch.cat([classifier.preprocess(image) for image in images])
-    with torch.no_grad(), EmbeddingCapture(classifier.cam_layer) as capture, classifier.autocast():
+    with torch.no_grad(), classifier.embedding_capture() as capture, classifier.autocast():
         classifier.module(batch)
     return capture.array()
 

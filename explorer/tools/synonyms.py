@@ -1,6 +1,7 @@
 """Build the synonym table shipped in explorer/data/synonyms.csv from the taxonomy files in the shared data folder.
 
     explorer-synonyms [--data-root ../shared/data] [--out explorer/data/synonyms.csv]
+    explorer-synonyms --common-names [--model-dir ../shared/models/coral]   # explorer/data/common_names.csv
 
 Two sources, both recorded per row:
 - eBird/Clements v2024 (taxonomy/eBird_taxonomy_v2024.csv): a Coral bird label whose English name is an eBird
@@ -23,7 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from explorer.settings import DATA_DIR
+from explorer.cards import read_labels
+from explorer.inat21 import COMMON_NAMES_FILE
+from explorer.settings import CORAL_DIR, DATA_DIR
 from explorer.synonyms import SYNONYM_COLUMNS, SYNONYMS_FILE, clean_name
 
 EBIRD = "eBird/Clements v2024 (same English name and order)"
@@ -105,11 +108,43 @@ def _drop_ambiguous(rows: list[dict], label_names: set[str]) -> tuple[list[dict]
     return [r for r in rows if clean_name(r["name"]) not in bad], sorted(bad)
 
 
+CORAL_LABELS = ("inat_bird_labels.txt", "inat_insect_labels.txt", "inat_plant_labels.txt")
+
+
+def common_name_rows(data_root: Path, model_dir: Path) -> list[dict]:
+    """Scientific -> English names: eBird/Clements v2024 species first, then the Coral label files' names."""
+    rows: dict[str, dict] = {}
+    ebird = pd.read_csv(data_root / "taxonomy" / "eBird_taxonomy_v2024.csv", encoding="utf-8-sig")
+    for r in ebird[ebird["CATEGORY"] == "species"].itertuples():
+        rows.setdefault(clean_name(r.SCI_NAME), {"common_name": r.PRIMARY_COM_NAME, "source": "eBird/Clements v2024"})
+    for file in CORAL_LABELS:
+        for name, common in read_labels(model_dir / file, "coral"):
+            if common and len(name.split()) >= 2:
+                rows.setdefault(clean_name(name), {"common_name": common, "source": f"Coral {file}"})
+    return [{"scientific_name": name, **row} for name, row in sorted(rows.items())]
+
+
+def write_common_names(data_root: Path, model_dir: Path, out: Path) -> int:
+    rows = common_name_rows(data_root, model_dir)
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["scientific_name", "common_name", "source"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=DATA_DIR)
-    parser.add_argument("--out", type=Path, default=SYNONYMS_FILE)
+    parser.add_argument("--out", type=Path, default=None, help="default: the package's synonyms.csv / common_names.csv")
+    parser.add_argument("--common-names", action="store_true", help="write the common-name table instead")
+    parser.add_argument("--model-dir", type=Path, default=CORAL_DIR, help="the Coral label files (common names)")
     args = parser.parse_args(argv)
+    if args.common_names:
+        out = args.out or COMMON_NAMES_FILE
+        print(f"{write_common_names(args.data_root, args.model_dir, out)} common names -> {out}")
+        return
+    args.out = args.out or SYNONYMS_FILE
     rows, ambiguous = synonym_rows(args.data_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="", encoding="utf-8") as handle:

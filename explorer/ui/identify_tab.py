@@ -280,7 +280,7 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
         view.verdict: rollup_markdown(result, card.label),
         view.label: gr.Label(topk_label(result, subject), label=suggestions_heading(result, subject)),
         view.gallery: gr.Gallery(
-            list(zip(cam_overlays(found.photo.image, result), cam_captions(result, subject))),
+            list(zip(cam_overlays(found.photo.image, result, card.crop_pct), cam_captions(result, subject))),
             label=f"What the model looked at ({result.cam_method}): one CAM per suggestion",
         ),
         view.table: predictions_html(result, subject) + rank_heads_html(result),
