@@ -92,8 +92,9 @@ def identify(
 ) -> IdentifyResult:
     """Top-k suggestions, roll-up, CAMs, the embedding and the rank heads' answers for one RGB PIL image, from one
     forward pass; with a place and a prior, ranked on vision x geo (both reported). ``cam_method=None``: no CAMs."""
-    top_k = _check_arguments(top_k, threshold, cam_method, len(classifier.labels))
+    top_k, capped = _check_arguments(top_k, threshold, cam_method, len(classifier.labels))
     geo_scores, notes = _geo_scores(prior, place)
+    notes = [*capped, *notes]
     scored: dict[str, Combined] = {}
 
     def select(logits: torch.Tensor) -> list[int]:  # rank on vision x geo, inside the same forward pass
@@ -171,21 +172,25 @@ def _geo_scores(prior: BoundPrior | None, place: Place | None) -> tuple[np.ndarr
     return geo_scores, []
 
 
-def _check_arguments(top_k, threshold: float, cam_method: str | None, num_classes: int) -> int:
-    """top_k as an int; ValueError for an impossible top-k, threshold or CAM method."""
+def _check_arguments(top_k, threshold: float, cam_method: str | None, num_classes: int) -> tuple[int, list[str]]:
+    """(top_k as an int, capped at the number of classes, and a note when it was); ValueError for an impossible
+    top-k, threshold or CAM method."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     if cam_method is not None and cam_method not in METHODS:
         raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
-    return _check_top_k(top_k, num_classes)
+    top_k = _check_top_k(top_k)
+    if top_k <= num_classes:
+        return top_k, []
+    return num_classes, [f"This model has only {num_classes} classes: all {num_classes} are shown."]
 
 
-def _check_top_k(top_k, num_classes: int) -> int:
+def _check_top_k(top_k) -> int:
     if isinstance(top_k, float) and not top_k.is_integer():
         raise ValueError(f"top_k must be a whole number, got {top_k}")
     top_k = int(top_k)
-    if not 1 <= top_k <= min(MAX_TOP_K, num_classes):
-        raise ValueError(f"top_k must be between 1 and {min(MAX_TOP_K, num_classes)}, got {top_k}")
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ValueError(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
     return top_k
 
 

@@ -67,6 +67,8 @@ def inat21_lineage(raw: str, taxonomy: Taxonomy | None) -> Lineage:
     if found.at("species") and clean_name(found.at("species")) != clean_name(parsed.binomial):
         differ.append(f"species {found.at('species')} (the class name says {parsed.binomial})")
     note = ("the iNat taxonomy now has " + "; ".join(differ)) if differ else "agrees with the iNat taxonomy"
+    if found.resolved_rank != "species":
+        note = f"the species is not in the iNat taxonomy under this name; its genus {note.replace('the iNat', 'the')}"
     taxon_id = found.taxon_id if found.resolved_rank == "species" else None
     return Lineage(dict(parsed.ranks), "species", f"{SOURCE}, checked against {found.source}", taxon_id, note)
 

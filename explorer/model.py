@@ -277,10 +277,7 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     card = with_checkpoint_defaults(card, checkpoint)
     names, raw = _card_labels(card, settings, checkpoint)
     state, digest = _weights(card, settings, weights_path, checkpoint)
-    options = {**(checkpoint.config if checkpoint else {}), **card.architecture_args}
-    module = create_model(card.architecture, len(names), options, card.input_size)
-    _check_outputs(card, module, state, len(names))
-    _load_weights_into(card, module, state, weights_path)
+    module = _build(card, len(names), state, weights_path, checkpoint)
     device = pick_device(settings.device)
     module = module.to(device).eval().requires_grad_(False)  # frozen: CAMs take gradients w.r.t. activations only
     _check_logits(card, module, len(names))
@@ -292,6 +289,21 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
     tree = ClassTree.from_lineages([lab.lineage for lab in labels])
     return Classifier(card, module, labels, tree, device, digest, heads, layer_name, why, layout, pre_logits)
+
+
+def _build(card: ModelCard, num_labels: int, state: dict, path: Path, checkpoint: BirderCheckpoint | None):
+    """The architecture with the weights in; a birder network is built at its checkpoint's size, then moved to the
+    card's input size the way birder does it (``adjust_size``: the position embedding is interpolated)."""
+    options = {**(checkpoint.config if checkpoint else {}), **card.architecture_args}
+    built_at = checkpoint.size if checkpoint else card.input_size
+    module = create_model(card.architecture, num_labels, options, built_at)
+    _check_outputs(card, module, state, num_labels)
+    _load_weights_into(card, module, state, path)
+    if built_at != card.input_size:
+        if not hasattr(module, "adjust_size"):
+            raise ValueError(f"model card {card.name!r}: {card.architecture} cannot change its input size")
+        module.adjust_size((card.input_size, card.input_size))
+    return module
 
 
 def _load_weights_into(card: ModelCard, module: nn.Module, state: dict, path: Path) -> None:

@@ -324,6 +324,23 @@ def _thumbnail(path: str, max_bytes: int, max_pixels: int) -> Image.Image:
     return image
 
 
+def cams_to_json(classifier, result) -> dict:
+    """The CAMs of an identification as numbers: method, layer (and why), layout, and one (h, w) map per suggestion at
+    the CAM layer's resolution (pytorch-grad-cam's maps, made at the input size, are area-averaged down to it)."""
+    import cv2
+
+    layout = classifier.cam_layout
+    h, w = layout.grid
+    maps = [m if m.shape == (h, w) else cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in result.cams]
+    return {
+        "method": result.cam_method,
+        "layer": classifier.cam_layer_name,
+        "layer_why": classifier.cam_layer_why,
+        "layout": {"kind": layout.kind, "prefix_tokens": layout.prefix, "grid": list(layout.grid)},
+        "maps": [np.round(np.asarray(m, np.float64), 3).tolist() for m in maps],
+    }
+
+
 def models_markdown(resources: Resources) -> str:
     """The loaded models with their sources and licences, their geo-priors, and the ones that could not load."""
     esc = html.escape

@@ -18,7 +18,7 @@ def test_identify_returns_topk_with_lineage_and_cams(tiny_classifier, photo_rgb)
     assert list(first["lineage"]) == ["kingdom", "phylum", "class", "order", "family", "genus", "species"]
 
 
-@pytest.mark.parametrize("top_k,message", [(0, "between 1 and 5"), (6, "between 1 and 5"), (2.5, "whole number")])
+@pytest.mark.parametrize("top_k,message", [(0, "between 1 and 20"), (21, "between 1 and 20"), (2.5, "whole number")])
 def test_bad_top_k(tiny_classifier, photo_rgb, top_k, message):
     with pytest.raises(ValueError, match=message):
         identify(tiny_classifier, photo_rgb, top_k=top_k)

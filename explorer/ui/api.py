@@ -1,13 +1,22 @@
-"""The named API endpoints (hidden from the page): ``identify`` (a photo -> JSON) and ``range_map`` (a species ->
-a standalone map document). Errors become gradio AppErrors with the message the page shows."""
+"""The named API endpoints (hidden from the page): ``identify`` (a photo -> JSON), ``explain`` (the same with the CAM
+of every suggestion, as numbers), ``similar`` and ``range_map`` (a species -> a standalone map document). Errors
+become gradio AppErrors with the message the page shows."""
 
 from __future__ import annotations
 
 import gradio as gr
 
+from explorer.cam import FAST_METHOD
 from explorer.identify import DEFAULT_THRESHOLD, result_to_json
 from explorer.resources import Resources
-from explorer.services import DEFAULT_SIMILAR, identify_photo, range_map_document, similar_photos, similar_to_json
+from explorer.services import (
+    DEFAULT_SIMILAR,
+    cams_to_json,
+    identify_photo,
+    range_map_document,
+    similar_photos,
+    similar_to_json,
+)
 from explorer.ui.components import MODEL_QUEUE, UploadPath
 
 
@@ -28,6 +37,9 @@ def build_api(resources: Resources) -> None:
         k = gr.Number(DEFAULT_SIMILAR, precision=0, label="k")
         similar_output = gr.JSON(label="similar")
         similar_trigger = gr.Button("similar")
+        cam_method = gr.Textbox(FAST_METHOD, label="cam_method")
+        explained = gr.JSON(label="explained")
+        explain_trigger = gr.Button("explain")
 
     def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None):
         """(image file, top_k, model, threshold, lat, lon, date) -> the identification as JSON (no CAMs)."""
@@ -38,6 +50,17 @@ def build_api(resources: Resources) -> None:
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot identify this photo") from err
         return result_to_json(found.result)
+
+    def explain_api(image, top_k, model, cam_method=FAST_METHOD):
+        """(image file, top_k, model, CAM method) -> the identification as JSON plus, per suggestion, its CAM at the
+        CAM layer's resolution (values in [0, 1], 3 decimals), and which layer and layout gave them."""
+        if not image:
+            raise gr.Error("No image given.")
+        try:
+            found = identify_photo(resources, image, model, top_k, DEFAULT_THRESHOLD, cam_method or FAST_METHOD)
+        except ValueError as err:
+            raise gr.Error(str(err), title="Cannot explain this photo") from err
+        return {**result_to_json(found.result), "cams": cams_to_json(resources.get(found.result.model), found.result)}
 
     def range_map_api(model, species, lat=None, lon=None, date=None):
         """A standalone HTML document (folium, Leaflet inlined) of the species' predicted range."""
@@ -57,6 +80,8 @@ def build_api(resources: Resources) -> None:
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot find similar photos") from err
 
+    explain_inputs = [file, top_k, model, cam_method]
+    explain_trigger.click(explain_api, explain_inputs, explained, api_name="explain", **MODEL_QUEUE)
     similar_trigger.click(similar_api, [file, k, model], similar_output, api_name="similar", **MODEL_QUEUE)
     inputs = [file, top_k, model, threshold, lat, lon, date]
     trigger.click(identify_api, inputs, output, api_name="identify", **MODEL_QUEUE)

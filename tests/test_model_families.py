@@ -1,0 +1,232 @@
+"""The model families users train today, as a user brings them: timm ViTs with register tokens (and a class token, and
+DeiT's distillation token), a timm Swin, and a birder ViT with per-rank birder heads and iNat 2021 class names. Each
+is a tiny random-weight model written the way its own library writes it (tests/families.py), loaded through a card
+that names no CAM layer. Checked: the CAM layer and its layout come from the model; the fast Grad-CAM equals
+pytorch-grad-cam's GradCAM with the matching reshape_transform; identify answers with lineages, embeddings and the
+rank heads' answers; and cards that do not fit fail with a message that helps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from families import BIRD_LABELS, INAT21_CLASSES, write_birder_checkpoint, write_timm_checkpoint
+from PIL import Image
+
+from explorer.cam import reference_cams, scale_cams
+from explorer.cam_layout import FeatureLayout
+from explorer.cards import load_model_card
+from explorer.identify import identify, result_to_json
+from explorer.model import load_classifier
+from explorer.settings import Settings
+from explorer.taxonomy import load_taxonomy
+
+TIMM = ["vit_reg4", "vit_cls_reg4", "deit_distilled", "swin"]
+FAMILIES = [*TIMM, "birder_vit"]
+NAMES = [label.split(" (")[0] for label in BIRD_LABELS]
+
+
+def load(card_path):
+    taxonomy = load_taxonomy(NAMES)
+    return load_classifier(load_model_card(card_path), Settings(checkpoint_dir=card_path.parent), taxonomy)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("families")
+    for family in TIMM:
+        write_timm_checkpoint(folder, family)
+    write_birder_checkpoint(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loaded(folder):
+    return {family: load(folder / f"{family}.json") for family in FAMILIES}
+
+
+@pytest.fixture
+def photo():
+    image = Image.new("RGB", (160, 120), (90, 140, 60))
+    image.paste((200, 40, 40), (20, 20, 70, 70))
+    image.paste((30, 30, 220), (100, 60, 150, 110))
+    return image
+
+
+@pytest.mark.parametrize(
+    "family, layer, layout",
+    [
+        ("vit_reg4", "blocks.1.norm1", FeatureLayout("tokens", 4, (4, 4))),  # 4 registers, no class token
+        ("vit_cls_reg4", "blocks.1.norm1", FeatureLayout("tokens", 5, (4, 4))),  # class token + 4 registers
+        ("deit_distilled", "blocks.1.norm1", FeatureLayout("tokens", 2, (4, 4))),  # class + distillation token
+        ("swin", "layers.1.blocks.0.norm1", FeatureLayout("nhwc", 0, (8, 8))),
+        ("birder_vit", "encoder.block.1.norm1", FeatureLayout("tokens", 4, (4, 4))),
+    ],
+)
+def test_cam_layer_and_layout_come_from_the_model(loaded, family, layer, layout):
+    classifier = loaded[family]
+    assert (classifier.cam_layer_name, classifier.cam_layout) == (layer, layout)
+    assert classifier.cam_layer_why.startswith("not named in the card: the last transformer block's pre-attention")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_gradcam_equals_pytorch_grad_cam_with_reshape_transform(loaded, family, photo):
+    classifier = loaded[family]
+    x = classifier.preprocess(photo)
+    _logits, indices, cams = classifier.forward_with_cams(x, lambda logits: torch.topk(logits[0], 4).indices.tolist())
+    fast = scale_cams(torch.from_numpy(cams), tuple(x.shape[-2:]))
+    reference = reference_cams(classifier.module, x, indices, classifier.cam_layer, layout=classifier.cam_layout)
+    assert fast.shape == reference.shape == (4, 64, 64)
+    assert all(m.std() > 0.01 for m in reference)  # real maps, not constants
+    worst = min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(fast, reference))
+    assert worst > 0.999, worst
+
+
+def test_every_cam_method_runs_on_tokens(loaded, photo):
+    classifier = loaded["vit_cls_reg4"]
+    for method in ("gradcam++", "eigencam", "layercam"):
+        result = identify(classifier, photo, top_k=2, cam_method=method)
+        assert result.cams.shape == (2, 64, 64) and np.isfinite(result.cams).all()
+
+
+@pytest.mark.parametrize("family, dim", [("vit_reg4", 64), ("swin", 32), ("birder_vit", 64)])
+def test_identify_gives_suggestions_cams_and_the_pre_logit_embedding(loaded, family, dim, photo):
+    classifier = loaded[family]
+    result = identify(classifier, photo, top_k=3)
+    assert len(result.predictions) == 3 and result.cams.shape[0] == 3
+    assert result.embedding.shape == (dim,)  # what the classifier reads (the pooled, normed tokens)
+    with torch.no_grad():
+        logits = classifier.module(classifier.preprocess(photo))[0]
+    head = classifier.module.get_submodule(classifier.pre_logits)
+    expected = head(torch.from_numpy(result.embedding)[None])[0]
+    assert torch.allclose(expected, logits, atol=1e-4)
+
+
+def test_birder_checkpoint_names_its_classes_size_and_normalisation(loaded):
+    classifier = loaded["birder_vit"]
+    assert classifier.card.input_size == 64 and classifier.card.mean == (0.5191, 0.5306, 0.4877)
+    assert [lab.scientific_name for lab in classifier.labels] == NAMES[:4]
+    first = classifier.labels[0]
+    assert first.common_name == "Black-capped Chickadee"  # from the committed common-name table (eBird/Clements)
+    assert first.lineage.as_dict() == {
+        "kingdom": "Animalia",
+        "phylum": "Chordata",
+        "class": "Aves",
+        "order": "Passeriformes",
+        "family": "Paridae",
+        "genus": "Poecile",
+        "species": "Poecile atricapillus",
+    }
+    assert first.lineage.note == "agrees with the iNat taxonomy" and first.lineage.taxon_id is not None
+
+
+def test_birder_rank_heads_answer_per_rank(loaded, photo):
+    classifier = loaded["birder_vit"]
+    heads = classifier.rank_heads
+    assert [h.rank for h in heads.heads] == ["order", "family", "genus"] and heads.input_module == "classifier"
+    result = identify(classifier, photo, top_k=2)
+    answers = {a.rank: a for a in result.rank_answers}
+    assert set(answers) == {"order", "family", "genus"}
+    genus = heads.heads[2]
+    probs = genus.probabilities(result.embedding[None])[0]  # the heads read the classifier's input: the embedding
+    assert answers["genus"].head_name == genus.names[int(probs.argmax())]
+    assert answers["genus"].head_probability == pytest.approx(float(probs.max()))
+    assert json.dumps(result_to_json(result)["rank_heads"])
+
+
+def test_a_384px_birder_checkpoint_is_preprocessed_at_384(tmp_path, photo):
+    classifier = load(write_birder_checkpoint(tmp_path, "big", size=96, heads=False))
+    assert classifier.card.input_size == 96 and classifier.preprocess(photo).shape == (1, 3, 96, 96)
+    assert classifier.cam_layout == FeatureLayout("tokens", 4, (6, 6))
+    card = json.loads((tmp_path / "big.json").read_text())
+    (tmp_path / "big.json").write_text(json.dumps({**card, "input_size": 128, "mean": [0.5] * 3, "std": [0.5] * 3}))
+    stated = load(tmp_path / "big.json")  # the card's own values win over the checkpoint's
+    assert stated.preprocess(photo).shape == (1, 3, 128, 128) and stated.card.mean == (0.5, 0.5, 0.5)
+
+
+def test_crop_pct_shows_the_model_the_central_square(folder, photo, tmp_path):
+    card = json.loads((folder / "vit_reg4.json").read_text())
+    for name in ("vit_reg4.safetensors", "vit_reg4_labels.txt"):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    (tmp_path / "vit_reg4.json").write_text(json.dumps({**card, "crop_pct": 0.5}))
+    classifier = load(tmp_path / "vit_reg4.json")
+    wide = np.zeros((100, 200, 3), np.uint8)
+    wide[25:75, 75:125] = 255  # the central 50x50 square: half of the short side
+    assert classifier.resize(Image.fromarray(wide)).min() == 255
+
+
+def _edited(folder, tmp_path, family="vit_reg4", **fields):
+    card = json.loads((folder / f"{family}.json").read_text())
+    for name in (f"{family}.safetensors", f"{family}_labels.txt"):
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
+    (tmp_path / f"{family}.json").write_text(json.dumps({**card, **fields}))
+    return tmp_path / f"{family}.json"
+
+
+def test_a_mistyped_cam_layer_lists_the_nearest_names(folder, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"cam_layer 'blocks\.1\.norm' is not a module .* nearest names .*blocks\.1\.norm1"
+    ):
+        load(_edited(folder, tmp_path, cam_layer="blocks.1.norm"))
+
+
+def test_a_cam_layer_without_a_spatial_layout_says_so(folder, tmp_path):
+    with pytest.raises(ValueError, match=r"cam_layer 'head': the CAM layer's output is \(1, 5\): no spatial layout"):
+        load(_edited(folder, tmp_path, cam_layer="head"))
+
+
+def test_a_model_whose_output_is_not_batch_by_classes_says_so(folder, tmp_path):
+    card = json.loads((folder / "vit_cls_reg4.json").read_text())
+    args = {**card["architecture_args"], "global_pool": ""}  # no pooling: one answer per token (same weights)
+    with pytest.raises(ValueError, match=r"returns \(2, 21, 5\), not \(2, 5\) logits"):
+        load(_edited(folder, tmp_path, "vit_cls_reg4", architecture_args=args))
+
+
+def test_weights_with_other_keys_name_the_first_few(folder, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = _edited(folder, tmp_path)
+    state = load_file(str(tmp_path / "vit_reg4.safetensors"))
+    state["blocks.0.norm_one.weight"] = state.pop("blocks.0.norm1.weight")
+    save_file(state, str(tmp_path / "vit_reg4.safetensors"))
+    with pytest.raises(
+        ValueError,
+        match=r"1 missing keys \(first: blocks\.0\.norm1\.weight\); 1 unexpected keys "
+        r"\(first: blocks\.0\.norm_one\.weight\)",
+    ):
+        load(path)
+
+
+def test_a_birder_head_of_the_wrong_size_is_refused(folder, tmp_path):
+    from families import write_birder_heads
+
+    write_birder_checkpoint(tmp_path, "mismatch", heads=False)
+    card = json.loads((tmp_path / "mismatch.json").read_text())
+    card["rank_heads"] = write_birder_heads(tmp_path, "mismatch", dim=48)
+    (tmp_path / "mismatch.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"take 48-d features, but the input of classifier gives 64-d"):
+        load(tmp_path / "mismatch.json")
+
+
+def test_inat21_class_names_without_birder(folder, tmp_path, photo):
+    """A timm model whose label file holds iNat 2021 folder names (labels_format "inat21")."""
+    path = _edited(folder, tmp_path, labels_format="inat21")
+    (tmp_path / "vit_reg4_labels.txt").write_text("\n".join([*INAT21_CLASSES, INAT21_CLASSES[0][:-1] + "x"]) + "\n")
+    classifier = load(path)
+    assert classifier.labels[3].lineage.at("order") == "Strigiformes"
+    assert classifier.labels[3].common_name == "Burrowing Owl"
+    unknown = classifier.labels[4]  # a name today's taxonomy does not have: the lineage still comes from the name
+    assert (unknown.scientific_name, unknown.common_name) == ("Poecile atricapillux", "")
+    assert unknown.lineage.at("family") == "Paridae" and unknown.lineage.note == (
+        "the species is not in the iNat taxonomy under this name; its genus agrees with the taxonomy"
+    )
+    result = identify(classifier, photo, top_k=5)
+    assert [p.lineage["order"] for p in result.predictions].count("Strigiformes") == 1
+
+
+def test_top_k_above_the_number_of_classes_shows_them_all_and_says_so(loaded, photo):
+    result = identify(loaded["birder_vit"], photo, top_k=5)  # the slider's default, on a 4-class model
+    assert len(result.predictions) == 4 and result.cams.shape[0] == 4
+    assert result.notes[0] == "This model has only 4 classes: all 4 are shown."
