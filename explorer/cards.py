@@ -174,8 +174,10 @@ def raw_label_names(card: ModelCard, settings: Settings) -> list[str]:
     if card.labels_file:
         lines = Path(find_file(card.labels_file, settings, card)).read_text(encoding="utf-8").splitlines()
         return [line.strip() for line in lines if line.strip()]
-    from explorer.birder_format import read_birder_checkpoint
+    from explorer.birder_format import read_birder_checkpoint, read_birder_head
 
+    if card.head_weights:  # a birder linear head names the classes it answers
+        return list(read_birder_head(find_file(card.head_weights, settings, card))[0])
     return list(read_birder_checkpoint(find_file(card.weights.file, settings, card)).class_names)
 
 

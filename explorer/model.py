@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.birder_format import BirderCheckpoint, read_birder_checkpoint
+from explorer.birder_format import BirderCheckpoint, read_birder_checkpoint, read_birder_head
 from explorer.cam import check_linear_head, forward_with_cams
 from explorer.cam_layout import FeatureLayout, choose_cam_layer, derive_layout, nearest_layers
 from explorer.cards import ModelCard, find_file, raw_label_names, read_labels, uses_inat21
@@ -259,13 +259,25 @@ def _card_labels(card: ModelCard, settings: Settings, checkpoint: BirderCheckpoi
     return read_labels(find_file(card.labels_file, settings, card), card.labels_format), None
 
 
+def with_birder_head(card: ModelCard, settings: Settings, checkpoint: BirderCheckpoint | None):
+    """A birder encoder with a separately trained linear head (``head_weights``, a ``.head.pt``) as its classifier, as
+    the seed cards do it (``net.reset_classifier(n); net.classifier.load_state_dict(head["state"])``)."""
+    if checkpoint is None or not card.head_weights:
+        return checkpoint
+    names, weight, bias = read_birder_head(find_file(card.head_weights, settings, card))
+    state = {k: v for k, v in checkpoint.state.items() if not _strip_prefix(k).startswith("classifier.")}
+    state.update({"classifier.weight": torch.from_numpy(weight), "classifier.bias": torch.from_numpy(bias)})
+    return dataclasses.replace(checkpoint, state=state, class_names=names)
+
+
 def _weights(card: ModelCard, settings: Settings, path: Path, checkpoint: BirderCheckpoint | None):
     """(state_dict, weights digest), with a trained head's tensors replacing the base model's."""
     state = {_strip_prefix(k): v for k, v in checkpoint.state.items()} if checkpoint else load_state_dict(path)
     digest = sha256_file(path)
     if card.head_weights:
         head_path = find_file(card.head_weights, settings, card)
-        state = {**state, **load_state_dict(head_path)}
+        if checkpoint is None:  # a birder head is already in (with_birder_head)
+            state = {**state, **load_state_dict(head_path)}
         digest = hashlib.sha256((digest + sha256_file(head_path)).encode()).hexdigest()
     return state, digest
 
@@ -274,6 +286,7 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     """Build, load and check one classifier; the label count must match the weights' outputs."""
     weights_path = resolve_weights_file(card, settings)
     checkpoint = read_birder_checkpoint(weights_path) if card.weights.format == "birder" else None
+    checkpoint = with_birder_head(card, settings, checkpoint)
     card = with_checkpoint_defaults(card, checkpoint)
     names, raw = _card_labels(card, settings, checkpoint)
     state, digest = _weights(card, settings, weights_path, checkpoint)

@@ -52,6 +52,15 @@ TIMM_FAMILIES = {
 }
 BIRDER_NETWORK = "vit_reg4_m16_rms_avg"  # the seeds' iNat21 ViT architecture, made tiny through its config
 BIRDER_CONFIG = {"num_layers": 2, "hidden_dim": 64, "num_heads": 2, "mlp_dim": 128}
+RDNET_CONFIG = {  # the seeds' BIOSCAN-5M RDNet-T, made tiny through its config
+    "num_init_features": 16,
+    "growth_rates": [16, 24, 32],
+    "num_blocks_list": [1, 1, 1],
+    "is_downsample_block": [False, True, True],
+    "transition_compression_ratio": 0.5,
+    "block_type_name": ["Block", "BlockESE", "BlockESE"],
+    "drop_path_rate": 0.0,
+}
 
 
 def _card(folder: Path, name: str, **fields) -> Path:
@@ -96,37 +105,64 @@ def birder_network(num_classes: int, size: int = 64, seed: int = 0) -> nn.Module
     return net.eval()
 
 
+def _birder_save(folder: Path, name: str, net: nn.Module, classes: list[str], size: int, config: dict) -> str:
+    """``birder.common.fs_ops.checkpoint_model`` into ``folder``; returns the file name it wrote."""
+    import birder.conf.settings as birder_settings
+    from birder.common import fs_ops
+
+    signature = {"inputs": [{"data_shape": [0, 3, size, size]}], "outputs": [{"data_shape": [0, len(classes)]}]}
+    rgb = {"mean": (0.5191, 0.5306, 0.4877), "std": (0.2316, 0.2304, 0.2588)}
+    saved_dir, birder_settings.MODELS_DIR = birder_settings.MODELS_DIR, folder
+    try:
+        to_index = {c: i for i, c in enumerate(classes)}
+        fs_ops.checkpoint_model(name, 0, net, signature, to_index, rgb, None, None, None, None, external_config=config)
+    finally:
+        birder_settings.MODELS_DIR = saved_dir
+    return f"{name}_0.pt"
+
+
+def write_bioscan_style_checkpoint(folder: Path, name: str = "birder_rdnet", **card_fields) -> Path:
+    """The BIOSCAN-5M recipe: a birder RDNet encoder, a species linear head as its classifier (``head_weights``) and
+    order/family/genus linear heads (``rank_heads``), every head in the seed card's ``.head.pt`` format."""
+    from birder.model_registry import registry
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    net = registry.net_factory("rdnet_t", 2, 3, config=RDNET_CONFIG, size=(64, 64)).eval()
+    weights = _birder_save(folder, name, net, ["pretraining_a", "pretraining_b"], 64, RDNET_CONFIG)
+    dim = net.classifier.in_features
+    species = [label.split(" (")[0] for label in BIRD_LABELS]
+    heads = write_birder_heads(folder, name, dim, ranks={**HEAD_CLASSES, "species": species})
+    return _card(
+        folder,
+        name,
+        architecture="birder:rdnet_t",
+        weights={"format": "birder", "file": weights},
+        head_weights=heads.pop("species"),
+        rank_heads=heads,
+        **card_fields,
+    )
+
+
 def write_birder_checkpoint(
     folder: Path, name: str = "birder_vit", size: int = 64, heads: bool = True, **card_fields
 ) -> Path:
     """Weights saved by birder's ``checkpoint_model`` (iNat 2021 class names, config, signature, rgb_stats), per-rank
     heads saved as the seed model card loads them, and a card that names only the architecture and the files."""
-    import birder.conf.settings as birder_settings
-    from birder.common import fs_ops
-
     folder.mkdir(parents=True, exist_ok=True)
     net = birder_network(len(INAT21_CLASSES), size)
-    signature = {"inputs": [{"data_shape": [0, 3, size, size]}], "outputs": [{"data_shape": [0, len(INAT21_CLASSES)]}]}
-    rgb = {"mean": (0.5191, 0.5306, 0.4877), "std": (0.2316, 0.2304, 0.2588)}
-    saved_dir, birder_settings.MODELS_DIR = birder_settings.MODELS_DIR, folder
-    try:
-        classes = {c: i for i, c in enumerate(INAT21_CLASSES)}
-        fs_ops.checkpoint_model(
-            name, 0, net, signature, classes, rgb, None, None, None, None, external_config=BIRDER_CONFIG
-        )
-    finally:
-        birder_settings.MODELS_DIR = saved_dir
-    fields = {"architecture": f"birder:{BIRDER_NETWORK}", "weights": {"format": "birder", "file": f"{name}_0.pt"}}
+    weights = _birder_save(folder, name, net, INAT21_CLASSES, size, BIRDER_CONFIG)
+    fields = {"architecture": f"birder:{BIRDER_NETWORK}", "weights": {"format": "birder", "file": weights}}
     if heads:
         fields["rank_heads"] = write_birder_heads(folder, name, BIRDER_CONFIG["hidden_dim"])
     return _card(folder, name, **fields, **card_fields)
 
 
-def write_birder_heads(folder: Path, name: str, dim: int, seed: int = 1) -> dict[str, str]:
+def write_birder_heads(folder: Path, name: str, dim: int, seed: int = 1, ranks=None) -> dict[str, str]:
     """One ``{"class_to_idx", "state"}`` file per rank, as in the BIOSCAN seed card; returns {rank: file name}."""
     generator = torch.Generator().manual_seed(seed)
     files = {}
-    for rank, classes in HEAD_CLASSES.items():
+    for rank, classes in (ranks or HEAD_CLASSES).items():
         head = nn.Linear(dim, len(classes))
         with torch.no_grad():
             head.weight.copy_(torch.randn(head.weight.shape, generator=generator))

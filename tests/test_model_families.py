@@ -12,7 +12,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from families import BIRD_LABELS, INAT21_CLASSES, write_birder_checkpoint, write_timm_checkpoint
+from families import (
+    BIRD_LABELS,
+    INAT21_CLASSES,
+    write_bioscan_style_checkpoint,
+    write_birder_checkpoint,
+    write_timm_checkpoint,
+)
 from PIL import Image
 
 from explorer.cam import reference_cams, scale_cams
@@ -24,7 +30,7 @@ from explorer.settings import Settings
 from explorer.taxonomy import load_taxonomy
 
 TIMM = ["vit_reg4", "vit_cls_reg4", "deit_distilled", "swin"]
-FAMILIES = [*TIMM, "birder_vit"]
+FAMILIES = [*TIMM, "birder_vit", "birder_rdnet"]
 NAMES = [label.split(" (")[0] for label in BIRD_LABELS]
 
 
@@ -39,6 +45,7 @@ def folder(tmp_path_factory):
     for family in TIMM:
         write_timm_checkpoint(folder, family)
     write_birder_checkpoint(folder)
+    write_bioscan_style_checkpoint(folder)
     return folder
 
 
@@ -134,6 +141,17 @@ def test_birder_rank_heads_answer_per_rank(loaded, photo):
     assert answers["genus"].head_name == genus.names[int(probs.argmax())]
     assert answers["genus"].head_probability == pytest.approx(float(probs.max()))
     assert json.dumps(result_to_json(result)["rank_heads"])
+
+
+def test_a_birder_encoder_with_a_species_head_and_rank_heads(folder, loaded, photo):
+    """The BIOSCAN-5M card's recipe: the encoder, its species head as the classifier, a head per higher rank."""
+    classifier = loaded["birder_rdnet"]
+    assert [lab.scientific_name for lab in classifier.labels] == NAMES  # the species head's class_to_idx
+    head = torch.load(folder / "birder_rdnet-species.head.pt", weights_only=True)
+    assert torch.equal(classifier.module.classifier.weight, head["state"]["weight"])
+    assert classifier.cam_layout.kind == "nchw" and classifier.cam_layer_name == "body"
+    result = identify(classifier, photo, top_k=3)
+    assert [a.rank for a in result.rank_answers] == ["order", "family", "genus"]
 
 
 def test_a_384px_birder_checkpoint_is_preprocessed_at_384(tmp_path, photo):
