@@ -72,7 +72,7 @@ def read_birder_checkpoint(path: Path) -> BirderCheckpoint:
     if shape[2] != shape[3]:
         raise ValueError(f"{where}: input {shape[2]}×{shape[3]} is not square; only square inputs are supported")
     mean, std = _stats(data["rgb_stats"], where)
-    names = _names(data["class_to_idx"], where)
+    names = _names(data["class_to_idx"], where) if data["class_to_idx"] else ()  # an encoder may name none
     config = dict(data.get("config") or {})
     return BirderCheckpoint(data["state"], names, int(shape[2]), mean, std, config, str(data.get("birder_version", "")))
 

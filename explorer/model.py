@@ -252,6 +252,8 @@ def with_checkpoint_defaults(card: ModelCard, checkpoint: BirderCheckpoint | Non
 def _card_labels(card: ModelCard, settings: Settings, checkpoint: BirderCheckpoint | None):
     """((name, common) per class, the iNat 2021 raw names or None)."""
     raw = list(checkpoint.class_names) if checkpoint and not card.labels_file else raw_label_names(card, settings)
+    if not raw:
+        raise ValueError(f"model card {card.name!r}: the checkpoint names no classes; give labels_file or head_weights")
     if uses_inat21(card, raw):
         return inat21_labels(raw), raw
     if not card.labels_file:

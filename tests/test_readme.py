@@ -1,13 +1,14 @@
 """The README's API example, run as written against the launched app (with the sample photo's real path), and its
-commented output checked against what comes back."""
+commented output checked against what comes back; and the README's model-family cards, loaded and run as written."""
 
 import ast
+import json
 import re
 
 import pytest
 from conftest import CORAL, ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
+pytestmark = pytest.mark.slow
 
 
 def readme_api_example() -> str:
@@ -36,6 +37,7 @@ def rounded(value):
     return value
 
 
+@pytest.mark.shared_data
 def test_readme_identify_example_runs_and_its_output_is_true(app_url):
     code = readme_api_example()
     runnable = code.replace('"http://127.0.0.1:7860/"', repr(app_url)).replace(
@@ -48,3 +50,69 @@ def test_readme_identify_example_runs_and_its_output_is_true(app_url):
     assert result["rollup"]["text"] == commented(code, 'result["rollup"]["text"]')
     assert rounded(result["scope"]) == commented(code, 'result["scope"]')
     assert re.search(r"model=\"inat_bird\"", code)
+
+
+def readme_family_cards() -> list[dict]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Model families") :]
+    section = section[: section.index("\n## ")]
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", section, flags=re.S)]
+
+
+def write_files_for(card: dict, folder) -> None:
+    """The files a README card names, made the way their own tools make them (random weights)."""
+    import families
+    import timm
+    from safetensors.torch import save_file
+
+    labels = [label.split(" (")[0] for label in families.BIRD_LABELS]
+    network = card["architecture"].split(":", 1)[1]
+    if card["architecture"].startswith("timm:"):
+        model = timm.create_model(network, num_classes=len(labels), **card.get("architecture_args", {}))
+        save_file(model.state_dict(), str(folder / card["weights"]["file"]))
+        (folder / card["labels_file"]).write_text("\n".join(labels) + "\n")
+    elif network == "rdnet_t":  # the BIOSCAN encoder (tiny config, saved by birder) and its heads
+        encoder = families.write_bioscan_style_checkpoint(folder, "tmp_rdnet")
+        names = json.loads(encoder.read_text())
+        (folder / names["weights"]["file"]).rename(folder / card["weights"]["file"])
+        for rank, file in {"species": names["head_weights"], **names["rank_heads"]}.items():
+            (folder / file).rename(folder / (card["head_weights"] if rank == "species" else card["rank_heads"][rank]))
+    else:  # the iNat21 ViT (tiny config, saved by birder)
+        written = families.write_birder_checkpoint(folder, "tmp_vit", heads=False)
+        (folder / json.loads(written.read_text())["weights"]["file"]).rename(folder / card["weights"]["file"])
+
+
+def test_readme_model_family_recipes(tmp_path):
+    from PIL import Image
+
+    from explorer.cards import parse_model_card
+    from explorer.identify import identify
+    from explorer.model import load_classifier
+    from explorer.settings import Settings
+    from explorer.taxonomy import load_taxonomy
+
+    cards = readme_family_cards()
+    assert [c["name"] for c in cards] == ["my_vit", "my_swin", "inat21_vit", "bioscan_rdnet"]
+    photo = (
+        Image.open(CORAL / "bird.bmp").convert("RGB") if (CORAL / "bird.bmp").is_file() else Image.new("RGB", (90, 60))
+    )
+    taxonomy = load_taxonomy(["Poecile atricapillus", "Poecile gambeli", "Parus major", "Athene cunicularia"])
+    loaded = {}
+    for card in cards:
+        folder = tmp_path / card["name"]
+        folder.mkdir()
+        write_files_for(card, folder)
+        (folder / f"{card['name']}.json").write_text(json.dumps(card))
+        parsed = parse_model_card(card, folder / f"{card['name']}.json")
+        classifier = load_classifier(parsed, Settings(checkpoint_dir=folder), taxonomy)
+        result = identify(classifier, photo, top_k=3)
+        assert len(result.predictions) == 3 and result.cams.shape[0] == 3
+        loaded[card["name"]] = (classifier, result)
+    vit = loaded["my_vit"][0]
+    assert (vit.cam_layer_name, vit.cam_layout.prefix, vit.cam_layout.grid) == ("blocks.11.norm1", 5, (24, 24))
+    assert vit.preprocess(photo).shape == (1, 3, 384, 384)
+    swin = loaded["my_swin"][0]
+    assert (swin.cam_layer_name, swin.cam_layout.kind) == ("layers.3.blocks.1.norm1", "nhwc")
+    inat21 = loaded["inat21_vit"][0]
+    assert inat21.labels[0].lineage.note == "agrees with the iNat taxonomy" and inat21.labels[0].common_name
+    assert [a.rank for a in loaded["bioscan_rdnet"][1].rank_answers] == ["order", "family", "genus"]
