@@ -248,3 +248,33 @@ def test_top_k_above_the_number_of_classes_shows_them_all_and_says_so(loaded, ph
     result = identify(loaded["birder_vit"], photo, top_k=5)  # the slider's default, on a 4-class model
     assert len(result.predictions) == 4 and result.cams.shape[0] == 4
     assert result.notes[0] == "This model has only 4 classes: all 4 are shown."
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gpu_autocast_agrees_with_fp32(folder, dtype):
+    """A ViT with registers and the birder ViT on the GPU: mixed precision gives the fp32 top-1 and the same CAMs."""
+    from explorer.cam import forward_with_cams
+
+    rng = np.random.default_rng(0)
+    photos = [Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)) for _ in range(7)]
+    for family in ("vit_cls_reg4", "birder_vit"):
+        card = load_model_card(folder / f"{family}.json")
+        gpu = load_classifier(card, Settings(checkpoint_dir=folder, device="cuda"), load_taxonomy(NAMES))
+        for image in photos:
+            x = gpu.preprocess(image)
+            runs = {}
+            for name, autocast in (("fp32", None), ("mixed", lambda: torch.autocast("cuda", dtype=dtype))):
+                logits, indices, cams = forward_with_cams(
+                    gpu.module,
+                    x,
+                    gpu.cam_layer,
+                    lambda lg: torch.topk(lg[0].float(), 3).indices.tolist(),
+                    autocast,
+                    layout=gpu.cam_layout,
+                )
+                runs[name] = (indices, cams)
+            assert runs["mixed"][0][0] == runs["fp32"][0][0]
+            for a, b in zip(runs["mixed"][1], runs["fp32"][1]):
+                assert a.std() == 0 or np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
