@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from explorer.embedding import EmbeddingCapture
 from explorer.images import load_image
-from explorer.model import Classifier, normalise, resize_rgb
+from explorer.model import Classifier, centre_square, normalise, resize_rgb
 
 MAX_BYTES, MAX_PIXELS = 50 * 2**20, 100_000_000  # labelled photos: larger limits than uploads
 
@@ -26,12 +26,15 @@ class Transform:
     size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    crop_pct: float = 1.0  # as Classifier.resize: < 1 keeps the central square of that fraction of the short side
 
     def __call__(self, path: str) -> tuple[torch.Tensor, str]:
         try:
             image = load_image(path, MAX_BYTES, MAX_PIXELS).image
         except (ValueError, OSError) as err:
             return torch.zeros(3, self.size, self.size), f"unreadable: {err}"
+        if self.crop_pct < 1.0:
+            image = centre_square(image, self.crop_pct)
         return normalise(resize_rgb(image, self.size), self.mean, self.std), "ok"
 
 
@@ -49,7 +52,7 @@ class PhotoDataset(Dataset):
 
 def transform_for(classifier: Classifier) -> Transform:
     card = classifier.card
-    return Transform(card.input_size, card.mean, card.std)
+    return Transform(card.input_size, card.mean, card.std, card.crop_pct)
 
 
 def default_workers() -> int:

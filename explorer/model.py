@@ -60,6 +60,7 @@ class Classifier:
     cam_layer_why: str = ""  # why that layer ("named in the card", or how it was chosen)
     cam_layout: FeatureLayout = FeatureLayout()  # how its output becomes (1, C, h, w)
     pre_logits: str = ""  # the linear classifier whose input is the embedding (token models); "": the CAM layer
+    build_options: dict = dataclasses.field(default_factory=dict)  # constructor arguments (card's + a checkpoint's)
 
     @property
     def name(self) -> str:
@@ -303,7 +304,8 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     heads = _load_rank_heads(card, settings, module, embedding) if card.rank_heads else None
     log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
     tree = ClassTree.from_lineages([lab.lineage for lab in labels])
-    return Classifier(card, module, labels, tree, device, digest, heads, layer_name, why, layout, pre_logits)
+    options = {**(checkpoint.config if checkpoint else {}), **card.architecture_args}
+    return Classifier(card, module, labels, tree, device, digest, heads, layer_name, why, layout, pre_logits, options)
 
 
 def _build(card: ModelCard, num_labels: int, state: dict, path: Path, checkpoint: BirderCheckpoint | None):

@@ -278,3 +278,25 @@ def test_gpu_autocast_agrees_with_fp32(folder, dtype):
             assert runs["mixed"][0][0] == runs["fp32"][0][0]
             for a, b in zip(runs["mixed"][1], runs["fp32"][1]):
                 assert a.std() == 0 or np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("family", ["birder_vit", "swin"])
+def test_batched_evaluation_matches_identify(loaded, family, tmp_path):
+    """explorer-evaluate's model pass (batches of photos) gives identify's logits and embeddings."""
+    from explorer.batches import run_outputs
+
+    classifier = loaded[family]
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(paths[-1])
+    logits, statuses, embeddings = run_outputs(classifier, paths, batch_size=2, workers=0, progress=False, embed=True)
+    assert statuses == ["ok"] * 3 and embeddings.shape == (3, result_dim(classifier))
+    for path, row, vector in zip(paths, logits, embeddings):
+        single = identify(classifier, Image.open(path).convert("RGB"), top_k=1, cam_method=None)
+        assert np.allclose(row, single.logits, atol=1e-4) and np.allclose(vector, single.embedding, atol=1e-4)
+
+
+def result_dim(classifier) -> int:
+    return classifier.module.get_submodule(classifier.pre_logits).in_features

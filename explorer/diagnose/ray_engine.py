@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 class _Predictor:
     """A Ray Data actor: builds the model once from the card's architecture and the driver's weights."""
 
-    def __init__(self, architecture: str, num_classes: int, state: dict, transform: Transform):
+    def __init__(self, architecture: tuple, num_classes: int, state: dict, transform: Transform):
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        self.module = create_model(architecture, num_classes)
+        name, options = architecture
+        self.module = create_model(name, num_classes, options, transform.size)
         self.module.load_state_dict(state)
         self.module.eval().requires_grad_(False)
         self.transform = transform
@@ -47,7 +48,12 @@ def run_logits_ray(
     items = [{"index": i, "path": p} for i, p in enumerate(paths)]
     dataset = ray.data.from_items(items).map_batches(
         _Predictor,
-        fn_constructor_args=(classifier.card.architecture, len(classifier.labels), state, transform_for(classifier)),
+        fn_constructor_args=(
+            (classifier.card.architecture, classifier.build_options),
+            len(classifier.labels),
+            state,
+            transform_for(classifier),
+        ),
         batch_size=batch_size,
         concurrency=1,
         batch_format="numpy",
