@@ -20,26 +20,8 @@ from explorer.services import (
 from explorer.ui.components import MODEL_QUEUE, UploadPath
 
 
-def build_api(resources: Resources) -> None:
-    with gr.Row(visible=False):
-        file = UploadPath(type="filepath", label="image")
-        top_k = gr.Number(5, precision=0, label="top_k")
-        model = gr.Textbox(resources.default_model, label="model")
-        threshold = gr.Number(DEFAULT_THRESHOLD, label="threshold")
-        lat = gr.Number(None, label="lat")
-        lon = gr.Number(None, label="lon")
-        date = gr.Textbox("", label="date")
-        output = gr.JSON(label="result")
-        trigger = gr.Button("identify")
-        species = gr.Textbox("", label="species")
-        document = gr.Textbox(label="map_html")
-        map_trigger = gr.Button("range_map")
-        k = gr.Number(DEFAULT_SIMILAR, precision=0, label="k")
-        similar_output = gr.JSON(label="similar")
-        similar_trigger = gr.Button("similar")
-        cam_method = gr.Textbox(FAST_METHOD, label="cam_method")
-        explained = gr.JSON(label="explained")
-        explain_trigger = gr.Button("explain")
+def api_handlers(resources: Resources) -> dict:
+    """The endpoints' functions, by API name (Gradio reads their docstrings into the API page)."""
 
     def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None):
         """(image file, top_k, model, threshold, lat, lon, date) -> the identification as JSON (no CAMs)."""
@@ -80,9 +62,34 @@ def build_api(resources: Resources) -> None:
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot find similar photos") from err
 
+    return {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
+
+
+def build_api(resources: Resources) -> None:
+    with gr.Row(visible=False):
+        file = UploadPath(type="filepath", label="image")
+        top_k = gr.Number(5, precision=0, label="top_k")
+        model = gr.Textbox(resources.default_model, label="model")
+        threshold = gr.Number(DEFAULT_THRESHOLD, label="threshold")
+        lat = gr.Number(None, label="lat")
+        lon = gr.Number(None, label="lon")
+        date = gr.Textbox("", label="date")
+        output = gr.JSON(label="result")
+        trigger = gr.Button("identify")
+        species = gr.Textbox("", label="species")
+        document = gr.Textbox(label="map_html")
+        map_trigger = gr.Button("range_map")
+        k = gr.Number(DEFAULT_SIMILAR, precision=0, label="k")
+        similar_output = gr.JSON(label="similar")
+        similar_trigger = gr.Button("similar")
+        cam_method = gr.Textbox(FAST_METHOD, label="cam_method")
+        explained = gr.JSON(label="explained")
+        explain_trigger = gr.Button("explain")
+
+    handlers = api_handlers(resources)
     explain_inputs = [file, top_k, model, cam_method]
-    explain_trigger.click(explain_api, explain_inputs, explained, api_name="explain", **MODEL_QUEUE)
-    similar_trigger.click(similar_api, [file, k, model], similar_output, api_name="similar", **MODEL_QUEUE)
+    explain_trigger.click(handlers["explain"], explain_inputs, explained, api_name="explain", **MODEL_QUEUE)
+    similar_trigger.click(handlers["similar"], [file, k, model], similar_output, api_name="similar", **MODEL_QUEUE)
     inputs = [file, top_k, model, threshold, lat, lon, date]
-    trigger.click(identify_api, inputs, output, api_name="identify", **MODEL_QUEUE)
-    map_trigger.click(range_map_api, [model, species, lat, lon, date], document, api_name="range_map")
+    trigger.click(handlers["identify"], inputs, output, api_name="identify", **MODEL_QUEUE)
+    map_trigger.click(handlers["range_map"], [model, species, lat, lon, date], document, api_name="range_map")
