@@ -45,6 +45,10 @@ TIMM_FAMILIES = {
         "deit_tiny_distilled_patch16_224",
         {"img_size": 64, "depth": 2, "embed_dim": 32, "num_heads": 2},
     ),
+    "eva02": (
+        "eva02_tiny_patch14_224",
+        {"img_size": 56, "depth": 2, "embed_dim": 32, "num_heads": 2},
+    ),
     "swin": (
         "swin_tiny_patch4_window7_224",
         {"img_size": 64, "embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4},
@@ -88,7 +92,7 @@ def write_timm_checkpoint(folder: Path, family: str, seed: int = 0, **card_field
         architecture_args=args,
         weights={"format": "safetensors", "file": f"{family}.safetensors"},
         labels_file=f"{family}_labels.txt",
-        input_size=64,
+        input_size=args["img_size"],
         mean=[0.485, 0.456, 0.406],
         std=[0.229, 0.224, 0.225],
         **card_fields,

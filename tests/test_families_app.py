@@ -112,3 +112,7 @@ def test_a_birder_vit_identifies_and_explains_in_the_browser(families_app, photo
         )
         page.locator("#cams").screenshot(path=str(SHOTS / f"birder_vit_cams_{width}.png"))
         page.screenshot(path=str(SHOTS / f"birder_vit_{width}.png"), full_page=True)
+        page.get_by_role("tab", name="Models").click()
+        models = page.locator("body").inner_text()
+        assert "CAM layer encoder.block.1.norm1 (not named in the card" in models
+        assert "tokens: 4 prefix tokens dropped, 16 patch tokens as a 4×4 grid" in models

@@ -29,7 +29,7 @@ from explorer.model import load_classifier
 from explorer.settings import Settings
 from explorer.taxonomy import load_taxonomy
 
-TIMM = ["vit_reg4", "vit_cls_reg4", "deit_distilled", "swin"]
+TIMM = ["vit_reg4", "vit_cls_reg4", "deit_distilled", "eva02", "swin"]
 FAMILIES = [*TIMM, "birder_vit", "birder_rdnet"]
 NAMES = [label.split(" (")[0] for label in BIRD_LABELS]
 
@@ -68,6 +68,7 @@ def photo():
         ("vit_reg4", "blocks.1.norm1", FeatureLayout("tokens", 4, (4, 4))),  # 4 registers, no class token
         ("vit_cls_reg4", "blocks.1.norm1", FeatureLayout("tokens", 5, (4, 4))),  # class token + 4 registers
         ("deit_distilled", "blocks.1.norm1", FeatureLayout("tokens", 2, (4, 4))),  # class + distillation token
+        ("eva02", "blocks.1.norm1", FeatureLayout("tokens", 1, (4, 4))),  # EVA-02: rotary position embedding
         ("swin", "layers.1.blocks.0.norm1", FeatureLayout("nhwc", 0, (8, 8))),
         ("birder_vit", "encoder.block.1.norm1", FeatureLayout("tokens", 4, (4, 4))),
     ],
@@ -85,7 +86,7 @@ def test_fast_gradcam_equals_pytorch_grad_cam_with_reshape_transform(loaded, fam
     _logits, indices, cams = classifier.forward_with_cams(x, lambda logits: torch.topk(logits[0], 4).indices.tolist())
     fast = scale_cams(torch.from_numpy(cams), tuple(x.shape[-2:]))
     reference = reference_cams(classifier.module, x, indices, classifier.cam_layer, layout=classifier.cam_layout)
-    assert fast.shape == reference.shape == (4, 64, 64)
+    assert fast.shape == reference.shape == (4, *x.shape[-2:])
     assert all(m.std() > 0.01 for m in reference)  # real maps, not constants
     worst = min(np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(fast, reference))
     assert worst > 0.999, worst
@@ -300,3 +301,23 @@ def test_batched_evaluation_matches_identify(loaded, family, tmp_path):
 
 def result_dim(classifier) -> int:
     return classifier.module.get_submodule(classifier.pre_logits).in_features
+
+
+def test_the_inspector_explains_an_error_of_a_token_model(loaded, tmp_path):
+    """Diagnose's inspector on a ViT: the photo, then Grad-CAMs of the prediction, the truth and 'why A not B'."""
+    from explorer.diagnose.metrics import error_rows
+    from explorer.diagnose.schema import load_table
+    from explorer.resources import Resources
+    from explorer.services import inspect_error
+    from explorer.settings import PROJECT_ROOT
+
+    table = load_table(PROJECT_ROOT / "assets" / "eval" / "cub100_effnet_head.parquet")
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    row = error_rows(table).iloc[0].to_dict()
+    row.update(model="vit_cls_reg4", path="photo.png", pred_class_index=0, true_class_index=2)
+    settings = Settings(checkpoint_dir=tmp_path, data_root=tmp_path)
+    resources = Resources({"vit_cls_reg4": loaded["vit_cls_reg4"]}, {}, [], settings, {})
+    found = inspect_error(resources, row)
+    assert len(found.images) == 4  # the photo, prediction, truth, contrast
+    assert all(image.shape == (90, 120, 3) for image, _caption in found.images)
