@@ -116,3 +116,22 @@ def test_a_birder_vit_identifies_and_explains_in_the_browser(families_app, photo
         models = page.locator("body").inner_text()
         assert "CAM layer encoder.block.1.norm1 (not named in the card" in models
         assert "tokens: 4 prefix tokens dropped, 16 patch tokens as a 4×4 grid" in models
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)")
+@pytest.mark.parametrize("model", ["My ViT with registers (timm)", "My Swin (timm)"])
+def test_timm_transformers_identify_and_explain_in_the_browser(families_app, photo, model):
+    with chromium_page(families_app) as page:
+        page.locator("#model input").first.click()
+        page.get_by_role("option", name=model).click()
+        page.wait_for_timeout(500)
+        drop_file(page, photo.read_bytes(), "photo.png", "image/png")
+        page.locator("#lineages table").wait_for(timeout=90_000)
+        page.wait_for_function(
+            "document.querySelectorAll('#cams img').length === 5"
+            " && [...document.querySelectorAll('#cams img')].every(i => i.complete && i.naturalWidth > 0)",
+            timeout=30_000,
+        )
+        assert "Great Horned Owl" in page.locator("#lineages").inner_text()  # all 5 classes, common names
+        assert page.locator("#rank_heads").count() == 0  # no rank heads on these cards
