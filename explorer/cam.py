@@ -22,16 +22,21 @@ from torch import nn
 from explorer.cam_layout import FeatureLayout
 
 FAST_METHOD = "gradcam"
-# name shown to users -> pytorch-grad-cam class name
+# Methods computed here for all k classes from one forward pass and one batched backward through the tail, with
+# pytorch-grad-cam's own formulas (tests/test_cam.py checks each against it). EigenCAM ignores the class: computed
+# once, the same map for every suggestion.
+BATCHED_METHODS = (FAST_METHOD, "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam")
+CLASS_AGNOSTIC = frozenset({"eigencam"})
+# name shown to users -> pytorch-grad-cam class name (the reference implementation, one call per class)
 REFERENCE_METHODS = {
     "gradcam (pytorch-grad-cam)": "GradCAM",
-    "gradcam++": "GradCAMPlusPlus",
-    "xgradcam": "XGradCAM",
-    "layercam": "LayerCAM",
-    "eigencam": "EigenCAM",
-    "hirescam": "HiResCAM",
+    "gradcam++ (pytorch-grad-cam)": "GradCAMPlusPlus",
+    "xgradcam (pytorch-grad-cam)": "XGradCAM",
+    "layercam (pytorch-grad-cam)": "LayerCAM",
+    "eigencam (pytorch-grad-cam)": "EigenCAM",
+    "hirescam (pytorch-grad-cam)": "HiResCAM",
 }
-METHODS = (FAST_METHOD, *REFERENCE_METHODS)
+METHODS = (*BATCHED_METHODS, "gradcam (pytorch-grad-cam)")  # the menu: the reference Grad-CAM stays, to compare
 
 
 def forward_with_cams(
@@ -42,8 +47,10 @@ def forward_with_cams(
     autocast: Callable | None = None,
     head: nn.Linear | None = None,
     layout: FeatureLayout | None = None,
+    method: str = FAST_METHOD,
 ) -> tuple[torch.Tensor, list[int], np.ndarray]:
-    """One forward pass -> (logits (1, N), chosen class indices, Grad-CAMs (k, h, w) in [0, 1]).
+    """One forward pass -> (logits (1, N), chosen class indices, CAMs (k, h, w) in [0, 1]) of ``method`` (one of
+    BATCHED_METHODS; Grad-CAM by default).
 
     ``select`` picks the classes from the logits (e.g. the top-k), so prediction and explanation share
     the same forward pass. Maps stay at the CAM layer's resolution (h, w); ``scale_cams`` upsamples them
@@ -54,12 +61,56 @@ def forward_with_cams(
     ``layout`` turns the layer's output (tokens, channels-last) into (1, C, h, w), as pytorch-grad-cam's
     ``reshape_transform`` does, for activations and gradients alike.
     """
-    logits, activations = _forward_capture(model, input_tensor, target_layer, head is None, autocast)
+    if method not in BATCHED_METHODS:
+        raise ValueError(f"unknown batched CAM method {method!r}; choose from {list(BATCHED_METHODS)}")
+    need_graph = head is None and method not in CLASS_AGNOSTIC
+    logits, activations = _forward_capture(model, input_tensor, target_layer, need_graph, autocast)
     indices = [int(i) for i in select(logits.detach())]
     rows = torch.zeros((len(indices), logits.shape[1]), dtype=torch.float32, device=logits.device)
     rows[torch.arange(len(indices)), torch.tensor(indices, dtype=torch.long)] = 1.0  # (k, N) one-hot targets
-    cams = _cams_for_targets(logits, activations, rows, head, layout or FeatureLayout())
+    layout = layout or FeatureLayout()
+    if method == FAST_METHOD:
+        cams = _cams_for_targets(logits, activations, rows, head, layout)
+    else:
+        spatial = layout(activations.detach())[0].float()
+        cams = method_cams(method, spatial, _gradients(logits, activations, rows, head, layout))
+        cams = cams.expand(len(indices), -1, -1) if method in CLASS_AGNOSTIC else cams
     return logits.detach().float(), indices, _minmax(cams).cpu().numpy()
+
+
+def _gradients(logits, activations, rows: torch.Tensor, head: nn.Linear | None, layout) -> torch.Tensor | None:
+    """(k, C, h, w) d(target)/dA for each target row; None when nothing needs them (a class-agnostic method)."""
+    if not activations.requires_grad and head is None:
+        return None
+    spatial = layout(activations.detach())
+    if head is not None:  # constant over the map: W_c / (h w)
+        h, w = spatial.shape[-2:]
+        weights = rows @ head.weight.float() / (h * w)  # (k, C)
+        return weights[:, :, None, None].expand(-1, -1, h, w)
+    return layout(_tail_gradients(logits, activations, rows)).float()
+
+
+def method_cams(method: str, a: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+    """(k, h, w) maps (before scaling) from the activations ``a`` (C, h, w) and the k gradients ``g`` (k, C, h, w),
+    with pytorch-grad-cam's formulas (its ``get_cam_weights`` / ``get_cam_image``), then its ReLU."""
+    if method == "eigencam":  # the first principal component of the activations, with pytorch-grad-cam's own SVD
+        from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+        return torch.relu(torch.from_numpy(get_2d_projection(a[None].cpu().numpy())).to(a.device))
+    sums = a.sum(dim=(1, 2))[None, :, None, None]  # (1, C, 1, 1)
+    if method == "gradcam++":
+        g2 = g * g
+        aij = g2 / (2 * g2 + sums * g2 * g + 1e-6)
+        weights = (torch.relu(g) * torch.where(g != 0, aij, torch.zeros_like(aij))).sum(dim=(2, 3))
+    elif method == "xgradcam":
+        weights = (g * a[None] / (sums + 1e-7)).sum(dim=(2, 3))
+    elif method == "layercam":
+        return torch.relu((torch.relu(g) * a[None]).sum(dim=1))
+    elif method == "hirescam":
+        return torch.relu((g * a[None]).sum(dim=1))
+    else:  # gradcam
+        weights = g.mean(dim=(2, 3))
+    return torch.relu(torch.einsum("kc,chw->khw", weights, a))
 
 
 def contrastive_cams(
@@ -111,26 +162,24 @@ def _cams_for_targets(logits, activations, rows: torch.Tensor, head: nn.Linear |
         h, w = spatial.shape[-2:]
         weights = rows @ head.weight.float() / (h * w)  # (k, C)
     else:
-        weights = _tail_gradient_weights(logits, activations, rows, layout)
+        weights = layout(_tail_gradients(logits, activations, rows)).float().mean(dim=(2, 3))  # (k, C)
     return torch.relu(torch.einsum("kc,chw->khw", weights, spatial))
 
 
-def _tail_gradient_weights(logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor, layout) -> torch.Tensor:
-    """(k, C) spatial-mean gradients of each target w.r.t. A; backprop covers only the head.
-
-    The k vector-Jacobian products run as one batched backward (vmap); heads with ops vmap cannot batch
-    fall back to k retained backward passes.
-    """
+def _tail_gradients(logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(k, ...) gradients of each target w.r.t. the layer's output A (its own layout); backprop covers only the
+    tail. The k vector-Jacobian products run as one batched backward (vmap); tails with ops vmap cannot batch fall
+    back to k retained backward passes."""
     if not logits.requires_grad:
         raise ValueError("the CAM layer's output does not reach the logits through differentiable ops")
     if rows.shape[0] == 0:
-        return activations.new_zeros((0, layout(activations.detach()).shape[1]))
+        return activations.new_zeros((0, *activations.shape[1:]))
     grad_outputs = rows[:, None, :].to(logits.dtype)  # (k, 1, N)
     try:
         (grads,) = torch.autograd.grad(logits, activations, grad_outputs=grad_outputs, is_grads_batched=True)
     except RuntimeError:
         grads = torch.stack([torch.autograd.grad(logits, activations, g, retain_graph=True)[0] for g in grad_outputs])
-    return layout(grads[:, 0]).float().mean(dim=(2, 3))  # (k, C)
+    return grads[:, 0]
 
 
 def check_linear_head(model: nn.Module, target_layer: nn.Module, head: nn.Linear, input_size: int) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from explorer.cam import FAST_METHOD, METHODS, reference_cams
+from explorer.cam import BATCHED_METHODS, FAST_METHOD, METHODS, REFERENCE_METHODS, reference_cams
 from explorer.geo.combine import OUT_OF_RANGE, BoundPrior, Combined, combine
 from explorer.model import Classifier
 from explorer.places import Place
@@ -113,8 +113,9 @@ def identify(
                 indices = select(classifier.module(x).float())
             cams = np.zeros((len(indices), 0, 0), dtype=np.float32)
         else:
-            _logits, indices, cams = classifier.forward_with_cams(x, select)
-    if cam_method not in (None, FAST_METHOD):
+            method = cam_method if cam_method in BATCHED_METHODS else FAST_METHOD
+            _logits, indices, cams = classifier.forward_with_cams(x, select, method)
+    if cam_method in REFERENCE_METHODS:
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method, classifier.cam_layout)
     combined, vector = scored["result"], embedding.array()[0]  # vector: the pooled pre-logit features
     return IdentifyResult(
@@ -177,7 +178,7 @@ def _check_arguments(top_k, threshold: float, cam_method: str | None, num_classe
     top-k, threshold or CAM method."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    if cam_method is not None and cam_method not in METHODS:
+    if cam_method is not None and cam_method not in METHODS and cam_method not in REFERENCE_METHODS:
         raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
     top_k = _check_top_k(top_k)
     if top_k <= num_classes:

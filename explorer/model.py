@@ -88,9 +88,11 @@ class Classifier:
             return None
         return EmbeddingCapture(self.module.get_submodule(self.rank_heads.input_module), inputs=True)
 
-    def forward_with_cams(self, x: torch.Tensor, select) -> tuple[torch.Tensor, list[int], np.ndarray]:
-        """``explorer.cam.forward_with_cams`` on this model's CAM layer, head and layout."""
-        return forward_with_cams(self.module, x, self.cam_layer, select, self.autocast, self.cam_head, self.cam_layout)
+    def forward_with_cams(self, x: torch.Tensor, select, method: str = "gradcam"):
+        """``explorer.cam.forward_with_cams`` on this model's CAM layer, head and layout: (logits, indices, maps)."""
+        return forward_with_cams(
+            self.module, x, self.cam_layer, select, self.autocast, self.cam_head, self.cam_layout, method
+        )
 
     @property
     def background_index(self) -> int | None:

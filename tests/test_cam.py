@@ -50,9 +50,47 @@ def test_unknown_method_named(tiny_classifier):
 
 def test_other_methods_run(tiny_classifier, photo_rgb):
     x = tiny_classifier.preprocess(photo_rgb)
-    for method in ("gradcam++", "eigencam", "layercam"):
+    for method in ("gradcam++ (pytorch-grad-cam)", "eigencam (pytorch-grad-cam)", "layercam (pytorch-grad-cam)"):
         maps = reference_cams(tiny_classifier.module, x, [1], tiny_classifier.cam_layer, method)
         assert maps.shape == (1, 64, 64) and np.isfinite(maps).all()
+
+
+def batched_vs_reference(module, x, layer, classes, head=None, layout=None) -> dict[str, float]:
+    """Worst correlation, per method, between our batched maps (one forward, one backward for all classes) and
+    pytorch-grad-cam's class of that method called once per class; every map scaled to the input like theirs."""
+    from explorer.cam import BATCHED_METHODS
+
+    worst = {}
+    for method in BATCHED_METHODS:
+        _, _, maps = forward_with_cams(module, x, layer, lambda _z: classes, head=head, layout=layout, method=method)
+        ours = scale_cams(torch.from_numpy(maps), tuple(x.shape[-2:]))
+        reference = f"{method} (pytorch-grad-cam)"
+        theirs = reference_cams(module, x, classes, layer, reference, layout)
+        assert ours.shape == theirs.shape == (len(classes), *x.shape[-2:])
+        worst[method] = min(correlations(ours, theirs))
+    return worst
+
+
+def test_every_batched_method_equals_pytorch_grad_cam(tiny_classifier, photo_rgb):
+    x = tiny_classifier.preprocess(photo_rgb)
+    worst = batched_vs_reference(tiny_classifier.module, x, tiny_classifier.cam_layer, [0, 1, 2, 3])
+    assert min(worst.values()) > 0.999, worst
+
+
+def test_every_batched_method_equals_pytorch_grad_cam_backward_free(tiny_classifier, photo_rgb):
+    """With the linear head declared, no backward pass at all: d(logit_c)/dA = W_c / (h w)."""
+    x = tiny_classifier.preprocess(photo_rgb)
+    head = tiny_classifier.module.classifier
+    worst = batched_vs_reference(tiny_classifier.module, x, tiny_classifier.cam_layer, [0, 1, 2, 3], head=head)
+    assert min(worst.values()) > 0.999, worst
+
+
+def test_eigencam_is_computed_once_and_the_same_for_every_class(tiny_classifier, photo_rgb):
+    x = tiny_classifier.preprocess(photo_rgb)
+    _, _, maps = forward_with_cams(
+        tiny_classifier.module, x, tiny_classifier.cam_layer, lambda _z: [0, 1, 2], method="eigencam"
+    )
+    assert maps.shape[0] == 3 and np.array_equal(maps[0], maps[1]) and np.array_equal(maps[0], maps[2])
 
 
 def test_overlay_keeps_image_size():
@@ -78,7 +116,10 @@ def test_real_models_on_real_photos_match_pytorch_grad_cam(real_resources):
             served = scale_cams(torch.from_numpy(maps), (224, 224))
             ref = reference_cams(classifier.module, x, top5, classifier.cam_layer)
             worst = min(worst, *correlations(fast, ref), *correlations(served, ref))
-    print(f"fast vs pytorch-grad-cam GradCAM: worst correlation {worst:.6f}")
+            if name in SAMPLE_PHOTOS[:2]:  # every method (pytorch-grad-cam's are slow: 6 x 5 calls a photo)
+                every = batched_vs_reference(classifier.module, x, classifier.cam_layer, top5, classifier.cam_head)
+                worst = min(worst, *every.values())
+    print(f"every batched method vs pytorch-grad-cam: worst correlation {worst:.6f}")
     assert worst > 0.999
 
 

@@ -92,9 +92,23 @@ def test_fast_gradcam_equals_pytorch_grad_cam_with_reshape_transform(loaded, fam
     assert worst > 0.999, worst
 
 
+@pytest.mark.parametrize("family", ["vit_cls_reg4", "swin", "birder_vit"])
+def test_every_batched_method_equals_pytorch_grad_cam_on_transformers(loaded, family):
+    from test_cam import batched_vs_reference
+
+    classifier = loaded[family]
+    rng = np.random.default_rng(0)
+    x = classifier.preprocess(Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)))
+    worst = batched_vs_reference(classifier.module, x, classifier.cam_layer, [0, 1, 2, 3], layout=classifier.cam_layout)
+    assert min(worst.values()) > 0.999, worst
+
+
 def test_every_cam_method_runs_on_tokens(loaded, photo):
     classifier = loaded["vit_cls_reg4"]
-    for method in ("gradcam++", "eigencam", "layercam"):
+    for method in ("gradcam++", "eigencam", "layercam"):  # batched: maps at the 4x4 patch grid
+        result = identify(classifier, photo, top_k=2, cam_method=method)
+        assert result.cams.shape == (2, 4, 4) and np.isfinite(result.cams).all()
+    for method in ("gradcam (pytorch-grad-cam)", "eigencam (pytorch-grad-cam)"):  # the reference: input size
         result = identify(classifier, photo, top_k=2, cam_method=method)
         assert result.cams.shape == (2, 64, 64) and np.isfinite(result.cams).all()
 
