@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from explorer.cam import overlay_cams
+from explorer.cam import CLASS_AGNOSTIC, overlay_cams
 from explorer.identify import IdentifyResult, Prediction
 from explorer.model import centre_square, resize_rgb
 from explorer.taxonomy import RANKS
@@ -36,8 +36,20 @@ def topk_label(result: IdentifyResult, subject: str = "organism") -> dict[str, f
     }
 
 
+def cam_gallery_title(result: IdentifyResult) -> str:
+    if result.cam_method in CLASS_AGNOSTIC:
+        return (
+            f"What the model looked at ({result.cam_method}): one map for the photo; it ignores the class, so it is "
+            "the same for every suggestion"
+        )
+    return f"What the model looked at ({result.cam_method}): one CAM per suggestion"
+
+
 def cam_captions(result: IdentifyResult, subject: str = "organism") -> list[str]:
-    """Short enough for a thumbnail, the probability first: '1. 73.8% Poecile atricapillus'."""
+    """Short enough for a thumbnail, the probability first: '1. 73.8% Poecile atricapillus'; a class-agnostic
+    method's one map: 'every suggestion (eigencam)'."""
+    if result.cam_method in CLASS_AGNOSTIC:
+        return [f"every suggestion ({result.cam_method})"]
     names = [prediction_title(p, subject) if p.is_background else p.scientific_name for p in result.predictions]
     return [
         f"{n}. {format_probability(p.probability)} {name}"
@@ -61,7 +73,8 @@ def display_copy(image: Image.Image, max_side: int = OVERLAY_MAX_SIDE) -> np.nda
 def cam_overlays(image: Image.Image, result: IdentifyResult, crop_pct: float = 1.0) -> list[np.ndarray]:
     """One heat-map overlay per suggestion, on what the model saw: the whole photo (resized, uncropped), or with a
     card's crop_pct < 1 its central square."""
-    return overlay_cams(display_copy(framed(image, crop_pct)), result.cams)
+    cams = result.cams[:1] if result.cam_method in CLASS_AGNOSTIC else result.cams  # one map, drawn once
+    return overlay_cams(display_copy(framed(image, crop_pct)), cams)
 
 
 def lineage_text(pred: Prediction) -> str:

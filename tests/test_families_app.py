@@ -135,3 +135,24 @@ def test_timm_transformers_identify_and_explain_in_the_browser(families_app, pho
         )
         assert "Great Horned Owl" in page.locator("#lineages").inner_text()  # all 5 classes, common names
         assert page.locator("#rank_heads").count() == 0  # no rank heads on these cards
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)")
+def test_changing_the_cam_method_redraws_with_one_request(families_app, photo):
+    with chromium_page(families_app) as page:
+        page.locator("#model input").first.click()
+        page.get_by_role("option", name="My ViT with registers (timm)").click()
+        drop_file(page, photo.read_bytes(), "photo.png", "image/png")
+        page.wait_for_function("document.querySelectorAll('#cams img').length === 5", timeout=90_000)
+        posts = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/queue/join" in r.url else None)
+        page.locator("#cam_method input").first.click()
+        page.get_by_role("option", name="eigencam", exact=True).click()
+        page.wait_for_function("document.querySelectorAll('#cams img').length === 1", timeout=60_000)
+        assert "it ignores the class, so it is the same for every suggestion" in page.locator("#cams").inner_text()
+        assert len(posts) == 1
+        page.locator("#cam_method input").first.click()
+        page.get_by_role("option", name="gradcam++", exact=True).click()
+        page.wait_for_function("document.querySelectorAll('#cams img').length === 5", timeout=60_000)
+        assert "(gradcam++): one CAM per suggestion" in page.locator("#cams").inner_text() and len(posts) == 2

@@ -82,3 +82,15 @@ def test_predictions_frame_for_download_has_the_lineage_and_the_place_columns():
     result.predictions[0] = replace(result.predictions[0], vision_probability=0.25, geo_score=0.9, vision_rank=2)
     placed = predictions_frame(result).iloc[0]
     assert (placed["image_only_probability"], placed["geo_score"], placed["image_only_rank"]) == (0.25, 0.9, 2)
+
+
+def test_a_class_agnostic_method_is_shown_once_and_said_so(tiny_classifier, photo_rgb):
+    from explorer.identify import identify
+    from explorer.present import cam_captions, cam_gallery_title, cam_overlays
+
+    result = identify(tiny_classifier, photo_rgb, top_k=3, cam_method="eigencam")
+    assert result.cams.shape[0] == 3  # the API still gives one (identical) map per suggestion
+    assert len(cam_overlays(photo_rgb, result)) == 1 and cam_captions(result) == ["every suggestion (eigencam)"]
+    assert cam_gallery_title(result).endswith("it ignores the class, so it is the same for every suggestion")
+    other = identify(tiny_classifier, photo_rgb, top_k=3, cam_method="gradcam++")
+    assert len(cam_overlays(photo_rgb, other)) == 3 and len(cam_captions(other)) == 3

@@ -15,6 +15,7 @@ from explorer.images import read_place_time
 from explorer.places import place_problems
 from explorer.present import (
     cam_captions,
+    cam_gallery_title,
     cam_overlays,
     prediction_title,
     predictions_frame,
@@ -115,7 +116,8 @@ def _build_form(resources: Resources) -> dict:
         value=FAST_METHOD,
         label="CAM method",
         elem_id="cam_method",
-        info="gradcam: all top-k maps from one forward pass; others run pytorch-grad-cam once per suggestion (slower)",
+        info="all top-k maps from one forward pass (pytorch-grad-cam's formulas); eigencam ignores the class: one "
+        "map for the photo; 'gradcam (pytorch-grad-cam)' runs the reference once per suggestion (slower)",
     )
     with gr.Accordion("Where and when (optional; read from the photo's EXIF when it has them)", open=True):
         with gr.Row():
@@ -281,7 +283,7 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
         view.label: gr.Label(topk_label(result, subject), label=suggestions_heading(result, subject)),
         view.gallery: gr.Gallery(
             list(zip(cam_overlays(found.photo.image, result, card.crop_pct), cam_captions(result, subject))),
-            label=f"What the model looked at ({result.cam_method}): one CAM per suggestion",
+            label=cam_gallery_title(result),
         ),
         view.table: predictions_html(result, subject) + rank_heads_html(result),
         view.notes: "\n".join(f"- {html.escape(n)}" for n in result.notes if not n.startswith(DATE_ONLY_NOTE)),
