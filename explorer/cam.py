@@ -90,13 +90,21 @@ def _gradients(logits, activations, rows: torch.Tensor, head: nn.Linear | None, 
     return layout(_tail_gradients(logits, activations, rows)).float()
 
 
+def first_component(activations: np.ndarray) -> np.ndarray:
+    """(h, w): the (h w, C) activations, centred, projected on their first right singular vector: pytorch-grad-cam's
+    ``get_2d_projection``, with the thin SVD (its ``full_matrices=True`` also builds a C x C matrix it never uses:
+    ~110 ms of 1280 channels here, against ~10 ms; the same vector, sign included, in LAPACK's output)."""
+    a = np.nan_to_num(activations.astype(np.float32)).reshape(activations.shape[0], -1).T
+    a = a - a.mean(axis=0)
+    _u, _s, vt = np.linalg.svd(a, full_matrices=False)
+    return (a @ vt[0]).reshape(activations.shape[1:]).astype(np.float32)
+
+
 def method_cams(method: str, a: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
     """(k, h, w) maps (before scaling) from the activations ``a`` (C, h, w) and the k gradients ``g`` (k, C, h, w),
     with pytorch-grad-cam's formulas (its ``get_cam_weights`` / ``get_cam_image``), then its ReLU."""
-    if method == "eigencam":  # the first principal component of the activations, with pytorch-grad-cam's own SVD
-        from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
-
-        return torch.relu(torch.from_numpy(get_2d_projection(a[None].cpu().numpy())).to(a.device))
+    if method == "eigencam":
+        return torch.relu(torch.from_numpy(first_component(a.cpu().numpy())).to(a.device))[None]
     sums = a.sum(dim=(1, 2))[None, :, None, None]  # (1, C, 1, 1)
     if method == "gradcam++":
         g2 = g * g
