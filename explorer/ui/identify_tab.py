@@ -116,8 +116,8 @@ def _build_form(resources: Resources) -> dict:
         value=FAST_METHOD,
         label="CAM method",
         elem_id="cam_method",
-        info="all top-k maps from one forward pass (pytorch-grad-cam's formulas); eigencam ignores the class: one "
-        "map for the photo; 'gradcam (pytorch-grad-cam)' runs the reference once per suggestion (slower)",
+        info="every method: all top-k maps from one forward pass, with pytorch-grad-cam's formulas; eigencam "
+        "ignores the class: one map for the photo",
     )
     with gr.Accordion("Where and when (optional; read from the photo's EXIF when it has them)", open=True):
         with gr.Row():
