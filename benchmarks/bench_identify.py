@@ -85,7 +85,7 @@ def main() -> None:
     per_method = {
         m: lambda m=m: cam_overlays(image, identify(classifier, image, top_k=5, cam_method=m)) for m in METHODS
     }
-    method_ms = interleaved_medians_ms(per_method, max(5, args.repeats // 5), warmup=1)
+    method_ms = interleaved_medians_ms(per_method, max(10, args.repeats // 2), warmup=2)
     for method, ms in method_ms.items():
         print(f"method {method:28s} {ms:7.1f} ms  {ms / method_ms[FAST_METHOD]:.2f}x the fast Grad-CAM")
     print(f"slowest_method_vs_gradcam: {max(method_ms.values()) / method_ms[FAST_METHOD]:.2f}")

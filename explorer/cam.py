@@ -96,10 +96,15 @@ def _gradients(logits, activations, rows: torch.Tensor, head: nn.Linear | None, 
 def first_component(activations: np.ndarray) -> np.ndarray:
     """(h, w): the (h w, C) activations, centred, projected on their first right singular vector: pytorch-grad-cam's
     ``get_2d_projection``, with the thin SVD (its ``full_matrices=True`` also builds a C x C matrix it never uses:
-    ~110 ms of 1280 channels here, against ~10 ms; the same vector, sign included, in LAPACK's output)."""
+    ~110 ms of 1280 channels here, against ~10 ms; the same vector, sign included, in LAPACK's output). On one BLAS
+    thread: OpenBLAS's idle threads otherwise spin on the cores after the call and slow the next forward pass by
+    ~30 ms (measured: Grad-CAM right after EigenCAM took 65 ms instead of 29). torch's SVD gives other signs."""
+    from threadpoolctl import threadpool_limits
+
     a = np.nan_to_num(activations.astype(np.float32)).reshape(activations.shape[0], -1).T
     a = a - a.mean(axis=0)
-    _u, _s, vt = np.linalg.svd(a, full_matrices=False)
+    with threadpool_limits(1, user_api="blas"):
+        _u, _s, vt = np.linalg.svd(a, full_matrices=False)
     return (a @ vt[0]).reshape(activations.shape[1:]).astype(np.float32)
 
 
