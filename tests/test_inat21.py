@@ -6,20 +6,21 @@ from explorer.inat21 import common_name, inat21_labels, inat21_lineage, is_inat2
 from explorer.taxonomy import load_taxonomy
 
 CHICKADEE = "03111_Animalia_Chordata_Aves_Passeriformes_Paridae_Poecile_atricapillus"
+CHICKADEE_RANKS = {
+    "kingdom": "Animalia",
+    "phylum": "Chordata",
+    "class": "Aves",
+    "order": "Passeriformes",
+    "family": "Paridae",
+    "genus": "Poecile",
+    "species": "Poecile atricapillus",
+}
 
 
 def test_a_name_gives_every_rank():
     parsed = parse_inat21(CHICKADEE)
     assert parsed.number == 3111 and parsed.binomial == "Poecile atricapillus"
-    assert parsed.ranks == {
-        "kingdom": "Animalia",
-        "phylum": "Chordata",
-        "class": "Aves",
-        "order": "Passeriformes",
-        "family": "Paridae",
-        "genus": "Poecile",
-        "species": "Poecile atricapillus",
-    }
+    assert parsed.ranks == CHICKADEE_RANKS
 
 
 @pytest.mark.parametrize(
