@@ -43,7 +43,7 @@ def regroup(table, filters: Filters) -> None:
     calibration = CalibrationData.from_table(view)  # the arrays once, for the fit and both diagrams
     fit = fit_temperature(calibration)
     reliability(calibration)
-    reliability(calibration, fit["temperature"])
+    reliability(calibration, fit.temperature)
     rollup_tradeoff(view)
     error_rows(view).head(24)
     geo_effect(view)  # the geo-prior section: summary, per-clade table, the photos behind a count
