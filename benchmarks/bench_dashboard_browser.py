@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,9 +73,9 @@ def quantile(values: list[float], q: float) -> float:
 
 def server_side_ms(table_name: str, outcomes: list[str], repeats: int) -> float:
     """The same filter changes computed in this process (no serialising, sending or drawing)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_dashboard import regroup
+    import runpy
 
+    regroup = runpy.run_path(str(Path(__file__).with_name("bench_dashboard.py")))["regroup"]  # the same computation
     from explorer.diagnose.metrics import Filters, for_dashboard
     from explorer.diagnose.schema import load_table
     from explorer.settings import PROJECT_ROOT
