@@ -24,15 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Runs in the page: act, then resolve with the ms from the act to the last DOM change of a dashboard output (an
 # element inside one whose id starts with "dash_") before ``quiet`` ms of calm. Changes elsewhere (a tooltip layer, a
 # toast) do not count: one such change ~1 s after the outputs were drawn would otherwise be taken for drawing.
@@ -94,7 +85,9 @@ def browser_ms(url: str, changes: int, quiet: int) -> dict:
 
     out: dict = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        from explorer.launcher import CHROMIUM_FLAGS, CHROMIUM_PATH
+
+        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(url)
         page.wait_for_selector("#photo")

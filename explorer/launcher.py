@@ -15,6 +15,16 @@ from pathlib import Path
 
 from explorer.settings import PROJECT_ROOT as ROOT
 
+CHROMIUM_PATH = "/usr/bin/chromium"  # Debian's chromium, for the browser tests and benchmarks (never a downloaded one)
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.launcher import launched_app
+from explorer.launcher import CHROMIUM_FLAGS, CHROMIUM_PATH, launched_app
 from explorer.settings import CORAL_DIR, DATA_DIR, PROJECT_ROOT, SHARED_DIR
 
 ROOT, SHARED, CORAL = PROJECT_ROOT, SHARED_DIR, CORAL_DIR
@@ -209,15 +209,7 @@ def photo_with_exif(gps=None, date=None, image: Image.Image | None = None) -> by
     return encode(image if image is not None else good_rgb(), "JPEG", exif=exif)
 
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM, FLAGS = CHROMIUM_PATH, CHROMIUM_FLAGS  # Debian's browser, never a downloaded one
 SHOTS = PROJECT_ROOT / "tmp" / "screenshots"  # screenshots to look at
 
 
