@@ -108,13 +108,12 @@ def identify(
     x = classifier.preprocess(image)  # (1, 3, S, S)
     heads_in = classifier.rank_heads_input()  # None: the rank heads read the embedding (or there are none)
     with classifier.embedding_capture() as embedding, heads_in or contextlib.nullcontext():
-        if cam_method is None:
+        if cam_method in BATCHED_METHODS:
+            _logits, indices, cams = classifier.forward_with_cams(x, select, cam_method)
+        else:  # no CAMs, or pytorch-grad-cam's reference below: a plain forward pass ranks
             with torch.no_grad(), classifier.autocast():
                 indices = select(classifier.module(x).float())
             cams = np.zeros((len(indices), 0, 0), dtype=np.float32)
-        else:
-            method = cam_method if cam_method in BATCHED_METHODS else FAST_METHOD
-            _logits, indices, cams = classifier.forward_with_cams(x, select, method)
     if cam_method in REFERENCE_METHODS:
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method, classifier.cam_layout)
     combined, vector = scored["result"], embedding.array()[0]  # vector: the pooled pre-logit features

@@ -308,14 +308,19 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     heads = _load_rank_heads(card, settings, module, embedding) if card.rank_heads else None
     log.info("loaded %s (%d classes) on %s from %s", card.name, len(labels), device, weights_path)
     tree = ClassTree.from_lineages([lab.lineage for lab in labels])
-    options = {**(checkpoint.config if checkpoint else {}), **card.architecture_args}
+    options = build_options(card, checkpoint)
     return Classifier(card, module, labels, tree, device, digest, heads, layer_name, why, layout, pre_logits, options)
+
+
+def build_options(card: ModelCard, checkpoint: BirderCheckpoint | None) -> dict:
+    """The constructor arguments: a birder checkpoint's config, then the card's ``architecture_args`` over it."""
+    return {**(checkpoint.config if checkpoint else {}), **card.architecture_args}
 
 
 def _build(card: ModelCard, num_labels: int, state: dict, path: Path, checkpoint: BirderCheckpoint | None):
     """The architecture with the weights in; a birder network is built at its checkpoint's size, then moved to the
     card's input size the way birder does it (``adjust_size``: the position embedding is interpolated)."""
-    options = {**(checkpoint.config if checkpoint else {}), **card.architecture_args}
+    options = build_options(card, checkpoint)
     built_at = checkpoint.size if checkpoint else card.input_size
     module = create_model(card.architecture, num_labels, options, built_at)
     _check_outputs(card, module, state, num_labels)
