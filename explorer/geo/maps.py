@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.geo.model import GeoPrior, encode
+from explorer.geo.birdnet import WEEKS, middle_day
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,19 @@ def land_cells(step: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 @torch.no_grad()
-def build_land_grid(model: GeoPrior, step: float = 0.5, batch: int = 65536) -> LandGrid:
-    """The land grid with the prior's trunk features (no date): the species-independent part, done once."""
+def build_land_grid(model, step: float = 0.5, batch: int = 65536, day_of_year: float | None = None) -> LandGrid:
+    """The land grid with the range model's features (``model.features``; no date, or one day for every cell): the
+    species-independent part, done once per prior and week."""
     lat, lon, rows, cols = land_cells(step)
-    parts = [model.trunk(encode(lat[i : i + batch], lon[i : i + batch])).numpy() for i in range(0, len(lat), batch)]
+    day = None if day_of_year is None else np.full(len(lat), float(day_of_year))
+    parts = [
+        model.features(lat[i : i + batch], lon[i : i + batch], None if day is None else day[i : i + batch]).numpy()
+        for i in range(0, len(lat), batch)
+    ]
     return LandGrid(step, lat, lon, rows, cols, np.concatenate(parts).astype(np.float32))
 
 
-def range_scores(model: GeoPrior, grid: LandGrid, taxon: int) -> np.ndarray:
+def range_scores(model, grid: LandGrid, taxon: int) -> np.ndarray:
     """(cells,) presence scores of one taxon on the grid: sigmoid(features @ w + b)."""
     weight = model.head.weight[taxon].detach().numpy()
     bias = float(model.head.bias[taxon].detach())
@@ -74,6 +79,7 @@ def score_raster(grid: LandGrid, scores: np.ndarray) -> np.ndarray:
 
 LEAFLET_DIR = Path(__file__).resolve().parent / "leaflet"  # Leaflet 1.9.4 (BSD-2), from npm; package data
 RECENT_MAPS = 16  # map documents kept per prior (bounded: about 4 MB)
+RECENT_WEEKS = 2  # week grids kept per prior besides the whole-year one (each ~90 MB of features)
 MAX_POINTS = 1500  # occurrence points drawn per species (a random, seeded sample beyond that)
 
 
@@ -247,43 +253,77 @@ def map_iframe(document: str, height: int = 440) -> str:
     )
 
 
+def week_label(week: int | None) -> str:
+    """ "week 20 (mid May)" for BirdNET's 48-week calendar (4 weeks a month); "the whole year" for None."""
+    if week is None:
+        return "the whole year"
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    part = ("early", "early", "late", "late")[(week - 1) % 4]
+    return f"week {week} ({part} {months[(week - 1) // 4]})"
+
+
 class RangeMapper:
-    """Range maps for one geo-prior: the land grid (trunk features) and the held-in occurrence records are built
-    on first use (or by warm(), from a background thread at start-up) and kept; thread-safe."""
+    """Range maps for one geo-prior: the land grid's features (for the whole year, and for the last few weeks
+    asked) and the held-in occurrence records are built on first use (or by warm(), from a background thread at
+    start-up) and kept; thread-safe."""
 
     def __init__(self, prior, load_points: Callable[[], dict] | None = None, step: float = 0.5):
         """``load_points``: () -> {taxon index: (lat, lon) arrays} of records to offer as a layer (called once)."""
         self.prior, self.load_points, self.step = prior, load_points, step
         self._lock = threading.Lock()
-        self._grid: LandGrid | None = None
+        self._grids: OrderedDict[int | None, LandGrid] = OrderedDict()  # None: the whole year
         self._points: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
         self._recent: OrderedDict[tuple, str] = OrderedDict()  # the last RECENT_MAPS documents (~250 kB each)
 
     def warm(self) -> RangeMapper:
+        self.grid(None)
         with self._lock:
-            if self._grid is None:
-                self._grid = build_land_grid(self.prior.model, self.step)
             if self._points is None:
                 self._points = self.load_points() if self.load_points else {}
         return self
 
-    def html(self, taxon: int, title: str, lat: float | None = None, lon: float | None = None) -> str:
-        """A standalone map document for the prior's taxon index. The last few are kept: moving a slider re-runs
-        identify, and the same map should not be drawn again."""
-        key = (taxon, title, lat, lon)
+    def grid(self, week: int | None) -> LandGrid:
+        """The land grid's features for a week of BirdNET's 48-week calendar (None: no date), built once and kept
+        (the whole year always, the last RECENT_WEEKS weeks besides)."""
+        if week is not None and not 1 <= int(week) <= WEEKS:
+            raise ValueError(f"week {week} is outside 1..{WEEKS}")
+        with self._lock:
+            if week in self._grids:
+                self._grids.move_to_end(week)
+                return self._grids[week]
+            day = None if week is None else middle_day(int(week))
+            grid = build_land_grid(self.prior.model, self.step, day_of_year=day)
+            self._grids[week] = grid
+            weekly = [w for w in self._grids if w is not None]
+            for old in weekly[: max(0, len(weekly) - RECENT_WEEKS)]:
+                del self._grids[old]
+            return grid
+
+    def scores(self, taxon: int, week: int | None = None) -> np.ndarray:
+        """(cells,) the taxon's presence on the land grid at that week (None: no date)."""
+        return range_scores(self.prior.model, self.grid(week), taxon)
+
+    def html(
+        self, taxon: int, title: str, lat: float | None = None, lon: float | None = None, week: int | None = None
+    ) -> str:
+        """A standalone map document for the prior's taxon index at a week (None: no date). The last few are kept:
+        moving a slider re-runs identify, and the same map should not be drawn again."""
+        key = (taxon, title, lat, lon, week)
         with self._lock:
             if key in self._recent:
                 self._recent.move_to_end(key)
                 return self._recent[key]
         self.warm()
-        scores = range_scores(self.prior.model, self._grid, taxon)
+        grid = self.grid(week)
+        scores = range_scores(self.prior.model, grid, taxon)
         caveat = (
             "No training records of this taxon: the map is the prior's guess." if not self.prior.known[taxon] else ""
         )
+        if self.prior.credit:
+            caveat = " ".join(filter(None, [caveat, f"Prior: {self.prior.credit}."]))
         points = self._points.get(taxon)
-        document = standalone_html(
-            range_map(self._grid, scores, title, lat, lon, caveat, points, "held-in eBird records")
-        )
+        title = f"{title}, {week_label(week)}"
+        document = standalone_html(range_map(grid, scores, title, lat, lon, caveat, points, "held-in eBird records"))
         with self._lock:
             self._recent[key] = document
             while len(self._recent) > RECENT_MAPS:

@@ -80,11 +80,15 @@ class GeoPrior(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:  # (N, 7) -> (N, T) logits
         return self.head(self.trunk(features))
 
+    def features(self, lat, lon, day_of_year=None) -> torch.Tensor:
+        """(N, hidden): the taxon-independent trunk at these places (and days); the head makes them scores."""
+        return self.trunk(encode(lat, lon, day_of_year))
+
 
 @torch.no_grad()
-def presence(model: GeoPrior, lat, lon, day_of_year=None) -> np.ndarray:
-    """(N, T) presence scores in [0, 1]."""
-    return torch.sigmoid(model(encode(lat, lon, day_of_year))).numpy()
+def presence(model, lat, lon, day_of_year=None) -> np.ndarray:
+    """(N, T) presence scores in [0, 1], for any range model with ``features`` and ``head`` (ours, BirdNET's)."""
+    return torch.sigmoid(model.head(model.features(lat, lon, day_of_year))).numpy()
 
 
 def save_geo_prior(

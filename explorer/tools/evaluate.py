@@ -16,7 +16,7 @@ from explorer.datasets import read_manifest
 from explorer.diagnose.evaluate import evaluate_photos
 from explorer.diagnose.schema import save_table
 from explorer.represent.embeddings import embeddings_path, save_embeddings
-from explorer.resources import load_classifier_for, load_prior_for, load_scope_for
+from explorer.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import add_model_arguments, settings_from_args
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.exclude_noted:
         manifest = manifest[manifest["note"].fillna("") == ""].reset_index(drop=True)
     classifier, taxonomy = load_classifier_for(settings, args.model, manifest["scientific_name"])
-    prior = None if args.no_geo else load_prior_for(settings, classifier)
+    prior = None if args.no_geo else load_priors_for(settings, classifier)  # every prior, the default first
     scope, gate = (None, None) if args.no_scope else load_scope_for(settings, classifier)
     found = evaluate_photos(
         classifier,

@@ -23,12 +23,14 @@ from explorer.ui.components import MODEL_QUEUE, UploadPath
 def api_handlers(resources: Resources) -> dict:
     """The endpoints' functions, by API name (Gradio reads their docstrings into the API page)."""
 
-    def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None):
-        """(image file, top_k, model, threshold, lat, lon, date) -> the identification as JSON (no CAMs)."""
+    def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None, prior=None):
+        """(image file, top_k, model, threshold, lat, lon, date, prior) -> the identification as JSON (no CAMs).
+        prior: the geo-prior's name ("" or None: the model's default; "none": the image alone); the JSON's "prior"
+        says which one was offered and whether the place re-ranked with it."""
         if not image:
             raise gr.Error("No image given.")
         try:
-            found = identify_photo(resources, image, model, top_k, threshold, None, lat, lon, date)
+            found = identify_photo(resources, image, model, top_k, threshold, None, lat, lon, date, prior or None)
         except ValueError as err:
             raise gr.Error(str(err), title="Cannot identify this photo") from err
         return result_to_json(found.result)
@@ -44,10 +46,12 @@ def api_handlers(resources: Resources) -> dict:
             raise gr.Error(str(err), title="Cannot explain this photo") from err
         return {**result_to_json(found.result), "cams": cams_to_json(resources.get(found.result.model), found.result)}
 
-    def range_map_api(model, species, lat=None, lon=None, date=None):
-        """A standalone HTML document (folium, Leaflet inlined) of the species' predicted range."""
+    def range_map_api(model, species, lat=None, lon=None, date=None, prior=None, week=None):
+        """A standalone HTML document (folium, Leaflet inlined) of the species' predicted range from the geo-prior
+        ``prior`` (None: the model's default) at ``week`` (1..48, BirdNET's calendar; 0: the whole year; None: the
+        date's week, else the whole year)."""
         try:
-            return range_map_document(resources, model or None, species, lat, lon, date)
+            return range_map_document(resources, model or None, species, lat, lon, date, prior or None, week)
         except ValueError as err:
             raise gr.Error(str(err), title="No range map") from err
 
@@ -74,6 +78,8 @@ def build_api(resources: Resources) -> None:
         lat = gr.Number(None, label="lat")
         lon = gr.Number(None, label="lon")
         date = gr.Textbox("", label="date")
+        prior = gr.Textbox("", label="prior")
+        week = gr.Number(None, precision=0, label="week")
         output = gr.JSON(label="result")
         trigger = gr.Button("identify")
         species = gr.Textbox("", label="species")
@@ -90,6 +96,8 @@ def build_api(resources: Resources) -> None:
     explain_inputs = [file, top_k, model, cam_method]
     explain_trigger.click(handlers["explain"], explain_inputs, explained, api_name="explain", **MODEL_QUEUE)
     similar_trigger.click(handlers["similar"], [file, k, model], similar_output, api_name="similar", **MODEL_QUEUE)
-    inputs = [file, top_k, model, threshold, lat, lon, date]
+    inputs = [file, top_k, model, threshold, lat, lon, date, prior]
     trigger.click(handlers["identify"], inputs, output, api_name="identify", **MODEL_QUEUE)
-    map_trigger.click(handlers["range_map"], [model, species, lat, lon, date], document, api_name="range_map")
+    map_trigger.click(
+        handlers["range_map"], [model, species, lat, lon, date, prior, week], document, api_name="range_map"
+    )

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 import gradio as gr
 
 from explorer.cam import FAST_METHOD, METHODS
+from explorer.geo.birdnet import WEEKS, week_of_year
+from explorer.geo.combine import NO_PRIOR
 from explorer.geo.maps import map_iframe
 from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K, result_to_json
 from explorer.images import read_place_time
-from explorer.places import place_problems
+from explorer.places import check_date, place_problems
 from explorer.present import (
     cam_captions,
     cam_gallery_title,
@@ -39,9 +41,12 @@ THRESHOLD_RANGE = (0.5, 0.99)
 THRESHOLD_LABEL = "'Not sure' roll-up threshold"
 AUTO_LABEL = "Best model for this photo (chosen by each model's scope check)"
 PRIOR_CAVEAT = (
-    "<small>The geo-prior was trained on eBird records from a handful of observers: it knows where they went, not "
-    "each species' whole range.</small>"
+    "<small>Default: the prior that ranked held-out eBird sites best for the model (README, Where and when). "
+    "BirdNET's range model (Kahl et al., Cornell Lab of Ornithology / Chemnitz University of Technology) is CC "
+    "BY-NC-SA 4.0: non-commercial use only. Our own prior is open, but was trained on eBird records from a "
+    "handful of observers: it knows where they went, not each species' whole range.</small>"
 )
+WHOLE_YEAR = 0  # the week slider's "no week": the map for any date
 
 
 @dataclass
@@ -56,6 +61,7 @@ class IdentifyView:
     lat: gr.Textbox
     lon: gr.Textbox
     date: gr.Textbox
+    prior: gr.Dropdown
     button: gr.Button
     verdict: gr.Markdown
     label: gr.Label
@@ -63,23 +69,27 @@ class IdentifyView:
     table: gr.HTML
     notes: gr.Markdown
     map_choice: gr.Radio
+    map_week: gr.Slider
     range_html: gr.HTML
     json_file: gr.DownloadButton
     csv_file: gr.DownloadButton
     last_photo: gr.State
     shown_model: gr.State  # the model that answered (the one chosen when the menu says "auto")
+    shown_prior: gr.State  # the geo-prior the answer offered (its maps use the same)
     similar: SimilarView
     examples: gr.Examples | None = None
 
     @property
     def inputs(self) -> list:
-        return [self.photo, self.model, self.top_k, self.threshold, self.method, self.lat, self.lon, self.date]
+        form = [self.photo, self.model, self.top_k, self.threshold, self.method, self.lat, self.lon, self.date]
+        return [*form, self.prior]
 
     @property
     def outputs(self) -> list:
-        shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.range_html]
-        shown += [self.json_file, self.csv_file, *self.similar.outputs]
-        return [*shown, self.lat, self.lon, self.date, self.last_photo, self.shown_model, self.top_k, self.threshold]
+        shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.map_week]
+        shown += [self.range_html, self.json_file, self.csv_file, *self.similar.outputs]
+        states = [self.last_photo, self.shown_model, self.shown_prior]
+        return [*shown, self.lat, self.lon, self.date, *states, self.top_k, self.threshold]
 
 
 def build_identify_tab(resources: Resources) -> IdentifyView:
@@ -89,7 +99,7 @@ def build_identify_tab(resources: Resources) -> IdentifyView:
         with gr.Column(scale=3, elem_id="results_col"):
             shown = _build_results()
     view = IdentifyView(
-        **form, **shown, last_photo=gr.State(None), shown_model=gr.State(None)
+        **form, **shown, last_photo=gr.State(None), shown_model=gr.State(None), shown_prior=gr.State(None)
     )  # last_photo: a new photo gets its EXIF first
     _wire(resources, view)
     wire_similar(resources, view.similar)
@@ -119,13 +129,7 @@ def _build_form(resources: Resources) -> dict:
         info="every method: all top-k maps from one forward pass, with pytorch-grad-cam's formulas; eigencam "
         "ignores the class: one map for the photo",
     )
-    with gr.Accordion("Where and when (optional; read from the photo's EXIF when it has them)", open=True):
-        with gr.Row():
-            # Textboxes, not gr.Number: an empty Number shows (and sends) 0, i.e. a place off West Africa
-            lat = gr.Textbox("", label="Latitude (-90..90)", elem_id="lat", max_lines=1, placeholder="43.65")
-            lon = gr.Textbox("", label="Longitude (-180..180)", elem_id="lon", max_lines=1, placeholder="-79.38")
-            date = gr.Textbox("", label="Date (YYYY-MM-DD)", elem_id="date", max_lines=1)
-        gr.Markdown(PRIOR_CAVEAT)
+    lat, lon, date, prior = _build_place(resources)
     button = gr.Button("Identify", variant="primary", elem_id="identify_button")
     examples = None
     if resources.examples:
@@ -142,9 +146,22 @@ def _build_form(resources: Resources) -> dict:
         lat=lat,
         lon=lon,
         date=date,
+        prior=prior,
         button=button,
         examples=examples,
     )
+
+
+def _build_place(resources: Resources) -> tuple:
+    with gr.Accordion("Where and when (optional; read from the photo's EXIF when it has them)", open=True):
+        with gr.Row():
+            # Textboxes, not gr.Number: an empty Number shows (and sends) 0, i.e. a place off West Africa
+            lat = gr.Textbox("", label="Latitude (-90..90)", elem_id="lat", max_lines=1, placeholder="43.65")
+            lon = gr.Textbox("", label="Longitude (-180..180)", elem_id="lon", max_lines=1, placeholder="-79.38")
+            date = gr.Textbox("", label="Date (YYYY-MM-DD)", elem_id="date", max_lines=1)
+        prior = gr.Dropdown(prior_choices(resources), value="", label="Geo-prior", elem_id="prior")
+        gr.Markdown(PRIOR_CAVEAT)
+    return lat, lon, date, prior
 
 
 def _build_sliders() -> tuple[LenientSlider, LenientSlider]:
@@ -180,6 +197,15 @@ def _build_results() -> dict:
         map_choice = gr.Radio(
             [], label="Range map (from the geo-prior) for", elem_id="map_choice", interactive=True, visible=False
         )
+        map_week = gr.Slider(
+            WHOLE_YEAR,
+            WEEKS,
+            value=WHOLE_YEAR,
+            step=1,
+            label="Week of the year (BirdNET's 48-week calendar, 4 a month; 0 = the whole year)",
+            elem_id="map_week",
+            visible=False,
+        )
         range_html = gr.HTML(elem_id="range_map", visible=False)
     return dict(
         verdict=verdict,
@@ -188,6 +214,7 @@ def _build_results() -> dict:
         table=table,
         notes=notes,
         map_choice=map_choice,
+        map_week=map_week,
         range_html=range_html,
         json_file=json_file,
         csv_file=csv_file,
@@ -207,17 +234,17 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
     for trigger in triggers:  # always_last: a photo dropped while another is being identified is not lost
         trigger(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last", **MODEL_QUEUE)
     view.photo.clear(lambda: {**_cleared(view), view.last_photo: None}, None, outputs, api_visibility="private")
-    on_map = lambda name, model, lat, lon, date: range_map_html(resources, model, name, lat, lon, date)  # noqa: E731
-    view.map_choice.input(
-        on_map,
-        [view.map_choice, view.shown_model, view.lat, view.lon, view.date],
-        view.range_html,
-        api_visibility="private",
-    )
+
+    def on_map(name, model, lat, lon, date, prior, week):
+        return range_map_html(resources, model, name, lat, lon, date, prior, int(week or 0))
+
+    map_inputs = [view.map_choice, view.shown_model, view.lat, view.lon, view.date, view.shown_prior, view.map_week]
+    for trigger in (view.map_choice.input, view.map_week.release):
+        trigger(on_map, map_inputs, view.range_html, api_visibility="private", trigger_mode="always_last")
 
 
 def _make_identify_handler(resources: Resources, view: IdentifyView):
-    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, last_photo):
+    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, prior, last_photo):
         """Identify; a photo not seen before first gets its EXIF place and date (in the same call, so the first
         ranking already uses them; the user can then edit or clear them, and is never overwritten)."""
         if not path:
@@ -236,7 +263,9 @@ def _make_identify_handler(resources: Resources, view: IdentifyView):
         form.update(_place_fields(view, values, problems, date_unused=place is None and not problems and bool(date)))
         where = (lat, lon, date) if place is not None else (None, None, None)
         try:
-            found = identify_photo(resources, path, model_name, top_k, threshold, method, *where)
+            found = identify_photo(
+                resources, path, model_name, top_k, threshold, method, *where, prior=prior or None, strict_prior=False
+            )
         except ValueError as err:  # the user's photo: say what is wrong, keep the page usable
             gr.Warning(str(err), title="Cannot identify this photo")
             message = f"### Cannot identify this photo\n{html.escape(str(err))}"
@@ -270,6 +299,7 @@ def _cleared(view: IdentifyView) -> dict:
     files[view.csv_file] = gr.DownloadButton(value=None, visible=False)
     hidden = {view.map_choice: gr.Radio(choices=[], value=None, visible=False)}
     hidden[view.range_html] = gr.HTML("", visible=False)
+    hidden[view.map_week] = gr.Slider(visible=False)
     return {**empty, **hidden, **files, **cleared(view.similar)}
 
 
@@ -279,6 +309,7 @@ def _shown(resources: Resources, view: IdentifyView, found: Identification, wher
     species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
     return {
         view.shown_model: result.model,
+        view.shown_prior: result.prior["name"] if result.prior else None,
         view.verdict: rollup_markdown(result, card.label),
         view.label: gr.Label(topk_label(result, subject), label=suggestions_heading(result, subject)),
         view.gallery: gr.Gallery(
@@ -306,28 +337,54 @@ def _downloads(view: IdentifyView, result) -> dict:
 
 
 def _range_map(resources: Resources, view: IdentifyView, result, species: list, where: tuple) -> dict:
-    """The map section: shown only for a model with a geo-prior and a photo in its scope."""
+    """The map section: shown only for a model with a geo-prior in use and a photo in its scope. The week slider
+    starts at the observation's week when a date is given (else the whole year)."""
     in_scope = result.scope is None or result.scope.in_scope
-    if result.model not in resources.mappers or not in_scope or not species:
+    if result.prior is None or not in_scope or not species:
         return {
             view.map_choice: gr.Radio(choices=[], value=None, visible=False),
+            view.map_week: gr.Slider(visible=False),
             view.range_html: gr.HTML("", visible=False),
         }
-    first = species[0][1]
+    first, prior = species[0][1], result.prior["name"]
+    week = observation_week(where[2])
+    label = f"Range map from the geo-prior {prior} for"
     return {
-        view.map_choice: gr.Radio(choices=species, value=first, visible=True),
-        view.range_html: gr.HTML(range_map_html(resources, result.model, first, *where), visible=True),
+        view.map_choice: gr.Radio(choices=species, value=first, visible=True, label=label),
+        view.map_week: gr.Slider(value=week, visible=True),
+        view.range_html: gr.HTML(range_map_html(resources, result.model, first, *where, prior, week), visible=True),
     }
 
 
-def range_map_html(resources: Resources, model_name, name, lat=None, lon=None, date=None) -> str:
+def observation_week(date) -> int:
+    """The week slider's start: the observation's week of BirdNET's calendar, or 0 (the whole year)."""
+    if not str(date or "").strip():
+        return WHOLE_YEAR
+    try:
+        return int(week_of_year(check_date(date).timetuple().tm_yday))
+    except ValueError:
+        return WHOLE_YEAR
+
+
+def range_map_html(resources: Resources, model_name, name, lat=None, lon=None, date=None, prior=None, week=0) -> str:
     """The range map embedded for the page, or a short message saying why there is none."""
     if not name:
         return ""
     try:
-        return map_iframe(range_map_document(resources, model_name, name, lat, lon, date))
+        return map_iframe(range_map_document(resources, model_name, name, lat, lon, date, prior, week))
     except ValueError as err:
         return f"<p class='range-map-note'>{html.escape(str(err))}</p>"
+
+
+def prior_choices(resources: Resources) -> list[tuple[str, str]]:
+    """The geo-prior menu: each model's default, every prior some model offers, or none."""
+    offered = {}
+    for by_name in resources.priors.values():
+        for name, prior in by_name.items():
+            offered.setdefault(name, prior.label.split(": ", 1)[-1].split(" (")[0])
+    choices = [("Each model's default (the better one measured)", "")]
+    choices += [(f"{name}: {text}", name) for name, text in offered.items()]
+    return [*choices, ("None: the image alone", NO_PRIOR)]
 
 
 def _exif_place_time(path) -> tuple[str, str, str]:
