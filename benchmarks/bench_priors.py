@@ -24,7 +24,6 @@ import statistics
 import time
 from pathlib import Path
 
-
 from explorer.diagnose.geo_effect import compare_priors
 from explorer.diagnose.schema import load_table
 from explorer.geo.combine import bind_birdnet, bind_prior

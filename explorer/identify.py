@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from explorer.cam import BATCHED_METHODS, FAST_METHOD, METHODS, REFERENCE_METHODS, reference_cams
-from explorer.geo.combine import OUT_OF_RANGE, BoundPrior, Combined, combine
+from explorer.geo.combine import BoundPrior, Combined, combine
 from explorer.model import Classifier
 from explorer.places import Place
 from explorer.scope import ScopeCheck, article
@@ -103,7 +103,8 @@ def identify(
         vision = torch.softmax(logits[0].float(), dim=0).cpu().numpy().astype(np.float64)
         alignment = prior.alignment if prior is not None else np.full(len(vision), -1)
         known = prior.known if prior is not None else np.zeros(0, bool)
-        scored["result"] = combine(vision, geo_scores, alignment, known)
+        threshold = prior.threshold if prior is not None else None
+        scored["result"] = combine(vision, geo_scores, alignment, known, threshold=threshold)
         return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
 
     x = classifier.preprocess(image)  # (1, 3, S, S)
@@ -226,7 +227,7 @@ def _prediction(classifier: Classifier, index: int, scores: Combined, vision_ran
         vision_probability=float(scores.vision[index]),
         geo_score=None if np.isnan(geo) else float(geo),
         vision_rank=vision_rank,
-        out_of_range=bool(not np.isnan(geo) and geo < OUT_OF_RANGE and scores.vision[index] >= STRONG_VISION),
+        out_of_range=bool(not np.isnan(geo) and geo < scores.cutoff and scores.vision[index] >= STRONG_VISION),
     )
 
 

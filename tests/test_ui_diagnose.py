@@ -60,13 +60,13 @@ def test_dashboard_handler_draws_every_output(dashboard):
 
 def test_dashboard_geo_section_without_places(dashboard, resources_without_photos):
     from explorer.diagnose.schema import GEO_SCHEMA
-    from explorer.ui.diagnose_tab import _geo_outputs
+    from explorer.ui.geo_section import geo_outputs
 
     out = dashboard.outputs
     table = resources_without_photos.tables["cub100_effnet_head"].drop(columns=list(GEO_SCHEMA))
-    shown = _geo_outputs(resources_without_photos, out, table, "family", 5, "fixed")
+    shown = geo_outputs(resources_without_photos, out, table, "family", 5, "fixed", None)
     assert "no places" in shown[out.geo_summary] and shown[out.geo_clades] is None
-    assert shown[out.geo_gallery] == [] and shown[out.geo_state] == []
+    assert shown[out.geo_gallery] == [] and shown[out.geo_state] == [] and shown[out.geo_compare] is None
 
 
 def test_an_empty_view_says_no_photos_match(dashboard):

@@ -33,6 +33,7 @@ class Combined:
     vision: np.ndarray
     geo: np.ndarray
     combined: np.ndarray
+    cutoff: float = OUT_OF_RANGE  # below this presence score the taxon is "out of known range"
 
 
 def align_taxa(class_names: list[str], prior_taxa: list[str]) -> np.ndarray:
@@ -47,6 +48,7 @@ def combine(
     alignment: np.ndarray,
     known: np.ndarray,
     floor: float = GEO_FLOOR,
+    threshold: float | None = None,
 ) -> Combined:
     """Multiply vision probabilities by floored presence scores and renormalise.
 
@@ -55,14 +57,18 @@ def combine(
         geo_scores: (T,) prior presence scores at the place (None: no location, nothing changes).
         alignment: (N,) prior index per class (-1 unknown), from align_taxa.
         known: (T,) bool, the prior saw records of the taxon (a taxon with none has no range to speak of).
+        threshold: None multiplies by the presence score (our prior); a value is BirdNET's own use of its range
+            model, a species list: a taxon scoring at least this keeps its probability, one below is floored.
     """
     vision = np.asarray(vision, dtype=np.float64)
     geo = np.full(vision.shape, np.nan)
+    cutoff = OUT_OF_RANGE if threshold is None else threshold
     if geo_scores is None:
-        return Combined(vision, geo, vision.copy())
+        return Combined(vision, geo, vision.copy(), cutoff)
     usable = usable_classes(alignment, known)
     geo[usable] = geo_scores[alignment[usable]]
-    return Combined(vision, geo, combine_many(vision[None], np.asarray(geo_scores)[None], alignment, known, floor)[0])
+    scores = np.asarray(geo_scores)[None]
+    return Combined(vision, geo, combine_many(vision[None], scores, alignment, known, floor, threshold)[0], cutoff)
 
 
 def usable_classes(alignment: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -73,11 +79,18 @@ def usable_classes(alignment: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 
 def combine_many(
-    vision: np.ndarray, geo_scores: np.ndarray, alignment: np.ndarray, known: np.ndarray, floor: float = GEO_FLOOR
+    vision: np.ndarray,
+    geo_scores: np.ndarray,
+    alignment: np.ndarray,
+    known: np.ndarray,
+    floor: float = GEO_FLOOR,
+    threshold: float | None = None,
 ) -> np.ndarray:
     """combine() for a batch: (n, N) probabilities and (n, T) presence scores -> (n, N) combined probabilities.
     Rows whose scores are all NaN (no place) are returned unchanged."""
     vision = np.asarray(vision, dtype=np.float64)
+    if threshold is not None:  # a species list: in (1) or out (floored below)
+        geo_scores = np.where(np.isnan(geo_scores), np.nan, (np.asarray(geo_scores) >= threshold).astype(float))
     usable = usable_classes(alignment, known)
     if not usable.any():
         return vision.copy()
@@ -112,6 +125,7 @@ class BoundPrior:
     label: str = ""  # what the UI says it is
     credit: str = ""  # licence and attribution, shown wherever it is used
     map_step: float = 0.5  # degrees per range-map cell
+    threshold: float | None = None  # None: vision x presence; a value: a species list (BirdNET's own use)
 
     @property
     def usable(self) -> np.ndarray:
@@ -166,11 +180,24 @@ def bind_birdnet(where: str | Path | None, class_names: list[str]) -> BoundPrior
     known = np.ones(len(taxa), dtype=bool)
     label = "birdnet: BirdNET's range model v2.4, trained on eBird data at large (CC BY-NC-SA 4.0, non-commercial)"
     return BoundPrior(
-        model, taxa, align_taxa(class_names, taxa), known, {}, model_path, {}, BIRDNET, label, CREDIT, map_step=1.0
+        model,
+        taxa,
+        align_taxa(class_names, taxa),
+        known,
+        {},
+        model_path,
+        {},
+        BIRDNET,
+        label,
+        CREDIT,
+        map_step=1.0,
+        threshold=LOCATION_FILTER_THRESHOLD,
     )
 
 
 BIRDNET = "birdnet"
+# BirdNET-Analyzer's and birdnetlib's location filter: a species scoring below this is off the place's species list
+LOCATION_FILTER_THRESHOLD = 0.03
 NO_PRIOR = "none"
 
 

@@ -119,7 +119,9 @@ def presence_auroc(
         per_taxon = [
             auroc(positive[(held_out["taxon_index"] == t).to_numpy()], negative[:, i]) for i, t in enumerate(taxa)
         ]
-        out.append({"prior": judge.name, "auroc": float(np.mean(per_taxon)), "taxa": len(taxa), "records": len(held_out)})
+        out.append(
+            {"prior": judge.name, "auroc": float(np.mean(per_taxon)), "taxa": len(taxa), "records": len(held_out)}
+        )
     return out
 
 

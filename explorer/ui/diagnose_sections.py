@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from explorer.diagnose.figures import plot_errors_side_by_side, plot_model_comparison, plot_scope_tradeoff
-from explorer.diagnose.geo_effect import geo_effect_by_clade, has_geo
+from explorer.diagnose.geo_effect import compare_priors, geo_effect_by_clade, geo_view, has_geo, table_priors
 from explorer.diagnose.metrics import (
     Filters,
     accuracy_by_clade,
@@ -110,7 +110,7 @@ def comparison_outputs(resources: Resources, out, view, name: str, other, rank: 
 
 def make_csv_handler(resources: Resources):
     def on_csv(
-        name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other, _map=None
+        name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other, _map, prior
     ):
         return view_csv_files(
             resources,
@@ -120,12 +120,13 @@ def make_csv_handler(resources: Resources):
             int(min_photos),
             kind,
             other,
+            prior,
         )
 
     return on_csv
 
 
-def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, kind, other) -> list[str]:
+def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, kind, other, prior=None) -> list[str]:
     """The photos in view and each of the view's tables, as CSV files written for this request."""
     min_conf, max_conf = filters[2], filters[3]
     if float(min_conf) > float(max_conf):
@@ -137,8 +138,10 @@ def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, k
         f"{name}-confused-pairs": confused_pairs(view),
         f"{name}-errors": error_rows(view, limit=None)[ERROR_COLUMNS],
     }
-    if has_geo(view):
-        tables[f"{name}-geo-{kind}-by-{list_rank}"] = geo_effect_by_clade(view, list_rank, min_photos)
+    if has_geo(view) and (not prior or prior in table_priors(view)):
+        tables[f"{name}-priors-compared"] = compare_priors(view)
+        stem = f"{name}-geo-{prior or table_priors(view)[0]}-{kind}-by-{list_rank}"
+        tables[stem] = geo_effect_by_clade(geo_view(view, prior), list_rank, min_photos)
     if other and other in resources.tables:
         tables[f"{name}-vs-{other}-by-{list_rank}"] = compare_models(view, resources.tables[other], list_rank).per_clade
     return [write_download(f"{stem}.csv", frame.to_csv(index=False)) for stem, frame in tables.items()]

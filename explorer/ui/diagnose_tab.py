@@ -15,7 +15,6 @@ from explorer.diagnose.figures import (
     plot_reliability,
     plot_rollup_tradeoff,
 )
-from explorer.diagnose.geo_effect import GEO_KINDS, geo_effect, geo_effect_by_clade, geo_rows, has_geo
 from explorer.diagnose.metrics import (
     OUTCOMES,
     accuracy_by_clade,
@@ -25,7 +24,7 @@ from explorer.diagnose.metrics import (
     rollup_tradeoff,
     summary,
 )
-from explorer.diagnose.texts import calibration_markdown, geo_markdown, summary_markdown
+from explorer.diagnose.texts import calibration_markdown, summary_markdown
 from explorer.resources import Resources
 from explorer.services import thumbnails
 from explorer.taxonomy import RANKS
@@ -38,6 +37,7 @@ from explorer.ui.diagnose_sections import (
     make_csv_handler,
     scope_outputs,
 )
+from explorer.ui.geo_section import build_geo_section, geo_outputs, make_geo_drilldown
 from explorer.ui.representation_section import (
     build_representation_section,
     representation_outputs,
@@ -48,10 +48,6 @@ from explorer.ui.representation_section import (
 NO_TABLES = (
     "No evaluation tables found. Make one with `explorer-evaluate --model NAME --images MANIFEST "
     "--out assets/eval/NAME.parquet` (see README)."
-)
-NO_GEO = (
-    "This table has no places (no `lat`/`lon` columns and geo-prior re-ranking), so there is nothing to show here. "
-    "`explorer-evaluate` adds them when the manifest has `lat`, `lon` (and `date`) and the model has a geo-prior."
 )
 
 
@@ -72,6 +68,7 @@ class FilterControls:
     geo_kind: gr.Radio
     other: gr.Dropdown  # the second model to compare with (None: no comparison)
     map_rank: gr.Dropdown  # the rank that colours the representation map
+    geo_prior: gr.Radio  # whose fixes and breaks the geo section shows
 
     def __iter__(self):
         return iter(getattr(self, f.name) for f in fields(self))
@@ -98,6 +95,7 @@ class DashboardOutputs:
     geo_clades: gr.Dataframe
     geo_gallery: gr.Gallery
     geo_state: gr.State
+    geo_compare: gr.Dataframe
     compare_plot: gr.Plot
     compare_ranks_plot: gr.Plot
     compare_text: gr.Markdown
@@ -129,10 +127,10 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     charts, chart_filters = _build_charts()
     csv_files, csv_button = charts.pop("csv_files"), charts.pop("csv_button")
     errors, inspector_text, inspector = _build_errors()
-    geo, geo_filters = _build_geo_section()
+    geo, geo_filters = build_geo_section(resources)
     comparison, compare_filter = build_comparison(resources)
     representation, map_filter, map_parts = build_representation_section(resources)
-    filters = FilterControls(**top, **chart_filters, **geo_filters, **compare_filter, **map_filter)
+    filters = FilterControls(**top, **chart_filters, **{**geo_filters, **compare_filter, **map_filter})
     confidence = dict(min_conf=top["min_conf"], max_conf=top["max_conf"])
     out = DashboardOutputs(**charts, **errors, **geo, **comparison, **representation, **confidence)
     refresh = _make_dashboard_handler(resources, out)
@@ -156,7 +154,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
         inspect = make_inspector(resources, place_changed)
         source.select(inspect, [rows], [inspector_text, inspector], api_visibility="private", **MODEL_QUEUE)
     out.geo_clades.select(
-        _make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
+        make_geo_drilldown(resources), list(filters), [out.geo_gallery, out.geo_state], api_visibility="private"
     )
     wire_map_clicks(resources, out.map_state, map_parts)
     csv_button.click(make_csv_handler(resources), list(filters), csv_files, api_visibility="private")
@@ -254,28 +252,6 @@ def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
     return outputs, inspector_text, inspector
 
 
-def _build_geo_section() -> tuple[dict, dict]:
-    """The geo-prior's fixes and breaks (outputs) and the filter choosing which photos to show."""
-    with gr.Accordion("What the place changed: the geo-prior's fixes and breaks", open=True):
-        geo_summary = gr.Markdown(elem_id="dash_geo_summary")
-        geo_kind = gr.Radio(list(GEO_KINDS), value="fixed", label="Photos the prior...", elem_id="dash_geo_kind")
-        geo_clades = gr.Dataframe(
-            label="Per clade (clade-table rank), most affected first: click a row for its photos",
-            elem_id="dash_geo_clades",
-            max_height=300,
-        )
-        geo_gallery = gr.Gallery(
-            label="What the place did to the top-1 (click one to inspect it)",
-            columns=8,
-            height=260,
-            elem_id="dash_geo_gallery",
-            object_fit="contain",
-            allow_preview=False,
-        )
-    outputs = dict(geo_summary=geo_summary, geo_clades=geo_clades, geo_gallery=geo_gallery, geo_state=gr.State([]))
-    return outputs, dict(geo_kind=geo_kind)
-
-
 NO_MATCH = "**No photos match these filters.** Widen the confidence range, the clade or the outcome."
 
 
@@ -294,6 +270,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         kind,
         other,
         map_rank="family",
+        geo_prior=None,
         map_open=False,
     ):
         (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
@@ -315,7 +292,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             out.gallery: thumbnails(resources, errors),
             out.error_table: errors[ERROR_COLUMNS].round(3),
             out.errors_state: errors.to_dict("records"),
-            **_geo_outputs(resources, out, view, list_rank, int(min_photos), kind),
+            **geo_outputs(resources, out, view, list_rank, int(min_photos), kind, geo_prior),
             **comparison_outputs(resources, out, view, name, other, list_rank),
             **representation_outputs(resources, out, view, name, map_rank, bool(map_open)),
             out.min_conf: gr.Slider(value=min_conf, info=min_note or None),
@@ -326,7 +303,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
 
 
 def _map_view(resources: Resources):
-    def view_of(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, _list, _min, _kind, _other, map_rank):
+    def view_of(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, _list, _min, _kind, _o, map_rank, _p):
         low, high = clamp(min_conf, 0, 1)[0], clamp(max_conf, 0, 1)[0]
         view = filtered_view(resources, name, rank, clade, low, min(max(low, high), 1), outcome, noted, in_vocab)
         return resources, view, name, map_rank
@@ -344,54 +321,6 @@ def _calibration_outputs(out: DashboardOutputs, view: pd.DataFrame) -> dict:
         out.tradeoff_plot: plot_rollup_tradeoff(rollup_tradeoff(view)),
         out.calibration: calibration_markdown(fit),
     }
-
-
-def _geo_caption(row) -> str:
-    """Short enough to read on a thumbnail (the inspector has the rest): what the place did to the top-1."""
-    if row.geo_correct_1:
-        return f"fixed: {row.geo_pred_name}"
-    if row.correct_1:
-        return f"broke: {row.true_name} → {row.geo_pred_name}"
-    return f"{row.pred_name} → {row.geo_pred_name}"
-
-
-def _geo_outputs(resources: Resources, out: DashboardOutputs, view, rank: str, min_photos: int, kind: str) -> dict:
-    """Summary, per-clade table, gallery and rows of the geo-prior section for a filtered view."""
-    if not has_geo(view):
-        return {out.geo_summary: NO_GEO, out.geo_clades: None, out.geo_gallery: [], out.geo_state: []}
-    rows = geo_rows(view, kind)
-    return {
-        out.geo_summary: geo_markdown(geo_effect(view)),
-        out.geo_clades: geo_effect_by_clade(view, rank, min_photos).round(3),
-        out.geo_gallery: thumbnails(resources, rows, _geo_caption),
-        out.geo_state: rows.to_dict("records"),
-    }
-
-
-def _make_geo_drilldown(resources: Resources):
-    def on_clade(
-        name,
-        rank,
-        clade,
-        min_conf,
-        max_conf,
-        outcome,
-        noted,
-        in_vocab,
-        list_rank,
-        _min,
-        kind,
-        _other,
-        _map_rank,
-        evt: gr.SelectData,
-    ):
-        view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
-        if not has_geo(view) or not evt.row_value:
-            return [], []
-        rows = geo_rows(view, kind, list_rank, evt.row_value[0])
-        return thumbnails(resources, rows, _geo_caption), rows.to_dict("records")
-
-    return on_clade
 
 
 def _clade_choices(resources: Resources):

@@ -1,0 +1,143 @@
+"""The dashboard's "What the place changed" section: one geo-prior's fixes and breaks at a time (the prior chosen
+in the section), and every prior of the table side by side on the same photos."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from explorer.diagnose.geo_effect import (
+    GEO_KINDS,
+    compare_priors,
+    geo_effect,
+    geo_effect_by_clade,
+    geo_rows,
+    geo_view,
+    has_geo,
+    table_priors,
+)
+from explorer.diagnose.texts import geo_markdown
+from explorer.resources import Resources
+from explorer.services import thumbnails
+from explorer.ui.diagnose_sections import filtered_view
+
+NO_GEO = (
+    "This table has no places (no `lat`/`lon` columns and geo-prior re-ranking), so there is nothing to show here. "
+    "`explorer-evaluate` adds them when the manifest has `lat`, `lon` (and `date`) and the model has a geo-prior."
+)
+SAME_PHOTOS = (
+    "Every prior re-ranks the same photos at the same places: held-out eBird records of our own prior, which "
+    "BirdNET's (trained on eBird data at large) may have seen. That favours BirdNET."
+)
+
+
+def build_geo_section(resources: Resources) -> tuple[dict, dict]:
+    """The geo-prior's fixes and breaks (outputs), the side-by-side table, and the filters: which prior, which
+    photos."""
+    priors = list(dict.fromkeys(p for table in resources.tables.values() for p in table_priors(table)))
+    with gr.Accordion("What the place changed: the geo-prior's fixes and breaks", open=True):
+        geo_compare = gr.Dataframe(
+            label="Each geo-prior on the same photos with a place (photos in view)",
+            elem_id="dash_geo_compare",
+            max_height=200,
+        )
+        gr.Markdown(f"<small>{html.escape(SAME_PHOTOS)}</small>")
+        with gr.Row():
+            geo_prior = gr.Radio(
+                priors, value=priors[0] if priors else None, label="Geo-prior", elem_id="dash_geo_prior"
+            )
+            geo_kind = gr.Radio(list(GEO_KINDS), value="fixed", label="Photos the prior...", elem_id="dash_geo_kind")
+        geo_summary = gr.Markdown(elem_id="dash_geo_summary")
+        geo_clades = gr.Dataframe(
+            label="Per clade (clade-table rank), most affected first: click a row for its photos",
+            elem_id="dash_geo_clades",
+            max_height=300,
+        )
+        geo_gallery = gr.Gallery(
+            label="What the place did to the top-1 (click one to inspect it)",
+            columns=8,
+            height=260,
+            elem_id="dash_geo_gallery",
+            object_fit="contain",
+            allow_preview=False,
+        )
+    outputs = dict(
+        geo_summary=geo_summary,
+        geo_clades=geo_clades,
+        geo_gallery=geo_gallery,
+        geo_state=gr.State([]),
+        geo_compare=geo_compare,
+    )
+    return outputs, dict(geo_kind=geo_kind, geo_prior=geo_prior)
+
+
+def _geo_caption(row) -> str:
+    """Short enough to read on a thumbnail (the inspector has the rest): what the place did to the top-1."""
+    if row.geo_correct_1:
+        return f"fixed: {row.geo_pred_name}"
+    if row.correct_1:
+        return f"broke: {row.true_name} → {row.geo_pred_name}"
+    return f"{row.pred_name} → {row.geo_pred_name}"
+
+
+def geo_outputs(resources: Resources, out, view, rank: str, min_photos: int, kind: str, prior: str | None) -> dict:
+    """Summary, per-clade table, gallery and rows of the geo-prior section for a filtered view, for one prior;
+    and every prior side by side."""
+    if not has_geo(view):
+        return {
+            out.geo_summary: NO_GEO,
+            out.geo_clades: None,
+            out.geo_gallery: [],
+            out.geo_state: [],
+            out.geo_compare: None,
+        }
+    compared = compare_priors(view).round(3)
+    if prior and prior not in table_priors(view):
+        note = f"This table has no answers from the geo-prior `{html.escape(prior)}`; it has " + ", ".join(
+            f"`{html.escape(p)}`" for p in table_priors(view)
+        )
+        return {
+            out.geo_summary: note,
+            out.geo_clades: None,
+            out.geo_gallery: [],
+            out.geo_state: [],
+            out.geo_compare: compared,
+        }
+    view = geo_view(view, prior)
+    rows = geo_rows(view, kind)
+    name = prior or table_priors(view)[0]
+    return {
+        out.geo_summary: f"**Geo-prior `{html.escape(name)}`.** " + geo_markdown(geo_effect(view)),
+        out.geo_clades: geo_effect_by_clade(view, rank, min_photos).round(3),
+        out.geo_gallery: thumbnails(resources, rows, _geo_caption),
+        out.geo_state: rows.to_dict("records"),
+        out.geo_compare: compared,
+    }
+
+
+def make_geo_drilldown(resources: Resources):
+    def on_clade(
+        name,
+        rank,
+        clade,
+        min_conf,
+        max_conf,
+        outcome,
+        noted,
+        in_vocab,
+        list_rank,
+        _min,
+        kind,
+        _other,
+        _map_rank,
+        prior,
+        evt: gr.SelectData,
+    ):
+        view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        if not has_geo(view) or not evt.row_value or (prior and prior not in table_priors(view)):
+            return [], []
+        rows = geo_rows(geo_view(view, prior), kind, list_rank, evt.row_value[0])
+        return thumbnails(resources, rows, _geo_caption), rows.to_dict("records")
+
+    return on_clade
