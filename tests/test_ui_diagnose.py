@@ -120,14 +120,17 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     from explorer.ui.diagnose_sections import view_csv_files
 
     filters = ("order", "Passeriformes", 0.0, 1.0, "incorrect", True, False)
-    paths = view_csv_files(resources_without_photos, "cub100_effnet_head", filters, "family", 5, "fixed", "inat_bird")
+    paths = view_csv_files(
+        resources_without_photos, "cub100_effnet_head", filters, "family", 5, "fixed", "inat_bird", "inat_bird"
+    )
     names = [Path(p).name for p in paths]
     assert names == [
         "cub100_effnet_head-photos-in-view.csv",
         "cub100_effnet_head-clades-by-family.csv",
         "cub100_effnet_head-confused-pairs.csv",
         "cub100_effnet_head-errors.csv",
-        "cub100_effnet_head-geo-fixed-by-family.csv",
+        "cub100_effnet_head-priors-compared.csv",
+        "cub100_effnet_head-geo-inat_bird-fixed-by-family.csv",  # the prior chosen in the section
         "cub100_effnet_head-vs-inat_bird-by-family.csv",
     ]
     table = resources_without_photos.tables["cub100_effnet_head"]
@@ -137,6 +140,12 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     clades = pd.read_csv(paths[1])
     assert clades["clade"].tolist() == accuracy_by_clade(view, "family", 5)["clade"].tolist()
     assert len(pd.read_csv(paths[3])) == len(view)  # every photo in this view is an error
+    compared = pd.read_csv(paths[4])
+    assert compared["prior"].tolist() == ["birdnet", "inat_bird"]  # the table's default first
+    placed = view[view["lat"].notna() & view["in_vocab"] & (view["status"] == "ok")]
+    ours = compared.set_index("prior").loc["inat_bird"]
+    fixed = int((~placed["correct_1"] & placed["inat_bird__geo_correct_1"]).sum())
+    assert ours["photos"] == len(placed) and ours["fixed"] == fixed
 
 
 def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(dashboard, resources_without_photos):

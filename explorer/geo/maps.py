@@ -181,7 +181,8 @@ def range_map(
             [lat, lon], popup=folium.Popup(popup, max_width=300), tooltip=html.escape(f"observation: {title}")
         ).add_to(fmap)
     folium.LayerControl(collapsed=True).add_to(fmap)
-    fmap.get_root().html.add_child(folium.Element(_legend(title, caveat)))
+    has_points = points is not None and len(points[0]) > 0
+    fmap.get_root().html.add_child(folium.Element(_legend(title, caveat, points_label if has_points else "")))
     return fmap
 
 
@@ -227,13 +228,14 @@ def _add_points(fmap, points: tuple[np.ndarray, np.ndarray], label: str) -> None
     ).add_to(fmap)
 
 
-def _legend(title: str, caveat: str) -> str:
+def _legend(title: str, caveat: str, points_label: str = "") -> str:
     return (
         "<style>.leaflet-container {background: #e8f0f6}</style>"
         "<div id='map-legend' style='position:fixed;bottom:8px;left:8px;z-index:999;background:white;"
         f"padding:3px 7px;font:12px sans-serif;max-width:75%;opacity:0.92'><b>{html.escape(title)}</b><br>"
         "predicted presence: dark = low, yellow = high (below 0.05 not drawn); layers (top right): "
-        f"training records, online tiles{'<br>' + html.escape(caveat) if caveat else ''}</div>"
+        f"{html.escape(points_label) + ', ' if points_label else ''}online tiles"
+        f"{'<br>' + html.escape(caveat) if caveat else ''}</div>"
     )
 
 
