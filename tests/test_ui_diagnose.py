@@ -153,11 +153,39 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
 
     out = dashboard.outputs
     closed = dashboard.refresh(
-        "inat_bird", "family", "Paridae", 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "genus", False
+        "inat_bird",
+        "family",
+        "Paridae",
+        0.0,
+        1.0,
+        "all",
+        True,
+        False,
+        "family",
+        5,
+        "fixed",
+        "(none)",
+        "genus",
+        None,
+        False,
     )
     assert closed[out.map_plot] is None and closed[out.map_state] == {}  # drawn only while the section is open
     shown = dashboard.refresh(
-        "inat_bird", "family", "Paridae", 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "genus", True
+        "inat_bird",
+        "family",
+        "Paridae",
+        0.0,
+        1.0,
+        "all",
+        True,
+        False,
+        "family",
+        5,
+        "fixed",
+        "(none)",
+        "genus",
+        None,
+        True,
     )
     table = resources_without_photos.tables["inat_bird"]
     view = table[(table["true_family"] == "Paridae") & (table["note"].fillna("") == "")]
@@ -172,7 +200,21 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
     assert picked_row(resources_without_photos, "99999:1", state) is None
     assert picked_row(resources_without_photos, "not a number", state) is None
     other = dashboard.refresh(
-        "cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)", "order", True
+        "cub100_effnet_head",
+        "(all)",
+        None,
+        0.0,
+        1.0,
+        "all",
+        True,
+        False,
+        "family",
+        5,
+        "fixed",
+        "(none)",
+        "order",
+        None,
+        True,
     )
     assert len(other[out.map_state]["photo_ids"]) == 2999
     heads = other[out.heads_table]  # the CUB-100 model has per-rank heads; the bird model has none
