@@ -1,3 +1,4 @@
-"""The geo-prior: where (and when) is each taxon present? Encoding and model (``model``), training
-(``training``), occurrence records (``records``), combination with a classifier (``combine``) and range maps
-(``maps``)."""
+"""Geo-priors: where (and when) is each taxon present? Our own SINR-style prior (encoding and model: ``model``;
+training: ``training``; occurrence records: ``records``), BirdNET's range model (``birdnet``), their combination
+with a classifier and choice by name (``combine``), their comparison on held-out records (``compare``) and range
+maps by week (``maps``)."""
