@@ -1,8 +1,11 @@
-"""Regrouping every dashboard chart under a new filter, on the shipped table resampled to 1,000,000 rows.
+"""Regrouping every dashboard chart under a new filter, on the shipped table resampled to 1,000,000 rows (and
+10,000,000), with the engine the dashboard uses (polars lazy queries, explorer.diagnose.frames), and the core of
+the same work in DuckDB over the same Arrow data, to say why polars.
 
-    python benchmarks/bench_dashboard.py [--table assets/eval/inat_bird.parquet] [--rows 1000000]
+    python benchmarks/bench_dashboard.py [--table assets/eval/inat_bird.parquet] [--rows 1000000] [--big 10000000]
 
-Baseline in the same run: the same computations on the shipped table as it is. Last line: dashboard_regroup_s.
+Baseline in the same run: the same computations on the shipped table as it is. Last line: dashboard_regroup_s
+(the median at --rows).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
+from explorer.diagnose.frames import ROW, to_frame
 from explorer.diagnose.geo_effect import geo_effect, geo_effect_by_clade, geo_rows
 from explorer.diagnose.metrics import (
     Filters,
@@ -23,18 +28,22 @@ from explorer.diagnose.metrics import (
     confused_pairs,
     error_rows,
     errors_by_rank,
-    filter_table,
+    filter_view,
     for_dashboard,
     rollup_tradeoff,
     summary,
 )
+from explorer.diagnose.representation import rank_head_accuracy
 from explorer.diagnose.schema import load_table
+from explorer.diagnose.scope_effect import open_set_tradeoff, scope_effect, scope_tradeoff
 from explorer.settings import PROJECT_ROOT
 
+FILTERS = Filters(clade_rank="order", clade_name="Passeriformes", min_confidence=0.1, outcome="all")
 
-def regroup(table, filters: Filters) -> None:
+
+def regroup(frame: pl.DataFrame, filters: Filters) -> None:
     """Everything the Diagnose tab computes when a filter changes (figures' data, not their rendering)."""
-    view = filter_table(table, filters)
+    view = filter_view(frame, filters)
     summary(view)
     errors_by_rank(view)
     clade_tree(view)  # the sunburst
@@ -45,50 +54,112 @@ def regroup(table, filters: Filters) -> None:
     reliability(calibration)
     reliability(calibration, fit.temperature)
     rollup_tradeoff(view)
-    error_rows(view).head(24)
+    error_rows(view)  # the gallery and the error table
     geo_effect(view)  # the geo-prior section: summary, per-clade table, the photos behind a count
     geo_effect_by_clade(view, "family", 5)
     geo_rows(view, "fixed")
+    scope_effect(view)  # the scope section
+    scope_tradeoff(view)
+    open_set_tradeoff(view)
+    rank_head_accuracy(view)
 
 
-def timed(table, filters, repeats: int) -> float:
+def core_polars(frame: pl.DataFrame, filters: Filters) -> None:
+    """The engine-bound core of the regroup: counts, group-bys and the top errors."""
+    view = filter_view(frame, filters)
+    summary(view)
+    errors_by_rank(view)
+    clade_tree(view)
+    accuracy_by_clade(view, "family")
+    confused_pairs(view)
+    error_rows(view)
+
+
+CORE_SQL = {
+    "summary": "SELECT count(*), sum(in_vocab::INT), avg(CASE WHEN in_vocab THEN correct_1::INT END), "
+    "avg(CASE WHEN in_vocab THEN correct_k::INT END), count(DISTINCT true_name) FROM v",
+    "errors_by_rank": "SELECT divergence_rank, count(*) FROM v GROUP BY 1",
+    "clade_leaves": "SELECT true_class, true_order, true_family, true_genus, sum(correct_1::INT), count(*) "
+    "FROM v GROUP BY ALL",
+    "family": "SELECT true_family, sum(correct_1::INT), count(*) FROM v GROUP BY 1",
+    "confused": "SELECT true_name, pred_name, divergence_rank, count(*) AS n FROM v WHERE NOT correct_1 AND in_vocab "
+    "GROUP BY ALL ORDER BY n DESC, true_name, pred_name LIMIT 15",
+    "errors": "SELECT * FROM v WHERE NOT correct_1 ORDER BY confidence DESC, _row LIMIT 200",
+}
+
+
+def core_duckdb(connection, filters: Filters) -> None:
+    """The same core in DuckDB, as SQL over the same Arrow table (a view with the filters' WHERE)."""
+    clade = str(filters.clade_name).replace("'", "''")  # a view cannot take parameters
+    connection.execute(
+        "CREATE OR REPLACE TEMP VIEW v AS SELECT * FROM t WHERE status = 'ok' AND confidence BETWEEN "
+        f"{float(filters.min_confidence)} AND {float(filters.max_confidence)} AND true_order = '{clade}'"
+    )
+    for sql in CORE_SQL.values():
+        connection.execute(sql).fetchall()
+
+
+def median_s(work, repeats: int) -> float:
+    work()  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        regroup(table, filters)
+        work()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def resampled(frame: pl.DataFrame, rows: int) -> pl.DataFrame:
+    """``rows`` rows drawn with replacement (seeded), each a distinct photo with its own position."""
+    picks = pl.Series(np.random.default_rng(0).integers(0, len(frame), rows))
+    big = frame.drop(ROW)[picks].with_row_index(ROW)
+    return big.with_columns(pl.col("photo_id") + ":" + pl.col(ROW).cast(pl.String))
+
+
+def peak_rss_gb(work) -> float:
+    """The process's peak resident memory while ``work`` runs (Linux: the high-water mark is reset first)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    work()
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 2**20
+
+
+def engines_line(frame: pl.DataFrame, repeats: int) -> str:
+    try:
+        import duckdb
+    except ImportError:
+        return "duckdb: not installed (pip install -r requirements.txt installs it), so not compared"
+    connection = duckdb.connect()
+    connection.register("t", frame.to_arrow())
+    polars_s = median_s(lambda: core_polars(frame, FILTERS), repeats)
+    duck_s = median_s(lambda: core_duckdb(connection, FILTERS), repeats)
+    return f"core (filter, counts, group-bys, top errors): polars {polars_s:.3f} s, duckdb {duck_s:.3f} s"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--table", type=Path, default=PROJECT_ROOT / "assets" / "eval" / "inat_bird.parquet")
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--big", type=int, default=10_000_000, help="also time this many rows (0: skip)")
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    table = for_dashboard(load_table(args.table))  # as the app keeps it
-    rng = np.random.default_rng(0)
-    big = table.iloc[rng.integers(0, len(table), args.rows)].reset_index(drop=True)
-    big["photo_id"] = big["photo_id"] + ":" + big.index.astype(str)  # resampled rows are distinct photos
-    big = load_table_like(big)
-    filters = Filters(clade_rank="order", clade_name="Passeriformes", min_confidence=0.1, outcome="all")
-    regroup(big, filters)  # warm-up
-    small_s = timed(table, filters, args.repeats)
-    big_s = timed(big, filters, args.repeats)
-    print(
-        f"table {args.table.name}: {len(table)} rows; resampled to {len(big)} rows; filter: order Passeriformes, "
-        f"confidence >= 0.1"
-    )
+    shipped = to_frame(for_dashboard(load_table(args.table)))  # as the app keeps it
+    big = resampled(shipped, args.rows)
+    print(f"table {args.table.name}: {len(shipped)} rows, resampled to {len(big):,}; filter: order Passeriformes,")
+    print(f"confidence >= 0.1; polars {pl.__version__} on {pl.thread_pool_size()} threads")
+    small_s = median_s(lambda: regroup(shipped, FILTERS), args.repeats)
+    big_s = median_s(lambda: regroup(big, FILTERS), args.repeats)
+    print(engines_line(big, args.repeats))
+    if args.big:
+        del big
+        huge = resampled(shipped, args.big)
+        huge_s = median_s(lambda: regroup(huge, FILTERS), 3)
+        peak = peak_rss_gb(lambda: regroup(huge, FILTERS))
+        print(f"{args.big:,} rows: regroup {huge_s:.2f} s; table {huge.estimated_size() / 2**30:.2f} GiB in memory;")
+        print(f"peak process memory during a regroup {peak:.2f} GiB")
     print(f"shipped_table_regroup_s: {small_s:.3f}")
     print(f"million_rows_vs_shipped: {big_s / small_s:.1f}")
-    print(f"dashboard_regroup_s: {big_s:.2f}")
-
-
-def load_table_like(frame):
-    """The same dtypes load_table gives (categories for the names)."""
-    from explorer.diagnose.schema import optimise_dtypes
-
-    return optimise_dtypes(frame)
+    print(f"dashboard_regroup_s: {big_s:.3f}")
 
 
 if __name__ == "__main__":

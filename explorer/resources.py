@@ -10,8 +10,10 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
+import polars as pl
 
 from explorer.cards import ModelCard, load_model_cards, read_card_labels
+from explorer.diagnose.frames import to_frame
 from explorer.diagnose.metrics import for_dashboard
 from explorer.diagnose.schema import load_table
 from explorer.geo.combine import NO_PRIOR, BoundPrior, load_model_priors, load_prior_entry, prior_entries
@@ -43,6 +45,13 @@ class Resources:
     scope_rules: dict[str, ScopeRule] = field(default_factory=dict)  # scope rules by model card name
     photo_indexes: dict[str, PhotoIndex] = field(default_factory=dict)  # labelled photos' embeddings by model
     representations: dict[str, dict] = field(default_factory=dict)  # explorer-represent's reports by table
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # the tables as the dashboard filters them
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """The evaluation table ``name`` as a polars frame (made once; KeyError for an unknown table)."""
+        if name not in self.frames:
+            self.frames[name] = to_frame(self.tables[name])
+        return self.frames[name]
 
     def warm_maps(self) -> threading.Thread:
         """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""
@@ -111,7 +120,10 @@ def load_resources(settings: Settings) -> Resources:
     examples = find_examples(settings.examples_dir)
     indexes = load_photo_indexes(settings.eval_dir, classifiers, tables)
     reports = load_representations(settings.eval_dir, tables)
-    return Resources(classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes, reports)
+    frames = {name: to_frame(table) for name, table in tables.items()}
+    return Resources(
+        classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes, reports, frames
+    )
 
 
 def load_photo_indexes(folder: Path | None, classifiers: dict[str, Classifier], tables: dict) -> dict[str, PhotoIndex]:

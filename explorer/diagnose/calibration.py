@@ -8,19 +8,21 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
+from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, arrays, as_lazy, rows_at
 from explorer.diagnose.schema import LOGIT_COLUMNS
 
 
 @dataclass(frozen=True)
 class CalibrationData:
-    """The columns calibration needs, as arrays, for readable photos of known species (no DataFrame copies).
+    """The columns calibration needs, as arrays, for readable photos of known species.
 
     The (n, 20) logits are gathered only when asked for, and only for the rows kept: a temperature is fitted on
     at most 10 k rows and its ECE taken on at most 50 k, so a million-row view never copies 20 full columns."""
 
-    logit_columns: tuple[np.ndarray, ...]  # the stored top logits, full-length arrays of the source
-    rows: np.ndarray  # (n,) indices of these photos in those arrays
+    source: pl.LazyFrame  # the view these photos come from, with their stored top logits
+    rows: np.ndarray  # (n,) these photos' positions in the whole table (frames.ROW), ascending
     true_logit: np.ndarray  # (n,)
     confidence: np.ndarray  # (n,) top-1 probability as stored
     correct: np.ndarray  # (n,) bool
@@ -29,24 +31,34 @@ class CalibrationData:
     @cached_property
     def logits(self) -> np.ndarray:
         """(n, 20) float32, largest first (gathered once per subset)."""
-        return np.column_stack([c[self.rows] for c in self.logit_columns]).reshape(-1, len(self.logit_columns))
+        frame = rows_at(self.source, self.rows, list(LOGIT_COLUMNS))
+        return frame.to_numpy().astype(np.float32, copy=False).reshape(-1, len(LOGIT_COLUMNS))
 
     @classmethod
-    def from_table(cls, table: pd.DataFrame) -> CalibrationData:
-        keep = ((table["status"] == "ok") & table["in_vocab"]).to_numpy(dtype=bool)
-        column = lambda name, dtype: table[name].to_numpy(dtype=dtype)[keep]  # noqa: E731
+    def from_table(cls, table: View) -> CalibrationData:
+        keep = OK & IN_VOCAB
+        needs = [keep, *map(pl.col, (*LOGIT_COLUMNS, "true_logit", "confidence", "correct_1", "calibration_half"))]
+        source = as_lazy(table, needs).filter(keep)
+        values = arrays(
+            source,
+            rows=pl.col(ROW),
+            true_logit=pl.col("true_logit").cast(pl.Float32),
+            confidence=pl.col("confidence").cast(pl.Float64),
+            correct=pl.col("correct_1"),
+            fitting=pl.col("calibration_half"),
+        )
         return cls(
-            tuple(table[c].to_numpy(dtype=np.float32) for c in LOGIT_COLUMNS),
-            np.flatnonzero(keep),
-            column("true_logit", np.float32),
-            column("confidence", np.float64),
-            column("correct_1", bool),
-            column("calibration_half", bool),
+            source,
+            values["rows"],
+            values["true_logit"],
+            values["confidence"],
+            values["correct"].astype(bool),
+            values["fitting"].astype(bool),
         )
 
     def subset(self, mask: np.ndarray) -> CalibrationData:
         return CalibrationData(
-            self.logit_columns,
+            self.source,
             self.rows[mask],
             self.true_logit[mask],
             self.confidence[mask],
@@ -80,7 +92,7 @@ class TemperatureFit:
     ece_after: float
 
 
-def fit_temperature(table: pd.DataFrame | CalibrationData) -> TemperatureFit:
+def fit_temperature(table: View | CalibrationData) -> TemperatureFit:
     """Temperature minimising NLL on the fitting half; ECE before/after on the other (held-out) half."""
     data = table if isinstance(table, CalibrationData) else CalibrationData.from_table(table)
     if len(data.correct) < 10:
@@ -134,9 +146,7 @@ def _golden_section(loss, low: float, high: float, steps: int = 25) -> float:
     return float(np.exp((a + b) / 2))
 
 
-def reliability(
-    table: pd.DataFrame | CalibrationData, temperature: float = 1.0, bins: int = 10
-) -> tuple[pd.DataFrame, float]:
+def reliability(table: View | CalibrationData, temperature: float = 1.0, bins: int = 10) -> tuple[pd.DataFrame, float]:
     """Reliability diagram bins (mean confidence, accuracy, photos) and the expected calibration error."""
     data = table if isinstance(table, CalibrationData) else CalibrationData.from_table(table)
     if temperature != 1.0:  # re-softmaxing every row is the costly part; binned means need far fewer

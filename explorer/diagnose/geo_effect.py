@@ -6,32 +6,35 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
+from explorer.diagnose.frames import IN_VOCAB, OK, View, as_lazy, as_text, columns, first_value, select, to_pandas
 from explorer.diagnose.metrics import UNKNOWN
 from explorer.diagnose.schema import ALT_SEPARATOR, GEO_PRIOR_COLUMN
 
 GEO_KINDS = ("fixed", "broke", "changed")
 
 
-def has_geo(table: pd.DataFrame) -> bool:
+def has_geo(table: View) -> bool:
     """The table was built with places and a geo-prior (evaluate.GEO_SCHEMA columns)."""
-    return {"lat", "geo_correct_1", "geo_pred_class_index"} <= set(table.columns)
+    return {"lat", "geo_correct_1", "geo_pred_class_index"} <= set(columns(table))
 
 
 GEO_FIELDS = ("geo_pred_class_index", "geo_pred_name", "geo_confidence", "geo_true_prob", "geo_correct_1")
 
 
-def table_priors(table: pd.DataFrame) -> list[str]:
+def table_priors(table: View) -> list[str]:
     """The geo-priors a table has columns for, the one behind its geo_* columns first ("geo-prior" for a table
-    from before priors were named)."""
+    from before priors were named, or an empty view)."""
     if not has_geo(table):
         return []
-    first = str(table[GEO_PRIOR_COLUMN].iloc[0]) if GEO_PRIOR_COLUMN in table and len(table) else "geo-prior"
+    names = columns(table)
+    first = first_value(table, GEO_PRIOR_COLUMN) if GEO_PRIOR_COLUMN in names else None
     suffix = ALT_SEPARATOR + "geo_correct_1"
-    return [first, *(c[: -len(suffix)] for c in table.columns if c.endswith(suffix))]
+    return ["geo-prior" if first is None else str(first), *(c[: -len(suffix)] for c in names if c.endswith(suffix))]
 
 
-def geo_view(table: pd.DataFrame, prior: str | None) -> pd.DataFrame:
+def geo_view(table: View, prior: str | None) -> View:
     """The table with ``prior``'s answers in the geo_* columns (None or the table's first prior: unchanged), so
     that every function here reads either prior. ValueError for a prior the table has no columns for."""
     priors = table_priors(table)
@@ -39,8 +42,11 @@ def geo_view(table: pd.DataFrame, prior: str | None) -> pd.DataFrame:
         return table
     if prior not in priors:
         raise ValueError(f"this table has no columns for the geo-prior {prior!r}; it has {priors}")
-    columns = {field: table[f"{prior}{ALT_SEPARATOR}{field}"] for field in GEO_FIELDS}
-    return table.assign(**columns, **{GEO_PRIOR_COLUMN: prior})
+    if isinstance(table, pd.DataFrame):
+        fields = {field: table[f"{prior}{ALT_SEPARATOR}{field}"] for field in GEO_FIELDS}
+        return table.assign(**fields, **{GEO_PRIOR_COLUMN: prior})
+    fields = {field: pl.col(f"{prior}{ALT_SEPARATOR}{field}") for field in GEO_FIELDS}
+    return table.lazy().with_columns(**fields, **{GEO_PRIOR_COLUMN: pl.lit(prior)})
 
 
 def compare_priors(table: pd.DataFrame) -> pd.DataFrame:
@@ -65,24 +71,20 @@ def compare_priors(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _placed(table: pd.DataFrame) -> np.ndarray:
-    """Mask of readable, in-vocabulary photos that had a place: the only ones the prior could act on."""
-    return (
-        (table["status"] == "ok").to_numpy(bool)
-        & table["in_vocab"].to_numpy(bool)
-        & ~np.isnan(table["lat"].to_numpy(float))
-    )
+PLACED = OK & IN_VOCAB & pl.col("lat").is_not_null() & pl.col("lat").is_not_nan()
+"""Readable, in-vocabulary photos that had a place: the only ones the prior could act on."""
 
 
-def _geo_outcomes(table: pd.DataFrame, placed: np.ndarray) -> dict[str, np.ndarray]:
-    before, after = table["correct_1"].to_numpy(bool), table["geo_correct_1"].to_numpy(bool)
-    changed = table["geo_pred_class_index"].to_numpy() != table["pred_class_index"].to_numpy()
+def _outcomes() -> dict[str, pl.Expr]:
+    """Per photo with a place: the prior fixed, broke or changed its top-1; top-1 right before and after."""
+    before, after = pl.col("correct_1"), pl.col("geo_correct_1")
+    changed = pl.col("geo_pred_class_index") != pl.col("pred_class_index")
     return {
-        "fixed": placed & ~before & after,
-        "broke": placed & before & ~after,
-        "changed": placed & changed,
-        "before": placed & before,
-        "after": placed & after,
+        "fixed": PLACED & ~before & after,
+        "broke": PLACED & before & ~after,
+        "changed": PLACED & changed,
+        "before": PLACED & before,
+        "after": PLACED & after,
     }
 
 
@@ -101,68 +103,69 @@ class GeoEffect:
     location_sources: dict[str, int]
 
 
-def geo_effect(table: pd.DataFrame) -> GeoEffect:
+def geo_effect(table: View) -> GeoEffect:
     """Top-1 with and without the prior on photos with a place, and how often it fixed / broke / changed it."""
-    placed = _placed(table)
-    outcome = _geo_outcomes(table, placed)
-    n = int(placed.sum())
-    readable = int(((table["status"] == "ok").to_numpy(bool) & table["in_vocab"].to_numpy(bool)).sum())
-    sources = table["location_source"][placed].value_counts() if n else pd.Series(dtype=int)
+    outcome = _outcomes()
+    other_wrong = outcome["changed"] & ~outcome["before"] & ~outcome["after"]
+    counts = select(
+        table,
+        placed=PLACED.sum(),
+        readable=(OK & IN_VOCAB).sum(),
+        other_wrong=other_wrong.sum(),
+        **{k: v.sum() for k, v in outcome.items()},
+    ).row(0, named=True)
+    sources = as_lazy(table, [PLACED, pl.col("location_source")]).filter(PLACED)
+    sources = as_text(sources.group_by(source=pl.col("location_source")).len().collect(), "source").sort("source")
+    n = int(counts["placed"])
     return GeoEffect(
         photos_with_place=n,
-        photos_without_place=readable - n,
-        top1_vision=float(outcome["before"].sum() / n) if n else float("nan"),
-        top1_geo=float(outcome["after"].sum() / n) if n else float("nan"),
-        changed=int(outcome["changed"].sum()),
-        fixed=int(outcome["fixed"].sum()),
-        broke=int(outcome["broke"].sum()),
-        wrong_to_other_wrong=int((outcome["changed"] & ~outcome["before"] & ~outcome["after"]).sum()),
-        location_sources={str(k): int(v) for k, v in sources.items() if v},
+        photos_without_place=int(counts["readable"]) - n,
+        top1_vision=counts["before"] / n if n else float("nan"),
+        top1_geo=counts["after"] / n if n else float("nan"),
+        changed=int(counts["changed"]),
+        fixed=int(counts["fixed"]),
+        broke=int(counts["broke"]),
+        wrong_to_other_wrong=int(counts["other_wrong"]),
+        location_sources={str(k): int(v) for k, v in sources.iter_rows() if v and k is not None},
     )
 
 
-def geo_effect_by_clade(table: pd.DataFrame, rank: str, min_photos: int = 1) -> pd.DataFrame:
+def geo_effect_by_clade(table: View, rank: str, min_photos: int = 1) -> pd.DataFrame:
     """Per true clade at ``rank``: photos with a place, how many the prior fixed and broke (not only the net),
     and top-1 without and with it; the clades where it did most first."""
-    placed = _placed(table)
-    columns = ["clade", "photos", "fixed", "broke", "net", "top1_vision", "top1_geo"]
-    if not placed.any():
-        return pd.DataFrame(columns=columns)
-    outcome = _geo_outcomes(table, placed)
-    clade = table[f"true_{rank}"]
-    if not isinstance(clade.dtype, pd.CategoricalDtype):
-        clade = clade.astype("category")
-    codes = clade.cat.codes.to_numpy() + 1  # 0: unknown clade
-    names = np.array([UNKNOWN, *map(str, clade.cat.categories)], dtype=object)
-    count = lambda mask: np.bincount(codes[mask], minlength=len(names))  # noqa: E731
-    photos = count(placed)
-    keep = photos >= max(min_photos, 1)
-    fixed, broke = count(outcome["fixed"])[keep], count(outcome["broke"])[keep]
+    columns_out = ["clade", "photos", "fixed", "broke", "net", "top1_vision", "top1_geo"]
+    outcome = _outcomes()
+    clade = f"true_{rank}"
+    lazy = as_lazy(table, [*outcome.values(), pl.col(clade)]).filter(PLACED)
+    counts = {k: outcome[k].sum() for k in ("fixed", "broke", "before", "after")}
+    grouped = as_text(lazy.group_by(clade=pl.col(clade)).agg(photos=pl.len(), **counts).collect(), "clade")
+    grouped = grouped.filter(pl.col("photos") >= max(min_photos, 1)).sort("clade", nulls_last=False).to_pandas()
+    if grouped.empty:
+        return pd.DataFrame(columns=columns_out)
     out = pd.DataFrame(
         {
-            "clade": names[keep],
-            "photos": photos[keep],
-            "fixed": fixed,
-            "broke": broke,
-            "net": fixed - broke,
-            "top1_vision": count(outcome["before"])[keep] / photos[keep],
-            "top1_geo": count(outcome["after"])[keep] / photos[keep],
+            "clade": grouped["clade"].fillna(UNKNOWN).to_numpy(dtype=object),
+            "photos": grouped["photos"].to_numpy(np.int64),
+            "fixed": grouped["fixed"].to_numpy(np.int64),
+            "broke": grouped["broke"].to_numpy(np.int64),
+            "net": (grouped["fixed"] - grouped["broke"]).to_numpy(np.int64),
+            "top1_vision": grouped["before"].to_numpy(float) / grouped["photos"].to_numpy(float),
+            "top1_geo": grouped["after"].to_numpy(float) / grouped["photos"].to_numpy(float),
         }
     )
     activity = out["fixed"] + out["broke"]
-    return (
-        out.assign(_a=activity).sort_values(["_a", "photos"], ascending=False).drop(columns="_a").reset_index(drop=True)
-    )
+    out = out.assign(_a=activity).sort_values(["_a", "photos"], ascending=False, kind="stable")
+    return out.drop(columns="_a").reset_index(drop=True)
 
 
 def geo_rows(
-    table: pd.DataFrame, kind: str, rank: str | None = None, clade: str | None = None, limit: int = 200
+    table: View, kind: str, rank: str | None = None, clade: str | None = None, limit: int = 200
 ) -> pd.DataFrame:
     """The photos behind a count: those the prior fixed, broke, or changed (optionally in one true clade)."""
     if kind not in GEO_KINDS:
         raise ValueError(f"kind must be one of {GEO_KINDS}, got {kind!r}")
-    keep = _geo_outcomes(table, _placed(table))[kind]
+    keep = _outcomes()[kind]
     if rank and clade is not None:
-        column = table[f"true_{rank}"]
-        keep &= column.isna().to_numpy() if clade == UNKNOWN else (column == clade).to_numpy(bool)
-    return table.iloc[np.flatnonzero(keep)[:limit]].reset_index(drop=True)
+        column = pl.col(f"true_{rank}")
+        keep &= column.is_null() if clade == UNKNOWN else (column == clade).fill_null(False)
+    return to_pandas(as_lazy(table).filter(keep.fill_null(False)).head(limit))

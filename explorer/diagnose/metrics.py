@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
+from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, arrays, as_lazy, as_text, rows_at, select, to_pandas
 from explorer.diagnose.schema import ROLLUP_RANKS
 from explorer.taxonomy import RANKS
 
@@ -46,28 +48,38 @@ UNUSED_COLUMNS = ("topk_class_index", "topk_name", "topk_prob")  # per-photo lis
 
 
 def for_dashboard(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as the dashboard keeps it in memory: without the per-photo top-k lists, which every filter
-    would otherwise copy (a third of a second at a million rows) and no chart reads."""
+    """The table as the dashboard keeps it in memory: without the per-photo top-k lists, which no chart reads."""
     return table.drop(columns=[c for c in UNUSED_COLUMNS if c in table.columns])
 
 
-def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
-    """Rows that pass the filters (readable photos only); the input is not modified."""
+def predicate(filters: Filters) -> pl.Expr:
+    """The rows that pass the filters (readable photos only), as a polars expression; ValueError for bad filters."""
     if filters.outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {filters.outcome!r}")
     if filters.clade_rank is not None and filters.clade_rank not in RANKS:
         raise ValueError(f"clade rank must be one of {RANKS}, got {filters.clade_rank!r}")
     if filters.min_confidence > filters.max_confidence:
         raise ValueError(f"confidence range is empty: {filters.min_confidence} > {filters.max_confidence}")
-    keep = (table["status"] == "ok") & table["confidence"].between(filters.min_confidence, filters.max_confidence)
+    keep = OK & pl.col("confidence").is_between(filters.min_confidence, filters.max_confidence)
     if filters.clade_rank and filters.clade_name:
-        keep &= table[f"true_{filters.clade_rank}"] == filters.clade_name
+        keep &= pl.col(f"true_{filters.clade_rank}") == filters.clade_name
     if filters.outcome != "all":
-        keep &= table["correct_1"] == (filters.outcome == "correct")
+        keep &= pl.col("correct_1") == (filters.outcome == "correct")
     if filters.exclude_noted:
-        keep &= table["note"].isna() | (table["note"] == "")
+        keep &= pl.col("note").is_null() | (pl.col("note") == "")
     if filters.in_vocab_only:
-        keep &= table["in_vocab"]
+        keep &= IN_VOCAB
+    return keep.fill_null(False)
+
+
+def filter_view(frame: pl.DataFrame | pl.LazyFrame, filters: Filters) -> pl.LazyFrame:
+    """The dashboard's view: a lazy query, so each chart reads only its own columns of the rows kept."""
+    return frame.lazy().filter(predicate(filters))
+
+
+def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """Rows that pass the filters (readable photos only), as pandas; the input is not modified."""
+    keep = select(table, predicate(filters)).to_series().to_numpy()
     return table[keep]
 
 
@@ -85,33 +97,38 @@ class TableSummary:
     topk: float
 
 
-def summary(table: pd.DataFrame) -> TableSummary:
-    """Counts and headline accuracies of a table."""
-    ok = (table["status"] == "ok").to_numpy()
-    in_vocab = ok & table["in_vocab"].to_numpy(dtype=bool)
-    noted = table["note"].notna().to_numpy() & (table["note"] != "").to_numpy()
-    correct_1, correct_k = table["correct_1"].to_numpy(dtype=bool), table["correct_k"].to_numpy(dtype=bool)
-    return TableSummary(
-        photos=len(table),
-        readable=int(ok.sum()),
-        unreadable=int((~ok).sum()),
-        out_of_vocabulary=int((ok & ~in_vocab).sum()),
-        species=int(table["true_name"][ok].nunique()),
-        noted=int((ok & noted).sum()),
-        top1=float(correct_1[in_vocab].mean()) if in_vocab.any() else float("nan"),
-        topk=float(correct_k[in_vocab].mean()) if in_vocab.any() else float("nan"),
-    )
+def summary(table: View) -> TableSummary:
+    """Counts and headline accuracies of a view."""
+    known = OK & IN_VOCAB
+    noted = pl.col("note").is_not_null() & (pl.col("note") != "")
+    row = select(
+        table,
+        photos=pl.len(),
+        readable=OK.sum(),
+        out_of_vocabulary=(OK & ~IN_VOCAB).sum(),
+        species=pl.col("true_name").filter(OK).drop_nulls().n_unique(),
+        noted=(OK & noted).sum(),
+        top1=pl.col("correct_1").filter(known).cast(pl.Float64).mean(),
+        topk=pl.col("correct_k").filter(known).cast(pl.Float64).mean(),
+    ).row(0, named=True)
+    counts = {k: int(row[k] or 0) for k in ("photos", "readable", "out_of_vocabulary", "species", "noted")}
+    top1, topk = (float("nan") if row[k] is None else float(row[k]) for k in ("top1", "topk"))
+    return TableSummary(unreadable=counts["photos"] - counts["readable"], top1=top1, topk=topk, **counts)
 
 
-def errors_by_rank(table: pd.DataFrame) -> pd.DataFrame:
+def errors_by_rank(table: View) -> pd.DataFrame:
     """Photos per rank of divergence (the blog's histogram), as a share of all photos and of errors."""
-    counts = table["divergence_rank"].value_counts().reindex(DIVERGENCE_ORDER, fill_value=0)
-    errors = counts.drop("correct").sum()
+    grouped = as_text(
+        as_lazy(table, pl.col("divergence_rank")).group_by("divergence_rank").len().collect(), "divergence_rank"
+    )
+    found = dict(zip(grouped["divergence_rank"].to_list(), grouped["len"].to_list()))
+    counts = pd.Series([found.get(r, 0) for r in DIVERGENCE_ORDER], index=DIVERGENCE_ORDER, dtype="int64")
+    total, errors = sum(found.values()), counts.drop("correct").sum()
     return pd.DataFrame(
         {
             "rank": counts.index,
             "photos": counts.to_numpy(),
-            "share_of_photos": counts.to_numpy() / max(len(table), 1),
+            "share_of_photos": counts.to_numpy() / max(total, 1),
             "share_of_errors": np.where(counts.index == "correct", np.nan, counts.to_numpy() / max(errors, 1)),
         }
     ).reset_index(drop=True)
@@ -127,24 +144,32 @@ def wilson_interval(correct: np.ndarray, total: np.ndarray, z: float = 1.96) -> 
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
-def accuracy_by_clade(table: pd.DataFrame, rank: str, min_photos: int = 1) -> pd.DataFrame:
+def accuracy_by_clade(table: View, rank: str, min_photos: int = 1) -> pd.DataFrame:
     """Top-1 accuracy per clade at ``rank`` with a Wilson interval, best first by the interval's lower bound
     (so a clade with 3 lucky photos does not top the list)."""
-    grouped = table.groupby(f"true_{rank}", observed=True, dropna=False)["correct_1"].agg(["sum", "count"])
+    grouped = _clade_counts(table, f"true_{rank}")
     grouped = grouped[grouped["count"] >= max(min_photos, 1)]
-    grouped.index = [UNKNOWN if pd.isna(v) else str(v) for v in grouped.index]
     low, high = wilson_interval(grouped["sum"].to_numpy(), grouped["count"].to_numpy())
     out = pd.DataFrame(
         {
-            "clade": grouped.index,
-            "photos": grouped["count"].to_numpy(),
-            "correct": grouped["sum"].astype(int).to_numpy(),
-            "accuracy": (grouped["sum"] / grouped["count"]).to_numpy(),
+            "clade": grouped["clade"].to_numpy(dtype=object),
+            "photos": grouped["count"].to_numpy(dtype=np.int64),
+            "correct": grouped["sum"].to_numpy(dtype=np.int64),
+            "accuracy": (grouped["sum"] / grouped["count"]).to_numpy(dtype=float),
             "ci_low": low,
             "ci_high": high,
         }
     )
-    return out.sort_values(["ci_low", "photos"], ascending=[False, False]).reset_index(drop=True)
+    return out.sort_values(["ci_low", "photos"], ascending=[False, False], kind="stable").reset_index(drop=True)
+
+
+def _clade_counts(table: View, column: str) -> pd.DataFrame:
+    """Photos and correct top-1 per value of ``column`` (clade names sorted, the unknown clade last)."""
+    lazy = as_lazy(table, [pl.col(column), pl.col("correct_1")])
+    grouped = lazy.group_by(clade=pl.col(column)).agg(sum=pl.col("correct_1").sum(), count=pl.len()).collect()
+    grouped = as_text(grouped, "clade").sort("clade", nulls_last=True).to_pandas()
+    grouped["clade"] = grouped["clade"].fillna(UNKNOWN)
+    return grouped
 
 
 def worst_clades(table: pd.DataFrame, rank: str, min_photos: int = 5, n: int = 3) -> pd.DataFrame:
@@ -153,46 +178,47 @@ def worst_clades(table: pd.DataFrame, rank: str, min_photos: int = 5, n: int = 3
     return ranked.sort_values(["ci_high", "photos"], ascending=[True, False]).head(n).reset_index(drop=True)
 
 
-def confused_pairs(table: pd.DataFrame, top: int = 15) -> pd.DataFrame:
+def confused_pairs(table: View, top: int = 15) -> pd.DataFrame:
     """The most frequent (truth, top-1) pairs among errors, with the rank at which they diverge."""
-    errors = table[~table["correct_1"] & table["in_vocab"]]
-    if errors.empty:
+    keys = ["true_name", "pred_name", "divergence_rank"]
+    errors = ~pl.col("correct_1") & IN_VOCAB
+    lazy = as_lazy(table, [*map(pl.col, keys), errors]).filter(errors)
+    pairs, errors = pl.collect_all([lazy.group_by(keys).agg(photos=pl.len()), lazy.select(pl.len())])
+    pairs = as_text(pairs, *keys).sort(["photos", *keys], descending=[True, False, False, False]).head(top)
+    out = pairs.to_pandas()
+    if out.empty:
         return pd.DataFrame(columns=["true_name", "pred_name", "photos", "divergence_rank", "share_of_errors"])
-    pairs = errors.groupby(["true_name", "pred_name", "divergence_rank"], observed=True).size()
-    pairs = pairs[pairs > 0].nlargest(top, keep="first").rename("photos").reset_index()
-    pairs = pairs.astype({"true_name": str, "pred_name": str, "divergence_rank": str})
-    pairs = pairs.sort_values(["photos", "true_name", "pred_name"], ascending=[False, True, True])
-    pairs["share_of_errors"] = pairs["photos"] / len(errors)
-    return pairs.reset_index(drop=True)
+    out = out[["true_name", "pred_name", "photos", "divergence_rank"]].astype({k: object for k in keys})
+    out["photos"] = out["photos"].astype(np.int64)
+    out["share_of_errors"] = out["photos"] / int(errors.item())
+    return out.reset_index(drop=True)
 
 
-def rollup_tradeoff(table: pd.DataFrame, thresholds=None) -> pd.DataFrame:
+def rollup_tradeoff(table: View, thresholds=None) -> pd.DataFrame:
     """As the roll-up threshold moves: how often an answer is given at each rank, how often it is right,
     and how often the model abstains (no clade reaches the threshold)."""
     thresholds = np.round(np.arange(0.5, 1.0, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
-    ok = (table["status"] == "ok").to_numpy()
     ranks = ["species", *ROLLUP_RANKS]
-    species = np.where(table["pred_is_background"].to_numpy(dtype=bool), 0.0, table["confidence"].to_numpy(float))
-    probs = [species] + [table[f"rollup_prob_{r}"].to_numpy(float) for r in ROLLUP_RANKS]
-    right = [table["correct_1"].to_numpy(bool)] + [table[f"rollup_correct_{r}"].to_numpy(bool) for r in ROLLUP_RANKS]
-    if not ok.all():
-        probs, right = [p[ok] for p in probs], [r[ok] for r in right]
+    probs, right = _rollup_arrays(table)
     order = np.argsort(thresholds)
     sorted_t = thresholds[order]
-    n = int(ok.sum())
+    n = len(probs[0])
     # The answer is the first rank whose probability reaches t. With a running maximum over the ranks that is
     # "every lower rank < t <= this rank", so each count below is a count of values at or above t.
     shares, correct = {}, np.zeros(len(sorted_t))
     reach_before = np.full(n, -np.inf)
     answered_before = np.zeros(len(sorted_t))
-    slots_before = np.zeros(n, dtype=np.int64)  # thresholds reached by the lower ranks (none yet)
+    slots_before = np.zeros(n, dtype=np.uint8)  # thresholds reached by the lower ranks (none yet)
+    width = len(sorted_t) + 1  # slots 0..T; a second block of width counts the photos whose clade is right
     for rank, prob, good in zip(ranks, probs, right):
         reach = np.maximum(reach_before, prob)
-        slots = np.searchsorted(sorted_t, reach, side="right")  # how many thresholds the reach passes
-        answered = _count_slots(slots, len(sorted_t))  # answered at this rank or a lower one
+        slots = _slots(sorted_t, reach)  # how many thresholds the reach passes
+        block = good.astype(np.intp) * width
+        now, lower = (np.bincount(s + block, minlength=2 * width) for s in (slots, slots_before))
+        answered = _reaching(now[:width] + now[width:])  # answered at this rank or a lower one
         shares[f"at_{rank}"] = (answered - answered_before) / max(n, 1)
         # right at this rank: the truth is in this rank's clade, for thresholds passed here and not below
-        correct += _count_slots(slots, len(sorted_t), good) - _count_slots(slots_before, len(sorted_t), good)
+        correct += _reaching(now[width:]) - _reaching(lower[width:])
         reach_before, answered_before, slots_before = reach, answered, slots
     out = pd.DataFrame(
         {
@@ -208,9 +234,27 @@ def rollup_tradeoff(table: pd.DataFrame, thresholds=None) -> pd.DataFrame:
     return out.iloc[np.argsort(order)].reset_index(drop=True)
 
 
-def _count_slots(slots: np.ndarray, thresholds: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """For each sorted threshold j, how many values reach it (slot > j), optionally counting only ``weights``."""
-    counts = np.bincount(slots, weights=weights, minlength=thresholds + 1)
+def _rollup_arrays(table: View) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per rank (species first), the readable photos' answer probability and whether that clade holds the truth."""
+    species = pl.when(pl.col("pred_is_background")).then(0.0).otherwise(pl.col("confidence"))
+    probs = {"species": species, **{r: pl.col(f"rollup_prob_{r}").cast(pl.Float64) for r in ROLLUP_RANKS}}
+    right = {"species": pl.col("correct_1"), **{r: pl.col(f"rollup_correct_{r}") for r in ROLLUP_RANKS}}
+    exprs = {f"p_{k}": v for k, v in probs.items()} | {f"r_{k}": v for k, v in right.items()}
+    values = arrays(table, where=OK, **exprs)
+    return [values[f"p_{k}"] for k in probs], [values[f"r_{k}"].astype(bool) for k in right]
+
+
+def _slots(sorted_thresholds: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """How many thresholds each value reaches (= searchsorted side="right", ten times faster for a handful of
+    thresholds: one byte-wide comparison per threshold). NaN reaches none."""
+    slots = np.zeros(len(values), dtype=np.uint8 if len(sorted_thresholds) < 255 else np.int64)
+    for threshold in sorted_thresholds:
+        slots += (values >= threshold).view(np.uint8)
+    return slots
+
+
+def _reaching(counts: np.ndarray) -> np.ndarray:
+    """From photos per slot (0..T), for each sorted threshold j how many reach it (slot > j)."""
     return counts[::-1].cumsum()[::-1][1:]
 
 
@@ -269,37 +313,38 @@ def _errors_side_by_side(both: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def clade_tree(table: pd.DataFrame, ranks=("class", "order", "family", "genus")) -> pd.DataFrame:
+def clade_tree(table: View, ranks=("class", "order", "family", "genus")) -> pd.DataFrame:
     """Nested clades (ids 'Aves/Passeriformes/...') with photo counts and top-1 accuracy, for the sunburst.
 
     One groupby at the deepest rank; the coarser rings are sums of that small result."""
     keys = [f"true_{r}" for r in ranks]
-    leaves = table.groupby(keys, observed=True, dropna=False)["correct_1"].agg(["sum", "count"]).reset_index()
-    leaves = leaves[leaves["count"] > 0]
-    names = leaves[keys].astype(object).where(leaves[keys].notna(), UNKNOWN).astype(str)
-    names[["sum", "count"]] = leaves[["sum", "count"]].to_numpy()
+    lazy = as_lazy(table, [*map(pl.col, keys), pl.col("correct_1")])
+    leaves = lazy.group_by(keys).agg(sum=pl.col("correct_1").sum(), count=pl.len()).collect()
+    leaves = as_text(leaves, *keys).with_columns(pl.col(keys).fill_null(UNKNOWN))
     parts = []
     for depth in range(len(keys)):
-        level = names.groupby(keys[: depth + 1], sort=True)[["sum", "count"]].sum().reset_index()
-        ids = level[keys[: depth + 1]].agg("/".join, axis=1) if len(level) else pd.Series([], dtype=str)
-        parents = level[keys[:depth]].agg("/".join, axis=1) if depth and len(level) else ""
+        path = keys[: depth + 1]
+        level = leaves.group_by(path).agg(pl.col("sum", "count").sum()).sort(path)
+        parent = pl.concat_str(keys[:depth], separator="/") if depth else pl.lit("")
         parts.append(
-            pd.DataFrame(
-                {
-                    "id": ids,
-                    "label": level[keys[depth]],
-                    "parent": parents,
-                    "photos": level["count"],
-                    "accuracy": level["sum"] / level["count"],
-                }
+            level.select(
+                id=pl.concat_str(path, separator="/"),
+                label=pl.col(keys[depth]),
+                parent=parent,
+                photos=pl.col("count").cast(pl.Int64),
+                accuracy=pl.col("sum") / pl.col("count"),
             )
         )
-    return pd.concat(parts, ignore_index=True)
+    return pl.concat(parts).to_pandas()
 
 
-def error_rows(table: pd.DataFrame, limit: int | None = 200) -> pd.DataFrame:
-    """Errors (readable photos, wrong top-1), the most confident first: the ones worth a look."""
-    errors = table[(table["status"] == "ok") & ~table["correct_1"]]
+def error_rows(table: View, limit: int | None = 200) -> pd.DataFrame:
+    """Errors (readable photos, wrong top-1), the most confident first (ties in table order): the ones worth a
+    look."""
+    lazy = as_lazy(table)
+    by = [pl.col("confidence"), pl.col(ROW)]
+    errors = lazy.filter(OK & ~pl.col("correct_1")).select(ROW, "confidence")  # narrow; then gather the few
     if limit is not None:
-        errors = errors.nlargest(limit, "confidence", keep="first")
-    return errors.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+        errors = errors.top_k(limit, by=by, reverse=[False, True])
+    rows = rows_at(lazy, np.sort(errors.collect()[ROW].to_numpy()))
+    return to_pandas(rows.sort(by, descending=[True, False]))

@@ -4,6 +4,9 @@ table, so points stay put as the filters change), and the per-rank figures of ev
 from __future__ import annotations
 
 import pandas as pd
+import polars as pl
+
+from explorer.diagnose.frames import OK, View, columns, select
 
 OTHER = "other"
 COLOURED = 10  # the largest clades in view get a colour each; the rest are grey
@@ -90,31 +93,40 @@ def sources_line(reports: dict[str, dict]) -> str:
     return "; ".join(parts)
 
 
-def rank_head_accuracy(view: pd.DataFrame) -> pd.DataFrame:
+def rank_head_accuracy(view: View) -> pd.DataFrame:
     """Per rank, on the photos whose true clade the rank's own head knows: the accuracy of that head, of the
     species head's clade with the largest summed probability (its roll-up), and of the top-1 species' clade, with
     the photos only one of the first two gets right. Empty for a table without rank heads."""
+    ranks = [r for r in ("order", "family", "genus", "species") if f"head_{r}" in columns(view)]
+    exprs = {}
+    for rank in ranks:
+        truth = pl.col(f"true_{rank}")
+        part = (pl.col(f"head_knows_{rank}").fill_null(False) & truth.is_not_null() & OK).fill_null(False)
+        own = (pl.col(f"head_{rank}") == truth).fill_null(False)
+        rolled = pl.col("correct_1" if rank == "species" else f"rollup_correct_{rank}").fill_null(False)
+        top1 = (pl.col(f"pred_{rank}") == truth).fill_null(False)
+        exprs |= {
+            f"{rank}|photos": part.sum(),
+            f"{rank}|own": (part & own).sum(),
+            f"{rank}|rolled": (part & rolled).sum(),
+            f"{rank}|top1": (part & top1).sum(),
+            f"{rank}|only_own": (part & own & ~rolled).sum(),
+            f"{rank}|only_rolled": (part & ~own & rolled).sum(),
+        }
+    counts = select(view, **exprs).row(0, named=True) if ranks else {}
     rows = []
-    for rank in ("order", "family", "genus", "species"):
-        if f"head_{rank}" not in view.columns:
-            continue
-        truth = view[f"true_{rank}"].astype(object)
-        part = view[view[f"head_knows_{rank}"].astype(bool) & truth.notna() & (view["status"] == "ok")]
-        truth = part[f"true_{rank}"].astype(object)
-        own = part[f"head_{rank}"].astype(object) == truth
-        rolled = part["correct_1"] if rank == "species" else part[f"rollup_correct_{rank}"]
-        rolled = rolled.astype(bool)
+    for rank in ranks:
+        n = int(counts[f"{rank}|photos"])
+        share = lambda key: counts[f"{rank}|{key}"] / n if n else float("nan")  # noqa: E731, B023
         rows.append(
             {
                 "rank": rank,
-                "photos": len(part),
-                "own head": float(own.mean()) if len(part) else float("nan"),
-                "species head summed": float(rolled.mean()) if len(part) else float("nan"),
-                "top-1 species' clade": float((part[f"pred_{rank}"].astype(object) == truth).mean())
-                if len(part)
-                else float("nan"),
-                "only the own head right": int((own & ~rolled).sum()),
-                "only the summed species head right": int((~own & rolled).sum()),
+                "photos": n,
+                "own head": share("own"),
+                "species head summed": share("rolled"),
+                "top-1 species' clade": share("top1"),
+                "only the own head right": int(counts[f"{rank}|only_own"]),
+                "only the summed species head right": int(counts[f"{rank}|only_rolled"]),
             }
         )
     return pd.DataFrame(rows)

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
+from explorer.diagnose.frames import IN_VOCAB, OK, View, arrays, columns, first_values
 from explorer.scope import SCOPE_SCHEMA, auroc
 
 POINTS = 201  # thresholds per curve: quantiles of the scores, so every part of the curve is drawn
 
 
-def has_scope(table: pd.DataFrame) -> bool:
+def has_scope(table: View) -> bool:
     """The table was built with the model's scope rule (explorer.scope.SCOPE_SCHEMA columns)."""
-    return set(SCOPE_SCHEMA) <= set(table.columns)
+    return set(SCOPE_SCHEMA) <= set(columns(table))
 
 
 def _share_at_or_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -39,15 +41,20 @@ def _thresholds(*groups: np.ndarray, points: int = POINTS) -> np.ndarray:
     return np.unique(np.quantile(values, np.linspace(0, 1, points)))
 
 
-def _readable(table: pd.DataFrame, column: str) -> np.ndarray:
-    ok = (table["status"] == "ok").to_numpy() & table[column].notna().to_numpy()
-    return ok
+def _readable(column: str) -> pl.Expr:
+    """Readable photos with a score in ``column``."""
+    return OK & pl.col(column).is_not_null() & pl.col(column).is_not_nan()
 
 
-def scope_tradeoff(table: pd.DataFrame, outside=None, points: int = POINTS) -> pd.DataFrame:
+def _scores(table: View, column: str, where: pl.Expr | None = None) -> np.ndarray:
+    keep = _readable(column) if where is None else _readable(column) & where
+    return arrays(table, where=keep, scores=pl.col(column).cast(pl.Float64))["scores"]
+
+
+def scope_tradeoff(table: View, outside=None, points: int = POINTS) -> pd.DataFrame:
     """As the scope threshold moves: the share of the table's readable photos kept (all are of the model's
     subject) and the share of ``outside`` scores (out-of-scope photos, e.g. the rule's held-out ones) accepted."""
-    inside = table.loc[_readable(table, "scope_score"), "scope_score"].to_numpy(float)
+    inside = _scores(table, "scope_score")
     outside = np.asarray([] if outside is None else outside, dtype=float)
     thresholds = _thresholds(inside, outside, points=points)
     return pd.DataFrame(
@@ -59,14 +66,11 @@ def scope_tradeoff(table: pd.DataFrame, outside=None, points: int = POINTS) -> p
     )
 
 
-def _known_unknown(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    ok = _readable(table, "novelty_score")
-    known = ok & table["in_vocab"].to_numpy(dtype=bool)
-    scores = table["novelty_score"].to_numpy(float)
-    return scores[known], scores[ok & ~known]
+def _known_unknown(table: View) -> tuple[np.ndarray, np.ndarray]:
+    return _scores(table, "novelty_score", IN_VOCAB), _scores(table, "novelty_score", ~IN_VOCAB)
 
 
-def open_set_tradeoff(table: pd.DataFrame, points: int = POINTS) -> pd.DataFrame:
+def open_set_tradeoff(table: View, points: int = POINTS) -> pd.DataFrame:
     """As the open-set threshold moves: the share of photos of known species kept, and of photos of species the
     model has no class for flagged as 'probably not one of its species'."""
     known, unknown = _known_unknown(table)
@@ -98,18 +102,19 @@ class ScopeEffect:
     open_set_auroc: float
 
 
-def scope_effect(table: pd.DataFrame, outside=None) -> ScopeEffect:
+def scope_effect(table: View, outside=None) -> ScopeEffect:
     """Counts at the thresholds stored in the table (those of the rule it was evaluated with)."""
-    readable = _readable(table, "scope_score")
-    threshold = float(table["scope_threshold"].iloc[0]) if len(table) else float("nan")
-    novelty = float(table["novelty_threshold"].iloc[0]) if len(table) else float("nan")
+    readable = _readable("scope_score")
+    counts = arrays(table, photos=readable.sum(), kept=(readable & pl.col("in_scope").fill_null(False)).sum())
+    first = first_values(table, "scope_threshold", "novelty_threshold", "scope_kind")
+    threshold, novelty = (float("nan") if first[c] is None else float(first[c]) for c in first if c != "scope_kind")
     outside = np.asarray([] if outside is None else outside, dtype=float)
     known, unknown = _known_unknown(table)
     return ScopeEffect(
-        kind=str(table["scope_kind"].iloc[0]) if len(table) else "",
+        kind="" if first["scope_kind"] is None else str(first["scope_kind"]),
         threshold=threshold,
-        photos=int(readable.sum()),
-        kept=int(table["in_scope"].to_numpy(dtype=bool)[readable].sum()),
+        photos=int(counts["photos"][0]),
+        kept=int(counts["kept"][0]),
         outside_photos=len(outside),
         outside_accepted=int((outside >= threshold).sum()),
         novelty_threshold=novelty,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import html
 
 import gradio as gr
-import pandas as pd
 
 from explorer.diagnose.figures import plot_errors_side_by_side, plot_model_comparison, plot_scope_tradeoff
+from explorer.diagnose.frames import View, first_value, to_pandas
 from explorer.diagnose.geo_effect import compare_priors, geo_effect_by_clade, geo_view, has_geo, table_priors
 from explorer.diagnose.metrics import (
     Filters,
@@ -16,7 +16,7 @@ from explorer.diagnose.metrics import (
     compare_models,
     confused_pairs,
     error_rows,
-    filter_table,
+    filter_view,
 )
 from explorer.diagnose.scope_effect import has_scope, open_set_tradeoff, scope_effect, scope_tradeoff
 from explorer.diagnose.texts import NO_SCOPE, scope_markdown
@@ -33,12 +33,12 @@ def filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Fi
     )
 
 
-def filtered_view(
-    resources: Resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab
-) -> pd.DataFrame:
+def filtered_view(resources: Resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab) -> View:
+    """The photos that pass the filters, as a lazy query over the table's columnar copy: each chart then reads
+    only its own columns of the rows kept (explorer.diagnose.frames)."""
     try:
-        return filter_table(
-            resources.tables[name], filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+        return filter_view(
+            resources.frame(name), filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         )
     except ValueError as err:
         raise gr.Error(str(err)) from err
@@ -65,12 +65,12 @@ def build_comparison(resources: Resources) -> tuple[dict, dict]:
     return outputs, dict(other=other)
 
 
-def scope_outputs(resources: Resources, out, view: pd.DataFrame, model: str) -> dict:
+def scope_outputs(resources: Resources, out, view: View, model: str) -> dict:
     """The scope and open-set trade-offs; the out-of-scope curve only when the loaded rule is the table's kind."""
     if not has_scope(view):
         return {out.scope_plot: None, out.scope_text: NO_SCOPE}
     rule = resources.scope_rules.get(model)
-    kind = str(view["scope_kind"].iloc[0]) if len(view) else ""
+    kind = str(first_value(view, "scope_kind") or "")
     outside = rule.figures.get("held_out_out_of_scope_scores") if rule is not None and rule.score == kind else None
     effect = scope_effect(view, outside)
     figure = plot_scope_tradeoff(
@@ -88,7 +88,7 @@ def comparison_outputs(resources: Resources, out, view, name: str, other, rank: 
     nothing = {out.compare_plot: None, out.compare_ranks_plot: None, out.disagreements: None}
     if not other or other not in resources.tables:
         return {**nothing, out.compare_text: ""}
-    compared = compare_models(view, resources.tables[other], rank)
+    compared = compare_models(to_pandas(view), resources.tables[other], rank)
     text = (
         f"**{compared.compared}** photos in view that both tables hold and both models have a class for "
         f"(left out: {compared.out_of_vocabulary} of a species one model cannot name, {compared.not_shared} not "
@@ -133,7 +133,7 @@ def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, k
         raise gr.Error(f"Min confidence {min_conf:g} is above the max {max_conf:g}: no photo could match.")
     view = filtered_view(resources, name, *filters)
     tables = {
-        f"{name}-photos-in-view": view,
+        f"{name}-photos-in-view": to_pandas(view),
         f"{name}-clades-by-{list_rank}": accuracy_by_clade(view, list_rank, min_photos),
         f"{name}-confused-pairs": confused_pairs(view),
         f"{name}-errors": error_rows(view, limit=None)[ERROR_COLUMNS],
@@ -143,5 +143,6 @@ def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, k
         stem = f"{name}-geo-{prior or table_priors(view)[0]}-{kind}-by-{list_rank}"
         tables[stem] = geo_effect_by_clade(geo_view(view, prior), list_rank, min_photos)
     if other and other in resources.tables:
-        tables[f"{name}-vs-{other}-by-{list_rank}"] = compare_models(view, resources.tables[other], list_rank).per_clade
+        compared = compare_models(tables[f"{name}-photos-in-view"], resources.tables[other], list_rank)
+        tables[f"{name}-vs-{other}-by-{list_rank}"] = compared.per_clade
     return [write_download(f"{stem}.csv", frame.to_csv(index=False)) for stem, frame in tables.items()]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import gradio as gr
-import pandas as pd
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
 from explorer.diagnose.figures import (
@@ -15,6 +14,7 @@ from explorer.diagnose.figures import (
     plot_reliability,
     plot_rollup_tradeoff,
 )
+from explorer.diagnose.frames import View
 from explorer.diagnose.metrics import (
     OUTCOMES,
     accuracy_by_clade,
@@ -280,9 +280,9 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         table = resources.tables[name]
         model = str(table["model"].iloc[0]) if len(table) else name
-        errors = error_rows(view)
+        errors, counts = error_rows(view), summary(view)
         return {
-            out.summary: summary_markdown(summary(view), name, model) if len(view) else NO_MATCH,
+            out.summary: summary_markdown(counts, name, model) if counts.photos else NO_MATCH,
             out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
             out.sunburst: plot_clade_sunburst(view),
             out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
@@ -311,7 +311,7 @@ def _map_view(resources: Resources):
     return view_of
 
 
-def _calibration_outputs(out: DashboardOutputs, view: pd.DataFrame) -> dict:
+def _calibration_outputs(out: DashboardOutputs, view: View) -> dict:
     data = CalibrationData.from_table(view)
     fit = fit_temperature(data)
     bins, ece = reliability(data)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import html
 
 import gradio as gr
-import pandas as pd
 
 from explorer.diagnose.figures import plot_embedding_map
+from explorer.diagnose.frames import View, to_pandas
 from explorer.diagnose.representation import fits_frame, map_points, rank_head_accuracy, sources_line
 from explorer.resources import Resources
 from explorer.services import inspect_error
@@ -99,20 +99,22 @@ def wire_map_opening(view_of, out, filters: list, parts: dict) -> None:
     parts["accordion"].collapse(lambda: False, None, parts["map_open"], api_visibility="private")
 
 
-def representation_outputs(
-    resources: Resources, out, view: pd.DataFrame, name: str, rank: str, map_open: bool = True
-) -> dict:
+def representation_outputs(resources: Resources, out, view: View, name: str, rank: str, map_open: bool = True) -> dict:
     heads = _heads_outputs(out, view, name)
     if not map_open:
         return {**heads, out.map_plot: None, out.map_text: "", out.map_state: {}}
     return {**heads, **map_outputs(resources, out, view, name, rank)}
 
 
-def map_outputs(resources: Resources, out, view: pd.DataFrame, name: str, rank: str) -> dict:
+MAP_COLUMNS = ["photo_id", "true_name", "true_common_name", "pred_name", "confidence", "correct_1"]
+
+
+def map_outputs(resources: Resources, out, view: View, name: str, rank: str) -> dict:
     report = resources.representations.get(name)
     if report is None:
         return {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: {}}
     rank = rank if rank in MAP_RANKS else "family"
+    view = to_pandas(view, MAP_COLUMNS + [f"true_{rank}"])
     points = map_points(view, report, rank)
     text = (
         f"{len(points):,} of the {len(view):,} photos in view are on the map of `{html.escape(name)}`'s "
@@ -126,7 +128,7 @@ def map_outputs(resources: Resources, out, view: pd.DataFrame, name: str, rank: 
     return {out.map_plot: plot_embedding_map(points, rank), out.map_text: text, out.map_state: state}
 
 
-def _heads_outputs(out, view: pd.DataFrame, name: str) -> dict:
+def _heads_outputs(out, view: View, name: str) -> dict:
     frame = rank_head_accuracy(view)
     if frame.empty:
         text = (
