@@ -177,13 +177,16 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
     if not len(positive) or not len(negative):
         return float("nan")
-    both = np.concatenate([positive, negative])
-    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    ranks = ((ends - counts + 1 + ends) / 2)[inverse]  # average rank of each value (ties share it)
-    return float(
-        (ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative))
-    )
+    # Sort the larger side once and search the smaller one in it: per pair, 1 when the positive is above, 1/2 tied
+    if len(negative) <= len(positive):
+        ordered = np.sort(positive)
+        left, right = np.searchsorted(ordered, negative, "left"), np.searchsorted(ordered, negative, "right")
+        wins = (len(ordered) - right).sum() + (right - left).sum() / 2
+    else:
+        ordered = np.sort(negative)
+        left, right = np.searchsorted(ordered, positive, "left"), np.searchsorted(ordered, positive, "right")
+        wins = left.sum() + (right - left).sum() / 2
+    return float(wins / (len(positive) * len(negative)))
 
 
 def held_out_half(photo_ids) -> np.ndarray:

@@ -213,7 +213,7 @@ def rollup_tradeoff(table: View, thresholds=None) -> pd.DataFrame:
     for rank, prob, good in zip(ranks, probs, right):
         reach = np.maximum(reach_before, prob)
         slots = _slots(sorted_t, reach)  # how many thresholds the reach passes
-        block = good.astype(np.intp) * width
+        block = good * np.uint8(width) if 2 * width < 256 else good.astype(np.intp) * width
         now, lower = (np.bincount(s + block, minlength=2 * width) for s in (slots, slots_before))
         answered = _reaching(now[:width] + now[width:])  # answered at this rank or a lower one
         shares[f"at_{rank}"] = (answered - answered_before) / max(n, 1)
@@ -239,9 +239,10 @@ def _rollup_arrays(table: View) -> tuple[list[np.ndarray], list[np.ndarray]]:
     species = pl.when(pl.col("pred_is_background")).then(0.0).otherwise(pl.col("confidence"))
     probs = {"species": species, **{r: pl.col(f"rollup_prob_{r}").cast(pl.Float64) for r in ROLLUP_RANKS}}
     right = {"species": pl.col("correct_1"), **{r: pl.col(f"rollup_correct_{r}") for r in ROLLUP_RANKS}}
+    right = {k: v.fill_null(False).cast(pl.UInt8) for k, v in right.items()}  # 0/1 bytes: no bit unpacking
     exprs = {f"p_{k}": v for k, v in probs.items()} | {f"r_{k}": v for k, v in right.items()}
     values = arrays(table, where=OK, **exprs)
-    return [values[f"p_{k}"] for k in probs], [values[f"r_{k}"].astype(bool) for k in right]
+    return [values[f"p_{k}"] for k in probs], [values[f"r_{k}"] for k in right]
 
 
 def _slots(sorted_thresholds: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -35,10 +35,14 @@ def _share_below(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def _thresholds(*groups: np.ndarray, points: int = POINTS) -> np.ndarray:
-    values = np.concatenate([g for g in groups if len(g)] or [np.zeros(0)])
+    values = np.sort(np.concatenate([g for g in groups if len(g)] or [np.zeros(0)]))
     if not len(values):
         return np.zeros(0)
-    return np.unique(np.quantile(values, np.linspace(0, 1, points)))
+    # np.quantile's linear interpolation, read off the sorted values (np.quantile re-partitions per quantile)
+    position = np.linspace(0, 1, points) * (len(values) - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(values) - 1)
+    return np.unique(values[low] + (values[high] - values[low]) * (position - low))
 
 
 def _readable(column: str) -> pl.Expr:
