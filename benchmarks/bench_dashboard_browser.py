@@ -67,11 +67,12 @@ def server_side_ms(table_name: str, outcomes: list[str], repeats: int) -> float:
     import runpy
 
     regroup = runpy.run_path(str(Path(__file__).with_name("bench_dashboard.py")))["regroup"]  # the same computation
+    from explorer.diagnose.frames import to_frame
     from explorer.diagnose.metrics import Filters, for_dashboard
     from explorer.diagnose.schema import load_table
     from explorer.settings import PROJECT_ROOT
 
-    table = for_dashboard(load_table(PROJECT_ROOT / "assets" / "eval" / f"{table_name}.parquet"))
+    table = to_frame(for_dashboard(load_table(PROJECT_ROOT / "assets" / "eval" / f"{table_name}.parquet")))
     times = []
     for i in range(repeats):
         start = time.perf_counter()

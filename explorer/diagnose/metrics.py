@@ -72,9 +72,10 @@ def predicate(filters: Filters) -> pl.Expr:
     return keep.fill_null(False)
 
 
-def filter_view(frame: pl.DataFrame | pl.LazyFrame, filters: Filters) -> pl.LazyFrame:
-    """The dashboard's view: a lazy query, so each chart reads only its own columns of the rows kept."""
-    return frame.lazy().filter(predicate(filters))
+def filter_view(frame: View, filters: Filters) -> pl.LazyFrame:
+    """The dashboard's view: a lazy query, so each chart reads only its own columns of the rows kept (pass the
+    table's polars copy, frames.to_frame: a pandas table is converted whole on every call)."""
+    return as_lazy(frame).filter(predicate(filters))
 
 
 def filter_table(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
