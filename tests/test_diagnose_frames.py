@@ -104,3 +104,20 @@ def test_shipped_table_same_on_both_routes_and_as_plain_pandas(filters):
     assert summary(lazy_view).top1 == pytest.approx(known["correct_1"].mean(), abs=1e-12)
     assert summary(lazy_view).photos == len(pandas_view)
     same(geo_effect(lazy_view), geo_effect(pandas_view))
+
+
+def test_light_figures_keep_what_validation_used_to_expand():
+    from explorer.diagnose.figures import plot_clade_sunburst, plot_scope_tradeoff
+
+    ranks = {f"true_{r}": ["A"] for r in ("class", "order", "family", "genus")}
+    sunburst = plot_clade_sunburst(pd.DataFrame({**ranks, "correct_1": [True]}))
+    assert sunburst.data[0].marker.colorscale[0] == (0.0, "rgb(165,0,38)")  # RdYlGn spelt out: red at 0
+    curve = pd.DataFrame({"threshold": [0.0, 1.0], "in_scope_kept": [1.0, 0.5], "out_of_scope_accepted": [0.5, 0.0]})
+    known = pd.DataFrame({"threshold": [0.0, 1.0], "known_kept": [1.0, 0.9], "unknown_flagged": [np.nan, np.nan]})
+    figure = plot_scope_tradeoff(curve, known, 0.25, float("nan"))
+    assert [(t.name, t.xaxis) for t in figure.data] == [
+        ("model's own photos kept", "x"),
+        ("out-of-scope photos accepted", "x"),
+        ("known species kept", "x2"),
+    ]
+    assert [(s.xref, s.x0) for s in figure.layout.shapes] == [("x", 0.25)]  # no line for a NaN threshold

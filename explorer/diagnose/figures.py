@@ -1,34 +1,47 @@
-"""The dashboard's plotly figures: computed DataFrames in, figures out (never a table, never a model)."""
+"""The dashboard's plotly figures: computed DataFrames in, figures out (never a table, never a model).
+
+Figures are written as plain dicts and built without plotly's property validation (``light``): validating every
+property was most of the time a filter change spent on figures, and these dicts are fixed and tested."""
 
 from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import diverging, make_colorscale
 
 from explorer.diagnose.metrics import clade_tree
 from explorer.diagnose.schema import ROLLUP_RANKS
 
+RED_TO_GREEN = make_colorscale(diverging.RdYlGn)  # spelt out: unvalidated figures do not expand Python's names
+
+
+def light(data: list[dict], **layout) -> go.Figure:
+    """A figure from trace dicts (each with its ``type``) and layout properties, without plotly's validation."""
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
+def axis(title: str | None = None, **more) -> dict:
+    return {**({"title": {"text": title}} if title else {}), **more}
+
 
 def plot_errors_by_rank(counts: pd.DataFrame):
     errors = counts[counts["rank"] != "correct"]
-    fig = go.Figure(
-        go.Bar(
-            x=errors["rank"],
-            y=errors["share_of_photos"],
-            customdata=errors[["photos", "share_of_errors"]],
-            hovertemplate="%{x}: %{customdata[0]} photos<br>%{y:.1%} of photos, "
-            "%{customdata[1]:.1%} of errors<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title="Where the top-1 prediction leaves the truth",
-        yaxis_tickformat=".0%",
-        xaxis_title="first rank that differs",
-        yaxis_title="share of photos",
+    bars = {
+        "type": "bar",
+        "x": errors["rank"].tolist(),
+        "y": errors["share_of_photos"].to_numpy(),
+        "customdata": errors[["photos", "share_of_errors"]].to_numpy(),
+        "hovertemplate": "%{x}: %{customdata[0]} photos<br>%{y:.1%} of photos, "
+        "%{customdata[1]:.1%} of errors<extra></extra>",
+    }
+    return light(
+        [bars],
+        title={"text": "Where the top-1 prediction leaves the truth"},
+        xaxis=axis("first rank that differs"),
+        yaxis=axis("share of photos", tickformat=".0%"),
         height=360,
         margin={"t": 50, "b": 40, "l": 50, "r": 10},
     )
-    return fig
 
 
 def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus")):
@@ -36,89 +49,88 @@ def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", 
     tree = clade_tree(table, ranks)
     if tree.empty:
         tree = pd.DataFrame({"id": [], "label": [], "parent": [], "photos": [], "accuracy": []})
-    fig = go.Figure(
-        go.Sunburst(
-            ids=tree["id"],
-            labels=tree["label"],
-            parents=tree["parent"],
-            values=tree["photos"],
-            branchvalues="total",
-            marker={
-                "colors": tree["accuracy"],
-                "colorscale": "RdYlGn",
-                "cmin": 0,
-                "cmax": 1,
-                "colorbar": {"title": "top-1"},
-            },
-            hovertemplate="%{label}: %{value} photos, top-1 %{color:.0%}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title="Accuracy per clade (class → order → family → genus)",
+    wedges = {
+        "type": "sunburst",
+        "ids": tree["id"].tolist(),
+        "labels": tree["label"].tolist(),
+        "parents": tree["parent"].tolist(),
+        "values": tree["photos"].to_numpy(),
+        "branchvalues": "total",
+        "marker": {
+            "colors": tree["accuracy"].to_numpy(),
+            "colorscale": RED_TO_GREEN,
+            "cmin": 0,
+            "cmax": 1,
+            "colorbar": {"title": {"text": "top-1"}},
+        },
+        "hovertemplate": "%{label}: %{value} photos, top-1 %{color:.0%}<extra></extra>",
+    }
+    return light(
+        [wedges],
+        title={"text": "Accuracy per clade (class → order → family → genus)"},
         height=520,
         margin={"t": 50, "b": 10, "l": 10, "r": 10},
     )
-    return fig
 
 
 def plot_reliability(bins: pd.DataFrame, ece: float, calibrated: pd.DataFrame | None = None, temperature: float = 1.0):
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="perfect"))
-    fig.add_trace(
-        go.Scatter(
-            x=bins["confidence"],
-            y=bins["accuracy"],
-            mode="lines+markers",
-            name=f"as trained (ECE {ece:.3f}, all photos in view)",
-            customdata=bins["photos"],
-            hovertemplate="confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} photos)",
-        )
-    )
+    line = {"type": "scatter", "mode": "lines+markers"}
+    data = [
+        {"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "line": {"dash": "dot", "color": "grey"}}
+        | {"name": "perfect"},
+        line
+        | {
+            "x": bins["confidence"].to_numpy(),
+            "y": bins["accuracy"].to_numpy(),
+            "name": f"as trained (ECE {ece:.3f}, all photos in view)",
+            "customdata": bins["photos"].to_numpy(),
+            "hovertemplate": "confidence %{x:.2f}: accuracy %{y:.2f} (%{customdata} photos)",
+        },
+    ]
     if calibrated is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=calibrated[0]["confidence"],
-                y=calibrated[0]["accuracy"],
-                mode="lines+markers",
-                name=f"temperature {temperature:.2f} (ECE {calibrated[1]:.3f}, all photos in view)",
-            )
+        data.append(
+            line
+            | {
+                "x": calibrated[0]["confidence"].to_numpy(),
+                "y": calibrated[0]["accuracy"].to_numpy(),
+                "name": f"temperature {temperature:.2f} (ECE {calibrated[1]:.3f}, all photos in view)",
+            }
         )
-    fig.update_layout(
-        title="Calibration: reliability diagram",
-        xaxis_title="top-1 confidence",
-        yaxis_title="top-1 accuracy",
+    return light(
+        data,
+        title={"text": "Calibration: reliability diagram"},
+        xaxis=axis("top-1 confidence", range=[0, 1]),
+        yaxis=axis("top-1 accuracy", range=[0, 1]),
         height=380,
-        xaxis_range=[0, 1],
-        yaxis_range=[0, 1],
         margin={"t": 50, "b": 40, "l": 50, "r": 10},
         legend={"x": 0.02, "y": 0.98},
     )
-    return fig
 
 
 def plot_rollup_tradeoff(tradeoff: pd.DataFrame):
-    fig = go.Figure()
-    for rank in ["species", *ROLLUP_RANKS]:
-        fig.add_trace(go.Bar(x=tradeoff["threshold"], y=tradeoff[f"at_{rank}"], name=f"answered at {rank}"))
-    fig.add_trace(go.Bar(x=tradeoff["threshold"], y=tradeoff["abstained"], name="abstained", marker_color="lightgrey"))
-    fig.add_trace(
-        go.Scatter(
-            x=tradeoff["threshold"],
-            y=tradeoff["right_when_answered"],
-            name="right when answered",
-            mode="lines+markers",
-            line={"color": "black"},
-        )
+    x = tradeoff["threshold"].to_numpy()
+    bar = lambda column, name, **more: {"type": "bar", "x": x, "y": tradeoff[column].to_numpy(), "name": name, **more}  # noqa: E731
+    data = [bar(f"at_{rank}", f"answered at {rank}") for rank in ["species", *ROLLUP_RANKS]]
+    data.append(bar("abstained", "abstained", marker={"color": "lightgrey"}))
+    data.append(
+        {
+            "type": "scatter",
+            "x": x,
+            "y": tradeoff["right_when_answered"].to_numpy(),
+            "name": "right when answered",
+            "mode": "lines+markers",
+            "line": {"color": "black"},
+        }
     )
-    fig.update_layout(
+    return light(
+        data,
         barmode="stack",
-        title="'Not sure' roll-up: threshold vs rank of the answer and accuracy",
-        xaxis_title="threshold (summed probability)",
-        yaxis_tickformat=".0%",
+        title={"text": "'Not sure' roll-up: threshold vs rank of the answer and accuracy"},
+        xaxis=axis("threshold (summed probability)"),
+        yaxis=axis(tickformat=".0%"),
         height=400,
         margin={"t": 50, "b": 40, "l": 50, "r": 10},
     )
-    return fig
 
 
 def plot_model_comparison(per_clade: pd.DataFrame, name_a: str, name_b: str, top: int = 25):
@@ -144,39 +156,46 @@ def plot_model_comparison(per_clade: pd.DataFrame, name_a: str, name_b: str, top
 def plot_scope_tradeoff(scope: pd.DataFrame, open_set: pd.DataFrame, threshold: float, novelty_threshold: float):
     """Left: in-scope photos kept vs out-of-scope accepted as the scope threshold moves; right: known species
     kept vs unknown species flagged as the open-set threshold moves. Dotted lines: the rule's thresholds."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("Is it in scope?", "Does the model know the species?"), horizontal_spacing=0.12
-    )
     traces = [
-        (1, scope, "in_scope_kept", "model's own photos kept", "#2a7"),
-        (1, scope, "out_of_scope_accepted", "out-of-scope photos accepted", "#c33"),
-        (2, open_set, "known_kept", "known species kept", "#27a"),
-        (2, open_set, "unknown_flagged", "unknown species flagged", "#e80"),
+        ("x", scope, "in_scope_kept", "model's own photos kept", "#2a7"),
+        ("x", scope, "out_of_scope_accepted", "out-of-scope photos accepted", "#c33"),
+        ("x2", open_set, "known_kept", "known species kept", "#27a"),
+        ("x2", open_set, "unknown_flagged", "unknown species flagged", "#e80"),
     ]
-    for col, frame, column, name, colour in traces:
-        if frame[column].notna().any():
-            fig.add_trace(
-                go.Scatter(
-                    x=frame["threshold"],
-                    y=frame[column],
-                    name=name,
-                    mode="lines",
-                    line={"color": colour, "shape": "hv"},  # shares change in steps, at the photos' scores
-                    hovertemplate=f"threshold %{{x:.2f}}: %{{y:.1%}} {name}<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
-    for col, value in ((1, threshold), (2, novelty_threshold)):
-        if value == value:  # not NaN
-            fig.add_vline(x=value, line_dash="dot", line_color="grey", row=1, col=col)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.02])
-    fig.update_xaxes(title_text="scope score threshold", row=1, col=1)
-    fig.update_xaxes(title_text="largest-logit threshold", row=1, col=2)
-    fig.update_layout(height=380, margin={"t": 50, "b": 40, "l": 50, "r": 10}, legend={"orientation": "h", "y": -0.25})
-    return fig
+    data = [
+        {
+            "type": "scatter",
+            "x": frame["threshold"].to_numpy(),
+            "y": frame[column].to_numpy(),
+            "xaxis": side,
+            "yaxis": "y" if side == "x" else "y2",
+            "name": name,
+            "mode": "lines",
+            "line": {"color": colour, "shape": "hv"},  # shares change in steps, at the photos' scores
+            "hovertemplate": f"threshold %{{x:.2f}}: %{{y:.1%}} {name}<extra></extra>",
+        }
+        for side, frame, column, name, colour in traces
+        if frame[column].notna().any()
+    ]
+    rule = {"type": "line", "yref": "paper", "y0": 0, "y1": 1, "line": {"dash": "dot", "color": "grey"}}
+    shapes = [rule | {"xref": side, "x0": v, "x1": v} for side, v in (("x", threshold), ("x2", novelty_threshold))]
+    title = {"xref": "paper", "yref": "paper", "y": 1.0, "yanchor": "bottom", "showarrow": False, "font": {"size": 16}}
+    titles = [
+        title | {"x": 0.22, "text": "Is it in scope?"},
+        title | {"x": 0.78, "text": "Does the model know the species?"},
+    ]
+    return light(
+        data,
+        xaxis=axis("scope score threshold", domain=[0, 0.44], anchor="y"),
+        xaxis2=axis("largest-logit threshold", domain=[0.56, 1], anchor="y2"),
+        yaxis=axis(tickformat=".0%", range=[0, 1.02], anchor="x"),
+        yaxis2=axis(tickformat=".0%", range=[0, 1.02], anchor="x2"),
+        shapes=[shape for shape in shapes if shape["x0"] == shape["x0"]],  # not NaN
+        annotations=titles,
+        height=380,
+        margin={"t": 50, "b": 40, "l": 50, "r": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
 
 
 def plot_embedding_map(points: pd.DataFrame, rank: str):
