@@ -4,10 +4,8 @@ return dataclasses or text and raise ValueError with a message for the user; no 
 
 from __future__ import annotations
 
-import functools
 import html
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,12 +25,10 @@ from explorer.present import display_copy, format_probability, framed
 from explorer.represent.embeddings import similarities, top_positions
 from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
+from explorer.thumbnails import photo_path
 
-THUMB_SIDE = 160
-THUMBNAILS_KEPT = 256  # about 20 MB of 160-px thumbnails
 DATE_ONLY_NOTE = "A date without a location is not used by the geo-prior."
 AUTO = "auto"  # the model name that routes each photo to the model whose scope fits
-GALLERY_SIZE = 24
 
 
 @dataclass(frozen=True)
@@ -334,48 +330,9 @@ def _place_change_html(row: dict) -> str:
     )
 
 
-def photo_path(root: Path | None, path: str) -> Path | None:
-    """A table's photo path (relative to the data root, or absolute) when the photo is on this machine."""
-    candidate = Path(path) if Path(path).is_absolute() or root is None else Path(root) / path
-    return candidate if candidate.is_file() else None
-
-
 def _load_labelled_photo(resources: Resources, path: Path) -> LoadedImage:
     settings = resources.settings
     return load_image(path, settings.max_upload_bytes * 4, settings.max_image_pixels)
-
-
-def thumbnails(
-    resources: Resources, rows: pd.DataFrame, caption: Callable | None = None
-) -> list[tuple[Image.Image, str]]:
-    """(thumbnail, caption) for the first rows; an unreadable or missing photo gets a grey tile so that gallery
-    positions stay the rows' positions (the inspector relies on them). No photo on this machine at all: []."""
-    root = resources.settings.data_root if resources.settings else None
-    shown, found = [], False
-    for row in rows.head(GALLERY_SIZE).itertuples():
-        path = photo_path(root, row.path)
-        text = caption(row) if caption else f"{row.true_name} → {row.pred_name}"
-        image = None
-        if path is not None:
-            try:
-                image = _thumbnail(
-                    str(path), resources.settings.max_upload_bytes * 4, resources.settings.max_image_pixels
-                )
-                found = True
-            except ValueError:
-                image = None
-        if image is None:
-            image, text = Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (200, 200, 200)), f"(photo missing) {text}"
-        shown.append((image, text))
-    return shown if found else []
-
-
-@functools.lru_cache(maxsize=THUMBNAILS_KEPT)
-def _thumbnail(path: str, max_bytes: int, max_pixels: int) -> Image.Image:
-    """A labelled photo's thumbnail, kept: galleries show the same few thousand photos again and again."""
-    image = load_image(path, max_bytes, max_pixels).image
-    image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-    return image
 
 
 def cams_to_json(classifier, result) -> dict:

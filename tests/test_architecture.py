@@ -32,6 +32,7 @@ LAYERS = {
     "capabilities": {
         "explorer.identify",
         "explorer.present",
+        "explorer.thumbnails",
         "explorer.geo",
         "explorer.diagnose",
         "explorer.represent",

@@ -56,6 +56,7 @@ def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", 
         "parents": tree["parent"].tolist(),
         "values": tree["photos"].to_numpy(),
         "branchvalues": "total",
+        "maxdepth": 2,  # two rings at a time (click a wedge to go deeper): far fewer labels to lay out
         "marker": {
             "colors": tree["accuracy"].to_numpy(),
             "colorscale": RED_TO_GREEN,

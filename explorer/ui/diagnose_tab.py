@@ -26,8 +26,8 @@ from explorer.diagnose.metrics import (
 )
 from explorer.diagnose.texts import calibration_markdown, summary_markdown
 from explorer.resources import Resources
-from explorer.services import thumbnails
 from explorer.taxonomy import RANKS
+from explorer.thumbnails import thumbnails
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp, make_inspector
 from explorer.ui.diagnose_sections import (
     ERROR_COLUMNS,
@@ -136,7 +136,8 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     refresh = _make_dashboard_handler(resources, out)
     for control in filters:
         event = control.release if isinstance(control, gr.Slider) else control.change
-        event(refresh, [*filters, map_parts["map_open"]], list(out), api_visibility="private")
+        # one small spinner instead of a pending overlay on each of the ~30 outputs (each one lays the page out)
+        event(refresh, [*filters, map_parts["map_open"]], list(out), api_visibility="private", show_progress="minimal")
     wire_map_opening(_map_view(resources), out, list(filters), map_parts)
     on_rank = _clade_choices(resources)
     gr.on(

@@ -19,7 +19,7 @@ from explorer.diagnose.geo_effect import (
 )
 from explorer.diagnose.texts import geo_markdown
 from explorer.resources import Resources
-from explorer.services import thumbnails
+from explorer.thumbnails import thumbnails
 from explorer.ui.diagnose_sections import filtered_view
 
 NO_GEO = (

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from explorer.resources import Resources
-from explorer.services import SimilarPhotos, similar_photos, thumbnails
+from explorer.services import SimilarPhotos, similar_photos
+from explorer.thumbnails import thumbnails
 from explorer.ui.components import MODEL_QUEUE, make_inspector
 
 NEIGHBOURS_LABEL = "Nearest labelled photos (cosine similarity; ✓: its species is among the suggestions)"
