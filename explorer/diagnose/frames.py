@@ -62,13 +62,6 @@ def columns(table: View) -> list[str]:
     return table.collect_schema().names() if isinstance(table, pl.LazyFrame) else table.columns
 
 
-def height(table: View) -> int:
-    """Rows in the view."""
-    if isinstance(table, pd.DataFrame):
-        return len(table)
-    return int(as_lazy(table).select(pl.len()).collect().item())
-
-
 def first_values(table: View, *names: str) -> dict:
     """The columns' values in the view's first row (all None for an empty view), in one query."""
     if isinstance(table, pd.DataFrame):
