@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.services import inspect_error
+from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 
 # Every event that runs the classifier shares one queue slot: torch already uses every core for one photo, so
 # two model calls at once would only slow each other down (and multiply the memory). Other events (the
@@ -69,7 +70,7 @@ CSS = (
     " @media (max-width: 700px) { #identify_row {flex-direction: column}"
     " #form_col, #results_col {display: contents}"
     " #form_col > * {order: 3} #form_col > #photo, #form_col > #photo_limit_note, #form_col > #examples {order: 1}"
-    " #results_col > * {order: 2} }"
+    " #results_col > * {order: 2} }" + FAST_PLOT_CSS
 )
 
 

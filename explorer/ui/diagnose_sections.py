@@ -21,6 +21,7 @@ from explorer.diagnose.metrics import (
 from explorer.diagnose.scope_effect import has_scope, open_set_tradeoff, scope_effect, scope_tradeoff
 from explorer.diagnose.texts import NO_SCOPE, scope_markdown
 from explorer.resources import Resources
+from explorer.ui.fast_plot import FastPlot
 from explorer.ui.temp_files import write_download
 
 ERROR_COLUMNS = ["true_name", "pred_name", "confidence", "divergence_rank", "source", "path"]
@@ -53,8 +54,8 @@ def build_comparison(resources: Resources) -> tuple[dict, dict]:
             elem_id="dash_other",
         )
         compare_text = gr.Markdown(elem_id="dash_compare_text")
-        compare_ranks_plot = gr.Plot(elem_id="dash_compare_ranks")
-        compare_plot = gr.Plot(elem_id="dash_compare")
+        compare_ranks_plot = FastPlot(elem_id="dash_compare_ranks")
+        compare_plot = FastPlot(elem_id="dash_compare")
         disagreements = gr.Dataframe(label="Photos where the two top-1 predictions differ", max_height=260)
     outputs = dict(
         compare_plot=compare_plot,

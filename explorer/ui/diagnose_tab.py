@@ -37,6 +37,7 @@ from explorer.ui.diagnose_sections import (
     make_csv_handler,
     scope_outputs,
 )
+from explorer.ui.fast_plot import FastPlot
 from explorer.ui.geo_section import build_geo_section, geo_outputs, make_geo_drilldown
 from explorer.ui.representation_section import (
     build_representation_section,
@@ -44,6 +45,7 @@ from explorer.ui.representation_section import (
     wire_map_clicks,
     wire_map_opening,
 )
+from explorer.ui.thumb_gallery import ThumbGallery
 
 NO_TABLES = (
     "No evaluation tables found. Make one with `explorer-evaluate --model NAME --images MANIFEST "
@@ -79,28 +81,28 @@ class DashboardOutputs:
     """Everything a filter change redraws."""
 
     summary: gr.Markdown
-    errors_plot: gr.Plot
-    sunburst: gr.Plot
+    errors_plot: FastPlot
+    sunburst: FastPlot
     clades: gr.Dataframe
     pairs: gr.Dataframe
-    reliability_plot: gr.Plot
-    tradeoff_plot: gr.Plot
+    reliability_plot: FastPlot
+    tradeoff_plot: FastPlot
     calibration: gr.Markdown
-    scope_plot: gr.Plot
+    scope_plot: FastPlot
     scope_text: gr.Markdown
-    gallery: gr.Gallery
+    gallery: ThumbGallery
     error_table: gr.Dataframe
     errors_state: gr.State
     geo_summary: gr.Markdown
     geo_clades: gr.Dataframe
-    geo_gallery: gr.Gallery
+    geo_gallery: ThumbGallery
     geo_state: gr.State
     geo_compare: gr.Dataframe
-    compare_plot: gr.Plot
-    compare_ranks_plot: gr.Plot
+    compare_plot: FastPlot
+    compare_ranks_plot: FastPlot
     compare_text: gr.Markdown
     disagreements: gr.Dataframe
-    map_plot: gr.Plot
+    map_plot: FastPlot
     map_text: gr.Markdown
     map_state: gr.State
     heads_text: gr.Markdown
@@ -194,8 +196,8 @@ def _build_charts() -> tuple[dict, dict]:
         csv_button = gr.Button("Prepare the CSV files", size="sm", elem_id="dash_csv_button")
         csv_files = gr.File(label="The photos in view and each table below", file_count="multiple", elem_id="dash_csv")
     with gr.Row():
-        errors_plot = gr.Plot(label="Errors by taxonomic rank", elem_id="dash_errors")
-        sunburst = gr.Plot(label="Accuracy per clade", elem_id="dash_sunburst")
+        errors_plot = FastPlot(label="Errors by taxonomic rank", elem_id="dash_errors")
+        sunburst = FastPlot(label="Accuracy per clade", elem_id="dash_sunburst")
     with gr.Row():
         list_rank = gr.Dropdown(list(RANKS[1:-1]), value="family", label="Clade table rank")
         min_photos = gr.Slider(1, 50, value=5, step=1, label="Min photos per clade")
@@ -206,10 +208,10 @@ def _build_charts() -> tuple[dict, dict]:
     )
     pairs = gr.Dataframe(label="Most confused pairs", elem_id="dash_pairs", max_height=300)
     with gr.Row():
-        reliability_plot = gr.Plot(label="Calibration", elem_id="dash_reliability")
-        tradeoff_plot = gr.Plot(label="Roll-up trade-off", elem_id="dash_tradeoff")
+        reliability_plot = FastPlot(label="Calibration", elem_id="dash_reliability")
+        tradeoff_plot = FastPlot(label="Roll-up trade-off", elem_id="dash_tradeoff")
     calibration = gr.Markdown(elem_id="dash_calibration")
-    scope_plot = gr.Plot(label="Scope and unknown species", elem_id="dash_scope")
+    scope_plot = FastPlot(label="Scope and unknown species", elem_id="dash_scope")
     scope_text = gr.Markdown(elem_id="dash_scope_text")
     charts = dict(
         summary=summary_text,
@@ -230,14 +232,7 @@ def _build_charts() -> tuple[dict, dict]:
 def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
     """The error gallery and table (outputs) and the inspector they open."""
     gr.Markdown("### Errors: click one to inspect it")
-    gallery = gr.Gallery(
-        label="Errors (most confident first)",
-        columns=8,
-        height=260,
-        elem_id="dash_gallery",
-        allow_preview=False,
-        object_fit="contain",
-    )
+    gallery = ThumbGallery(label="Errors (most confident first)", elem_id="dash_gallery")
     error_table = gr.Dataframe(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
     with gr.Row():
         inspector_text = gr.HTML(elem_id="inspector_text")

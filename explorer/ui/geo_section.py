@@ -21,6 +21,7 @@ from explorer.diagnose.texts import geo_markdown
 from explorer.resources import Resources
 from explorer.thumbnails import thumbnails
 from explorer.ui.diagnose_sections import filtered_view
+from explorer.ui.thumb_gallery import ThumbGallery
 
 NO_GEO = (
     "This table has no places (no `lat`/`lon` columns and geo-prior re-ranking), so there is nothing to show here. "
@@ -54,13 +55,8 @@ def build_geo_section(resources: Resources) -> tuple[dict, dict]:
             elem_id="dash_geo_clades",
             max_height=300,
         )
-        geo_gallery = gr.Gallery(
-            label="What the place did to the top-1 (click one to inspect it)",
-            columns=8,
-            height=260,
-            elem_id="dash_geo_gallery",
-            object_fit="contain",
-            allow_preview=False,
+        geo_gallery = ThumbGallery(
+            label="What the place did to the top-1 (click one to inspect it)", elem_id="dash_geo_gallery"
         )
     outputs = dict(
         geo_summary=geo_summary,

@@ -14,6 +14,7 @@ from explorer.diagnose.representation import fits_frame, map_points, rank_head_a
 from explorer.resources import Resources
 from explorer.services import inspect_error
 from explorer.ui.components import MODEL_QUEUE
+from explorer.ui.fast_plot import FastPlot
 
 MAP_RANKS = ("order", "family", "genus", "species")
 NO_REPORT = (
@@ -34,7 +35,7 @@ def build_representation_section(resources: Resources) -> tuple[dict, dict, dict
         heads_table = gr.Dataframe(label="Per-rank heads vs the species head, photos in view", elem_id="dash_heads")
         map_rank = gr.Dropdown(list(MAP_RANKS), value="family", label="Colour the map by", elem_id="dash_map_rank")
         map_text = gr.Markdown(elem_id="dash_map_text")
-        map_plot = gr.Plot(elem_id="dash_map")
+        map_plot = FastPlot(elem_id="dash_map")
         pick = gr.Textbox(visible="hidden", elem_id="dash_map_pick")
         inspector_text = gr.HTML(elem_id="map_inspector_text")
         inspector = gr.Gallery(

@@ -1,0 +1,93 @@
+"""A plotly chart that is updated in place. Gradio's ``gr.Plot`` keys its front end on the figure, so every new
+value builds a new plotly chart from scratch (the page's main thread then spends ~0.1-0.3 s per chart laying it out
+again). ``FastPlot`` is a ``gr.HTML`` whose template is one fixed ``<div>``: a new figure reaches it as a JSON string
+and is drawn with ``Plotly.react``, which diffs it against the chart already there. An unchanged figure is not drawn
+again at all.
+
+plotly.js itself is the copy that ships inside the plotly Python package (``package_data/plotly.min.js``), served
+by Gradio as a static file and loaded once by the page: no network beyond the app's own server."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import gradio as gr
+import plotly
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+gr.set_static_paths([PLOTLY_JS])  # this one file, served as it is
+
+# Runs once per chart when the page mounts it (``element``, ``props`` and ``watch`` come from gr.HTML). The chart
+# is redrawn when its value changes, if it is on screen or within 300 px of it; one further away (below the fold, in
+# a closed accordion, in another tab) is drawn when it comes near, so a filter change draws only what can be seen.
+# A chart drawn at one width is resized when its box changes width.
+ON_LOAD = """
+const box = element.querySelector('.fast-plot');
+const config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']};
+let shown = null, near = false, width = 0;
+function draw() {
+  const value = props.value;
+  if (value === shown) return;
+  if (!value) { shown = value; window.Plotly.purge(box); box.style.display = 'none'; return; }
+  const figure = JSON.parse(value);
+  box.style.display = '';
+  box.style.minHeight = ((figure.layout || {}).height || 400) + 'px';  // its place kept while not drawn
+  if (!near) return;  // out of sight: drawn when scrolled near
+  shown = value;
+  window.Plotly.react(box, figure.data || [], figure.layout || {}, config);
+  width = box.clientWidth;
+}
+watch('value', draw);
+new IntersectionObserver(entries => {
+  near = entries[entries.length - 1].isIntersecting;
+  draw();
+}, {rootMargin: '300px 0px'}).observe(element);
+new ResizeObserver(() => {
+  if (!box.clientWidth || box.clientWidth === width || !shown) return;
+  width = box.clientWidth;
+  window.Plotly.Plots.resize(box);
+}).observe(box);
+"""
+
+TEMPLATE = '<div class="fast-plot-label">{label}</div><div class="fast-plot" style="display: none"></div>'
+# gr.HTML's block leaves min_width out: side by side in a row, one under the other on a phone (the page's css=)
+BLOCK_CSS = " .fast-plot-block {min-width: min(320px, 100%) !important; flex: 1 1 320px !important}"
+CSS = ".fast-plot-label {font-size: var(--block-label-text-size); color: var(--block-label-text-color); margin: 4px}"
+
+
+def figure_json(figure) -> str | None:
+    """The figure as plotly.js reads it (None stays None: nothing is drawn)."""
+    if figure is None:
+        return None
+    if isinstance(figure, str):
+        return figure
+    if isinstance(figure, dict):
+        return json.dumps(figure)
+    return figure.to_json(validate=False)
+
+
+class FastPlot(gr.HTML):
+    """A plotly figure (``go.Figure``, a dict, or its JSON) drawn and redrawn in place with ``Plotly.react``."""
+
+    is_template = True  # gr.HTML's front end
+
+    def __init__(self, value=None, *, label: str = "", elem_id: str | None = None, min_width: int = 320, **kwargs):
+        super().__init__(
+            value=figure_json(value),
+            html_template=TEMPLATE.format(label=html.escape(label)),
+            css_template=CSS,
+            js_on_load=ON_LOAD,
+            head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>',
+            elem_id=elem_id,
+            min_width=min_width,
+            elem_classes=["fast-plot-block"],  # see BLOCK_CSS
+            container=True,
+            padding=False,
+            apply_default_css=False,
+            **kwargs,
+        )
+
+    def postprocess(self, value):
+        return figure_json(value)
