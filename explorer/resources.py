@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 
 from explorer.cards import ModelCard, load_model_cards, read_card_labels
-from explorer.diagnose.frames import to_frame
+from explorer.diagnose.frames import rows_at, to_frame, to_pandas
+from explorer.diagnose.geo_effect import geo_view
 from explorer.diagnose.metrics import for_dashboard
 from explorer.diagnose.schema import load_table
 from explorer.geo.combine import NO_PRIOR, BoundPrior, load_model_priors, load_prior_entry, prior_entries
@@ -52,6 +54,15 @@ class Resources:
         if name not in self.frames:
             self.frames[name] = to_frame(self.tables[name])
         return self.frames[name]
+
+    def row(self, name: str, row: int, prior: str | None = None) -> dict:
+        """Row ``row`` (its ``ROW``: the position in the table) of table ``name`` as plain values, with ``prior``'s
+        answers in the geo_* columns: what a gallery or table of the dashboard keeps is the rows' positions, and a
+        click fetches the one row it needs. KeyError for an unknown table or row."""
+        found = to_pandas(rows_at(geo_view(self.frame(name), prior), np.array([int(row)])))
+        if found.empty:
+            raise KeyError(f"table {name!r} has no row {row}")
+        return found.to_dict("records")[0]
 
     def warm_maps(self) -> threading.Thread:
         """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""

@@ -31,7 +31,7 @@ def dashboard(resources_without_photos):
         return build_diagnose_tab(resources_without_photos)
 
 
-def test_dashboard_handler_draws_every_output(dashboard):
+def test_dashboard_handler_draws_every_output(dashboard, resources_without_photos):
     out = dashboard.outputs
     shown = dashboard.refresh(
         "cub100_effnet_head",
@@ -48,11 +48,15 @@ def test_dashboard_handler_draws_every_output(dashboard):
         "(none)",
     )
     assert set(shown) == set(out)  # a value for every output, keyed by component
-    state, table = shown[out.errors_state], shown[out.error_table]
+    refs, table = shown[out.errors_state], shown[out.error_table]
+    assert refs["table"] == "cub100_effnet_head" and refs["prior"] is None
+    state = [resources_without_photos.row(refs["table"], r) for r in refs["rows"]]  # what a click fetches
     assert "top-1 **0.0%**" in shown[out.summary] and len(state) == len(table) > 0
+    assert [row["path"] for row in state] == table["path"].tolist()  # the row a click names is the row shown
     assert shown[out.gallery] == []  # no photos on this machine: no thumbnails, but every number is there
     assert all(row["true_order"] == "Passeriformes" for row in state)
-    geo_state, geo_clades = shown[out.geo_state], shown[out.geo_clades]
+    geo_refs, geo_clades = shown[out.geo_state], shown[out.geo_clades]
+    geo_state = [resources_without_photos.row(geo_refs["table"], r, geo_refs["prior"]) for r in geo_refs["rows"]]
     assert "fixed" in shown[out.geo_summary] and shown[out.geo_gallery] == []  # the prior's fixes among these errors
     assert all(not row["correct_1"] and row["geo_correct_1"] for row in geo_state)
     assert 0 < geo_clades["fixed"].sum() <= len(geo_state) and geo_clades["broke"].sum() == 0  # clades >= 5 photos
@@ -66,7 +70,7 @@ def test_dashboard_geo_section_without_places(dashboard, resources_without_photo
     table = resources_without_photos.tables["cub100_effnet_head"].drop(columns=list(GEO_SCHEMA))
     shown = geo_outputs(resources_without_photos, out, table, "family", 5, "fixed", None)
     assert "no places" in shown[out.geo_summary] and shown[out.geo_clades] is None
-    assert shown[out.geo_gallery] == [] and shown[out.geo_state] == [] and shown[out.geo_compare] is None
+    assert shown[out.geo_gallery] == [] and shown[out.geo_state]["rows"] == [] and shown[out.geo_compare] is None
 
 
 def test_an_empty_view_says_no_photos_match(dashboard):

@@ -75,14 +75,15 @@ def first_value(table: View, column: str):
     return first_values(table, column)[column]
 
 
-def to_pandas(table: View, only: list[str] | None = None) -> pd.DataFrame:
+def to_pandas(table: View, only: list[str] | None = None, keep_row: bool = False) -> pd.DataFrame:
     """The view's rows as pandas (all columns, or ``only`` those): for the photos behind a chart, or the few
-    sections that work on rows (the model comparison, the representation map, the CSV files)."""
+    sections that work on rows (the model comparison, the representation map, the CSV files). ``keep_row``: keep
+    the ``ROW`` column (each row's position in the whole table), so a row can be fetched again later."""
     if isinstance(table, pd.DataFrame):
         return (table if only is None else table[only]).reset_index(drop=True)
     lazy = table.lazy() if only is None else table.lazy().select(only)
     frame = lazy.collect()
-    frame = frame.drop(ROW) if ROW in frame.columns else frame
+    frame = frame.drop(ROW) if ROW in frame.columns and not keep_row else frame
     # categories as text: a categorical column would carry every name polars has seen into pandas
     return frame.with_columns(pl.col(pl.Categorical).cast(pl.String)).to_pandas()
 

@@ -159,13 +159,14 @@ def geo_effect_by_clade(table: View, rank: str, min_photos: int = 1) -> pd.DataF
 
 
 def geo_rows(
-    table: View, kind: str, rank: str | None = None, clade: str | None = None, limit: int = 200
+    table: View, kind: str, rank: str | None = None, clade: str | None = None, limit: int = 200, keep_row: bool = False
 ) -> pd.DataFrame:
-    """The photos behind a count: those the prior fixed, broke, or changed (optionally in one true clade)."""
+    """The photos behind a count: those the prior fixed, broke, or changed (optionally in one true clade).
+    ``keep_row``: with each row's ``ROW`` (see frames.to_pandas)."""
     if kind not in GEO_KINDS:
         raise ValueError(f"kind must be one of {GEO_KINDS}, got {kind!r}")
     keep = _outcomes()[kind]
     if rank and clade is not None:
         column = pl.col(f"true_{rank}")
         keep &= column.is_null() if clade == UNKNOWN else (column == clade).fill_null(False)
-    return to_pandas(as_lazy(table).filter(keep.fill_null(False)).head(limit))
+    return to_pandas(as_lazy(table).filter(keep.fill_null(False)).head(limit), keep_row=keep_row)

@@ -340,13 +340,13 @@ def clade_tree(table: View, ranks=("class", "order", "family", "genus")) -> pd.D
     return pl.concat(parts).to_pandas()
 
 
-def error_rows(table: View, limit: int | None = 200) -> pd.DataFrame:
+def error_rows(table: View, limit: int | None = 200, keep_row: bool = False) -> pd.DataFrame:
     """Errors (readable photos, wrong top-1), the most confident first (ties in table order): the ones worth a
-    look."""
+    look. ``keep_row``: with each row's ``ROW`` (see frames.to_pandas)."""
     lazy = as_lazy(table)
     by = [pl.col("confidence"), pl.col(ROW)]
     errors = lazy.filter(OK & ~pl.col("correct_1")).select(ROW, "confidence")  # narrow; then gather the few
     if limit is not None:
         errors = errors.top_k(limit, by=by, reverse=[False, True])
     rows = rows_at(lazy, np.sort(errors.collect()[ROW].to_numpy()))
-    return to_pandas(rows.sort(by, descending=[True, False]))
+    return to_pandas(rows.sort(by, descending=[True, False]), keep_row=keep_row)

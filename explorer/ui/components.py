@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from explorer.diagnose.frames import ROW
 from explorer.services import inspect_error
 from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 
@@ -123,16 +124,28 @@ def clamp(value, low: float, high: float, whole: bool = False) -> tuple[float, s
 
 def make_inspector(resources, place_changed: bool = False):
     """The select handler of a gallery or table of evaluation rows: the clicked row in the inspector (its
-    lineages and Grad-CAMs, computed now); ``place_changed``: rows the geo-prior changed (see inspect_error)."""
+    lineages and Grad-CAMs, computed now); ``place_changed``: rows the geo-prior changed (see inspect_error). The
+    rows are a list of row dicts, or a dashboard's references to them (see row_refs)."""
 
     def on_select(rows, evt: gr.SelectData):
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not rows or index is None or index >= len(rows):
+        refs = rows.get("rows", []) if isinstance(rows, dict) else rows
+        if not refs or index is None or not 0 <= int(index) < len(refs):
             return "", []
         try:
-            found = inspect_error(resources, rows[index], place_changed)
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
+            row = (
+                refs[index] if not isinstance(rows, dict) else resources.row(rows["table"], refs[index], rows["prior"])
+            )
+            found = inspect_error(resources, row, place_changed)
+        except (KeyError, ValueError) as err:
+            raise gr.Error(str(err).strip("'\"")) from err
         return found.html, found.images
 
     return on_select
+
+
+def row_refs(name: str, rows, prior: str | None = None) -> dict:
+    """What a dashboard gallery or table keeps of its rows: the table, the geo-prior whose answers they show, and
+    each row's position in the table (``ROW``), so that a click fetches its one row (Resources.row) instead of
+    every filter change copying hundreds of whole rows into the session."""
+    return {"table": name, "prior": prior, "rows": [] if rows is None or ROW not in rows else rows[ROW].tolist()}

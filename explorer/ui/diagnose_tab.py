@@ -28,7 +28,7 @@ from explorer.diagnose.texts import calibration_markdown, summary_markdown
 from explorer.resources import Resources
 from explorer.taxonomy import RANKS
 from explorer.thumbnails import thumbnails
-from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp, make_inspector
+from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp, make_inspector, row_refs
 from explorer.ui.diagnose_sections import (
     ERROR_COLUMNS,
     build_comparison,
@@ -244,7 +244,7 @@ def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
             elem_id="inspector",
             object_fit="contain",
         )
-    outputs = dict(gallery=gallery, error_table=error_table, errors_state=gr.State([]))
+    outputs = dict(gallery=gallery, error_table=error_table, errors_state=gr.State(row_refs("", None)))
     return outputs, inspector_text, inspector
 
 
@@ -276,7 +276,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         table = resources.tables[name]
         model = str(table["model"].iloc[0]) if len(table) else name
-        errors, counts = error_rows(view), summary(view)
+        errors, counts = error_rows(view, keep_row=True), summary(view)
         return {
             out.summary: summary_markdown(counts, name, model) if counts.photos else NO_MATCH,
             out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
@@ -287,8 +287,8 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             **scope_outputs(resources, out, view, model),
             out.gallery: thumbnails(resources, errors),
             out.error_table: errors[ERROR_COLUMNS].round(3),
-            out.errors_state: errors.to_dict("records"),
-            **geo_outputs(resources, out, view, list_rank, int(min_photos), kind, geo_prior),
+            out.errors_state: row_refs(name, errors),
+            **geo_outputs(resources, out, view, list_rank, int(min_photos), kind, geo_prior, name),
             **comparison_outputs(resources, out, view, name, other, list_rank),
             **representation_outputs(resources, out, view, name, map_rank, bool(map_open)),
             out.min_conf: gr.Slider(value=min_conf, info=min_note or None),

@@ -20,6 +20,7 @@ from explorer.diagnose.geo_effect import (
 from explorer.diagnose.texts import geo_markdown
 from explorer.resources import Resources
 from explorer.thumbnails import thumbnails
+from explorer.ui.components import row_refs
 from explorer.ui.diagnose_sections import filtered_view
 from explorer.ui.thumb_gallery import ThumbGallery
 
@@ -62,7 +63,7 @@ def build_geo_section(resources: Resources) -> tuple[dict, dict]:
         geo_summary=geo_summary,
         geo_clades=geo_clades,
         geo_gallery=geo_gallery,
-        geo_state=gr.State([]),
+        geo_state=gr.State(row_refs("", None)),
         geo_compare=geo_compare,
     )
     return outputs, dict(geo_kind=geo_kind, geo_prior=geo_prior)
@@ -77,15 +78,17 @@ def _geo_caption(row) -> str:
     return f"{row.pred_name} → {row.geo_pred_name}"
 
 
-def geo_outputs(resources: Resources, out, view, rank: str, min_photos: int, kind: str, prior: str | None) -> dict:
-    """Summary, per-clade table, gallery and rows of the geo-prior section for a filtered view, for one prior;
-    and every prior side by side."""
+def geo_outputs(
+    resources: Resources, out, view, rank: str, min_photos: int, kind: str, prior: str | None, name: str = ""
+) -> dict:
+    """Summary, per-clade table, gallery and rows (references: see row_refs) of the geo-prior section for a
+    filtered view of table ``name``, for one prior; and every prior side by side."""
     if not has_geo(view):
         return {
             out.geo_summary: NO_GEO,
             out.geo_clades: None,
             out.geo_gallery: [],
-            out.geo_state: [],
+            out.geo_state: row_refs(name, None, prior),
             out.geo_compare: None,
         }
     compared = compare_priors(view).round(3)
@@ -97,17 +100,17 @@ def geo_outputs(resources: Resources, out, view, rank: str, min_photos: int, kin
             out.geo_summary: note,
             out.geo_clades: None,
             out.geo_gallery: [],
-            out.geo_state: [],
+            out.geo_state: row_refs(name, None, prior),
             out.geo_compare: compared,
         }
     view = geo_view(view, prior)
-    rows = geo_rows(view, kind)
-    name = prior or table_priors(view)[0]
+    rows = geo_rows(view, kind, keep_row=True)
+    shown = prior or table_priors(view)[0]
     return {
-        out.geo_summary: f"**Geo-prior `{html.escape(name)}`.** " + geo_markdown(geo_effect(view)),
+        out.geo_summary: f"**Geo-prior `{html.escape(shown)}`.** " + geo_markdown(geo_effect(view)),
         out.geo_clades: geo_effect_by_clade(view, rank, min_photos).round(3),
         out.geo_gallery: thumbnails(resources, rows, _geo_caption),
-        out.geo_state: rows.to_dict("records"),
+        out.geo_state: row_refs(name, rows, prior),
         out.geo_compare: compared,
     }
 
@@ -132,8 +135,8 @@ def make_geo_drilldown(resources: Resources):
     ):
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         if not has_geo(view) or not evt.row_value or (prior and prior not in table_priors(view)):
-            return [], []
-        rows = geo_rows(geo_view(view, prior), kind, list_rank, evt.row_value[0])
-        return thumbnails(resources, rows, _geo_caption), rows.to_dict("records")
+            return [], row_refs(name, None, prior)
+        rows = geo_rows(geo_view(view, prior), kind, list_rank, evt.row_value[0], keep_row=True)
+        return thumbnails(resources, rows, _geo_caption), row_refs(name, rows, prior)
 
     return on_clade
