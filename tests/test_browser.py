@@ -148,7 +148,7 @@ def test_dashboard_geo_prior_fixes_and_breaks_drill_down(page):
     summary.wait_for(timeout=60_000)
     assert "broke" in summary.inner_text()
     page.locator("#dash_geo_kind").get_by_text("broke", exact=True).click()
-    page.locator("#dash_geo_clades [data-testid='cell-0-0']").click()  # the most affected clade
+    page.locator("#dash_geo_clades tbody tr").first.click()  # the most affected clade
     page.wait_for_function("document.querySelectorAll('#dash_geo_gallery img').length >= 1", timeout=60_000)
     page.locator("#dash_geo_gallery .thumbnail-item").first.click()
     page.wait_for_function("document.querySelectorAll('#inspector img').length >= 4", timeout=60_000)

@@ -39,6 +39,7 @@ from explorer.ui.diagnose_sections import (
 )
 from explorer.ui.fast_plot import FastPlot
 from explorer.ui.geo_section import build_geo_section, geo_outputs, make_geo_drilldown
+from explorer.ui.light_table import LightTable
 from explorer.ui.representation_section import (
     build_representation_section,
     representation_outputs,
@@ -83,21 +84,21 @@ class DashboardOutputs:
     summary: gr.Markdown
     errors_plot: FastPlot
     sunburst: FastPlot
-    clades: gr.Dataframe
-    pairs: gr.Dataframe
+    clades: LightTable
+    pairs: LightTable
     reliability_plot: FastPlot
     tradeoff_plot: FastPlot
     calibration: gr.Markdown
     scope_plot: FastPlot
     scope_text: gr.Markdown
     gallery: ThumbGallery
-    error_table: gr.Dataframe
+    error_table: LightTable
     errors_state: gr.State
     geo_summary: gr.Markdown
-    geo_clades: gr.Dataframe
+    geo_clades: LightTable
     geo_gallery: ThumbGallery
     geo_state: gr.State
-    geo_compare: gr.Dataframe
+    geo_compare: LightTable
     compare_plot: FastPlot
     compare_ranks_plot: FastPlot
     compare_text: gr.Markdown
@@ -201,12 +202,12 @@ def _build_charts() -> tuple[dict, dict]:
     with gr.Row():
         list_rank = gr.Dropdown(list(RANKS[1:-1]), value="family", label="Clade table rank")
         min_photos = gr.Slider(1, 50, value=5, step=1, label="Min photos per clade")
-    clades = gr.Dataframe(
-        label="Clades, best first by the lower end of the 95 % interval (sortable)",
+    clades = LightTable(
+        label="Clades, best first by the lower end of the 95 % interval (click a column to sort)",
         elem_id="dash_clades",
         max_height=300,
     )
-    pairs = gr.Dataframe(label="Most confused pairs", elem_id="dash_pairs", max_height=300)
+    pairs = LightTable(label="Most confused pairs", elem_id="dash_pairs", max_height=300)
     with gr.Row():
         reliability_plot = FastPlot(label="Calibration", elem_id="dash_reliability")
         tradeoff_plot = FastPlot(label="Roll-up trade-off", elem_id="dash_tradeoff")
@@ -233,7 +234,7 @@ def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
     """The error gallery and table (outputs) and the inspector they open."""
     gr.Markdown("### Errors: click one to inspect it")
     gallery = ThumbGallery(label="Errors (most confident first)", elem_id="dash_gallery")
-    error_table = gr.Dataframe(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
+    error_table = LightTable(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
     with gr.Row():
         inspector_text = gr.HTML(elem_id="inspector_text")
         inspector = gr.Gallery(

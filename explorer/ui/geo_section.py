@@ -22,6 +22,7 @@ from explorer.resources import Resources
 from explorer.thumbnails import thumbnails
 from explorer.ui.components import row_refs
 from explorer.ui.diagnose_sections import filtered_view
+from explorer.ui.light_table import LightTable
 from explorer.ui.thumb_gallery import ThumbGallery
 
 NO_GEO = (
@@ -39,7 +40,7 @@ def build_geo_section(resources: Resources) -> tuple[dict, dict]:
     photos."""
     priors = list(dict.fromkeys(p for table in resources.tables.values() for p in table_priors(table)))
     with gr.Accordion("What the place changed: the geo-prior's fixes and breaks", open=True):
-        geo_compare = gr.Dataframe(
+        geo_compare = LightTable(
             label="Each geo-prior on the same photos with a place (photos in view)",
             elem_id="dash_geo_compare",
             max_height=200,
@@ -51,7 +52,7 @@ def build_geo_section(resources: Resources) -> tuple[dict, dict]:
             )
             geo_kind = gr.Radio(list(GEO_KINDS), value="fixed", label="Photos the prior...", elem_id="dash_geo_kind")
         geo_summary = gr.Markdown(elem_id="dash_geo_summary")
-        geo_clades = gr.Dataframe(
+        geo_clades = LightTable(
             label="Per clade (clade-table rank), most affected first: click a row for its photos",
             elem_id="dash_geo_clades",
             max_height=300,
