@@ -110,6 +110,8 @@ class DashboardOutputs:
     heads_table: gr.Dataframe
     min_conf: gr.Slider  # also filters: a refused range is said beside them
     max_conf: gr.Slider
+    clade_name: gr.Dropdown  # also a filter: its choices follow the table and the rank
+    clade_key: gr.State  # the (table, rank) whose clades the menu lists
 
     def __iter__(self):
         return iter(getattr(self, f.name) for f in fields(self))
@@ -134,22 +136,25 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     comparison, compare_filter = build_comparison(resources)
     representation, map_filter, map_parts = build_representation_section(resources)
     filters = FilterControls(**top, **chart_filters, **{**geo_filters, **compare_filter, **map_filter})
-    confidence = dict(min_conf=top["min_conf"], max_conf=top["max_conf"])
-    out = DashboardOutputs(**charts, **errors, **geo, **comparison, **representation, **confidence)
+    controls = dict(min_conf=top["min_conf"], max_conf=top["max_conf"], clade_name=top["clade_name"])
+    out = DashboardOutputs(
+        **charts, **errors, **geo, **comparison, **representation, **controls, clade_key=gr.State("")
+    )
     refresh = _make_dashboard_handler(resources, out)
     for control in filters:
-        event = control.release if isinstance(control, gr.Slider) else control.change
+        # the user's own changes only (release, select, input): the handler's updates of the clade menu and the
+        # sliders must not start it again, so one action is one request (a menu's input event comes twice per choice)
+        event = (
+            control.release
+            if isinstance(control, gr.Slider)
+            else control.select
+            if isinstance(control, gr.Dropdown)
+            else control.input
+        )
         # one small spinner instead of a pending overlay on each of the ~30 outputs (each one lays the page out)
-        event(refresh, [*filters, map_parts["map_open"]], list(out), api_visibility="private", show_progress="minimal")
+        inputs = [*filters, map_parts["map_open"], out.clade_key]
+        event(refresh, inputs, list(out), api_visibility="private", show_progress="minimal")
     wire_map_opening(_map_view(resources), out, list(filters), map_parts)
-    on_rank = _clade_choices(resources)
-    gr.on(
-        [filters.table.change, filters.clade_rank.change],
-        on_rank,
-        [filters.table, filters.clade_rank],
-        filters.clade_name,
-        api_visibility="private",
-    )
     for source, rows, place_changed in (
         (out.gallery, out.errors_state, False),
         (out.error_table, out.errors_state, False),
@@ -269,11 +274,13 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         map_rank="family",
         geo_prior=None,
         map_open=False,
+        clade_key="",
     ):
         (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
         if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
             refused = f"{min_conf:g} is above the max ({max_conf:g}), so no photo could match: lower it."
             return {out.min_conf: gr.Slider(value=min_conf, info=refused), out.max_conf: gr.Slider(value=max_conf)}
+        clade, menu = _clade_menu(resources, out, name, rank, clade, clade_key)
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         table = resources.tables[name]
         model = str(table["model"].iloc[0]) if len(table) else name
@@ -294,6 +301,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             **representation_outputs(resources, out, view, name, map_rank, bool(map_open)),
             out.min_conf: gr.Slider(value=min_conf, info=min_note or None),
             out.max_conf: gr.Slider(value=max_conf, info=max_note or None),
+            **menu,
         }
 
     return on_filters
@@ -320,11 +328,19 @@ def _calibration_outputs(out: DashboardOutputs, view: View) -> dict:
     }
 
 
-def _clade_choices(resources: Resources):
-    def on_rank(name, rank):
-        if not rank or rank == "(all)":
-            return gr.Dropdown(choices=[], value=None)
-        values = sorted(v for v in resources.tables[name][f"true_{rank}"].dropna().unique())
-        return gr.Dropdown(choices=values, value=None)
+def _clade_menu(resources: Resources, out: DashboardOutputs, name, rank, clade, shown: str) -> tuple[str | None, dict]:
+    """(the clade to filter by, the clade menu's update): the menu lists the table's clades at the rank, sent only
+    when the table or the rank differ from those it lists (``shown``); a clade the table lacks there is dropped."""
+    key = f"{name}|{rank}"
+    if key == shown:
+        return clade, {}
+    choices = clade_choices(resources, name, rank)
+    clade = clade if clade in choices else None
+    return clade, {out.clade_name: gr.Dropdown(choices=choices, value=clade), out.clade_key: key}
 
-    return on_rank
+
+def clade_choices(resources: Resources, name: str, rank) -> list[str]:
+    """The true clades of table ``name`` at ``rank`` (none for "(all)")."""
+    if not rank or rank == "(all)" or name not in resources.tables:
+        return []
+    return sorted(str(v) for v in resources.tables[name][f"true_{rank}"].dropna().unique())
