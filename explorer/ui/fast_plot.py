@@ -18,11 +18,15 @@ import plotly
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 gr.set_static_paths([PLOTLY_JS])  # this one file, served as it is
+# In the page's head too (see components.head_html): parsed (~0.2 s for 4.6 MB) while the first tab is shown, not
+# when the dashboard first draws. A chart waits for it if it comes first.
+PLOTLY_SCRIPT = f'<script src="/gradio_api/file={PLOTLY_JS}" async></script>'
 
 # Runs once per chart when the page mounts it (``element``, ``props`` and ``watch`` come from gr.HTML). The chart
 # is redrawn when its value changes, if it is on screen or within 300 px of it; one further away (below the fold, in
 # a closed accordion, in another tab) is drawn when it comes near, so a filter change draws only what can be seen.
-# A chart drawn at one width is resized when its box changes width.
+# A chart drawn at one width is resized when its box changes width. Until it is drawn its box keeps a chart's
+# height, so that the charts below the fold do not all seem near on the first layout.
 ON_LOAD = """
 const box = element.querySelector('.fast-plot');
 const config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']};
@@ -39,10 +43,11 @@ function draw() {
   window.Plotly.react(box, figure.data || [], figure.layout || {}, config);
   width = box.clientWidth;
 }
-watch('value', draw);
+function whenLoaded(then) { if (window.Plotly) then(); else setTimeout(() => whenLoaded(then), 50); }
+watch('value', () => whenLoaded(draw));
 new IntersectionObserver(entries => {
   near = entries[entries.length - 1].isIntersecting;
-  draw();
+  whenLoaded(draw);
 }, {rootMargin: '300px 0px'}).observe(element);
 new ResizeObserver(() => {
   if (!box.clientWidth || box.clientWidth === width || !shown) return;
@@ -51,7 +56,7 @@ new ResizeObserver(() => {
 }).observe(box);
 """
 
-TEMPLATE = '<div class="fast-plot-label">{label}</div><div class="fast-plot" style="display: none"></div>'
+TEMPLATE = '<div class="fast-plot-label">{label}</div><div class="fast-plot" style="min-height: 360px"></div>'
 # gr.HTML's block leaves min_width out: side by side in a row, one under the other on a phone (the page's css=)
 BLOCK_CSS = " .fast-plot-block {min-width: min(320px, 100%) !important; flex: 1 1 320px !important}"
 CSS = ".fast-plot-label {font-size: var(--block-label-text-size); color: var(--block-label-text-color); margin: 4px}"
@@ -79,7 +84,7 @@ class FastPlot(gr.HTML):
             html_template=TEMPLATE.format(label=html.escape(label)),
             css_template=CSS,
             js_on_load=ON_LOAD,
-            head=f'<script src="/gradio_api/file={PLOTLY_JS}"></script>',
+            head=PLOTLY_SCRIPT,
             elem_id=elem_id,
             min_width=min_width,
             elem_classes=["fast-plot-block"],  # see BLOCK_CSS
