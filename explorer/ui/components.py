@@ -8,7 +8,6 @@ import gradio as gr
 from explorer.diagnose.frames import ROW
 from explorer.services import inspect_error
 from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
-from explorer.ui.fast_plot import PLOTLY_SCRIPT
 
 # Every event that runs the classifier shares one queue slot: torch already uses every core for one photo, so
 # two model calls at once would only slow each other down (and multiply the memory). Other events (the
@@ -58,7 +57,7 @@ HEAD_STYLE = "<style>@media (max-width: 700px) { .toast-wrap {top: auto !importa
 def head_html(max_upload_bytes: int) -> str:
     """The page's own scripts (``launch(head=...)``)."""
     scripts = f"<script>{ENTER_APPLIES}\n{UPLOAD_LIMIT_NOTE % int(max_upload_bytes)}\n{MAP_CLICK}</script>"
-    return scripts + HEAD_STYLE + PLOTLY_SCRIPT
+    return scripts + HEAD_STYLE
 
 
 CSS = (
