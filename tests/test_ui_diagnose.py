@@ -226,3 +226,28 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
     assert [row[0] for row in heads.value["data"]] == ["order", "family", "genus", "species"]
     assert shown[out.heads_table].visible is False and "has no per-rank heads" in shown[out.heads_text]
     assert len(other[out.map_plot].data) == 11  # ten orders coloured, the rest grey
+
+
+def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_without_photos):
+    """The clade-table rank, the geo-prior's controls, the second table and the map's colour each redraw their own
+    section: the same values the whole dashboard's handler gives, and nothing else."""
+    from explorer.ui.diagnose_tab import _section_handlers
+
+    out = dashboard.outputs
+    own = _section_handlers(resources_without_photos, out)
+    assert set(own) == {"list_rank", "min_photos", "geo_kind", "geo_prior", "other", "map_rank"}
+    filters = ("cub100_effnet_head", "order", "Passeriformes", 0.0, 1.0, "incorrect", True, False, "genus", 3)
+    whole = dashboard.refresh(*filters, "broke", "inat_bird")
+    for name, (handler, outputs) in own.items():
+        shown = handler(*filters, "broke", "inat_bird")
+        assert set(shown) <= set(outputs), name  # its section's outputs, never another's
+        for component in shown:
+            if component in (out.compare_plot, out.compare_ranks_plot):
+                assert shown[component].to_json() == whole[component].to_json()
+            elif hasattr(shown[component], "equals"):
+                assert shown[component].equals(whole[component]), name
+            else:
+                assert shown[component] == whole[component], name
+    assert set(own["list_rank"][0](*filters, "broke", "inat_bird")) == {out.clades, out.geo_clades}
+    assert own["map_rank"][0](*filters, "broke", "inat_bird") == {}  # the map is closed: nothing to draw
+    assert own["geo_kind"][0](*filters[:3], 0.7, 0.4, *filters[5:], "broke", "inat_bird") == {}  # refused range

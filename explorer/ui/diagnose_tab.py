@@ -4,6 +4,7 @@ inspector, on demand)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import partial
 
 import gradio as gr
 
@@ -42,6 +43,7 @@ from explorer.ui.geo_section import build_geo_section, geo_outputs, make_geo_dri
 from explorer.ui.light_table import LightTable
 from explorer.ui.representation_section import (
     build_representation_section,
+    map_outputs,
     representation_outputs,
     wire_map_clicks,
     wire_map_opening,
@@ -141,19 +143,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
         **charts, **errors, **geo, **comparison, **representation, **controls, clade_key=gr.State("")
     )
     refresh = _make_dashboard_handler(resources, out)
-    for control in filters:
-        # the user's own changes only (release, select, input): the handler's updates of the clade menu and the
-        # sliders must not start it again, so one action is one request (a menu's input event comes twice per choice)
-        event = (
-            control.release
-            if isinstance(control, gr.Slider)
-            else control.select
-            if isinstance(control, gr.Dropdown)
-            else control.input
-        )
-        # one small spinner instead of a pending overlay on each of the ~30 outputs (each one lays the page out)
-        inputs = [*filters, map_parts["map_open"], out.clade_key]
-        event(refresh, inputs, list(out), api_visibility="private", show_progress="minimal")
+    _wire_filters(resources, filters, out, map_parts, refresh)
     wire_map_opening(_map_view(resources), out, list(filters), map_parts)
     for source, rows, place_changed in (
         (out.gallery, out.errors_state, False),
@@ -168,6 +158,91 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     wire_map_clicks(resources, out.map_state, map_parts)
     csv_button.click(make_csv_handler(resources), list(filters), csv_files, api_visibility="private")
     return DashboardView(filters, out, refresh)
+
+
+def _wire_filters(resources: Resources, filters: FilterControls, out: DashboardOutputs, map_parts: dict, refresh):
+    """Each filter to the handler that redraws what it changes: the filters every chart obeys to the whole dashboard,
+    a section's own control to that section alone (its outputs only are computed and sent)."""
+    inputs = [*filters, map_parts["map_open"], out.clade_key]
+    own = _section_handlers(resources, out)
+    for name in (f.name for f in fields(filters)):
+        control = getattr(filters, name)
+        # the user's own changes only (release, select, input): the handler's updates of the clade menu and the
+        # sliders must not start it again, so one action is one request (a menu's input event comes twice per choice)
+        event = (
+            control.release
+            if isinstance(control, gr.Slider)
+            else control.select
+            if isinstance(control, gr.Dropdown)
+            else control.input
+        )
+        handler, outputs = own.get(name, (refresh, list(out)))
+        # one small spinner instead of a pending overlay on each output (each one lays the page out)
+        event(handler, inputs, outputs, api_visibility="private", show_progress="minimal")
+
+
+def _section_handlers(resources: Resources, out: DashboardOutputs) -> dict:
+    """{filter name: (handler, outputs)} for the controls that belong to one section."""
+    geo = [out.geo_summary, out.geo_clades, out.geo_gallery, out.geo_state, out.geo_compare]
+    comparison = [out.compare_plot, out.compare_ranks_plot, out.compare_text, out.disagreements]
+    clade_tables = _section(resources, partial(_clade_tables, resources, out))
+    geo_section = _section(resources, partial(_geo_section, resources, out))
+    compared = _section(resources, partial(_compared, resources, out))
+    mapped = _section(resources, partial(_mapped, resources, out))
+    return {
+        "list_rank": (clade_tables, [out.clades, out.geo_clades]),
+        "min_photos": (clade_tables, [out.clades, out.geo_clades]),
+        "geo_kind": (geo_section, geo),
+        "geo_prior": (geo_section, geo),
+        "other": (compared, comparison),
+        "map_rank": (mapped, [out.map_plot, out.map_text, out.map_state]),
+    }
+
+
+@dataclass(frozen=True)
+class SectionArguments:
+    name: str
+    list_rank: str
+    min_photos: int
+    kind: str
+    other: str | None
+    map_rank: str
+    prior: str | None
+    map_open: bool
+
+
+def _section(resources: Resources, draw):
+    """A handler that filters as the dashboard does and draws one section (``draw(view, SectionArguments)``);
+    nothing when the confidence range is refused (the dashboard's own handler says so at the sliders)."""
+
+    def on_change(name, rank, clade, low, high, outcome, noted, in_vocab, list_rank, min_photos, kind, other, *more):
+        map_rank, prior, map_open = (list(more) + ["family", None, False])[:3]
+        low, high = clamp(low, 0, 1)[0], clamp(high, 0, 1)[0]
+        if low > high:
+            return {}
+        view = filtered_view(resources, name, rank, clade, low, high, outcome, noted, in_vocab)
+        return draw(view, SectionArguments(name, list_rank, int(min_photos), kind, other, map_rank, prior, map_open))
+
+    return on_change
+
+
+def _clade_tables(resources: Resources, out: DashboardOutputs, view: View, a: SectionArguments) -> dict:
+    """The two tables whose rank and minimum photos the clade-table controls set."""
+    geo = geo_outputs(resources, out, view, a.list_rank, a.min_photos, a.kind, a.prior, a.name)
+    clades = accuracy_by_clade(view, a.list_rank, a.min_photos).round(3)
+    return {out.clades: clades, out.geo_clades: geo[out.geo_clades]}
+
+
+def _geo_section(resources: Resources, out: DashboardOutputs, view: View, a: SectionArguments) -> dict:
+    return geo_outputs(resources, out, view, a.list_rank, a.min_photos, a.kind, a.prior, a.name)
+
+
+def _compared(resources: Resources, out: DashboardOutputs, view: View, a: SectionArguments) -> dict:
+    return comparison_outputs(resources, out, view, a.name, a.other, a.list_rank)
+
+
+def _mapped(resources: Resources, out: DashboardOutputs, view: View, a: SectionArguments) -> dict:
+    return map_outputs(resources, out, view, a.name, a.map_rank) if a.map_open else {}
 
 
 def _build_filters(resources: Resources) -> dict:
