@@ -251,3 +251,20 @@ def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_
     assert set(own["list_rank"][0](*filters, "broke", "inat_bird")) == {out.clades, out.geo_clades}
     assert own["map_rank"][0](*filters, "broke", "inat_bird") == {}  # the map is closed: nothing to draw
     assert own["geo_kind"][0](*filters[:3], 0.7, 0.4, *filters[5:], "broke", "inat_bird") == {}  # refused range
+
+
+def test_the_opening_dashboard_is_drawn_into_the_components(dashboard):
+    """The page opens with the default table's dashboard already in the components' values (no request for it)."""
+    import json
+
+    from explorer.ui.demo import draw_initial_dashboard
+
+    out = dashboard.outputs
+    assert draw_initial_dashboard(dashboard)
+    name = dashboard.filters.table.value
+    assert out.summary.value.startswith(f"**{name}**") and "photos" in out.summary.value
+    assert json.loads(out.errors_plot.value)["data"][0]["type"] == "bar"  # as FastPlot sends it
+    assert out.clades.value["columns"][:2] == ["clade", "photos"]  # as LightTable sends it
+    assert out.errors_state.value["table"] == name and len(out.errors_state.value["rows"]) == len(
+        out.error_table.value["rows"]
+    )

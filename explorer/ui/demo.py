@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from pydantic import BaseModel
 
 from explorer.resources import Resources
 from explorer.services import models_markdown
@@ -34,24 +35,43 @@ def build_demo(resources: Resources) -> gr.Blocks:
             with gr.Tab("Models", id="models"):
                 gr.Markdown(models_markdown(resources))
         build_api(resources)
-        if dashboard is not None:  # draw the dashboard for the first table when the page opens
-            demo.load(dashboard.refresh, list(dashboard.filters), list(dashboard.outputs), api_visibility="private")
-            warm_dashboard(dashboard, list(resources.tables))
+        if dashboard is not None:
+            if not draw_initial_dashboard(dashboard):  # else drawn when the page opens
+                demo.load(dashboard.refresh, list(dashboard.filters), list(dashboard.outputs), api_visibility="private")
+            warm_dashboard(dashboard, [t for t in resources.tables if t != dashboard.filters.table.value])
     return demo
+
+
+def draw_initial_dashboard(dashboard) -> bool:
+    """The opening dashboard (the default table, the default filters) drawn once now and made the components' own
+    values, so every page opens with it already there: no request, no wait. False if it could not be drawn."""
+    try:
+        shown = dashboard.refresh(*[control.value for control in dashboard.filters])
+    except Exception:  # the page then asks for it when it opens, and shows any error there
+        logging.getLogger(__name__).exception("drawing the opening dashboard failed")
+        return False
+    for component, value in shown.items():
+        if isinstance(value, gr.components.Component):
+            continue  # an update of a control (a slider's note, the clade menu): the controls keep their defaults
+        if isinstance(component, gr.State):
+            component.value = value  # copied for each session
+            continue
+        initial = component.postprocess(value)  # what gradio does with a value given at construction
+        component.value = initial.model_dump() if isinstance(initial, BaseModel) else initial
+    return True
 
 
 WARMED = "dashboard warmed:"  # the log line that says so (benchmarks wait for it)
 
 
 def warm_dashboard(dashboard, tables: list[str]) -> threading.Thread:
-    """Draw each table's opening dashboard once in a background thread at start-up (the default table first), so
-    that the first page finds its thumbnails written and its queries warm rather than paying for them."""
+    """Draw the opening dashboard of each of ``tables`` once in a background thread at start-up, so that switching
+    to one finds its thumbnails written and its queries warm rather than paying for them."""
     defaults = [control.value for control in dashboard.filters]
-    first = defaults[0]
 
     def work():
         start = time.perf_counter()
-        for name in [first, *(t for t in tables if t != first)]:
+        for name in tables:
             try:
                 dashboard.refresh(name, *defaults[1:])
             except Exception:  # a warm-up must never take the app down; the real request reports any error
