@@ -126,6 +126,15 @@ def test_light_components_in_chromium():
             )
             assert page.evaluate("() => document.querySelector('#plot .js-plotly-plot').__mark") == 1
             assert len(requests) - before == 1  # one change, one request
+            # on a phone the chart is drawn again with its legend under it, not over the plot
+            assert page.evaluate("() => document.querySelector('#plot .js-plotly-plot').layout.legend") is None
+            page.set_viewport_size({"width": 400, "height": 1400})
+            page.wait_for_function(
+                "() => { const gd = document.querySelector('#plot .js-plotly-plot');"
+                " return gd.layout.legend && gd.layout.legend.orientation === 'h'; }",
+                timeout=10_000,
+            )
+            assert len(requests) - before == 1  # redrawn in the page, no request
             browser.close()
     finally:
         demo.close()

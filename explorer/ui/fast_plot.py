@@ -30,7 +30,8 @@ PLOTLY_SCRIPT = f'<script src="/gradio_api/file={PLOTLY_JS}"></script>'
 ON_LOAD = """
 const box = element.querySelector('.fast-plot');
 const config = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']};
-let shown = null, near = false, width = 0;
+const NARROW = 500;
+let shown = null, near = false, width = 0, narrow = false;
 function draw() {
   const value = props.value;
   if (value === shown) return;
@@ -40,7 +41,13 @@ function draw() {
   box.style.minHeight = ((figure.layout || {}).height || 400) + 'px';  // its place kept while not drawn
   if (!near) return;  // out of sight: drawn when scrolled near
   shown = value;
-  window.Plotly.react(box, figure.data || [], figure.layout || {}, config);
+  const layout = figure.layout || {};
+  narrow = box.clientWidth < NARROW;
+  if (narrow) {  // a phone: the legend under the chart, not over it
+    const below = {orientation: 'h', x: 0, xanchor: 'left', y: -0.25, yanchor: 'top'};
+    layout.legend = Object.assign({}, layout.legend, below);
+  }
+  window.Plotly.react(box, figure.data || [], layout, config);
   width = box.clientWidth;
 }
 function whenLoaded(then) { if (window.Plotly) then(); else setTimeout(() => whenLoaded(then), 50); }
@@ -52,7 +59,7 @@ new IntersectionObserver(entries => {
 new ResizeObserver(() => {
   if (!box.clientWidth || box.clientWidth === width || !shown) return;
   width = box.clientWidth;
-  window.Plotly.Plots.resize(box);
+  if ((width < NARROW) !== narrow) { shown = null; draw(); } else window.Plotly.Plots.resize(box);
 }).observe(box);
 """
 
