@@ -16,6 +16,8 @@ from pathlib import Path
 import gradio as gr
 import plotly
 
+from explorer.ui.light_html import template_html
+
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 gr.set_static_paths([PLOTLY_JS])  # this one file, served as it is
 # Loaded once, by the first chart the page mounts. (Loading it with the page instead was measured: it made the first
@@ -86,19 +88,14 @@ class FastPlot(gr.HTML):
     is_template = True  # gr.HTML's front end
 
     def __init__(self, value=None, *, label: str = "", elem_id: str | None = None, min_width: int = 320, **kwargs):
+        template = TEMPLATE.format(label=html.escape(label))
         super().__init__(
             value=figure_json(value),
-            html_template=TEMPLATE.format(label=html.escape(label)),
-            css_template=CSS,
-            js_on_load=ON_LOAD,
             head=PLOTLY_SCRIPT,
             elem_id=elem_id,
             min_width=min_width,
             elem_classes=["fast-plot-block"],  # see BLOCK_CSS
-            container=True,
-            padding=False,
-            apply_default_css=False,
-            **kwargs,
+            **template_html(template, CSS, ON_LOAD, **kwargs),
         )
 
     def postprocess(self, value):

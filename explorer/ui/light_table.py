@@ -12,6 +12,8 @@ import html
 import gradio as gr
 import pandas as pd
 
+from explorer.ui.light_html import template_html
+
 # Handlebars escapes {{this}}: a clade or species name is shown as text, never read as HTML
 TEMPLATE = (
     '<div class="lt-label">{label}</div>'
@@ -95,17 +97,8 @@ class LightTable(gr.HTML):
     is_template = True  # gr.HTML's front end
 
     def __init__(self, *, label: str = "", elem_id: str | None = None, max_height: int = 300, **kwargs):
-        super().__init__(
-            value=None,
-            html_template=TEMPLATE.format(label=html.escape(label), height=int(max_height)),
-            css_template=CSS,
-            js_on_load=ON_LOAD,
-            elem_id=elem_id,
-            container=True,
-            padding=False,
-            apply_default_css=False,
-            **kwargs,
-        )
+        template = TEMPLATE.format(label=html.escape(label), height=int(max_height))
+        super().__init__(value=None, elem_id=elem_id, **template_html(template, CSS, ON_LOAD, **kwargs))
 
     def postprocess(self, value):
         return table_cells(value)

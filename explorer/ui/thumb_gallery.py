@@ -12,6 +12,7 @@ from urllib.parse import quote
 import gradio as gr
 
 from explorer.thumbnails import FOLDER
+from explorer.ui.light_html import template_html
 
 gr.set_static_paths([FOLDER])  # the thumbnails' own folder, and nothing else of the temporary folder
 
@@ -54,17 +55,8 @@ class ThumbGallery(gr.HTML):
     is_template = True  # gr.HTML's front end
 
     def __init__(self, *, label: str = "", elem_id: str | None = None, **kwargs):
-        super().__init__(
-            value=[],
-            html_template=TEMPLATE.format(label=html.escape(label)),
-            css_template=CSS,
-            js_on_load=ON_LOAD,
-            elem_id=elem_id,
-            container=True,
-            padding=False,
-            apply_default_css=False,
-            **kwargs,
-        )
+        template = TEMPLATE.format(label=html.escape(label))
+        super().__init__(value=[], elem_id=elem_id, **template_html(template, CSS, ON_LOAD, **kwargs))
 
     def postprocess(self, value):
         return [{"src": thumb_url(file), "caption": str(caption)} for file, caption in value or []]
