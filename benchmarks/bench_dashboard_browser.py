@@ -82,12 +82,14 @@ def server_side_ms(table_name: str, outcomes: list[str], repeats: int) -> float:
 
 
 def wait_warm(log: Path, timeout_s: float = 180) -> None:
-    """Until the app has drawn each table's dashboard once at start-up (explorer.ui.demo.warm_dashboard), as it
-    has by the time a person opens the page: the figures are for a started app, not for its start-up."""
+    """Until the app has drawn each table's dashboard once at start-up (explorer.ui.demo.warm_dashboard) and built
+    its range maps' land grids (Resources.warm_maps), as it has by the time a person opens the page: the figures
+    are for a started app, not for its start-up."""
+    from explorer.resources import MAPS_WARMED
     from explorer.ui.demo import WARMED
 
     deadline = time.time() + timeout_s
-    while WARMED not in log.read_text() and time.time() < deadline:
+    while not all(line in log.read_text() for line in (WARMED, MAPS_WARMED)) and time.time() < deadline:
         time.sleep(0.5)
 
 

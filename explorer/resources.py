@@ -3,8 +3,10 @@ evaluation tables; and the same loading for one model, for the tools."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,8 +30,10 @@ from explorer.represent.taxonomy_fit import load_representation, representation_
 from explorer.scope import GATE_MODEL, ScopeRule, load_rule, rule_path
 from explorer.settings import Settings
 from explorer.taxonomy import Taxonomy, load_taxonomy
+from explorer.workers import ModelWorkers, share_cores
 
 log = logging.getLogger(__name__)
+MAPS_WARMED = "range maps warmed:"  # the log line that says so (benchmarks wait for it)
 
 
 @dataclass
@@ -48,6 +52,16 @@ class Resources:
     photo_indexes: dict[str, PhotoIndex] = field(default_factory=dict)  # labelled photos' embeddings by model
     representations: dict[str, dict] = field(default_factory=dict)  # explorer-represent's reports by table
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # the tables as the dashboard filters them
+    workers: ModelWorkers | None = None  # N copies of the classifiers for N model calls at once (None: one)
+
+    def worker(self) -> contextlib.AbstractContextManager:
+        """Hold a model worker for a call that runs models (the same one inside another call's; a no-op without
+        workers): see explorer.workers."""
+        return self.workers.slot() if self.workers is not None else contextlib.nullcontext()
+
+    def models(self) -> dict[str, Classifier]:
+        """The classifiers by card name, the held worker's own copies when there are workers."""
+        return self.workers.classifiers() if self.workers is not None else self.classifiers
 
     def frame(self, name: str) -> pl.DataFrame:
         """The evaluation table ``name`` as a polars frame (made once; KeyError for an unknown table)."""
@@ -68,8 +82,11 @@ class Resources:
         """Build the land grids (a few seconds per prior) in a background thread, so the first map is quick."""
 
         def work():
-            for mapper in {id(m): m for by_name in self.mappers.values() for m in by_name.values()}.values():
+            start = time.perf_counter()
+            mappers = {id(m): m for by_name in self.mappers.values() for m in by_name.values()}
+            for mapper in mappers.values():
                 mapper.warm()
+            log.info("%s %d priors in %.1f s", MAPS_WARMED, len(mappers), time.perf_counter() - start)
 
         thread = threading.Thread(target=work, name="warm-range-maps", daemon=True)
         thread.start()
@@ -88,7 +105,7 @@ class Resources:
         if name not in self.classifiers:
             why = f" ({self.unavailable[name]})" if name in self.unavailable else ""
             raise ValueError(f"unknown or unavailable model {name!r}{why}; available: {list(self.classifiers)}")
-        return self.classifiers[name]
+        return self.models()[name]
 
     def prior(self, model: str, name: str | None = None) -> BoundPrior | None:
         """The model's geo-prior called ``name`` (None or "": its default; "none": no prior, None); ValueError
@@ -132,9 +149,19 @@ def load_resources(settings: Settings) -> Resources:
     indexes = load_photo_indexes(settings.eval_dir, classifiers, tables)
     reports = load_representations(settings.eval_dir, tables)
     frames = {name: to_frame(table) for name, table in tables.items()}
+    workers = _model_workers(classifiers, settings.model_workers)
     return Resources(
-        classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes, reports, frames
+        classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes, reports, frames, workers
     )
+
+
+def _model_workers(classifiers: dict[str, Classifier], count: int) -> ModelWorkers | None:
+    """None for one worker (the loaded classifiers, all the cores); else the copies, and the cores shared."""
+    if count <= 1:
+        return None
+    workers = ModelWorkers(classifiers, count)
+    log.info("%d model workers, %d torch threads each", count, share_cores(count))
+    return workers
 
 
 def load_photo_indexes(folder: Path | None, classifiers: dict[str, Classifier], tables: dict) -> dict[str, PhotoIndex]:

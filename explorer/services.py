@@ -4,10 +4,13 @@ return dataclasses or text and raise ValueError with a message for the user; no 
 
 from __future__ import annotations
 
+import functools
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +30,9 @@ from explorer.resources import Resources
 from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
 from explorer.thumbnails import photo_path
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 DATE_ONLY_NOTE = "A date without a location is not used by the geo-prior."
 AUTO = "auto"  # the model name that routes each photo to the model whose scope fits
 
@@ -39,6 +45,19 @@ class Identification:
     result: IdentifyResult
 
 
+def holds_worker(service: Callable[P, R]) -> Callable[P, R]:
+    """A service that runs models holds a model worker while it runs (Resources.worker; see explorer.workers)."""
+
+    @functools.wraps(service)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        resources = args[0] if args else kwargs["resources"]
+        with resources.worker():
+            return service(*args, **kwargs)
+
+    return run
+
+
+@holds_worker
 def identify_photo(
     resources: Resources,
     path: str,
@@ -107,7 +126,7 @@ def scope_check(resources: Resources, classifier, logits, image, gate_cache: dic
     if rule.needs_gate:
         gate_cache = {} if gate_cache is None else gate_cache
         if "logits" not in gate_cache:
-            gate_cache["logits"] = _logits(resources.classifiers[GATE_MODEL], image)
+            gate_cache["logits"] = _logits(resources.models()[GATE_MODEL], image)
         gate_logits = gate_cache["logits"]
     return check_scope(rule, logits, classifier.background_index, gate_logits)
 
@@ -121,7 +140,7 @@ def route(resources: Resources, image, gate_cache: dict) -> tuple[str, str]:
     """(model, why) for ``model="auto"``: the species model whose scope fits the photo (one that also knows
     the species first, then the card's priority); none fits -> the ImageNet model, saying what it sees."""
     fits = []
-    for name, classifier in resources.classifiers.items():  # in card priority order
+    for name, classifier in resources.models().items():  # in card priority order
         if name in resources.scope_rules:
             check = scope_check(resources, classifier, _logits(classifier, image), image, gate_cache)
             if check.in_scope:
@@ -133,7 +152,7 @@ def route(resources: Resources, image, gate_cache: dict) -> tuple[str, str]:
         return name, f"Chose {resources.classifiers[name].card.label}: {check.explanation}{also}"
     checked = ", ".join(resources.scope_rules) or "none"
     if GATE_MODEL in resources.classifiers:
-        gate = resources.classifiers[GATE_MODEL]
+        gate = resources.models()[GATE_MODEL]
         logits = gate_cache.get("logits")
         logits = _logits(gate, image) if logits is None else logits
         top = gate.labels[int(np.argmax(logits))].scientific_name
@@ -268,6 +287,7 @@ class Inspection:
     images: list[tuple[np.ndarray | Image.Image, str]]
 
 
+@holds_worker
 def inspect_error(resources: Resources, row: dict, place_changed: bool = False) -> Inspection:
     """Truth vs prediction, and Grad-CAMs for the prediction, the truth and their contrast (computed now).
 
@@ -282,7 +302,7 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
         return Inspection(text + "<p>The photo is not on this machine (data root not found), so no Grad-CAM.</p>", [])
     if row["model"] not in resources.classifiers:
         return Inspection(text + f"<p>Model {html.escape(row['model'])} is not loaded, so no Grad-CAM.</p>", [])
-    classifier = resources.classifiers[row["model"]]
+    classifier = resources.models()[row["model"]]
     image = _load_labelled_photo(resources, path).image
     base, tensor = display_copy(framed(image, classifier.card.crop_pct)), classifier.preprocess(image)
     a, b, captions = _compared_answers(row, place_changed)

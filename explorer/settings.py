@@ -51,6 +51,7 @@ class Settings:
     temp_ttl_s: int = 3600  # uploads and rendered images older than this are deleted (checked every ttl/2, >= 10 s)
     max_image_pixels: int = 60_000_000  # ~ a 60 MP camera; beyond that we refuse before decoding
     min_image_side: int = 16
+    model_workers: int = 1  # model calls served at once, each with its own copy of the models (explorer.workers)
 
     @property
     def resolved_cache_dir(self) -> Path:
@@ -106,7 +107,25 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         help="seconds an upload or a rendered image is kept in Gradio's temporary folder before it is deleted",
     )
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
+    parser.add_argument(
+        "--model-workers",
+        type=positive_int,
+        default=os.environ.get("EXPLORER_MODEL_WORKERS", "1"),
+        help="model calls served at once, each with its own copy of the models and cores/N torch threads (default "
+        "1: one call at a time on every core, the lowest latency for one user; more: higher throughput under load)",
+    )
     return parser
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse type: a clear message for anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -129,6 +148,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             temp_ttl_s=args.temp_ttl,
             examples_dir=args.examples_dir,
             eval_dir=args.eval_dir,
+            model_workers=args.model_workers,
         )
     return Settings(**fields)
 

@@ -37,6 +37,7 @@ LAYERS = {
         "explorer.diagnose",
         "explorer.represent",
         "explorer.scope",
+        "explorer.workers",
     },
     "services": {"explorer.resources", "explorer.services"},
     "tools": {"explorer.tools"},

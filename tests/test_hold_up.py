@@ -31,6 +31,17 @@ def test_sixteen_concurrent_clients_get_no_errors_and_memory_holds():
     assert float(figures["rss_growth"].split()[0]) < 10.0
 
 
+@pytest.mark.skipif(not HAVE_SHARED_DATA, reason="the load test sends distinct real photos from ../shared/data")
+def test_two_model_workers_serve_concurrent_clients_without_errors(tmp_path):
+    log = tmp_path / "app.log"
+    figures = run_script(
+        "load_test.py", "--clients", "8", "--calls", "6", "--model-workers", "2", "--log", str(log), timeout=900
+    )
+    assert figures["load_errors"] == "0"
+    assert re.search(r"2 model workers, \d+ torch threads each", log.read_text())
+    assert figures["p95_vs_single"].split()[0].replace(".", "").isdigit()  # printed last, as the README says
+
+
 def test_a_thousand_calls_mixing_good_and_bad_input_leak_nothing():
     figures = run_script("soak.py", "--calls", "1000", "--temp-ttl", "20", timeout=1500)
     assert figures["bad_inputs_not_refused_cleanly"] == "0" and figures["good_calls_failed"] == "0"

@@ -9,9 +9,10 @@ from explorer.diagnose.frames import ROW
 from explorer.services import inspect_error
 from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 
-# Every event that runs the classifier shares one queue slot: torch already uses every core for one photo, so
-# two model calls at once would only slow each other down (and multiply the memory). Other events (the
-# dashboard, range maps) have their own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
+# Every event that runs the classifier shares the model queue: one call at a time by default, as torch already uses
+# every core for one photo; with --model-workers N, N at a time (each on its own copy of the models, with cores / N
+# threads: see explorer.workers), set at launch by `model_queue_limit`. Other events (the dashboard, range maps)
+# have their own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
 MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
 QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out
 # Enter in a slider's number box applies the value (Gradio applies it on blur only)
@@ -111,6 +112,14 @@ class LenientSlider(gr.Slider):
             return float(payload)
         except (TypeError, ValueError):
             return self.minimum
+
+
+def model_queue_limit(demo: gr.Blocks, workers: int) -> int:
+    """Let ``workers`` model calls run at once (every event on the model queue); returns how many events use it."""
+    events = [fn for fn in demo.fns.values() if fn.concurrency_id == MODEL_QUEUE["concurrency_id"]]
+    for fn in events:
+        fn.concurrency_limit = workers
+    return len(events)
 
 
 def clamp(value, low: float, high: float, whole: bool = False) -> tuple[float, str]:

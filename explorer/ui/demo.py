@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from explorer.resources import Resources
 from explorer.services import models_markdown
 from explorer.ui.api import build_api
-from explorer.ui.components import CSS, QUEUE_MAX_SIZE, head_html
+from explorer.ui.components import CSS, QUEUE_MAX_SIZE, head_html, model_queue_limit
 from explorer.ui.diagnose_tab import build_diagnose_tab
 from explorer.ui.identify_tab import build_identify_tab
 from explorer.ui.temp_files import start_temp_sweeper
@@ -101,7 +101,8 @@ def launch(demo: gr.Blocks, resources: Resources) -> None:
     """Start the server on the settings' host and port with the upload cap; only staged examples are served."""
     settings = resources.settings
     allowed = sorted({str(p.parent) for p in resources.examples})
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)  # see components.MODEL_QUEUE
+    model_queue_limit(demo, settings.model_workers)  # see components.MODEL_QUEUE
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)
     start_temp_sweeper(demo, settings.temp_ttl_s)
     demo.launch(
         server_name=settings.host,

@@ -1,0 +1,79 @@
+"""Model workers: N model calls served at once, each on its own copy of the models.
+
+A model call registers forward hooks (the CAM layer's activations, the embedding) on the module it runs, so two
+calls at once on one module would read each other's activations. Each worker therefore owns a full set of
+classifiers: worker 0 the loaded ones, every other worker deep copies of their modules (labels, cards and taxonomy
+are shared, read-only). A call takes a free worker for its duration (``slot``); a call made inside another call's
+slot (identify -> scope gate -> routing) uses the same worker. With N workers torch gets cores / N threads each, so
+N calls share the cores instead of each trying to use all of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import copy
+import dataclasses
+import os
+import queue
+from collections.abc import Iterator
+
+import torch
+
+from explorer.model import Classifier
+
+_CURRENT: contextvars.ContextVar[int | None] = contextvars.ContextVar("model_worker", default=None)
+
+
+def replica(classifier: Classifier) -> Classifier:
+    """The classifier with its own copy of the module (same weights, no shared hooks or buffers)."""
+    return dataclasses.replace(classifier, module=copy.deepcopy(classifier.module))
+
+
+def threads_per_worker(count: int, cores: int | None = None) -> int:
+    """Torch threads for each of ``count`` workers: the cores split between them, at least one."""
+    return max(1, (cores or os.cpu_count() or 1) // count)
+
+
+class ModelWorkers:
+    """``count`` sets of classifiers and the queue of the free ones."""
+
+    def __init__(self, classifiers: dict[str, Classifier], count: int = 1):
+        if count < 1:
+            raise ValueError(f"model workers must be >= 1, not {count}")
+        self.sets = [classifiers] + [{name: replica(c) for name, c in classifiers.items()} for _ in range(count - 1)]
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(count):
+            self._free.put(index)
+
+    @property
+    def count(self) -> int:
+        return len(self.sets)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[int]:
+        """Hold a free worker (waiting for one) for the block; inside another slot, that same worker."""
+        held = _CURRENT.get()
+        if held is not None:
+            yield held
+            return
+        index = self._free.get()
+        token = _CURRENT.set(index)
+        try:
+            yield index
+        finally:
+            _CURRENT.reset(token)
+            self._free.put(index)
+
+    def classifiers(self) -> dict[str, Classifier]:
+        """The classifiers of the worker this call holds (worker 0's outside any slot: read-only uses)."""
+        held = _CURRENT.get()
+        return self.sets[0 if held is None else held]
+
+
+def share_cores(count: int) -> int:
+    """Give torch cores / ``count`` threads per call (one process-wide setting); returns that number."""
+    threads = threads_per_worker(count)
+    if count > 1:
+        torch.set_num_threads(threads)
+    return threads
