@@ -35,7 +35,7 @@ from explorer.diagnose.metrics import (
 )
 from explorer.diagnose.representation import rank_head_accuracy
 from explorer.diagnose.schema import load_table
-from explorer.diagnose.scope_effect import open_set_tradeoff, scope_effect, scope_tradeoff
+from explorer.diagnose.scope_effect import open_set_tradeoff, scope_effect, scope_scores, scope_tradeoff
 from explorer.settings import PROJECT_ROOT
 
 FILTERS = Filters(clade_rank="order", clade_name="Passeriformes", min_confidence=0.1, outcome="all")
@@ -58,9 +58,10 @@ def regroup(frame: pl.DataFrame, filters: Filters) -> None:
     geo_effect(view)  # the geo-prior section: summary, per-clade table, the photos behind a count
     geo_effect_by_clade(view, "family", 5)
     geo_rows(view, "fixed")
-    scope_effect(view)  # the scope section
-    scope_tradeoff(view)
-    open_set_tradeoff(view)
+    scores = scope_scores(view)  # the scope section: its scores read and sorted once, as the tab does
+    scope_effect(scores)
+    scope_tradeoff(scores)
+    open_set_tradeoff(scores)
     rank_head_accuracy(view)
 
 

@@ -172,18 +172,19 @@ def load_rule(path: Path) -> ScopeRule:
     return rule
 
 
-def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Area under the ROC curve: the chance that a positive scores above a negative (ties count half)."""
+def auroc(positive: np.ndarray, negative: np.ndarray, presorted: bool = False) -> float:
+    """Area under the ROC curve: the chance that a positive scores above a negative (ties count half).
+    ``presorted``: both are sorted ascending already (no sort is done)."""
     positive, negative = np.asarray(positive, np.float64), np.asarray(negative, np.float64)
     if not len(positive) or not len(negative):
         return float("nan")
     # Sort the larger side once and search the smaller one in it: per pair, 1 when the positive is above, 1/2 tied
     if len(negative) <= len(positive):
-        ordered = np.sort(positive)
+        ordered = positive if presorted else np.sort(positive)
         left, right = np.searchsorted(ordered, negative, "left"), np.searchsorted(ordered, negative, "right")
         wins = (len(ordered) - right).sum() + (right - left).sum() / 2
     else:
-        ordered = np.sort(negative)
+        ordered = negative if presorted else np.sort(negative)
         left, right = np.searchsorted(ordered, positive, "left"), np.searchsorted(ordered, positive, "right")
         wins = left.sum() + (right - left).sum() / 2
     return float(wins / (len(positive) * len(negative)))

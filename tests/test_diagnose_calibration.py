@@ -43,3 +43,25 @@ def test_temperature_fixes_overconfidence():
     rows["confidence"] = (probs / probs.sum(1, keepdims=True))[:, 0]
     fit = fit_temperature(rows)
     assert fit.temperature > 1.5 and fit.ece_after < fit.ece_before
+
+
+def test_newtons_temperature_is_the_nll_minimum_the_golden_search_finds():
+    from explorer.diagnose.calibration import CalibrationData, _golden_section, _newton_temperature, _tempered
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    logits = np.sort(rng.normal(0, 1, (n, 20)) * 4, axis=1)[:, ::-1].astype(np.float32)
+    pick = rng.integers(0, 3, n)  # the truth is the top, second or third logit, or (1 in 10) none of the 20
+    true = np.where(rng.random(n) < 0.1, logits[:, -1] - 1, logits[np.arange(n), pick]).astype(np.float32)
+    data = CalibrationData(None, np.arange(n), true, logits[:, 0], pick == 0, np.ones(n, bool))
+    data.__dict__["logits"] = logits  # the cached property, without a source frame to gather from
+    nll = lambda t: -_tempered(data, t)[1].mean()  # noqa: E731
+    newton = _newton_temperature(data)
+    golden = _golden_section(lambda log_t: nll(float(np.exp(log_t))), np.log(0.25), np.log(4.0))
+    assert newton == pytest.approx(golden, rel=2e-4)
+    assert nll(newton) <= min(nll(newton * 1.001), nll(newton / 1.001))  # a minimum
+    flat = CalibrationData(
+        None, np.arange(3), np.zeros(3, np.float32), np.full(3, 0.05), np.ones(3, bool), np.ones(3, bool)
+    )
+    flat.__dict__["logits"] = np.zeros((3, 20), np.float32)
+    assert _newton_temperature(flat) is None  # no curvature: fit_temperature falls back to the search

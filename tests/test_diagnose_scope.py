@@ -48,3 +48,23 @@ def test_scope_effect_at_the_rules_thresholds_and_its_words():
     text = scope_markdown(effect)
     assert "keeps 4 of 5 (80.0%)" in text and "accepts 2 of 4 (50.0%)" in text and "AUROC **0.500**" in text
     assert has_scope(scope_table()) and not has_scope(scope_table().drop(columns=["in_scope"]))
+
+
+def test_the_section_reads_its_scores_once_sorted_and_its_parts_agree():
+    from explorer.diagnose.frames import to_frame
+    from explorer.diagnose.scope_effect import scope_scores
+
+    scores = scope_scores(to_frame(scope_table()).lazy())  # what the dashboard passes
+    assert scores.inside.tolist() == [-1.0, 0.5, 1.0, 2.0, 3.0]
+    assert scores.known.tolist() == [4.0, 6.0, 9.0] and scores.unknown.tolist() == [4.5, 7.0]
+    assert scores.kept == 4 and scores.first == {"scope_threshold": 0.0, "novelty_threshold": 5.0, "scope_kind": "gate"}
+    assert scope_effect(scores, [0.0, 2.5]) == scope_effect(scope_table(), [2.5, 0.0])
+    assert open_set_tradeoff(scores, points=3).equals(open_set_tradeoff(scope_table(), points=3))
+    assert scope_tradeoff(scores, [2.5, -3.0], points=5).equals(scope_tradeoff(scope_table(), [-3.0, 2.5], points=5))
+
+
+def test_without_a_novelty_threshold_nothing_is_counted_as_kept_or_flagged():
+    effect = scope_effect(scope_table().assign(novelty_threshold=np.nan))
+    assert (effect.known_photos, effect.unknown_photos, effect.known_kept, effect.unknown_flagged) == (3, 2, 0, 0)
+    empty = scope_effect(scope_table().iloc[:0])
+    assert (empty.photos, empty.kept, empty.known_photos) == (0, 0, 0) and np.isnan(empty.open_set_auroc)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from explorer.diagnose.frames import IN_VOCAB, OK, View, arrays, columns, first_values
+from explorer.diagnose.frames import IN_VOCAB, OK, View, columns, select
 from explorer.scope import SCOPE_SCHEMA, auroc
 
 POINTS = 201  # thresholds per curve: quantiles of the scores, so every part of the curve is drawn
@@ -21,21 +21,57 @@ def has_scope(table: View) -> bool:
     return set(SCOPE_SCHEMA) <= set(columns(table))
 
 
-def _share_at_or_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    if not len(values):
+@dataclass(frozen=True)
+class ScopeScores:
+    """A view's readable scores, each sorted ascending, read in one query for the whole scope section (its three
+    parts share them: a million-row view is read and sorted once, not once per curve)."""
+
+    inside: np.ndarray  # scope_score of the readable photos (all of the model's subject)
+    known: np.ndarray  # novelty_score of readable photos of species the model has a class for
+    unknown: np.ndarray  # ... of species it has none for
+    kept: int  # readable photos judged in scope
+    first: dict  # the view's first scope_threshold, novelty_threshold and scope_kind (None: empty view)
+
+
+def scope_scores(table: View | ScopeScores) -> ScopeScores:
+    """The view's sorted scope and open-set scores (a ScopeScores is returned as it is)."""
+    if isinstance(table, ScopeScores):
+        return table
+    readable = _readable("scope_score")
+    novelty = _readable("novelty_score")
+
+    def ordered(column: str, where: pl.Expr) -> pl.Expr:
+        return pl.col(column).cast(pl.Float64).filter(where).sort().implode()
+
+    firsts = ("scope_threshold", "novelty_threshold", "scope_kind")
+    row = select(
+        table,
+        inside=ordered("scope_score", readable),
+        known=ordered("novelty_score", novelty & IN_VOCAB),
+        unknown=ordered("novelty_score", novelty & ~IN_VOCAB),
+        kept=(readable & pl.col("in_scope").fill_null(False)).sum(),
+        **{name: pl.col(name).first() for name in firsts},
+    )
+    values = {name: row[name][0] if len(row) else None for name in firsts}
+    inside, known, unknown = (row[name][0].to_numpy() for name in ("inside", "known", "unknown"))
+    return ScopeScores(inside, known, unknown, int(row["kept"][0]), values)
+
+
+def _share_at_or_above(ordered: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    if not len(ordered):
         return np.full(len(thresholds), np.nan)
-    ordered = np.sort(values)
     return (len(ordered) - np.searchsorted(ordered, thresholds, side="left")) / len(ordered)
 
 
-def _share_below(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    if not len(values):
+def _share_below(ordered: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    if not len(ordered):
         return np.full(len(thresholds), np.nan)
-    return np.searchsorted(np.sort(values), thresholds, side="left") / len(values)
+    return np.searchsorted(ordered, thresholds, side="left") / len(ordered)
 
 
 def _thresholds(*groups: np.ndarray, points: int = POINTS) -> np.ndarray:
-    values = np.sort(np.concatenate([g for g in groups if len(g)] or [np.zeros(0)]))
+    """POINTS quantiles of the sorted groups together (a stable sort merges the sorted runs in one pass)."""
+    values = np.sort(np.concatenate([g for g in groups if len(g)] or [np.zeros(0)]), kind="stable")
     if not len(values):
         return np.zeros(0)
     # np.quantile's linear interpolation, read off the sorted values (np.quantile re-partitions per quantile)
@@ -50,16 +86,14 @@ def _readable(column: str) -> pl.Expr:
     return OK & pl.col(column).is_not_null() & pl.col(column).is_not_nan()
 
 
-def _scores(table: View, column: str, where: pl.Expr | None = None) -> np.ndarray:
-    keep = _readable(column) if where is None else _readable(column) & where
-    return arrays(table, where=keep, scores=pl.col(column).cast(pl.Float64))["scores"]
+def _outside(outside) -> np.ndarray:
+    return np.sort(np.asarray([] if outside is None else outside, dtype=float))
 
 
-def scope_tradeoff(table: View, outside=None, points: int = POINTS) -> pd.DataFrame:
+def scope_tradeoff(table: View | ScopeScores, outside=None, points: int = POINTS) -> pd.DataFrame:
     """As the scope threshold moves: the share of the table's readable photos kept (all are of the model's
     subject) and the share of ``outside`` scores (out-of-scope photos, e.g. the rule's held-out ones) accepted."""
-    inside = _scores(table, "scope_score")
-    outside = np.asarray([] if outside is None else outside, dtype=float)
+    inside, outside = scope_scores(table).inside, _outside(outside)
     thresholds = _thresholds(inside, outside, points=points)
     return pd.DataFrame(
         {
@@ -70,20 +104,16 @@ def scope_tradeoff(table: View, outside=None, points: int = POINTS) -> pd.DataFr
     )
 
 
-def _known_unknown(table: View) -> tuple[np.ndarray, np.ndarray]:
-    return _scores(table, "novelty_score", IN_VOCAB), _scores(table, "novelty_score", ~IN_VOCAB)
-
-
-def open_set_tradeoff(table: View, points: int = POINTS) -> pd.DataFrame:
+def open_set_tradeoff(table: View | ScopeScores, points: int = POINTS) -> pd.DataFrame:
     """As the open-set threshold moves: the share of photos of known species kept, and of photos of species the
     model has no class for flagged as 'probably not one of its species'."""
-    known, unknown = _known_unknown(table)
-    thresholds = _thresholds(known, unknown, points=points)
+    scores = scope_scores(table)
+    thresholds = _thresholds(scores.known, scores.unknown, points=points)
     return pd.DataFrame(
         {
             "threshold": thresholds,
-            "known_kept": _share_at_or_above(known, thresholds),
-            "unknown_flagged": _share_below(unknown, thresholds),
+            "known_kept": _share_at_or_above(scores.known, thresholds),
+            "unknown_flagged": _share_below(scores.unknown, thresholds),
         }
     )
 
@@ -106,25 +136,24 @@ class ScopeEffect:
     open_set_auroc: float
 
 
-def scope_effect(table: View, outside=None) -> ScopeEffect:
+def scope_effect(table: View | ScopeScores, outside=None) -> ScopeEffect:
     """Counts at the thresholds stored in the table (those of the rule it was evaluated with)."""
-    readable = _readable("scope_score")
-    counts = arrays(table, photos=readable.sum(), kept=(readable & pl.col("in_scope").fill_null(False)).sum())
-    first = first_values(table, "scope_threshold", "novelty_threshold", "scope_kind")
+    scores = scope_scores(table)
+    first = scores.first
     threshold, novelty = (float("nan") if first[c] is None else float(first[c]) for c in first if c != "scope_kind")
-    outside = np.asarray([] if outside is None else outside, dtype=float)
-    known, unknown = _known_unknown(table)
+    outside = _outside(outside)
+    known, unknown = scores.known, scores.unknown
     return ScopeEffect(
         kind="" if first["scope_kind"] is None else str(first["scope_kind"]),
         threshold=threshold,
-        photos=int(counts["photos"][0]),
-        kept=int(counts["kept"][0]),
+        photos=len(scores.inside),
+        kept=scores.kept,
         outside_photos=len(outside),
         outside_accepted=int((outside >= threshold).sum()),
         novelty_threshold=novelty,
         known_photos=len(known),
         unknown_photos=len(unknown),
-        known_kept=int((known >= novelty).sum()),
-        unknown_flagged=int((unknown < novelty).sum()),
-        open_set_auroc=auroc(known, unknown),
+        known_kept=0 if np.isnan(novelty) else int(len(known) - np.searchsorted(known, novelty, side="left")),
+        unknown_flagged=0 if np.isnan(novelty) else int(np.searchsorted(unknown, novelty, side="left")),
+        open_set_auroc=auroc(known, unknown, presorted=True),
     )

@@ -18,7 +18,13 @@ from explorer.diagnose.metrics import (
     error_rows,
     filter_view,
 )
-from explorer.diagnose.scope_effect import has_scope, open_set_tradeoff, scope_effect, scope_tradeoff
+from explorer.diagnose.scope_effect import (
+    has_scope,
+    open_set_tradeoff,
+    scope_effect,
+    scope_scores,
+    scope_tradeoff,
+)
 from explorer.diagnose.texts import NO_SCOPE, scope_markdown
 from explorer.resources import Resources
 from explorer.ui.fast_plot import FastPlot
@@ -73,9 +79,10 @@ def scope_outputs(resources: Resources, out, view: View, model: str) -> dict:
     rule = resources.scope_rules.get(model)
     kind = str(first_value(view, "scope_kind") or "")
     outside = rule.figures.get("held_out_out_of_scope_scores") if rule is not None and rule.score == kind else None
-    effect = scope_effect(view, outside)
+    scores = scope_scores(view)  # read and sorted once for the three parts
+    effect = scope_effect(scores, outside)
     figure = plot_scope_tradeoff(
-        scope_tradeoff(view, outside), open_set_tradeoff(view), effect.threshold, effect.novelty_threshold
+        scope_tradeoff(scores, outside), open_set_tradeoff(scores), effect.threshold, effect.novelty_threshold
     )
     return {out.scope_plot: figure, out.scope_text: scope_markdown(effect)}
 
