@@ -292,7 +292,8 @@ def overlay_cams(image: np.ndarray, cams: np.ndarray, image_weight: float = 0.5)
     """Heat-map overlays (uint8 RGB, the size of ``image``) of k maps (any resolution) on an RGB uint8 image.
 
     The look of pytorch-grad-cam's ``show_cam_on_image`` (JET colour map, 50/50 blend) computed in uint8
-    on all k maps at once: ~1 ms for five instead of ~20 ms, so overlays do not dominate an identify call.
+    on all k maps at once: ~1.5 ms for five at 384 px instead of ~20 ms, so overlays do not dominate an identify
+    call. Maps are taken to be in [0, 1] (values outside are clipped).
     """
     import cv2
 
@@ -302,11 +303,14 @@ def overlay_cams(image: np.ndarray, cams: np.ndarray, image_weight: float = 0.5)
     k = cams.shape[0]
     if k == 0:
         return []
-    # one bilinear resize for all k maps (as channels), then the colour map and blend on a (k*H, W) strip
-    stacked = np.ascontiguousarray(np.asarray(cams, dtype=np.float32).transpose(1, 2, 0))  # (h, w, k)
-    masks = cv2.resize(stacked, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, k)
-    masks = np.clip(masks * 255 + 0.5, 0, 255).astype(np.uint8).transpose(2, 0, 1).reshape(k * height, width)
-    heat = cv2.applyColorMap(masks, _jet_rgb_lut())  # (k*H, W, 3), RGB
+    # each map resized straight into its band of one (k*H, W) strip, then one pass to bytes (rounded, saturated),
+    # and the colour map and blend on the whole strip: no transposed copies
+    cams = np.asarray(cams, dtype=np.float32)
+    strip = np.empty((k * height, width), np.float32)
+    for i in range(k):
+        cv2.resize(cams[i], (width, height), dst=strip[i * height : (i + 1) * height], interpolation=cv2.INTER_LINEAR)
+    np.maximum(strip, 0.0, out=strip)  # convertScaleAbs would turn a negative value into its absolute value
+    heat = cv2.applyColorMap(cv2.convertScaleAbs(strip, alpha=255), _jet_rgb_lut())  # (k*H, W, 3), RGB
     base = np.tile(image.astype(np.uint8, copy=False), (k, 1, 1))
     blended = cv2.addWeighted(heat, 1.0 - image_weight, base, image_weight, 0.0)
     return list(blended.reshape(k, height, width, 3))

@@ -139,6 +139,19 @@ def test_overlays_look_like_pytorch_grad_cam():
         assert np.corrcoef(overlay.ravel().astype(float), reference.ravel().astype(float))[0, 1] > 0.99
 
 
+def test_overlay_colours_are_exact_and_maps_outside_zero_to_one_are_clipped():
+    from explorer.cam import _jet_rgb_lut, overlay_cams
+
+    image = np.full((2, 2, 3), 100, np.uint8)
+    cams = np.array([[[-0.5, 0.0], [1.0, 1.5]], [[0.5, 0.5], [0.5, 0.5]]], np.float32)  # 2x2: no interpolation
+    low, half = overlay_cams(image, cams)
+    jet = _jet_rgb_lut()[:, 0, :].astype(int)
+    expected = {(0, 0): 0, (0, 1): 0, (1, 0): 255, (1, 1): 255}  # -0.5 counts as 0, 1.5 as 1
+    for (y, x), level in expected.items():
+        assert np.abs(low[y, x].astype(int) - (jet[level] + 100) / 2).max() <= 1, (y, x)
+    assert np.abs(half[0, 0].astype(int) - (jet[128] + 100) / 2).max() <= 1  # 0.5 -> 127.5 rounds to 128
+
+
 def test_linear_head_path_equals_reference(tmp_path, photo_rgb):
     """cam_head: no backward pass at all, same maps as pytorch-grad-cam."""
     from conftest import write_tiny_checkpoint

@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from conftest import ROOT
 
 from explorer.diagnose.schema import load_table
 from explorer.resources import Resources, load_representations
 from explorer.settings import Settings
+from explorer.ui.diagnose_tab import REMEMBERED
 
 
 @pytest.fixture(scope="module")
@@ -108,13 +110,55 @@ def test_min_above_max_confidence_is_refused_at_the_field(dashboard):
     shown = dashboard.refresh(
         "cub100_effnet_head", "(all)", None, 0.7, 0.4, "all", True, False, "family", 5, "fixed", "(none)"
     )
-    assert set(shown) == {out.min_conf, out.max_conf}  # nothing else redrawn: the last valid view stays
+    assert set(shown) == {out.min_conf, out.max_conf, out.sent}  # nothing else redrawn: the last valid view stays
     assert shown[out.min_conf].info == "0.7 is above the max (0.4), so no photo could match: lower it."
     typed = dashboard.refresh(
         "cub100_effnet_head", "(all)", None, -0.5, 1.0, "all", True, False, "family", 5, "fixed", "(none)"
     )
     assert typed[out.min_conf].info == "-0.5 is outside 0..1: using 0." and typed[out.min_conf].value == 0
     assert "**cub100_effnet_head**" in typed[out.summary]
+    fixed = dashboard.refresh(
+        "cub100_effnet_head",
+        "(all)",
+        None,
+        0.0,
+        1.0,
+        "all",
+        True,
+        False,
+        "family",
+        5,
+        "fixed",
+        "(none)",
+        "family",
+        None,
+        False,
+        "",
+        typed[out.sent],
+    )  # a valid value again: the note shown last is cleared, and the untouched max slider is left alone
+    assert fixed[out.min_conf].info is None and fixed[out.min_conf].value == 0
+    assert skipped(fixed[out.max_conf])
+
+
+def skipped(value) -> bool:
+    return isinstance(value, dict) and value == gr.skip()
+
+
+def test_only_the_outputs_that_changed_are_sent(dashboard):
+    out = dashboard.outputs
+    args = ["cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)"]
+    first = dashboard.refresh(*args, "family", None, False, "", None)
+    assert not any(skipped(v) for c, v in first.items() if c not in (out.min_conf, out.max_conf))  # all, at first
+    again = dashboard.refresh(*args, "family", None, False, "", first[out.sent])
+    remembered = {getattr(out, name) for name in REMEMBERED}
+    assert {c for c, v in again.items() if skipped(v)} == remembered | {out.min_conf, out.max_conf}
+    wrong = dashboard.refresh(*args[:5], "incorrect", *args[6:], "family", None, False, "", first[out.sent])
+    left = {c for c in remembered if skipped(wrong[c])}
+    # the errors only: every chart of the photos changes; the comparison (none chosen) and the per-rank heads
+    # (this table has none) do not, nor the list of photos behind the errors (the errors are the same photos)
+    unchanged = {out.compare_plot, out.compare_ranks_plot, out.compare_text, out.disagreements, out.heads_text}
+    assert unchanged <= left and out.summary not in left and out.sunburst not in left
+    assert wrong[out.sent] != first[out.sent] and again[out.sent] == first[out.sent]
 
 
 def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
@@ -242,13 +286,15 @@ def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_
         shown = handler(*filters, "broke", "inat_bird")
         assert set(shown) <= set(outputs), name  # its section's outputs, never another's
         for component in shown:
-            if component in (out.compare_plot, out.compare_ranks_plot):
+            if component is out.sent:  # what it remembers of its own outputs is what the whole handler remembers
+                assert shown[out.sent].items() <= whole[out.sent].items(), name
+            elif component in (out.compare_plot, out.compare_ranks_plot):
                 assert shown[component].to_json() == whole[component].to_json()
             elif hasattr(shown[component], "equals"):
                 assert shown[component].equals(whole[component]), name
             else:
                 assert shown[component] == whole[component], name
-    assert set(own["list_rank"][0](*filters, "broke", "inat_bird")) == {out.clades, out.geo_clades}
+    assert set(own["list_rank"][0](*filters, "broke", "inat_bird")) == {out.clades, out.geo_clades, out.sent}
     assert own["map_rank"][0](*filters, "broke", "inat_bird") == {}  # the map is closed: nothing to draw
     assert own["geo_kind"][0](*filters[:3], 0.7, 0.4, *filters[5:], "broke", "inat_bird") == {}  # refused range
 

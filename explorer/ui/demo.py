@@ -51,8 +51,10 @@ def draw_initial_dashboard(dashboard) -> bool:
         logging.getLogger(__name__).exception("drawing the opening dashboard failed")
         return False
     for component, value in shown.items():
-        if isinstance(value, gr.components.Component):
-            continue  # an update of a control (a slider's note, the clade menu): the controls keep their defaults
+        if isinstance(value, gr.components.Component) or (
+            isinstance(value, dict) and value.get("__type__") == "update"
+        ):
+            continue  # an update of a control (a slider's note, the clade menu), or none: the controls keep theirs
         if isinstance(component, gr.State):
             component.value = value  # copied for each session
             continue

@@ -29,6 +29,7 @@ from explorer.diagnose.texts import calibration_markdown, summary_markdown
 from explorer.resources import Resources
 from explorer.taxonomy import RANKS
 from explorer.thumbnails import thumbnails
+from explorer.ui.changed import only_changed, slider_update
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp, make_inspector, row_refs
 from explorer.ui.diagnose_sections import (
     ERROR_COLUMNS,
@@ -114,6 +115,7 @@ class DashboardOutputs:
     max_conf: gr.Slider
     clade_name: gr.Dropdown  # also a filter: its choices follow the table and the rank
     clade_key: gr.State  # the (table, rank) whose clades the menu lists
+    sent: gr.State  # fingerprints of what the page shows (explorer.ui.changed), and the sliders' last notes
 
     def __iter__(self):
         return iter(getattr(self, f.name) for f in fields(self))
@@ -140,7 +142,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     filters = FilterControls(**top, **chart_filters, **{**geo_filters, **compare_filter, **map_filter})
     controls = dict(min_conf=top["min_conf"], max_conf=top["max_conf"], clade_name=top["clade_name"])
     out = DashboardOutputs(
-        **charts, **errors, **geo, **comparison, **representation, **controls, clade_key=gr.State("")
+        **charts, **errors, **geo, **comparison, **representation, **controls, clade_key=gr.State(""), sent=gr.State({})
     )
     refresh = _make_dashboard_handler(resources, out)
     _wire_filters(resources, filters, out, map_parts, refresh)
@@ -163,7 +165,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
 def _wire_filters(resources: Resources, filters: FilterControls, out: DashboardOutputs, map_parts: dict, refresh):
     """Each filter to the handler that redraws what it changes: the filters every chart obeys to the whole dashboard,
     a section's own control to that section alone (its outputs only are computed and sent)."""
-    inputs = [*filters, map_parts["map_open"], out.clade_key]
+    inputs = [*filters, map_parts["map_open"], out.clade_key, out.sent]
     own = _section_handlers(resources, out)
     for name in (f.name for f in fields(filters)):
         control = getattr(filters, name)
@@ -185,18 +187,30 @@ def _section_handlers(resources: Resources, out: DashboardOutputs) -> dict:
     """{filter name: (handler, outputs)} for the controls that belong to one section."""
     geo = [out.geo_summary, out.geo_clades, out.geo_gallery, out.geo_state, out.geo_compare]
     comparison = [out.compare_plot, out.compare_ranks_plot, out.compare_text, out.disagreements]
-    clade_tables = _section(resources, partial(_clade_tables, resources, out))
-    geo_section = _section(resources, partial(_geo_section, resources, out))
-    compared = _section(resources, partial(_compared, resources, out))
-    mapped = _section(resources, partial(_mapped, resources, out))
+    clade_tables = _section(resources, out, partial(_clade_tables, resources, out))
+    geo_section = _section(resources, out, partial(_geo_section, resources, out))
+    compared = _section(resources, out, partial(_compared, resources, out))
+    mapped = _section(resources, out, partial(_mapped, resources, out))
     return {
-        "list_rank": (clade_tables, [out.clades, out.geo_clades]),
-        "min_photos": (clade_tables, [out.clades, out.geo_clades]),
-        "geo_kind": (geo_section, geo),
-        "geo_prior": (geo_section, geo),
-        "other": (compared, comparison),
-        "map_rank": (mapped, [out.map_plot, out.map_text, out.map_state]),
+        "list_rank": (clade_tables, [out.clades, out.geo_clades, out.sent]),
+        "min_photos": (clade_tables, [out.clades, out.geo_clades, out.sent]),
+        "geo_kind": (geo_section, [*geo, out.sent]),
+        "geo_prior": (geo_section, [*geo, out.sent]),
+        "other": (compared, [*comparison, out.sent]),
+        "map_rank": (mapped, [out.map_plot, out.map_text, out.map_state, out.sent]),
     }
+
+
+# outputs written only by the dashboard's refresh and section handlers: sent only when they changed
+REMEMBERED = (
+    *("summary", "errors_plot", "sunburst", "clades", "pairs", "reliability_plot", "tradeoff_plot", "calibration"),
+    *("scope_plot", "scope_text", "gallery", "error_table", "geo_summary", "geo_clades", "geo_compare"),
+    *("compare_plot", "compare_ranks_plot", "compare_text", "disagreements", "heads_text"),
+)
+
+
+def remembered(out: DashboardOutputs) -> dict:
+    return {getattr(out, name): name for name in REMEMBERED}
 
 
 @dataclass(frozen=True)
@@ -211,17 +225,19 @@ class SectionArguments:
     map_open: bool
 
 
-def _section(resources: Resources, draw):
-    """A handler that filters as the dashboard does and draws one section (``draw(view, SectionArguments)``);
-    nothing when the confidence range is refused (the dashboard's own handler says so at the sliders)."""
+def _section(resources: Resources, out: DashboardOutputs, draw):
+    """A handler that filters as the dashboard does and draws one section (``draw(view, SectionArguments)``), sending
+    what changed; nothing when the confidence range is refused (the dashboard's handler says so at the sliders)."""
+    kept = remembered(out)
 
     def on_change(name, rank, clade, low, high, outcome, noted, in_vocab, list_rank, min_photos, kind, other, *more):
-        map_rank, prior, map_open = (list(more) + ["family", None, False])[:3]
+        map_rank, prior, map_open, _key, sent = (list(more) + ["family", None, False, "", None])[:5]
         low, high = clamp(low, 0, 1)[0], clamp(high, 0, 1)[0]
         if low > high:
             return {}
         view = filtered_view(resources, name, rank, clade, low, high, outcome, noted, in_vocab)
-        return draw(view, SectionArguments(name, list_rank, int(min_photos), kind, other, map_rank, prior, map_open))
+        shown = draw(view, SectionArguments(name, list_rank, int(min_photos), kind, other, map_rank, prior, map_open))
+        return only_changed(shown, kept, sent, out.sent) if shown else {}
 
     return on_change
 
@@ -333,6 +349,8 @@ NO_MATCH = "**No photos match these filters.** Widen the confidence range, the c
 
 
 def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
+    kept = remembered(out)
+
     def on_filters(
         name,
         rank,
@@ -350,34 +368,44 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         geo_prior=None,
         map_open=False,
         clade_key="",
+        sent=None,
     ):
+        sent = sent or {}
         (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
         if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
             refused = f"{min_conf:g} is above the max ({max_conf:g}), so no photo could match: lower it."
-            return {out.min_conf: gr.Slider(value=min_conf, info=refused), out.max_conf: gr.Slider(value=max_conf)}
+            updates = {out.min_conf: gr.Slider(value=min_conf, info=refused), out.max_conf: gr.Slider(value=max_conf)}
+            return {**updates, out.sent: {**sent, "min_note": refused, "max_note": ""}}
         clade, menu = _clade_menu(resources, out, name, rank, clade, clade_key)
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         table = resources.tables[name]
         model = str(table["model"].iloc[0]) if len(table) else name
         errors, counts = error_rows(view, keep_row=True), summary(view)
-        return {
-            out.summary: summary_markdown(counts, name, model) if counts.photos else NO_MATCH,
-            out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
-            out.sunburst: plot_clade_sunburst(view),
-            out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
-            out.pairs: confused_pairs(view).round(3),
-            **_calibration_outputs(out, view),
-            **scope_outputs(resources, out, view, model),
-            out.gallery: thumbnails(resources, errors),
-            out.error_table: errors[ERROR_COLUMNS].round(3),
-            out.errors_state: row_refs(name, errors),
-            **geo_outputs(resources, out, view, list_rank, int(min_photos), kind, geo_prior, name),
-            **comparison_outputs(resources, out, view, name, other, list_rank),
-            **representation_outputs(resources, out, view, name, map_rank, bool(map_open)),
-            out.min_conf: gr.Slider(value=min_conf, info=min_note or None),
-            out.max_conf: gr.Slider(value=max_conf, info=max_note or None),
-            **menu,
-        }
+        shown = only_changed(
+            {
+                out.summary: summary_markdown(counts, name, model) if counts.photos else NO_MATCH,
+                out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
+                out.sunburst: plot_clade_sunburst(view),
+                out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
+                out.pairs: confused_pairs(view).round(3),
+                **_calibration_outputs(out, view),
+                **scope_outputs(resources, out, view, model),
+                out.gallery: thumbnails(resources, errors),
+                out.error_table: errors[ERROR_COLUMNS].round(3),
+                out.errors_state: row_refs(name, errors),
+                **geo_outputs(resources, out, view, list_rank, int(min_photos), kind, geo_prior, name),
+                **comparison_outputs(resources, out, view, name, other, list_rank),
+                **representation_outputs(resources, out, view, name, map_rank, bool(map_open)),
+                out.min_conf: slider_update(min_conf, min_note, sent.get("min_note", "")),
+                out.max_conf: slider_update(max_conf, max_note, sent.get("max_note", "")),
+                **menu,
+            },
+            kept,
+            sent,
+            out.sent,
+        )
+        shown[out.sent].update(min_note=min_note, max_note=max_note)
+        return shown
 
     return on_filters
 

@@ -1,0 +1,59 @@
+"""Only outputs that changed are sent: the dashboard remembers, per session, a fingerprint of what it last sent to
+each output (a gr.State), and answers gr.skip() for an output whose new value is the same. A filter change that
+leaves the comparison, the per-rank heads or a section's text as they were then costs neither their
+postprocessing on the server nor their update in the browser.
+
+Every handler that writes a remembered output must go through ``only_changed`` (the dashboard's refresh and its
+section handlers do), so that the fingerprint always matches what the page shows. Outputs written elsewhere too
+(the geo drill-down's gallery, the map drawn when its section opens) are not remembered: they are always sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import gradio as gr
+import pandas as pd
+
+
+def fingerprint(value) -> str | None:
+    """A digest of the value's pickled bytes (equal bytes: equal content; a DataFrame by its columns, types and
+    cells, as two equal frames can pickle differently); None when it cannot be pickled."""
+    if isinstance(value, pd.DataFrame):
+        cells = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes() if len(value) else b""
+        value = ("DataFrame", list(value.columns), [str(t) for t in value.dtypes], cells)
+    try:
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 (an unpicklable value is simply always sent)
+        return None
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def only_changed(shown: dict, remembered: dict, sent: dict | None, state: gr.State) -> dict:
+    """``shown`` ({component: value}) with gr.skip() for each remembered output (``remembered``: {component:
+    name}) whose value is the one last sent, and ``state`` set to the fingerprints now on the page."""
+    sent = dict(sent or {})
+    out = {}
+    for component, value in shown.items():
+        name = remembered.get(component)
+        if name is None or isinstance(value, gr.components.Component):
+            out[component] = value
+            continue
+        mark = fingerprint(value)
+        if mark is not None and sent.get(name) == mark:
+            out[component] = gr.skip()
+        else:
+            out[component] = value
+            sent[name] = mark
+    out[state] = sent
+    return out
+
+
+def slider_update(value: float, note: str, last_note: str):
+    """The update of a range slider after the handler checked the user's value: the value kept and why when it had
+    to be moved (``note``), an update clearing the note it showed last (``last_note``), else gr.skip() (the slider
+    already shows what the user set)."""
+    if note or last_note:
+        return gr.Slider(value=value, info=note or None)
+    return gr.skip()
