@@ -351,25 +351,8 @@ NO_MATCH = "**No photos match these filters.** Widen the confidence range, the c
 def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
     kept = remembered(out)
 
-    def on_filters(
-        name,
-        rank,
-        clade,
-        min_conf,
-        max_conf,
-        outcome,
-        noted,
-        in_vocab,
-        list_rank,
-        min_photos,
-        kind,
-        other,
-        map_rank="family",
-        geo_prior=None,
-        map_open=False,
-        clade_key="",
-        sent=None,
-    ):
+    def on_filters(name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, *more):
+        kind, other, map_rank, prior, map_open, clade_key, sent = (list(more) + MORE_DEFAULTS[len(more) :])[:7]
         sent = sent or {}
         (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
         if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
@@ -378,36 +361,47 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
             return {**updates, out.sent: {**sent, "min_note": refused, "max_note": ""}}
         clade, menu = _clade_menu(resources, out, name, rank, clade, clade_key)
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
-        table = resources.tables[name]
-        model = str(table["model"].iloc[0]) if len(table) else name
-        errors, counts = error_rows(view, keep_row=True), summary(view)
-        shown = only_changed(
-            {
-                out.summary: summary_markdown(counts, name, model) if counts.photos else NO_MATCH,
-                out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
-                out.sunburst: plot_clade_sunburst(view),
-                out.clades: accuracy_by_clade(view, list_rank, int(min_photos)).round(3),
-                out.pairs: confused_pairs(view).round(3),
-                **_calibration_outputs(out, view),
-                **scope_outputs(resources, out, view, model),
-                out.gallery: thumbnails(resources, errors),
-                out.error_table: errors[ERROR_COLUMNS].round(3),
-                out.errors_state: row_refs(name, errors),
-                **geo_outputs(resources, out, view, list_rank, int(min_photos), kind, geo_prior, name),
-                **comparison_outputs(resources, out, view, name, other, list_rank),
-                **representation_outputs(resources, out, view, name, map_rank, bool(map_open)),
-                out.min_conf: slider_update(min_conf, min_note, sent.get("min_note", "")),
-                out.max_conf: slider_update(max_conf, max_note, sent.get("max_note", "")),
-                **menu,
-            },
-            kept,
-            sent,
-            out.sent,
+        drawn = _whole_dashboard(
+            resources,
+            out,
+            view,
+            SectionArguments(name, list_rank, int(min_photos), kind, other, map_rank, prior, bool(map_open)),
         )
+        sliders = {
+            out.min_conf: slider_update(min_conf, min_note, sent.get("min_note", "")),
+            out.max_conf: slider_update(max_conf, max_note, sent.get("max_note", "")),
+        }
+        shown = only_changed({**drawn, **sliders, **menu}, kept, sent, out.sent)
         shown[out.sent].update(min_note=min_note, max_note=max_note)
         return shown
 
     return on_filters
+
+
+# the handler's arguments after the filters: geo kind, second table, map rank, geo-prior, map open, clade key, sent
+MORE_DEFAULTS = ["fixed", None, "family", None, False, "", None]
+
+
+def _whole_dashboard(resources: Resources, out: DashboardOutputs, view: View, a: SectionArguments) -> dict:
+    """Every chart, table and text of the dashboard for the view."""
+    table = resources.tables[a.name]
+    model = str(table["model"].iloc[0]) if len(table) else a.name
+    errors, counts = error_rows(view, keep_row=True), summary(view)
+    return {
+        out.summary: summary_markdown(counts, a.name, model) if counts.photos else NO_MATCH,
+        out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
+        out.sunburst: plot_clade_sunburst(view),
+        out.clades: accuracy_by_clade(view, a.list_rank, a.min_photos).round(3),
+        out.pairs: confused_pairs(view).round(3),
+        **_calibration_outputs(out, view),
+        **scope_outputs(resources, out, view, model),
+        out.gallery: thumbnails(resources, errors),
+        out.error_table: errors[ERROR_COLUMNS].round(3),
+        out.errors_state: row_refs(a.name, errors),
+        **geo_outputs(resources, out, view, a.list_rank, a.min_photos, a.kind, a.prior, a.name),
+        **comparison_outputs(resources, out, view, a.name, a.other, a.list_rank),
+        **representation_outputs(resources, out, view, a.name, a.map_rank, a.map_open),
+    }
 
 
 def _map_view(resources: Resources):
