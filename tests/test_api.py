@@ -199,3 +199,32 @@ def test_similar_returns_the_nearest_labelled_photos(client):
     assert set(found["suggestions"]) >= {names[0] for names in by_rank.values()}
     with pytest.raises(AppError, match="k must be between 1 and 50"):
         client.predict(handle_file(str(CORAL / "bird.bmp")), 0, "inat_bird", api_name="/similar")
+
+
+def test_the_plain_rest_protocol_answers_and_refuses_as_the_client_does(app_url, good_photo, tmp_path):
+    """What the README's HTTP example and the load generator speak (benchmarks/gradio_rest.py): a good photo gets the
+    JSON, a bad one an error event carrying the page's message, and the server keeps serving."""
+    import asyncio
+    import sys
+
+    import httpx
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gradio_rest
+
+    bad = tmp_path / "notes.txt"
+    bad.write_bytes(b"just some text")
+
+    async def calls():
+        async with httpx.AsyncClient(timeout=60) as http:
+            good = await gradio_rest.identify(http, app_url, good_photo, (43.65, -79.38, "2021-05-16"), "s1")
+            with pytest.raises(gradio_rest.RestError, match="not an image we can read"):
+                await gradio_rest.identify(http, app_url, bad, (None, None, ""), "s1")
+            again = await gradio_rest.identify(http, app_url, good_photo, (None, None, ""), "s1")
+            return good, again
+
+    good, again = asyncio.run(calls())
+    assert gradio_rest.check(good, (43.65, -79.38, "")) is None and good["place"] is not None
+    assert len(good["predictions"]) == 5 and again["place"] is None and gradio_rest.check(again, (None,)) is None
+    assert gradio_rest.check({"predictions": []}, (None,)) == "no predictions"

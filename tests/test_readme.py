@@ -116,3 +116,32 @@ def test_readme_model_family_recipes(tmp_path):
     inat21 = loaded["inat21_vit"][0]
     assert inat21.labels[0].lineage.note == "agrees with the iNat taxonomy" and inat21.labels[0].common_name
     assert [a.rank for a in loaded["bioscan_rdnet"][1].rank_answers] == ["order", "family", "genus"]
+
+
+def readme_curl_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("**Without Python**") :]
+    return section[section.index("```bash\n") + len("```bash\n") : section.index("\n```\n")]
+
+
+@pytest.mark.shared_data
+def test_readme_curl_example_runs_and_answers_with_the_chickadee(app_url, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("curl") is None:
+        pytest.skip("the README's HTTP example uses curl, which this machine lacks")
+    code = readme_curl_example()
+    assert code.startswith("URL=http://127.0.0.1:7860\n")
+    script = code.replace("URL=http://127.0.0.1:7860", f"URL={app_url.rstrip('/')}").replace(
+        "files=@bird.bmp", f"files=@{CORAL / 'bird.bmp'}"
+    )
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "event: complete" in lines, done.stdout[-2000:]
+    data = json.loads(lines[lines.index("event: complete") + 1].removeprefix("data: "))
+    top = data[0]["predictions"]
+    assert len(top) == 3 and top[0]["scientific_name"] == "Poecile atricapillus"
+    shown = code.splitlines()[code.splitlines().index("# event: complete") + 1].removeprefix("# ").removesuffix("...")
+    assert lines[lines.index("event: complete") + 1].startswith(shown)  # the README's output, as far as it shows it
