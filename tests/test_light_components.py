@@ -39,6 +39,27 @@ def test_gallery_sends_addresses_and_captions_only():
     assert gallery.postprocess(None) == []
 
 
+def test_each_light_component_converts_a_value_once_for_the_fingerprint_and_the_send():
+    """The dashboard converts a value to fingerprint it (explorer.ui.changed); Gradio's postprocess of the same object
+    then gets the remembered form, and another object is converted anew."""
+    from explorer.ui import light_table
+    from explorer.ui.light_table import LightTable
+
+    with gr.Blocks():
+        table = LightTable(label="t")
+    calls = []
+    original = light_table.table_cells
+    light_table.table_cells = lambda frame: calls.append(1) or original(frame)
+    try:
+        frame = pd.DataFrame({"clade": ["Paridae"], "photos": [12]})
+        first, again = table.postprocess(frame), table.postprocess(frame)
+        other = table.postprocess(pd.DataFrame({"clade": ["Laridae"], "photos": [3]}))
+    finally:
+        light_table.table_cells = original
+    assert first is again and first == {"columns": ["clade", "photos"], "rows": [["Paridae", "12"]]}
+    assert other["rows"] == [["Laridae", "3"]] and len(calls) == 2  # the same frame converted once
+
+
 def test_figure_json_passes_dicts_and_figures():
     import plotly.graph_objects as go
 

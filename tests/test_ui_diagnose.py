@@ -118,26 +118,14 @@ def test_min_above_max_confidence_is_refused_at_the_field(dashboard):
     assert typed[out.min_conf].info == "-0.5 is outside 0..1: using 0." and typed[out.min_conf].value == 0
     assert "**cub100_effnet_head**" in typed[out.summary]
     fixed = dashboard.refresh(
-        "cub100_effnet_head",
-        "(all)",
-        None,
-        0.0,
-        1.0,
-        "all",
-        True,
-        False,
-        "family",
-        5,
-        "fixed",
-        "(none)",
-        "family",
-        None,
-        False,
-        "",
-        typed[out.sent],
+        *OPENING, "family", None, False, "", typed[out.sent]
     )  # a valid value again: the note shown last is cleared, and the untouched max slider is left alone
     assert fixed[out.min_conf].info is None and fixed[out.min_conf].value == 0
     assert skipped(fixed[out.max_conf])
+
+
+# the second table's opening filters (everything in view), in the handler's order
+OPENING = ["cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)"]
 
 
 def skipped(value) -> bool:
@@ -146,7 +134,7 @@ def skipped(value) -> bool:
 
 def test_only_the_outputs_that_changed_are_sent(dashboard):
     out = dashboard.outputs
-    args = ["cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)"]
+    args = OPENING
     first = dashboard.refresh(*args, "family", None, False, "", None)
     assert not any(skipped(v) for c, v in first.items() if c not in (out.min_conf, out.max_conf))  # all, at first
     again = dashboard.refresh(*args, "family", None, False, "", first[out.sent])

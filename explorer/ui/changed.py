@@ -1,7 +1,9 @@
 """Only outputs that changed are sent: the dashboard remembers, per session, a fingerprint of what it last sent to
 each output (a gr.State), and answers gr.skip() for an output whose new value is the same. A filter change that
 leaves the comparison, the per-rank heads or a section's text as they were then costs neither their
-postprocessing on the server nor their update in the browser.
+postprocessing on the server nor their update in the browser. The light components (FastPlot, LightTable,
+ThumbGallery) are fingerprinted in the form they send (their JSON, their cells as text), made once: they remember
+it for Gradio's own postprocess of the same value (light_html.sent_once).
 
 Every handler that writes a remembered output must go through ``only_changed`` (the dashboard's refresh and its
 section handlers do), so that the fingerprint always matches what the page shows. Outputs written elsewhere too
@@ -40,7 +42,10 @@ def only_changed(shown: dict, remembered: dict, sent: dict | None, state: gr.Sta
         if name is None or isinstance(value, gr.components.Component):
             out[component] = value
             continue
-        mark = fingerprint(value)
+        # the light components are fingerprinted in the form they send, which they remember for Gradio's own pass
+        mark = fingerprint(
+            component.postprocess(value) if getattr(component, "remembers_postprocess", False) else value
+        )
         if mark is not None and sent.get(name) == mark:
             out[component] = gr.skip()
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 import plotly
 
-from explorer.ui.light_html import template_html
+from explorer.ui.light_html import sent_once, template_html
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 gr.set_static_paths([PLOTLY_JS])  # this one file, served as it is
@@ -86,6 +86,7 @@ class FastPlot(gr.HTML):
     """A plotly figure (``go.Figure``, a dict, or its JSON) drawn and redrawn in place with ``Plotly.react``."""
 
     is_template = True  # gr.HTML's front end
+    remembers_postprocess = True  # see light_html.sent_once
 
     def __init__(self, value=None, *, label: str = "", elem_id: str | None = None, min_width: int = 320, **kwargs):
         template = TEMPLATE.format(label=html.escape(label))
@@ -99,4 +100,4 @@ class FastPlot(gr.HTML):
         )
 
     def postprocess(self, value):
-        return figure_json(value)
+        return sent_once(self, value, figure_json)

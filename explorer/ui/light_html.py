@@ -17,3 +17,15 @@ def template_html(template: str, css: str, script: str, **more) -> dict:
         apply_default_css=False,
         **more,
     )
+
+
+def sent_once(component, value, convert):
+    """``convert(value)``, the form the component sends, remembered for the last value object: the dashboard makes
+    it first to fingerprint what it sends (explorer.ui.changed), and Gradio's own postprocess of the same object
+    then finds it ready. Another object (another session's) is converted anew."""
+    last = getattr(component, "_last_sent", None)
+    if last is not None and last[0] is value:
+        return last[1]
+    sent = convert(value)
+    component._last_sent = (value, sent)
+    return sent

@@ -12,7 +12,7 @@ import html
 import gradio as gr
 import pandas as pd
 
-from explorer.ui.light_html import template_html
+from explorer.ui.light_html import sent_once, template_html
 
 # Handlebars escapes {{this}}: a clade or species name is shown as text, never read as HTML
 TEMPLATE = (
@@ -95,10 +95,11 @@ class LightTable(gr.HTML):
     """A read-only table of a DataFrame, sortable by clicking its headers, with a ``select`` event per row."""
 
     is_template = True  # gr.HTML's front end
+    remembers_postprocess = True  # see light_html.sent_once
 
     def __init__(self, *, label: str = "", elem_id: str | None = None, max_height: int = 300, **kwargs):
         template = TEMPLATE.format(label=html.escape(label), height=int(max_height))
         super().__init__(value=None, elem_id=elem_id, **template_html(template, CSS, ON_LOAD, **kwargs))
 
     def postprocess(self, value):
-        return table_cells(value)
+        return sent_once(self, value, table_cells)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import gradio as gr
 
 from explorer.thumbnails import FOLDER
-from explorer.ui.light_html import template_html
+from explorer.ui.light_html import sent_once, template_html
 
 gr.set_static_paths([FOLDER])  # the thumbnails' own folder, and nothing else of the temporary folder
 
@@ -53,10 +53,11 @@ class ThumbGallery(gr.HTML):
     """Thumbnails with captions: the value is a list of (thumbnail file, caption), as explorer.thumbnails gives."""
 
     is_template = True  # gr.HTML's front end
+    remembers_postprocess = True  # see light_html.sent_once
 
     def __init__(self, *, label: str = "", elem_id: str | None = None, **kwargs):
         template = TEMPLATE.format(label=html.escape(label))
         super().__init__(value=[], elem_id=elem_id, **template_html(template, CSS, ON_LOAD, **kwargs))
 
     def postprocess(self, value):
-        return [{"src": thumb_url(file), "caption": str(caption)} for file, caption in value or []]
+        return sent_once(self, value, lambda items: [{"src": thumb_url(f), "caption": str(c)} for f, c in items or []])
