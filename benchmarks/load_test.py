@@ -125,10 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     total = args.single + args.clients * (warm_calls + args.calls)
     photos = real_photos(args.data_root, total)
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    with launched_app(args.log, "--model-workers", str(args.model_workers)) as (
-        url,
-        proc,
-    ):  # python app.py on 127.0.0.1 only
+    app = launched_app(args.log, "--model-workers", str(args.model_workers))  # python app.py on 127.0.0.1 only
+    with app as (url, proc):
         wait_warm(args.log)  # start-up's background work done, as for a person arriving later
         single = run_clients(url, photos, 1, args.single, 0, args.client)
         single_errors = [e for _, e in single if e]

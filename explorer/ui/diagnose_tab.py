@@ -231,7 +231,7 @@ def _section(resources: Resources, out: DashboardOutputs, draw):
     kept = remembered(out)
 
     def on_change(name, rank, clade, low, high, outcome, noted, in_vocab, list_rank, min_photos, kind, other, *more):
-        map_rank, prior, map_open, _key, sent = (list(more) + ["family", None, False, "", None])[:5]
+        map_rank, prior, map_open, _key, sent = (list(more) + MORE_DEFAULTS[2 + len(more) :])[:5]
         low, high = clamp(low, 0, 1)[0], clamp(high, 0, 1)[0]
         if low > high:
             return {}
