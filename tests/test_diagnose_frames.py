@@ -9,7 +9,9 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
-from explorer.diagnose.frames import ROW, rows_at, to_frame
+import polars as pl
+
+from explorer.diagnose.frames import ROW, Subset, narrowed, rows_at, to_frame
 from explorer.diagnose.geo_effect import geo_effect
 from explorer.diagnose.metrics import (
     Filters,
@@ -77,6 +79,23 @@ def test_rows_at_gathers_by_position_within_a_view():
     view = frame.lazy().filter("keep")
     assert rows_at(view, np.array([2, 3]), ["x"])["x"].to_list() == [12, 13]
     assert rows_at(view, np.array([1, 3]), ["x"])["x"].to_list() == [13]  # row 1 is not in the view
+
+
+def test_subset_gathers_by_position_and_keeps_its_filter_and_fields():
+    frame = to_frame(pd.DataFrame({"x": [10, 11, 12, 13, 14], "keep": [True, False, True, True, False]}))
+    view = Subset(frame, pl.col("keep"), {"y": pl.col("x") * 2})
+    assert view.columns == [ROW, "x", "keep", "y"]
+    assert rows_at(view, np.array([1, 2, 3]), ["x", "y"]).rows() == [(12, 24), (13, 26)]  # row 1 fails the filter
+    assert rows_at(view, np.array([], dtype=np.int64), ["x"]).height == 0
+    smaller = narrowed(view, pl.col("x") > 12)
+    assert isinstance(smaller, Subset) and rows_at(smaller, np.array([0, 2, 3]))["x"].to_list() == [13]
+    on_field = narrowed(view, pl.col("y") > 20)  # reads a field, which exists only after the filter: a plain query
+    assert isinstance(on_field, pl.LazyFrame) and on_field.collect()["x"].to_list() == [12, 13]
+    # a frame whose ROW is not the position (a slice of a bigger one): the gather falls back to testing every row
+    shifted = Subset(frame[2:], pl.col("keep"))
+    assert shifted.gather(np.array([2, 3])) is None
+    assert rows_at(shifted, np.array([2, 3]), ["x"])["x"].to_list() == [12, 13]
+    assert rows_at(shifted, np.array([7]), ["x"]).height == 0  # beyond the frame: no row, no error
 
 
 def test_calibration_gathers_the_logits_of_its_own_rows(hand_table):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, arrays, as_lazy, rows_at
+from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, arrays, narrowed, rows_at
 from explorer.diagnose.schema import LOGIT_COLUMNS
 
 
@@ -21,7 +21,7 @@ class CalibrationData:
     The (n, 20) logits are gathered only when asked for, and only for the rows kept: a temperature is fitted on
     at most 10 k rows and its ECE taken on at most 50 k, so a million-row view never copies 20 full columns."""
 
-    source: pl.LazyFrame  # the view these photos come from, with their stored top logits
+    source: View  # the view these photos come from, with their stored top logits
     rows: np.ndarray  # (n,) these photos' positions in the whole table (frames.ROW), ascending
     true_logit: np.ndarray  # (n,)
     confidence: np.ndarray  # (n,) top-1 probability as stored
@@ -38,7 +38,7 @@ class CalibrationData:
     def from_table(cls, table: View) -> CalibrationData:
         keep = OK & IN_VOCAB
         needs = [keep, *map(pl.col, (*LOGIT_COLUMNS, "true_logit", "confidence", "correct_1", "calibration_half"))]
-        source = as_lazy(table, needs).filter(keep)
+        source = narrowed(table, keep, needs)
         values = arrays(
             source,
             rows=pl.col(ROW),
@@ -56,7 +56,8 @@ class CalibrationData:
             values["fitting"].astype(bool),
         )
 
-    def subset(self, mask: np.ndarray) -> CalibrationData:
+    def subset(self, mask: np.ndarray | slice) -> CalibrationData:
+        """The rows at ``mask`` (a boolean mask, indices, or a slice)."""
         return CalibrationData(
             self.source,
             self.rows[mask],
@@ -120,10 +121,15 @@ def _even_rows(mask: np.ndarray, limit: int) -> np.ndarray:
     return rows if len(rows) <= limit else rows[:: -(-len(rows) // limit)]
 
 
+def _even_slice(n: int, limit: int) -> slice:
+    """Every k-th of n rows so that at most ``limit`` remain."""
+    return slice(None, None, max(1, -(-n // limit)))
+
+
 def _even_subsample(data: CalibrationData, limit: int) -> CalibrationData:
     """Every k-th row so that at most ``limit`` remain (deterministic; the data has no order to bias it)."""
     n = len(data.correct)
-    return data if n <= limit else data.subset(np.arange(n) % -(-n // limit) == 0)
+    return data if n <= limit else data.subset(_even_slice(n, limit))
 
 
 MAX_FIT_ROWS = 10_000

@@ -10,12 +10,65 @@ its expressions compose with the numpy code of the calibration and trade-off cur
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 import polars as pl
 
-View = pd.DataFrame | pl.DataFrame | pl.LazyFrame
 ROW = "_row"  # each row's position in the whole table: a view gathers a few rows by it without copying the rest
+
+
+@dataclass(frozen=True)
+class Subset:
+    """The rows of a whole table (``frame``, from to_frame: ``ROW`` is each row's position) where ``where`` holds,
+    with ``fields`` as extra columns. It reads as a lazy query, and also knows its table: the few rows a chart
+    shows are gathered by position (0.3 ms for 200 rows of a million) where a lazy view must test every row."""
+
+    frame: pl.DataFrame
+    where: pl.Expr
+    fields: dict[str, pl.Expr] = field(default_factory=dict)
+
+    def lazy(self) -> pl.LazyFrame:
+        lazy = self.frame.lazy().filter(self.where)
+        return lazy.with_columns(**self.fields) if self.fields else lazy
+
+    def collect_schema(self) -> pl.Schema:
+        return self.lazy().collect_schema()
+
+    @property
+    def columns(self) -> list[str]:
+        return self.collect_schema().names()
+
+    def narrowed(self, where: pl.Expr) -> Subset | pl.LazyFrame:
+        """The rows of this subset where ``where`` also holds (a plain lazy query when ``where`` reads one of the
+        ``fields``, which exist only after the filter)."""
+        if set(self.fields) & set(where.meta.root_names()):
+            return self.lazy().filter(where)
+        return Subset(self.frame, self.where & where, self.fields)
+
+    def with_columns(self, **fields: pl.Expr) -> Subset:
+        return Subset(self.frame, self.where, {**self.fields, **fields})
+
+    def gather(self, rows: np.ndarray, names: list[str] | None = None) -> pl.LazyFrame | None:
+        """The subset's rows at positions ``rows`` (sorted) of the whole table (its ``names`` columns, default
+        all), or None when ``ROW`` is not the position there (a frame not made by to_frame)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows[0] < 0 or rows[-1] >= len(self.frame)):
+            return None
+        frame = self.frame
+        if names is not None:  # only the columns asked for and those the filter and the fields read
+            reads = {ROW, *self.where.meta.root_names()}.union(*(e.meta.root_names() for e in self.fields.values()))
+            frame = frame.select(c for c in frame.columns if c in reads or c in names)
+        picked = frame[rows]
+        if not np.array_equal(picked[ROW].to_numpy(), rows):
+            return None
+        lazy = picked.lazy().filter(self.where)
+        lazy = lazy.with_columns(**self.fields) if self.fields else lazy
+        return lazy if names is None else lazy.select(names)
+
+
+View = pd.DataFrame | pl.DataFrame | pl.LazyFrame | Subset
 
 
 def to_frame(table: pd.DataFrame) -> pl.DataFrame:
@@ -26,14 +79,17 @@ def to_frame(table: pd.DataFrame) -> pl.DataFrame:
 
 def rows_at(table: View, rows: np.ndarray, names: list[str] | None = None) -> pl.DataFrame:
     """The view's rows whose ``ROW`` is in ``rows`` (sorted), in view order: a predicate on the view's own
-    filter, so only those rows of the ``names`` columns (default: all) are gathered."""
+    filter, so only those rows of the ``names`` columns (default: all) are gathered (a Subset: by position)."""
+    picked = table.gather(rows, names) if isinstance(table, Subset) else None
+    if picked is not None:
+        return picked.collect()
     lazy = as_lazy(table).filter(pl.col(ROW).is_in(pl.Series(rows, dtype=pl.UInt32).implode()))
     return (lazy if names is None else lazy.select(names)).collect()
 
 
 def as_lazy(table: View, needs: pl.Expr | list[pl.Expr] | None = None) -> pl.LazyFrame:
     """A lazy query over the view. From pandas, only the columns that ``needs`` reads are converted."""
-    if isinstance(table, pl.LazyFrame | pl.DataFrame):
+    if isinstance(table, pl.LazyFrame | pl.DataFrame | Subset):
         lazy = table.lazy()
         return lazy if ROW in lazy.collect_schema().names() else lazy.with_row_index(ROW)
     if needs is not None:
@@ -41,6 +97,14 @@ def as_lazy(table: View, needs: pl.Expr | list[pl.Expr] | None = None) -> pl.Laz
         names.discard(ROW)
         table = table[[c for c in table.columns if c in names]]
     return to_frame(table).lazy()
+
+
+def narrowed(table: View, where: pl.Expr, needs: list[pl.Expr] | None = None) -> View:
+    """The view's rows where ``where`` holds, as a view (a Subset stays one, so it still gathers by position);
+    from pandas, only the columns that ``needs`` and ``where`` read are converted."""
+    if isinstance(table, Subset):
+        return table.narrowed(where)
+    return as_lazy(table, None if needs is None else [where, *needs]).filter(where)
 
 
 def select(table: View, *exprs: pl.Expr, where: pl.Expr | None = None, **named: pl.Expr) -> pl.DataFrame:

@@ -8,7 +8,20 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from explorer.diagnose.frames import IN_VOCAB, OK, View, as_lazy, as_text, columns, first_value, select, to_pandas
+from explorer.diagnose.frames import (
+    IN_VOCAB,
+    OK,
+    ROW,
+    Subset,
+    View,
+    as_lazy,
+    as_text,
+    columns,
+    first_value,
+    rows_at,
+    select,
+    to_pandas,
+)
 from explorer.diagnose.metrics import UNKNOWN
 from explorer.diagnose.schema import ALT_SEPARATOR, GEO_PRIOR_COLUMN
 
@@ -46,6 +59,8 @@ def geo_view(table: View, prior: str | None) -> View:
         fields = {field: table[f"{prior}{ALT_SEPARATOR}{field}"] for field in GEO_FIELDS}
         return table.assign(**fields, **{GEO_PRIOR_COLUMN: prior})
     fields = {field: pl.col(f"{prior}{ALT_SEPARATOR}{field}") for field in GEO_FIELDS}
+    if isinstance(table, Subset):
+        return table.with_columns(**fields, **{GEO_PRIOR_COLUMN: pl.lit(prior)})
     return table.lazy().with_columns(**fields, **{GEO_PRIOR_COLUMN: pl.lit(prior)})
 
 
@@ -169,4 +184,5 @@ def geo_rows(
     if rank and clade is not None:
         column = pl.col(f"true_{rank}")
         keep &= column.is_null() if clade == UNKNOWN else (column == clade).fill_null(False)
-    return to_pandas(as_lazy(table).filter(keep.fill_null(False)).head(limit), keep_row=keep_row)
+    first = as_lazy(table).filter(keep.fill_null(False)).select(ROW).head(limit).collect()  # narrow; then gather
+    return to_pandas(rows_at(table, first[ROW].to_numpy()), keep_row=keep_row)

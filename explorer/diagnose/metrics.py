@@ -11,7 +11,20 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, arrays, as_lazy, as_text, rows_at, select, to_pandas
+from explorer.diagnose.frames import (
+    IN_VOCAB,
+    OK,
+    ROW,
+    Subset,
+    View,
+    arrays,
+    as_lazy,
+    as_text,
+    narrowed,
+    rows_at,
+    select,
+    to_pandas,
+)
 from explorer.diagnose.schema import ROLLUP_RANKS
 from explorer.taxonomy import RANKS
 
@@ -72,9 +85,12 @@ def predicate(filters: Filters) -> pl.Expr:
     return keep.fill_null(False)
 
 
-def filter_view(frame: View, filters: Filters) -> pl.LazyFrame:
-    """The dashboard's view: a lazy query, so each chart reads only its own columns of the rows kept (pass the
-    table's polars copy, frames.to_frame: a pandas table is converted whole on every call)."""
+def filter_view(frame: View, filters: Filters) -> Subset | pl.LazyFrame:
+    """The dashboard's view: a lazy query, so each chart reads only its own columns of the rows kept. Pass the
+    table's polars copy (frames.to_frame): the view is then a Subset, which gathers the few rows a chart shows by
+    position; a pandas table is converted whole on every call."""
+    if isinstance(frame, pl.DataFrame) and ROW in frame.columns:
+        return Subset(frame, predicate(filters))
     return as_lazy(frame).filter(predicate(filters))
 
 
@@ -343,10 +359,9 @@ def clade_tree(table: View, ranks=("class", "order", "family", "genus")) -> pd.D
 def error_rows(table: View, limit: int | None = 200, keep_row: bool = False) -> pd.DataFrame:
     """Errors (readable photos, wrong top-1), the most confident first (ties in table order): the ones worth a
     look. ``keep_row``: with each row's ``ROW`` (see frames.to_pandas)."""
-    lazy = as_lazy(table)
     by = [pl.col("confidence"), pl.col(ROW)]
-    errors = lazy.filter(OK & ~pl.col("correct_1")).select(ROW, "confidence")  # narrow; then gather the few
+    errors = as_lazy(table).filter(OK & ~pl.col("correct_1")).select(ROW, "confidence")  # narrow; then gather
     if limit is not None:
         errors = errors.top_k(limit, by=by, reverse=[False, True])
-    rows = rows_at(lazy, np.sort(errors.collect()[ROW].to_numpy()))
+    rows = rows_at(table, np.sort(errors.collect()[ROW].to_numpy()))
     return to_pandas(rows.sort(by, descending=[True, False]), keep_row=keep_row)
