@@ -72,6 +72,8 @@ def test_error_rows_most_confident_first_ties_in_table_order():
     assert error_rows(table)["path"].tolist() == ["b", "f", "a", "d"]
     assert error_rows(to_frame(table), limit=3)["path"].tolist() == ["b", "f", "a"]
     assert ROW not in error_rows(to_frame(table)).columns
+    narrow = error_rows(to_frame(table), only=["path"], keep_row=True)  # just the columns a gallery reads
+    assert narrow.values.tolist() == [["b", 1], ["f", 5], ["a", 0], ["d", 3]] and list(narrow.columns) == ["path", ROW]
 
 
 def test_rows_at_gathers_by_position_within_a_view():

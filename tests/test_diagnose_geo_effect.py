@@ -54,3 +54,35 @@ def test_shipped_bird_table_has_held_out_places_and_geo_counts():
     assert effect.photos_with_place > 2000
     assert set(effect.location_sources) == {"held-out eBird record of the true species"}
     assert effect.fixed > 0 and effect.broke > 0
+
+
+def test_priors_compared_in_one_query_as_each_alone(hand_table):
+    """A second prior that fixes photo 2, breaks nothing, and moves photo 1 to another wrong answer: its counts
+    are its own, on the pandas route and on the dashboard's Subset, and agree with geo_effect on its geo_view."""
+    from explorer.diagnose.frames import Subset, to_frame
+    from explorer.diagnose.geo_effect import compare_priors, geo_effect, geo_view, geo_rows, table_priors
+    from explorer.diagnose.metrics import Filters, filter_view
+
+    t = geo_table(hand_table)
+    t["geo_prior"] = "first"
+    t["other__geo_correct_1"] = [True, False, True, t["correct_1"].iloc[3], False, t["correct_1"].iloc[5]]
+    t["other__geo_pred_class_index"] = t["pred_class_index"].to_numpy().copy()
+    t.loc[1, "other__geo_pred_class_index"] = t.loc[1, "pred_class_index"] + 1
+    t.loc[2, "other__geo_pred_class_index"] = t.loc[2, "true_class_index"]
+    t["other__geo_pred_name"] = "y"
+    for name in ("geo_confidence", "geo_true_prob"):
+        t[name] = 0.5
+        t[f"other__{name}"] = 0.5
+    view = filter_view(to_frame(t), Filters())
+    assert isinstance(view, Subset) and table_priors(view) == table_priors(t) == ["first", "other"]
+    for table in (t, view):
+        compared = compare_priors(table).set_index("prior")
+        assert compared.loc["first", ["fixed", "broke", "net", "changed"]].tolist() == [1, 1, 0, 3]
+        assert compared.loc["other", ["fixed", "broke", "net", "changed"]].tolist() == [1, 0, 1, 2]
+        for prior in ("first", "other"):
+            alone = geo_effect(geo_view(table, prior))
+            assert compared.loc[prior, "top1_with_prior"] == alone.top1_geo
+            assert compared.loc[prior, "photos"] == alone.photos_with_place
+    fixed = geo_rows(geo_view(view, "other"), "fixed", only=["photo_id", "geo_pred_name"], keep_row=True)
+    assert fixed[["photo_id", "geo_pred_name"]].values.tolist() == [[t.loc[2, "photo_id"], "y"]]
+    assert list(fixed.columns) == ["photo_id", "geo_pred_name", "_row"]

@@ -42,9 +42,18 @@ def table_priors(table: View) -> list[str]:
     if not has_geo(table):
         return []
     names = columns(table)
-    first = first_value(table, GEO_PRIOR_COLUMN) if GEO_PRIOR_COLUMN in names else None
+    first = _first_prior(table) if GEO_PRIOR_COLUMN in names else None
     suffix = ALT_SEPARATOR + "geo_correct_1"
     return ["geo-prior" if first is None else str(first), *(c[: -len(suffix)] for c in names if c.endswith(suffix))]
+
+
+def _first_prior(table: View):
+    """The prior named in the view's first row. A Subset's table names one prior on every row: read there, without
+    a query (and an empty view of it still knows its prior)."""
+    if isinstance(table, Subset) and GEO_PRIOR_COLUMN not in table.fields:
+        column = table.frame[GEO_PRIOR_COLUMN]
+        return column[0] if len(column) else None
+    return first_value(table, GEO_PRIOR_COLUMN)
 
 
 def geo_view(table: View, prior: str | None) -> View:
@@ -64,23 +73,28 @@ def geo_view(table: View, prior: str | None) -> View:
     return table.lazy().with_columns(**fields, **{GEO_PRIOR_COLUMN: pl.lit(prior)})
 
 
-def compare_priors(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per geo-prior on the same photos with a place: top-1 image alone and with it, fixed, broke, changed."""
-    rows = []
-    for prior in table_priors(table):
-        effect = geo_effect(geo_view(table, prior))
-        rows.append(
-            {
-                "prior": prior,
-                "photos": effect.photos_with_place,
-                "top1_image": effect.top1_vision,
-                "top1_with_prior": effect.top1_geo,
-                "fixed": effect.fixed,
-                "broke": effect.broke,
-                "net": effect.fixed - effect.broke,
-                "changed": effect.changed,
-            }
-        )
+def compare_priors(table: View) -> pd.DataFrame:
+    """One row per geo-prior on the same photos with a place: top-1 image alone and with it, fixed, broke, changed
+    (every prior's counts in one query, each from its own columns)."""
+    priors, named = table_priors(table), {"placed": PLACED.sum()}
+    for i, prior in enumerate(priors):
+        outcome = _outcomes("" if i == 0 else f"{prior}{ALT_SEPARATOR}")
+        named |= {f"{k}_{i}": outcome[k].sum() for k in ("before", "after", "fixed", "broke", "changed")}
+    counts = select(table, **named).row(0, named=True) if priors else {}
+    n = int(counts.get("placed") or 0)
+    rows = [
+        {
+            "prior": prior,
+            "photos": n,
+            "top1_image": counts[f"before_{i}"] / n if n else float("nan"),
+            "top1_with_prior": counts[f"after_{i}"] / n if n else float("nan"),
+            "fixed": int(counts[f"fixed_{i}"]),
+            "broke": int(counts[f"broke_{i}"]),
+            "net": int(counts[f"fixed_{i}"]) - int(counts[f"broke_{i}"]),
+            "changed": int(counts[f"changed_{i}"]),
+        }
+        for i, prior in enumerate(priors)
+    ]
     return pd.DataFrame(
         rows, columns=["prior", "photos", "top1_image", "top1_with_prior", "fixed", "broke", "net", "changed"]
     )
@@ -90,10 +104,11 @@ PLACED = OK & IN_VOCAB & pl.col("lat").is_not_null() & pl.col("lat").is_not_nan(
 """Readable, in-vocabulary photos that had a place: the only ones the prior could act on."""
 
 
-def _outcomes() -> dict[str, pl.Expr]:
-    """Per photo with a place: the prior fixed, broke or changed its top-1; top-1 right before and after."""
-    before, after = pl.col("correct_1"), pl.col("geo_correct_1")
-    changed = pl.col("geo_pred_class_index") != pl.col("pred_class_index")
+def _outcomes(prefix: str = "") -> dict[str, pl.Expr]:
+    """Per photo with a place: the prior fixed, broke or changed its top-1; top-1 right before and after (the
+    prior's answers in ``prefix`` + the geo_* columns)."""
+    before, after = pl.col("correct_1"), pl.col(f"{prefix}geo_correct_1")
+    changed = pl.col(f"{prefix}geo_pred_class_index") != pl.col("pred_class_index")
     return {
         "fixed": PLACED & ~before & after,
         "broke": PLACED & before & ~after,
@@ -174,10 +189,16 @@ def geo_effect_by_clade(table: View, rank: str, min_photos: int = 1) -> pd.DataF
 
 
 def geo_rows(
-    table: View, kind: str, rank: str | None = None, clade: str | None = None, limit: int = 200, keep_row: bool = False
+    table: View,
+    kind: str,
+    rank: str | None = None,
+    clade: str | None = None,
+    limit: int = 200,
+    keep_row: bool = False,
+    only: list[str] | None = None,
 ) -> pd.DataFrame:
     """The photos behind a count: those the prior fixed, broke, or changed (optionally in one true clade).
-    ``keep_row``: with each row's ``ROW`` (see frames.to_pandas)."""
+    ``keep_row``: with each row's ``ROW`` (see frames.to_pandas); ``only``: just these columns."""
     if kind not in GEO_KINDS:
         raise ValueError(f"kind must be one of {GEO_KINDS}, got {kind!r}")
     keep = _outcomes()[kind]
@@ -185,4 +206,5 @@ def geo_rows(
         column = pl.col(f"true_{rank}")
         keep &= column.is_null() if clade == UNKNOWN else (column == clade).fill_null(False)
     first = as_lazy(table).filter(keep.fill_null(False)).select(ROW).head(limit).collect()  # narrow; then gather
-    return to_pandas(rows_at(table, first[ROW].to_numpy()), keep_row=keep_row)
+    names = None if only is None else list(dict.fromkeys([*only, ROW]))
+    return to_pandas(rows_at(table, first[ROW].to_numpy(), names), keep_row=keep_row)

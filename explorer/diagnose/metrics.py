@@ -356,12 +356,17 @@ def clade_tree(table: View, ranks=("class", "order", "family", "genus")) -> pd.D
     return pl.concat(parts).to_pandas()
 
 
-def error_rows(table: View, limit: int | None = 200, keep_row: bool = False) -> pd.DataFrame:
+def error_rows(
+    table: View, limit: int | None = 200, keep_row: bool = False, only: list[str] | None = None
+) -> pd.DataFrame:
     """Errors (readable photos, wrong top-1), the most confident first (ties in table order): the ones worth a
-    look. ``keep_row``: with each row's ``ROW`` (see frames.to_pandas)."""
+    look. ``keep_row``: with each row's ``ROW`` (see frames.to_pandas); ``only``: just these columns (a gallery
+    and a table need a handful of the ~90)."""
     by = [pl.col("confidence"), pl.col(ROW)]
     errors = as_lazy(table).filter(OK & ~pl.col("correct_1")).select(ROW, "confidence")  # narrow; then gather
     if limit is not None:
         errors = errors.top_k(limit, by=by, reverse=[False, True])
-    rows = rows_at(table, np.sort(errors.collect()[ROW].to_numpy()))
-    return to_pandas(rows.sort(by, descending=[True, False]), keep_row=keep_row)
+    names = None if only is None else list(dict.fromkeys([*only, "confidence", ROW]))
+    rows = rows_at(table, np.sort(errors.collect()[ROW].to_numpy()), names)
+    rows = rows.sort(by, descending=[True, False])
+    return to_pandas(rows if only is None else rows.select(list(dict.fromkeys([*only, ROW]))), keep_row=keep_row)

@@ -144,7 +144,7 @@ def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, k
         f"{name}-photos-in-view": to_pandas(view),
         f"{name}-clades-by-{list_rank}": accuracy_by_clade(view, list_rank, min_photos),
         f"{name}-confused-pairs": confused_pairs(view),
-        f"{name}-errors": error_rows(view, limit=None)[ERROR_COLUMNS],
+        f"{name}-errors": error_rows(view, limit=None, only=ERROR_COLUMNS),
     }
     if has_geo(view) and (not prior or prior in table_priors(view)):
         tables[f"{name}-priors-compared"] = compare_priors(view)

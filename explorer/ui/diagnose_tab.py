@@ -386,7 +386,7 @@ def _whole_dashboard(resources: Resources, out: DashboardOutputs, view: View, a:
     """Every chart, table and text of the dashboard for the view."""
     table = resources.tables[a.name]
     model = str(table["model"].iloc[0]) if len(table) else a.name
-    errors, counts = error_rows(view, keep_row=True), summary(view)
+    errors, counts = error_rows(view, keep_row=True, only=ERROR_COLUMNS), summary(view)
     return {
         out.summary: summary_markdown(counts, a.name, model) if counts.photos else NO_MATCH,
         out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),

@@ -70,6 +70,9 @@ def build_geo_section(resources: Resources) -> tuple[dict, dict]:
     return outputs, dict(geo_kind=geo_kind, geo_prior=geo_prior)
 
 
+GALLERY_COLUMNS = ["path", "true_name", "pred_name", "geo_pred_name", "correct_1", "geo_correct_1"]  # the caption's
+
+
 def _geo_caption(row) -> str:
     """Short enough to read on a thumbnail (the inspector has the rest): what the place did to the top-1."""
     if row.geo_correct_1:
@@ -105,7 +108,7 @@ def geo_outputs(
             out.geo_compare: compared,
         }
     view = geo_view(view, prior)
-    rows = geo_rows(view, kind, keep_row=True)
+    rows = geo_rows(view, kind, keep_row=True, only=GALLERY_COLUMNS)
     shown = prior or table_priors(view)[0]
     return {
         out.geo_summary: f"**Geo-prior `{html.escape(shown)}`.** " + geo_markdown(geo_effect(view)),
@@ -137,7 +140,7 @@ def make_geo_drilldown(resources: Resources):
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
         if not has_geo(view) or not evt.row_value or (prior and prior not in table_priors(view)):
             return [], row_refs(name, None, prior)
-        rows = geo_rows(geo_view(view, prior), kind, list_rank, evt.row_value[0], keep_row=True)
+        rows = geo_rows(geo_view(view, prior), kind, list_rank, evt.row_value[0], keep_row=True, only=GALLERY_COLUMNS)
         return thumbnails(resources, rows, _geo_caption), row_refs(name, rows, prior)
 
     return on_clade
