@@ -302,3 +302,29 @@ def test_the_opening_dashboard_is_drawn_into_the_components(dashboard):
     assert out.errors_state.value["table"] == name and len(out.errors_state.value["rows"]) == len(
         out.error_table.value["rows"]
     )
+
+
+MATPLOTLIB_AFTER_ONE_EVENT = """
+import sys
+{settle}
+from gradio.utils import MatplotlibBackendMananger
+manager = MatplotlibBackendMananger()  # what gradio wraps every event handler in
+manager.__enter__()
+manager.__exit__(None, None, None)
+print("matplotlib.pyplot" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("settled, imports_pyplot", [(False, "True"), (True, "False")])
+def test_the_first_event_does_not_import_pyplot_once_matplotlib_is_settled(settled, imports_pyplot):
+    """Gradio reads matplotlib's backend around every handler; unsettled, the first read imports pyplot (0.3 s on
+    the first click). The app settles it at start-up (demo.warm_dashboard)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the backend left to matplotlib's "auto"
+    settle = "from explorer.ui.demo import settle_matplotlib; settle_matplotlib()" if settled else "import matplotlib"
+    code = MATPLOTLIB_AFTER_ONE_EVENT.format(settle=settle)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env)
+    assert done.stdout.strip() == imports_pyplot
