@@ -19,8 +19,8 @@ import numpy as np
 import polars as pl
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
-from explorer.diagnose.frames import ROW, to_frame
-from explorer.diagnose.geo_effect import geo_effect, geo_effect_by_clade, geo_rows
+from explorer.diagnose.frames import ROW, side_by_side, to_frame
+from explorer.diagnose.geo_effect import compare_priors, geo_effect, geo_effect_by_clade, geo_rows
 from explorer.diagnose.metrics import (
     Filters,
     accuracy_by_clade,
@@ -41,28 +41,53 @@ from explorer.settings import PROJECT_ROOT
 FILTERS = Filters(clade_rank="order", clade_name="Passeriformes", min_confidence=0.1, outcome="all")
 
 
+def sections(view) -> list:
+    """Everything the Diagnose tab computes when a filter changes (figures' data, not their rendering), in the
+    sections it computes side by side (explorer.ui.diagnose_tab._whole_dashboard)."""
+
+    def calibration():
+        data = CalibrationData.from_table(view)  # the arrays once, for the fit and both diagrams
+        fit = fit_temperature(data)
+        return {
+            "reliability": reliability(data),
+            "calibrated": reliability(data, fit.temperature),
+            "rollup": rollup_tradeoff(view),
+        }
+
+    def scope():
+        scores = scope_scores(view)  # read and sorted once, as the tab does
+        return {"effect": scope_effect(scores), "tradeoff": scope_tradeoff(scores), "open": open_set_tradeoff(scores)}
+
+    def geo():  # summary, per-clade table, the photos behind a count, the priors side by side
+        rows = geo_rows(view, "fixed", only=["path", "true_name", "pred_name", "geo_pred_name"])
+        return {
+            "geo": geo_effect(view),
+            "clades": geo_effect_by_clade(view, "family", 5),
+            "rows": rows,
+            "priors": compare_priors(view),
+        }
+
+    return [
+        lambda: {"summary": summary(view), "errors_by_rank": errors_by_rank(view)},
+        lambda: {"sunburst": clade_tree(view)},
+        lambda: {"clades": accuracy_by_clade(view, "family"), "pairs": confused_pairs(view)},
+        calibration,
+        scope,
+        lambda: {"errors": error_rows(view, only=["true_name", "pred_name", "confidence", "path"])},
+        geo,
+        lambda: {"heads": rank_head_accuracy(view)},
+    ]
+
+
 def regroup(frame: pl.DataFrame, filters: Filters) -> None:
-    """Everything the Diagnose tab computes when a filter changes (figures' data, not their rendering)."""
-    view = filter_view(frame, filters)
-    summary(view)
-    errors_by_rank(view)
-    clade_tree(view)  # the sunburst
-    accuracy_by_clade(view, "family")  # the clade table
-    confused_pairs(view)
-    calibration = CalibrationData.from_table(view)  # the arrays once, for the fit and both diagrams
-    fit = fit_temperature(calibration)
-    reliability(calibration)
-    reliability(calibration, fit.temperature)
-    rollup_tradeoff(view)
-    error_rows(view)  # the gallery and the error table
-    geo_effect(view)  # the geo-prior section: summary, per-clade table, the photos behind a count
-    geo_effect_by_clade(view, "family", 5)
-    geo_rows(view, "fixed")
-    scores = scope_scores(view)  # the scope section: its scores read and sorted once, as the tab does
-    scope_effect(scores)
-    scope_tradeoff(scores)
-    open_set_tradeoff(scores)
-    rank_head_accuracy(view)
+    """The dashboard's regroup as the app runs it: its sections side by side (frames.side_by_side)."""
+    side_by_side(*sections(filter_view(frame, filters)))
+
+
+def one_after_another(frame: pl.DataFrame, filters: Filters) -> None:
+    """The same sections run one after another (the comparison)."""
+    for section in sections(filter_view(frame, filters)):
+        section()
 
 
 def core_polars(frame: pl.DataFrame, filters: Filters) -> None:
@@ -150,6 +175,10 @@ def main() -> None:
     print(f"confidence >= 0.1; polars {pl.__version__} on {pl.thread_pool_size()} threads")
     small_s = median_s(lambda: regroup(shipped, FILTERS), args.repeats)
     big_s = median_s(lambda: regroup(big, FILTERS), args.repeats)
+    serial_s = median_s(lambda: one_after_another(big, FILTERS), args.repeats)
+    print(
+        f"{len(big):,} rows, the sections one after another: {serial_s:.3f} s (side by side: {big_s / serial_s:.2f}x)"
+    )
     print(engines_line(big, args.repeats))
     if args.big:
         del big

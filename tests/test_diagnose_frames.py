@@ -5,12 +5,11 @@ from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
 from pandas.testing import assert_frame_equal
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
-import polars as pl
-
 from explorer.diagnose.frames import ROW, Subset, narrowed, rows_at, to_frame
 from explorer.diagnose.geo_effect import geo_effect
 from explorer.diagnose.metrics import (
@@ -142,3 +141,27 @@ def test_light_figures_keep_what_validation_used_to_expand():
         ("known species kept", "x2"),
     ]
     assert [(s.xref, s.x0) for s in figure.layout.shapes] == [("x", 0.25)]  # no line for a NaN threshold
+
+
+def test_side_by_side_runs_sections_at_once_and_merges_them_in_order():
+    import threading
+
+    from explorer.diagnose.frames import side_by_side
+
+    meet = threading.Barrier(2, timeout=10)  # each of two sections waits for the other: one after another, it breaks
+
+    def section(key, value):
+        def run():
+            meet.wait()
+            return {key: value, "shared": value}
+
+        return run
+
+    assert side_by_side(section("a", 1), section("b", 2)) == {"a": 1, "shared": 2, "b": 2}
+    assert side_by_side() == {}
+
+    def broken():
+        raise ValueError("this section failed")
+
+    with pytest.raises(ValueError, match="this section failed"):
+        side_by_side(lambda: {"a": 1}, broken)

@@ -60,7 +60,7 @@ def test_priors_compared_in_one_query_as_each_alone(hand_table):
     """A second prior that fixes photo 2, breaks nothing, and moves photo 1 to another wrong answer: its counts
     are its own, on the pandas route and on the dashboard's Subset, and agree with geo_effect on its geo_view."""
     from explorer.diagnose.frames import Subset, to_frame
-    from explorer.diagnose.geo_effect import compare_priors, geo_effect, geo_view, geo_rows, table_priors
+    from explorer.diagnose.geo_effect import compare_priors, geo_effect, geo_rows, geo_view, table_priors
     from explorer.diagnose.metrics import Filters, filter_view
 
     t = geo_table(hand_table)

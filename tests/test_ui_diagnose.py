@@ -326,5 +326,7 @@ def test_the_first_event_does_not_import_pyplot_once_matplotlib_is_settled(settl
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the backend left to matplotlib's "auto"
     settle = "from explorer.ui.demo import settle_matplotlib; settle_matplotlib()" if settled else "import matplotlib"
     code = MATPLOTLIB_AFTER_ONE_EVENT.format(settle=settle)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env
+    )
     assert done.stdout.strip() == imports_pyplot

@@ -10,6 +10,8 @@ its expressions compose with the numpy code of the calibration and trade-off cur
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,3 +162,15 @@ def as_text(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
 
 OK = (pl.col("status") == "ok").fill_null(False)
 IN_VOCAB = pl.col("in_vocab").fill_null(False)
+
+
+SECTION_THREADS = 3  # a dashboard's sections computed side by side: 2 cores, and one more thread covers GIL turns
+_SECTIONS = ThreadPoolExecutor(SECTION_THREADS, thread_name_prefix="dashboard-section")
+
+
+def side_by_side(*sections: Callable[[], dict]) -> dict:
+    """The sections' results (dicts) merged in order, the sections run on the dashboard's section threads: polars
+    and numpy release the GIL, so one section's query runs while another builds its figure (at 1 M rows the
+    regroup takes ~0.7x the time it takes one after another). A section never submits another, so a handler waiting
+    on them cannot starve them. An error is raised as the first failing section's, as one after another."""
+    return {key: value for done in _SECTIONS.map(lambda section: section(), sections) for key, value in done.items()}

@@ -20,7 +20,6 @@ from explorer.diagnose.frames import (
     arrays,
     as_lazy,
     as_text,
-    narrowed,
     rows_at,
     select,
     to_pandas,

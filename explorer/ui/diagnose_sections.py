@@ -7,7 +7,14 @@ import html
 
 import gradio as gr
 
-from explorer.diagnose.figures import plot_errors_side_by_side, plot_model_comparison, plot_scope_tradeoff
+from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
+from explorer.diagnose.figures import (
+    plot_errors_side_by_side,
+    plot_model_comparison,
+    plot_reliability,
+    plot_rollup_tradeoff,
+    plot_scope_tradeoff,
+)
 from explorer.diagnose.frames import View, first_value, to_pandas
 from explorer.diagnose.geo_effect import compare_priors, geo_effect_by_clade, geo_view, has_geo, table_priors
 from explorer.diagnose.metrics import (
@@ -17,6 +24,7 @@ from explorer.diagnose.metrics import (
     confused_pairs,
     error_rows,
     filter_view,
+    rollup_tradeoff,
 )
 from explorer.diagnose.scope_effect import (
     has_scope,
@@ -25,7 +33,7 @@ from explorer.diagnose.scope_effect import (
     scope_scores,
     scope_tradeoff,
 )
-from explorer.diagnose.texts import NO_SCOPE, scope_markdown
+from explorer.diagnose.texts import NO_SCOPE, calibration_markdown, scope_markdown
 from explorer.resources import Resources
 from explorer.ui.fast_plot import FastPlot
 from explorer.ui.temp_files import write_download
@@ -49,6 +57,19 @@ def filtered_view(resources: Resources, name, rank, clade, min_conf, max_conf, o
         )
     except ValueError as err:
         raise gr.Error(str(err)) from err
+
+
+def calibration_outputs(out, view: View) -> dict:
+    """The reliability diagram before and after a fitted temperature, its note, and the roll-up trade-off."""
+    data = CalibrationData.from_table(view)
+    fit = fit_temperature(data)
+    bins, ece = reliability(data)
+    calibrated = reliability(data, fit.temperature) if fit.held_out_photos else None
+    return {
+        out.reliability_plot: plot_reliability(bins, ece, calibrated, fit.temperature),
+        out.tradeoff_plot: plot_rollup_tradeoff(rollup_tradeoff(view)),
+        out.calibration: calibration_markdown(fit),
+    }
 
 
 def build_comparison(resources: Resources) -> tuple[dict, dict]:

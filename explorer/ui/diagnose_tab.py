@@ -8,24 +8,20 @@ from functools import partial
 
 import gradio as gr
 
-from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
 from explorer.diagnose.figures import (
     plot_clade_sunburst,
     plot_errors_by_rank,
-    plot_reliability,
-    plot_rollup_tradeoff,
 )
-from explorer.diagnose.frames import View
+from explorer.diagnose.frames import View, side_by_side
 from explorer.diagnose.metrics import (
     OUTCOMES,
     accuracy_by_clade,
     confused_pairs,
     error_rows,
     errors_by_rank,
-    rollup_tradeoff,
     summary,
 )
-from explorer.diagnose.texts import calibration_markdown, summary_markdown
+from explorer.diagnose.texts import summary_markdown
 from explorer.resources import Resources
 from explorer.taxonomy import RANKS
 from explorer.thumbnails import thumbnails
@@ -34,6 +30,7 @@ from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp, make_inspe
 from explorer.ui.diagnose_sections import (
     ERROR_COLUMNS,
     build_comparison,
+    calibration_outputs,
     comparison_outputs,
     filtered_view,
     make_csv_handler,
@@ -383,25 +380,40 @@ MORE_DEFAULTS = ["fixed", None, "family", None, False, "", None]
 
 
 def _whole_dashboard(resources: Resources, out: DashboardOutputs, view: View, a: SectionArguments) -> dict:
-    """Every chart, table and text of the dashboard for the view."""
+    """Every chart, table and text of the dashboard for the view, the sections computed side by side
+    (frames.side_by_side)."""
     table = resources.tables[a.name]
     model = str(table["model"].iloc[0]) if len(table) else a.name
-    errors, counts = error_rows(view, keep_row=True, only=ERROR_COLUMNS), summary(view)
-    return {
-        out.summary: summary_markdown(counts, a.name, model) if counts.photos else NO_MATCH,
-        out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
-        out.sunburst: plot_clade_sunburst(view),
-        out.clades: accuracy_by_clade(view, a.list_rank, a.min_photos).round(3),
-        out.pairs: confused_pairs(view).round(3),
-        **_calibration_outputs(out, view),
-        **scope_outputs(resources, out, view, model),
-        out.gallery: thumbnails(resources, errors),
-        out.error_table: errors[ERROR_COLUMNS].round(3),
-        out.errors_state: row_refs(a.name, errors),
-        **geo_outputs(resources, out, view, a.list_rank, a.min_photos, a.kind, a.prior, a.name),
-        **comparison_outputs(resources, out, view, a.name, a.other, a.list_rank),
-        **representation_outputs(resources, out, view, a.name, a.map_rank, a.map_open),
-    }
+
+    def headline() -> dict:
+        counts = summary(view)
+        return {
+            out.summary: summary_markdown(counts, a.name, model) if counts.photos else NO_MATCH,
+            out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
+        }
+
+    def errors() -> dict:
+        rows = error_rows(view, keep_row=True, only=ERROR_COLUMNS)
+        return {
+            out.gallery: thumbnails(resources, rows),
+            out.error_table: rows[ERROR_COLUMNS].round(3),
+            out.errors_state: row_refs(a.name, rows),
+        }
+
+    return side_by_side(
+        headline,
+        lambda: {out.sunburst: plot_clade_sunburst(view)},
+        lambda: {
+            out.clades: accuracy_by_clade(view, a.list_rank, a.min_photos).round(3),
+            out.pairs: confused_pairs(view).round(3),
+        },
+        lambda: calibration_outputs(out, view),
+        lambda: scope_outputs(resources, out, view, model),
+        errors,
+        lambda: geo_outputs(resources, out, view, a.list_rank, a.min_photos, a.kind, a.prior, a.name),
+        lambda: comparison_outputs(resources, out, view, a.name, a.other, a.list_rank),
+        lambda: representation_outputs(resources, out, view, a.name, a.map_rank, a.map_open),
+    )
 
 
 def _map_view(resources: Resources):
@@ -411,18 +423,6 @@ def _map_view(resources: Resources):
         return resources, view, name, map_rank
 
     return view_of
-
-
-def _calibration_outputs(out: DashboardOutputs, view: View) -> dict:
-    data = CalibrationData.from_table(view)
-    fit = fit_temperature(data)
-    bins, ece = reliability(data)
-    calibrated = reliability(data, fit.temperature) if fit.held_out_photos else None
-    return {
-        out.reliability_plot: plot_reliability(bins, ece, calibrated, fit.temperature),
-        out.tradeoff_plot: plot_rollup_tradeoff(rollup_tradeoff(view)),
-        out.calibration: calibration_markdown(fit),
-    }
 
 
 def _clade_menu(resources: Resources, out: DashboardOutputs, name, rank, clade, shown: str) -> tuple[str | None, dict]:
