@@ -73,7 +73,7 @@ def forward_with_cams(
     rows[torch.arange(len(indices)), torch.tensor(indices, dtype=torch.long)] = 1.0  # (k, N) one-hot targets
     layout = layout or FeatureLayout()
     if method == FAST_METHOD:
-        cams = _cams_for_targets(logits, activations, rows, head, layout)
+        cams = _cams_for_targets(logits, activations, rows, head, layout, one_hot=indices)
     else:
         spatial = layout(activations.detach())[0].float()
         cams = method_cams(method, spatial, _gradients(logits, activations, rows, head, layout))
@@ -171,12 +171,18 @@ def _forward_capture(model, input_tensor, target_layer, need_graph: bool, autoca
     return logits, captured[0]
 
 
-def _cams_for_targets(logits, activations, rows: torch.Tensor, head: nn.Linear | None, layout) -> torch.Tensor:
-    """(k, h, w) Grad-CAM for k targets, each a weighting of the logits (one-hot, or a difference)."""
+def _cams_for_targets(
+    logits, activations, rows: torch.Tensor, head: nn.Linear | None, layout, one_hot: list[int] | None = None
+) -> torch.Tensor:
+    """(k, h, w) Grad-CAM for k targets, each a weighting of the logits (one-hot, or a difference). ``one_hot``:
+    the classes when every row is one class's one-hot row (then the head's rows are gathered, not multiplied)."""
     spatial = layout(activations.detach())[0].float()  # (C, h, w)
     if head is not None:  # logits = head(mean_hw(A)): d(target)/dA = rows @ W / (h w), exactly
         h, w = spatial.shape[-2:]
-        weights = rows @ head.weight.float() / (h * w)  # (k, C)
+        if one_hot is not None:  # the same rows of W as the product (0.5 ms for 5 x 965 classes x 1280)
+            weights = head.weight[torch.tensor(one_hot, dtype=torch.long, device=head.weight.device)].float() / (h * w)
+        else:
+            weights = rows @ head.weight.float() / (h * w)  # (k, C)
     else:
         weights = layout(_tail_gradients(logits, activations, rows)).float().mean(dim=(2, 3))  # (k, C)
     return torch.relu(torch.einsum("kc,chw->khw", weights, spatial))
@@ -311,9 +317,11 @@ def overlay_cams(image: np.ndarray, cams: np.ndarray, image_weight: float = 0.5)
         cv2.resize(cams[i], (width, height), dst=strip[i * height : (i + 1) * height], interpolation=cv2.INTER_LINEAR)
     np.maximum(strip, 0.0, out=strip)  # convertScaleAbs would turn a negative value into its absolute value
     heat = cv2.applyColorMap(cv2.convertScaleAbs(strip, alpha=255), _jet_rgb_lut())  # (k*H, W, 3), RGB
-    base = np.tile(image.astype(np.uint8, copy=False), (k, 1, 1))
-    blended = cv2.addWeighted(heat, 1.0 - image_weight, base, image_weight, 0.0)
-    return list(blended.reshape(k, height, width, 3))
+    base = image.astype(np.uint8, copy=False)
+    blended = np.empty((k, height, width, 3), np.uint8)
+    for i in range(k):  # each band blended with the photo into its own overlay (no k-fold copy of the photo)
+        cv2.addWeighted(heat[i * height : (i + 1) * height], 1.0 - image_weight, base, image_weight, 0.0, blended[i])
+    return list(blended)
 
 
 @functools.cache
