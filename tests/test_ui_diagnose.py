@@ -111,16 +111,16 @@ def test_min_above_max_confidence_is_refused_at_the_field(dashboard):
         "cub100_effnet_head", "(all)", None, 0.7, 0.4, "all", True, False, "family", 5, "fixed", "(none)"
     )
     assert set(shown) == {out.min_conf, out.max_conf, out.sent}  # nothing else redrawn: the last valid view stays
-    assert shown[out.min_conf].info == "0.7 is above the max (0.4), so no photo could match: lower it."
+    assert shown[out.min_conf]["info"] == "0.7 is above the max (0.4), so no photo could match: lower it."
     typed = dashboard.refresh(
         "cub100_effnet_head", "(all)", None, -0.5, 1.0, "all", True, False, "family", 5, "fixed", "(none)"
     )
-    assert typed[out.min_conf].info == "-0.5 is outside 0..1: using 0." and typed[out.min_conf].value == 0
+    assert typed[out.min_conf]["info"] == "-0.5 is outside 0..1: using 0." and typed[out.min_conf]["value"] == 0
     assert "**cub100_effnet_head**" in typed[out.summary]
     fixed = dashboard.refresh(
         *OPENING, "family", None, False, "", typed[out.sent]
     )  # a valid value again: the note shown last is cleared, and the untouched max slider is left alone
-    assert fixed[out.min_conf].info is None and fixed[out.min_conf].value == 0
+    assert fixed[out.min_conf]["info"] is None and fixed[out.min_conf]["value"] == 0
     assert skipped(fixed[out.max_conf])
 
 
@@ -254,9 +254,9 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
     )
     assert len(other[out.map_state]["photo_ids"]) == 2999
     heads = other[out.heads_table]  # the CUB-100 model has per-rank heads; the bird model has none
-    assert heads.visible and heads.value["data"][0][:2] == ["order", 2999]
-    assert [row[0] for row in heads.value["data"]] == ["order", "family", "genus", "species"]
-    assert shown[out.heads_table].visible is False and "has no per-rank heads" in shown[out.heads_text]
+    assert heads["visible"] and heads["value"].iloc[0, :2].tolist() == ["order", 2999]
+    assert heads["value"].iloc[:, 0].tolist() == ["order", "family", "genus", "species"]
+    assert shown[out.heads_table]["visible"] is False and "has no per-rank heads" in shown[out.heads_text]
     assert len(other[out.map_plot].data) == 11  # ten orders coloured, the rest grey
 
 
@@ -302,6 +302,20 @@ def test_the_opening_dashboard_is_drawn_into_the_components(dashboard):
     assert out.errors_state.value["table"] == name and len(out.errors_state.value["rows"]) == len(
         out.error_table.value["rows"]
     )
+
+
+def test_the_page_holds_only_the_tabs_and_the_hidden_api_row(real_resources):
+    """Drawing the opening dashboard at build time (and warming the others) adds nothing to the page: the
+    handlers answer updates as gr.update(...), where a component made while the layout is open (the clade menu's
+    gr.Dropdown, the heads' gr.Dataframe) used to appear under the tabs as a stray, unlabelled control."""
+    import time
+
+    from explorer.ui.demo import build_demo
+
+    demo = build_demo(real_resources)
+    time.sleep(3)  # the warm-up thread draws the other tables' dashboards meanwhile
+    assert [type(child).__name__ for child in demo.children] == ["Markdown", "Tabs", "Row"]
+    assert demo.children[2].visible is False  # the API's inputs and outputs
 
 
 MATPLOTLIB_AFTER_ONE_EVENT = """

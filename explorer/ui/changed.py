@@ -32,6 +32,11 @@ def fingerprint(value) -> str | None:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def is_update(value) -> bool:
+    """An update of a component's properties (gr.update(...), or a component instance), not a value."""
+    return isinstance(value, gr.components.Component) or (isinstance(value, dict) and value.get("__type__") == "update")
+
+
 def only_changed(shown: dict, remembered: dict, sent: dict | None, state: gr.State) -> dict:
     """``shown`` ({component: value}) with gr.skip() for each remembered output (``remembered``: {component:
     name}) whose value is the one last sent, and ``state`` set to the fingerprints now on the page."""
@@ -39,7 +44,7 @@ def only_changed(shown: dict, remembered: dict, sent: dict | None, state: gr.Sta
     out = {}
     for component, value in shown.items():
         name = remembered.get(component)
-        if name is None or isinstance(value, gr.components.Component):
+        if name is None or is_update(value):
             out[component] = value
             continue
         # the light components are fingerprinted in the form they send, which they remember for Gradio's own pass
@@ -60,5 +65,5 @@ def slider_update(value: float, note: str, last_note: str):
     to be moved (``note``), an update clearing the note it showed last (``last_note``), else gr.skip() (the slider
     already shows what the user set)."""
     if note or last_note:
-        return gr.Slider(value=value, info=note or None)
+        return gr.update(value=value, info=note or None)
     return gr.skip()

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from explorer.resources import Resources
 from explorer.services import models_markdown
 from explorer.ui.api import build_api
+from explorer.ui.changed import is_update
 from explorer.ui.components import CSS, QUEUE_MAX_SIZE, head_html, model_queue_limit
 from explorer.ui.diagnose_tab import build_diagnose_tab
 from explorer.ui.identify_tab import build_identify_tab
@@ -35,10 +36,11 @@ def build_demo(resources: Resources) -> gr.Blocks:
             with gr.Tab("Models", id="models"):
                 gr.Markdown(models_markdown(resources))
         build_api(resources)
-        if dashboard is not None:
-            if not draw_initial_dashboard(dashboard):  # else drawn when the page opens
-                demo.load(dashboard.refresh, list(dashboard.filters), list(dashboard.outputs), api_visibility="private")
-            warm_dashboard(dashboard, [t for t in resources.tables if t != dashboard.filters.table.value])
+        if dashboard is not None and not draw_initial_dashboard(dashboard):  # else drawn when the page opens
+            demo.load(dashboard.refresh, list(dashboard.filters), list(dashboard.outputs), api_visibility="private")
+    # after the layout is closed: a handler that made a component (an update) while it is open would add it to the page
+    if dashboard is not None:
+        warm_dashboard(dashboard, [t for t in resources.tables if t != dashboard.filters.table.value])
     return demo
 
 
@@ -51,9 +53,7 @@ def draw_initial_dashboard(dashboard) -> bool:
         logging.getLogger(__name__).exception("drawing the opening dashboard failed")
         return False
     for component, value in shown.items():
-        if isinstance(value, gr.components.Component) or (
-            isinstance(value, dict) and value.get("__type__") == "update"
-        ):
+        if is_update(value):
             continue  # an update of a control (a slider's note, the clade menu), or none: the controls keep theirs
         if isinstance(component, gr.State):
             component.value = value  # copied for each session

@@ -354,7 +354,7 @@ def _make_dashboard_handler(resources: Resources, out: DashboardOutputs):
         (min_conf, min_note), (max_conf, max_note) = clamp(min_conf, 0, 1), clamp(max_conf, 0, 1)
         if min_conf > max_conf:  # refused at the field; the charts keep showing the last valid view
             refused = f"{min_conf:g} is above the max ({max_conf:g}), so no photo could match: lower it."
-            updates = {out.min_conf: gr.Slider(value=min_conf, info=refused), out.max_conf: gr.Slider(value=max_conf)}
+            updates = {out.min_conf: gr.update(value=min_conf, info=refused), out.max_conf: gr.update(value=max_conf)}
             return {**updates, out.sent: {**sent, "min_note": refused, "max_note": ""}}
         clade, menu = _clade_menu(resources, out, name, rank, clade, clade_key)
         view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
@@ -433,7 +433,7 @@ def _clade_menu(resources: Resources, out: DashboardOutputs, name, rank, clade, 
         return clade, {}
     choices = clade_choices(resources, name, rank)
     clade = clade if clade in choices else None
-    return clade, {out.clade_name: gr.Dropdown(choices=choices, value=clade), out.clade_key: key}
+    return clade, {out.clade_name: gr.update(choices=choices, value=clade), out.clade_key: key}
 
 
 def clade_choices(resources: Resources, name: str, rank) -> list[str]:

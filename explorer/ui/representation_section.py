@@ -30,7 +30,8 @@ def build_representation_section(resources: Resources) -> tuple[dict, dict, dict
     ) as accordion:
         gr.Markdown(fits_markdown(resources.representations), elem_id="dash_fits_text")
         fits = fits_frame(resources.representations)
-        gr.Dataframe(fits.fillna("n/a") if not fits.empty else None, label="Per rank, every table", elem_id="dash_fits")
+        shown = fits.astype(object).where(fits.notna(), "n/a")  # a missing figure said, in a column of numbers
+        gr.Dataframe(shown if not fits.empty else None, label="Per rank, every table", elem_id="dash_fits")
         heads_text = gr.Markdown(elem_id="dash_heads_text")
         heads_table = gr.Dataframe(label="Per-rank heads vs the species head, photos in view", elem_id="dash_heads")
         map_rank = gr.Dropdown(list(MAP_RANKS), value="family", label="Colour the map by", elem_id="dash_map_rank")
@@ -136,7 +137,7 @@ def _heads_outputs(out, view: View, name: str) -> dict:
             f"`{html.escape(name)}` has no per-rank heads: `explorer-train-head --rank-heads --base MODEL` trains "
             "them on the model's embedding, and the card's `rank_heads` names them."
         )
-        return {out.heads_text: text, out.heads_table: gr.Dataframe(value=None, visible=False)}
+        return {out.heads_text: text, out.heads_table: gr.update(value=None, visible=False)}
     text = (
         "**Does the model learn taxonomy? Per-rank heads against the species head.** For each rank, a linear head "
         "trained on the model's features to name that rank's clade directly, against the species head's "
@@ -145,7 +146,7 @@ def _heads_outputs(out, view: View, name: str) -> dict:
         "view whose true clade the rank head knows. A rank head that beats the summed species head has found "
         "more of that rank in the embedding than the species head uses."
     )
-    return {out.heads_text: text, out.heads_table: gr.Dataframe(value=frame.round(3), visible=True)}
+    return {out.heads_text: text, out.heads_table: gr.update(value=frame.round(3), visible=True)}
 
 
 def fits_markdown(reports: dict[str, dict]) -> str:
