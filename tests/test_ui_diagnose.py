@@ -120,7 +120,7 @@ def test_min_above_max_confidence_is_refused_at_the_field(dashboard):
     fixed = dashboard.refresh(
         *OPENING, "family", None, False, "", typed[out.sent]
     )  # a valid value again: the note shown last is cleared, and the untouched max slider is left alone
-    assert fixed[out.min_conf]["info"] is None and fixed[out.min_conf]["value"] == 0
+    assert fixed[out.min_conf]["info"] == "" and fixed[out.min_conf]["value"] == 0
     assert skipped(fixed[out.max_conf])
 
 

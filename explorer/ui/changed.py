@@ -65,5 +65,5 @@ def slider_update(value: float, note: str, last_note: str):
     to be moved (``note``), an update clearing the note it showed last (``last_note``), else gr.skip() (the slider
     already shows what the user set)."""
     if note or last_note:
-        return gr.update(value=value, info=note or None)
+        return gr.update(value=value, info=note)  # "" clears it (gr.update drops a None)
     return gr.skip()
