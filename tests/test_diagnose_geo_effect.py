@@ -60,7 +60,14 @@ def test_priors_compared_in_one_query_as_each_alone(hand_table):
     """A second prior that fixes photo 2, breaks nothing, and moves photo 1 to another wrong answer: its counts
     are its own, on the pandas route and on the dashboard's Subset, and agree with geo_effect on its geo_view."""
     from explorer.diagnose.frames import Subset, to_frame
-    from explorer.diagnose.geo_effect import compare_priors, geo_effect, geo_rows, geo_view, table_priors
+    from explorer.diagnose.geo_effect import (
+        compare_priors,
+        geo_effect,
+        geo_effect_by_clade,
+        geo_rows,
+        geo_view,
+        table_priors,
+    )
     from explorer.diagnose.metrics import Filters, filter_view
 
     t = geo_table(hand_table)
@@ -83,6 +90,11 @@ def test_priors_compared_in_one_query_as_each_alone(hand_table):
             alone = geo_effect(geo_view(table, prior))
             assert compared.loc[prior, "top1_with_prior"] == alone.top1_geo
             assert compared.loc[prior, "photos"] == alone.photos_with_place
+    # per clade, on the dashboard's route: a family the prior only broke has a net of -1 (polars counts unsigned)
+    only_broken = t.copy()
+    only_broken.loc[1, "geo_correct_1"] = False  # photo 1 no longer fixed
+    per_family = geo_effect_by_clade(filter_view(to_frame(only_broken), Filters()), "family").set_index("clade")
+    assert per_family.loc[t.loc[0, "true_family"], ["fixed", "broke", "net"]].tolist() == [0, 1, -1]
     fixed = geo_rows(geo_view(view, "other"), "fixed", only=["photo_id", "geo_pred_name"], keep_row=True)
     assert fixed[["photo_id", "geo_pred_name"]].values.tolist() == [[t.loc[2, "photo_id"], "y"]]
     assert list(fixed.columns) == ["photo_id", "geo_pred_name", "_row"]

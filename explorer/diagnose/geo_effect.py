@@ -172,13 +172,14 @@ def geo_effect_by_clade(table: View, rank: str, min_photos: int = 1) -> pd.DataF
     grouped = grouped.filter(pl.col("photos") >= max(min_photos, 1)).sort("clade", nulls_last=False).to_pandas()
     if grouped.empty:
         return pd.DataFrame(columns=columns_out)
+    fixed, broke = grouped["fixed"].to_numpy(np.int64), grouped["broke"].to_numpy(np.int64)
     out = pd.DataFrame(
         {
             "clade": grouped["clade"].fillna(UNKNOWN).to_numpy(dtype=object),
             "photos": grouped["photos"].to_numpy(np.int64),
-            "fixed": grouped["fixed"].to_numpy(np.int64),
-            "broke": grouped["broke"].to_numpy(np.int64),
-            "net": (grouped["fixed"] - grouped["broke"]).to_numpy(np.int64),
+            "fixed": fixed,
+            "broke": broke,
+            "net": fixed - broke,  # signed: polars counts are unsigned, and more broken than fixed is negative
             "top1_vision": grouped["before"].to_numpy(float) / grouped["photos"].to_numpy(float),
             "top1_geo": grouped["after"].to_numpy(float) / grouped["photos"].to_numpy(float),
         }
