@@ -70,6 +70,9 @@ def test_figure_json_passes_dicts_and_figures():
     assert json.loads(figure_json(go.Figure({"data": [{"type": "bar", "y": [3]}]})))["data"][0]["y"] == [3]
 
 
+LONG_TITLE = "Where the top-1 prediction leaves the truth, by taxonomic rank"  # 62 characters
+
+
 def _light_demo():
     from explorer.thumbnails import _written
     from explorer.ui.fast_plot import FastPlot
@@ -86,7 +89,8 @@ def _light_demo():
         picked = gr.Textbox(elem_id="picked")
 
         def draw(n):
-            figure = {"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 1 + n]}], "layout": {"height": 300}}
+            layout = {"height": 300, "title": {"text": LONG_TITLE}, "margin": {"t": 50}}
+            figure = {"data": [{"type": "bar", "x": ["a", "b"], "y": [1, 1 + n]}], "layout": layout}
             return figure, frame, [(tile, EVIL), (tile, "Parus major")]
 
         step.change(draw, step, [plot, table, gallery])
@@ -148,13 +152,23 @@ def test_light_components_in_chromium():
             assert page.evaluate("() => document.querySelector('#plot .js-plotly-plot').__mark") == 1
             assert len(requests) - before == 1  # one change, one request
             # on a phone the chart is drawn again with its legend under it, not over the plot
-            assert page.evaluate("() => document.querySelector('#plot .js-plotly-plot').layout.legend") is None
+            wide = page.evaluate("() => document.querySelector('#plot .js-plotly-plot').layout")
+            assert wide.get("legend") is None and wide["title"]["text"] == LONG_TITLE and wide["margin"]["t"] == 50
             page.set_viewport_size({"width": 400, "height": 1400})
             page.wait_for_function(
                 "() => { const gd = document.querySelector('#plot .js-plotly-plot');"
                 " return gd.layout.legend && gd.layout.legend.orientation === 'h'; }",
                 timeout=10_000,
             )
+            # and its long title on lines that fit, each word whole, with room made above the plot for them
+            narrow = page.evaluate("() => document.querySelector('#plot .js-plotly-plot').layout")
+            width = page.evaluate("() => document.querySelector('#plot .fast-plot').clientWidth")
+            lines = narrow["title"]["text"].split("<br>")
+            assert len(lines) >= 2 and " ".join(lines) == LONG_TITLE and max(map(len, lines)) <= max(16, width // 9)
+            assert narrow["margin"]["t"] == 50 + 22 * (len(lines) - 1) and narrow["height"] == 300 + 22 * (
+                len(lines) - 1
+            )
+            assert narrow["legend"]["yref"] == "container"  # at the figure's foot, below the axis title
             assert len(requests) - before == 1  # redrawn in the page, no request
             browser.close()
     finally:

@@ -45,12 +45,32 @@ function draw() {
   shown = value;
   const layout = figure.layout || {};
   narrow = box.clientWidth < NARROW;
-  if (narrow) {  // a phone: the legend under the chart, not over it
-    const below = {orientation: 'h', x: 0, xanchor: 'left', y: -0.25, yanchor: 'top'};
+  if (narrow) {  // a phone: the legend under the chart, not over it, and a long title on two lines or more
+    const below = {orientation: 'h', x: 0, xanchor: 'left', yref: 'container', y: 0, yanchor: 'bottom'};
     layout.legend = Object.assign({}, layout.legend, below);
+    const title = typeof layout.title === 'string' ? {text: layout.title} : layout.title;
+    if (title && title.text) {
+      const text = wrapped(title.text, box.clientWidth), more = text.split('<br>').length - 1;
+      const top = ((layout.margin || {}).t ?? 80) + 22 * more;  // room for the lines added
+      layout.title = Object.assign({}, title, {text});
+      layout.margin = Object.assign({}, layout.margin, {t: top});
+      if (layout.height) layout.height += 22 * more;
+    }
   }
   window.Plotly.react(box, figure.data || [], layout, config);
   width = box.clientWidth;
+}
+function wrapped(text, pixels) {  // words kept whole, about 9 px a character at plotly's title size
+  const most = Math.max(16, Math.floor(pixels / 9)), lines = [];
+  for (const part of text.split('<br>')) {
+    let line = '';
+    for (const word of part.split(' ')) {
+      if (line && (line + ' ' + word).length > most) { lines.push(line); line = word; }
+      else line = line ? line + ' ' + word : word;
+    }
+    lines.push(line);
+  }
+  return lines.join('<br>');
 }
 function whenLoaded(then) { if (window.Plotly) then(); else setTimeout(() => whenLoaded(then), 50); }
 watch('value', () => whenLoaded(draw));
