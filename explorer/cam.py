@@ -309,8 +309,8 @@ def overlay_cams(image: np.ndarray, cams: np.ndarray, image_weight: float = 0.5)
     k = cams.shape[0]
     if k == 0:
         return []
-    # each map resized straight into its band of one (k*H, W) strip, then one pass to bytes (rounded, saturated),
-    # and the colour map and blend on the whole strip: no transposed copies
+    # each map resized straight into its band of one (k*H, W) strip, then one pass to bytes (rounded, saturated) and
+    # the colour map on the whole strip (no transposed copies); each band is then blended with the photo
     cams = np.asarray(cams, dtype=np.float32)
     strip = np.empty((k * height, width), np.float32)
     for i in range(k):
