@@ -67,12 +67,18 @@ def test_corrupt_photo_shows_message_then_next_photo_works(page, tmp_path):
 
 @pytest.mark.skipif(not HAVE_CORAL, reason="example photos come from ../shared/models/coral")
 def test_clicking_an_example_identifies_it(page):
+    """One click, one request (gr.Examples sent a second one to load the photo first); the photo is shown."""
     assert "Ara macao" not in page.locator("#topk").inner_text()
-    page.locator("img[src*='parrot.jpg']").first.click()  # the parrot example's thumbnail
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/gradio_api/" in r.url else None)
+    page.locator("#examples img[src*='parrot.jpg']").first.click()  # the parrot example's thumbnail
     page.wait_for_function(
-        "document.querySelector('#topk') && document.querySelector('#topk').innerText.includes('Ara macao')",
+        "document.querySelector('#topk') && document.querySelector('#topk').innerText.includes('Ara macao')"
+        " && document.querySelector('#photo img[src*=\"parrot\"]')",
         timeout=60_000,
     )
+    page.wait_for_timeout(1000)  # a late second request would land by now
+    assert len(posts) == 1 and "/queue/join" in posts[0], posts
 
 
 @pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared")

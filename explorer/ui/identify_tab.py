@@ -77,7 +77,7 @@ class IdentifyView:
     shown_model: gr.State  # the model that answered (the one chosen when the menu says "auto")
     shown_prior: gr.State  # the geo-prior the answer offered (its maps use the same)
     similar: SimilarView
-    examples: gr.Examples | None = None
+    examples: gr.Dataset | None = None  # the example photos; a click shows one and identifies it (one request)
 
     @property
     def inputs(self) -> list:
@@ -133,8 +133,13 @@ def _build_form(resources: Resources) -> dict:
     button = gr.Button("Identify", variant="primary", elem_id="identify_button")
     examples = None
     if resources.examples:
-        examples = gr.Examples(
-            [[str(p)] for p in resources.examples], inputs=[photo], label="Examples", elem_id="examples"
+        # a Dataset, not gr.Examples: Examples loads the photo with a request of its own before the identify call
+        examples = gr.Dataset(
+            components=[photo],
+            samples=[[str(p)] for p in resources.examples],
+            type="index",
+            label="Examples",
+            elem_id="examples",
         )
         gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
     return dict(
@@ -226,13 +231,26 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
     handler = _make_identify_handler(resources, view)
     inputs, outputs = [*view.inputs, view.last_photo], view.outputs
     # photo.upload (a drop, a pick or a paste), not photo.change: change fires twice for one upload, which ran
-    # every identification twice; an example click loads the photo, then identifies it once
+    # every identification twice
     triggers = [view.photo.upload, view.button.click, view.model.change, view.threshold.release, view.method.change]
     triggers += [box.submit for box in (view.lat, view.lon, view.date)] + [view.top_k.release]
-    if view.examples is not None:
-        triggers.append(view.examples.load_input_event.then)
     for trigger in triggers:  # always_last: a photo dropped while another is being identified is not lost
         trigger(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last", **MODEL_QUEUE)
+    if view.examples is not None:  # an example click: the photo shown and identified in one request
+
+        def on_example(index, *form):
+            known = isinstance(index, int) and 0 <= index < len(resources.examples)
+            path = str(resources.examples[index]) if known else None
+            return {**handler(path, *form), view.photo: path}
+
+        view.examples.click(
+            on_example,
+            [view.examples, *inputs[1:]],
+            [*outputs, view.photo],
+            api_visibility="private",
+            trigger_mode="always_last",
+            **MODEL_QUEUE,
+        )
     view.photo.clear(lambda: {**_cleared(view), view.last_photo: None}, None, outputs, api_visibility="private")
 
     def on_map(name, model, lat, lon, date, prior, week):
