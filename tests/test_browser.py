@@ -79,6 +79,17 @@ def test_clicking_an_example_identifies_it(page):
     )
     page.wait_for_timeout(1000)  # a late second request would land by now
     assert len(posts) == 1 and "/queue/join" in posts[0], posts
+    assert page.locator("#date input").input_value() == "2009-02-20"  # from the example's EXIF
+    # a place typed for the example is used and kept: the example is not taken for a new photo whose EXIF is read
+    for field, value in (("lat", "26.6"), ("lon", "-80.2"), ("date", "2024-03-10")):
+        page.locator(f"#{field} input").fill(value)
+    page.locator("#identify_button").click()
+    page.locator("#lineages").filter(has_text="image alone").wait_for(timeout=60_000)
+    assert [page.locator(f"#{f} input").input_value() for f in ("lat", "lon", "date")] == [
+        "26.6",
+        "-80.2",
+        "2024-03-10",
+    ]
 
 
 @pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared")

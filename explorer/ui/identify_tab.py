@@ -240,7 +240,9 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
 
         def on_example(index, *form):
             known = isinstance(index, int) and 0 <= index < len(resources.examples)
-            path = str(resources.examples[index]) if known else None
+            # the copy in Gradio's cache (content-addressed): the path the page sends back with the next event, so
+            # the handler knows it is the same photo and keeps the place the user types (no EXIF read over it)
+            path = view.photo.move_resource_to_block_cache(str(resources.examples[index])) if known else None
             return {**handler(path, *form), view.photo: path}
 
         view.examples.click(
