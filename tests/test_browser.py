@@ -111,6 +111,34 @@ def test_dashboard_filter_and_inspect_an_error(page):
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
 
 
+@pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared")
+def test_the_inspector_fits_a_narrow_screen(app_url):
+    """At 400 px the lineage table sits above the photos, and the four photos show two per row, all of them on
+    the screen (four 100 px tiles beside the table overflowed it, with the gallery's label over the photos)."""
+    with chromium_page(app_url, width=400, height=850) as narrow:
+        narrow.get_by_role("tab", name="Diagnose").click()
+        narrow.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)
+        narrow.locator("#dash_gallery .thumbnail-item, #dash_gallery img").first.click()
+        narrow.wait_for_function("document.querySelectorAll('#inspector img').length >= 4", timeout=60_000)
+        narrow.wait_for_timeout(500)
+        boxes = narrow.evaluate(
+            """() => ({table: document.querySelector('#inspector_text').getBoundingClientRect().toJSON(),
+            label: document.querySelector('#inspector label').getBoundingClientRect().toJSON(),
+            gallery: document.querySelector('#inspector').getBoundingClientRect().toJSON(),
+            photos: [...document.querySelectorAll('#inspector .grid-container img')].map(
+                i => i.getBoundingClientRect().toJSON()),
+            page: document.documentElement.scrollWidth})"""
+        )
+        narrow.screenshot(path=str(SHOTS / "inspector_400px.png"), full_page=False)
+    assert boxes["page"] == 400  # nothing wider than the screen
+    assert boxes["table"]["bottom"] <= boxes["gallery"]["top"]  # above, not beside
+    photos = boxes["photos"]
+    assert len(photos) == 4
+    assert len({round(p["left"]) for p in photos}) == 2  # two per row
+    assert all(boxes["gallery"]["left"] <= p["left"] and p["right"] <= boxes["gallery"]["right"] for p in photos)
+    assert all(p["top"] >= boxes["label"]["bottom"] and p["bottom"] <= boxes["gallery"]["bottom"] for p in photos)
+
+
 @pytest.mark.skipif(not HAVE_CORAL, reason="needs a real bird photo: a drawn pattern is out of scope, so gets no map")
 def test_location_reranks_and_shows_offline_range_map_per_suggestion(page, tmp_path):
     """Type a place, identify: both rankings in the table, a Leaflet map with the observation pinned, another

@@ -61,6 +61,10 @@ def head_html(max_upload_bytes: int) -> str:
     return scripts + HEAD_STYLE
 
 
+FOUR_WIDE = ", ".join(
+    f"#{name} .grid-container"
+    for name in ("inspector", "map_inspector", "similar_inspector", "similar", "suggestion_examples")
+)
 CSS = (
     "table.predictions td, table.predictions th {padding: 2px 8px; vertical-align: top}"
     " #photo_limit_note {color: #b91c1c; font-weight: 600; padding: 4px 8px}"
@@ -70,10 +74,14 @@ CSS = (
     " {white-space: normal; max-width: 100%; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical}"
     " #lineages, #inspector_text {max-width: 100%; overflow-x: auto !important}"  # Gradio sets overflow inline
     # narrow screens: the photo, then the results, then the rest of the form; toasts at the bottom
-    " @media (max-width: 700px) { #identify_row {flex-direction: column}"
+    " @media (max-width: 700px) { #identify_row, #inspector_row {flex-direction: column}"
     " #form_col, #results_col {display: contents}"
     " #form_col > * {order: 3} #form_col > #photo, #form_col > #photo_limit_note, #form_col > #examples {order: 1}"
-    " #results_col > * {order: 2} }" + FAST_PLOT_CSS
+    " #results_col > * {order: 2} }"
+    # four-wide galleries (their 100 px tiles overflowed a 400 px screen): two per row, room for a two-line label
+    f" @media (max-width: 500px) {{ {FOUR_WIDE} {{--grid-cols: 2 !important; padding-top: 2.75rem !important}}"
+    " #inspector, #inspector .grid-wrap, #map_inspector, #map_inspector .grid-wrap {height: auto !important} }"
+    + FAST_PLOT_CSS
 )
 
 

@@ -328,7 +328,7 @@ def _build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
     gr.Markdown("### Errors: click one to inspect it")
     gallery = ThumbGallery(label="Errors (most confident first)", elem_id="dash_gallery")
     error_table = LightTable(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
-    with gr.Row():
+    with gr.Row(elem_id="inspector_row"):  # on a narrow screen: the lineage table above the photos (CSS)
         inspector_text = gr.HTML(elem_id="inspector_text")
         inspector = gr.Gallery(
             label="Inspector: photo, Grad-CAM of the prediction, of the truth, and of "
