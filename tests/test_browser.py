@@ -112,10 +112,12 @@ def test_dashboard_filter_and_inspect_an_error(page):
 
 
 @pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared")
-def test_the_inspector_fits_a_narrow_screen(app_url):
+def test_the_inspector_fits_a_narrow_screen(page, app_url):
     """At 400 px the lineage table sits above the photos, and the four photos show two per row, all of them on
     the screen (four 100 px tiles beside the table overflowed it, with the gallery's label over the photos)."""
-    with chromium_page(app_url, width=400, height=850) as narrow:
+    narrow = page.context.browser.new_page(viewport={"width": 400, "height": 850})  # one Playwright per module
+    try:
+        narrow.goto(app_url)
         narrow.get_by_role("tab", name="Diagnose").click()
         narrow.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)
         narrow.locator("#dash_gallery .thumbnail-item, #dash_gallery img").first.click()
@@ -129,7 +131,11 @@ def test_the_inspector_fits_a_narrow_screen(app_url):
                 i => i.getBoundingClientRect().toJSON()),
             page: document.documentElement.scrollWidth})"""
         )
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        narrow.locator("#inspector").scroll_into_view_if_needed()
         narrow.screenshot(path=str(SHOTS / "inspector_400px.png"), full_page=False)
+    finally:
+        narrow.close()
     assert boxes["page"] == 400  # nothing wider than the screen
     assert boxes["table"]["bottom"] <= boxes["gallery"]["top"]  # above, not beside
     photos = boxes["photos"]
