@@ -2,7 +2,7 @@
 
 import logging
 
-from explorer.resources import load_resources
+from explorer.services.resources import load_resources
 from explorer.settings import parse_settings
 from explorer.ui import build_demo, launch, stage_examples
 

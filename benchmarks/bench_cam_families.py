@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.cam import forward_with_cams, reference_cams, scale_cams
-from explorer.cam_layout import choose_cam_layer, derive_layout
-from explorer.registry import create_model
+from explorer.cam.gradcam import forward_with_cams, reference_cams, scale_cams
+from explorer.cam.layout import choose_cam_layer, derive_layout
+from explorer.models.registry import create_model
 from explorer.settings import CORAL_DIR
 
 ARCHITECTURES = {
@@ -44,7 +44,7 @@ def photos() -> list[Image.Image]:
 
 
 def preprocess(image: Image.Image, size: int) -> torch.Tensor:
-    from explorer.model import normalise, resize_rgb
+    from explorer.models.classifier import normalise, resize_rgb
 
     return normalise(resize_rgb(image, size), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).unsqueeze(0)
 

@@ -85,7 +85,7 @@ def wait_warm(log: Path, timeout_s: float = 180) -> None:
     """Until the app has drawn each table's dashboard once at start-up (explorer.ui.demo.warm_dashboard) and built
     its range maps' land grids (Resources.warm_maps), as it has by the time a person opens the page: the figures
     are for a started app, not for its start-up."""
-    from explorer.resources import MAPS_WARMED
+    from explorer.services.resources import MAPS_WARMED
     from explorer.ui.demo import WARMED
 
     deadline = time.time() + timeout_s
@@ -98,7 +98,7 @@ def browser_ms(url: str, changes: int, quiet: int) -> dict:
 
     out: dict = {}
     with sync_playwright() as playwright:
-        from explorer.launcher import CHROMIUM_FLAGS, CHROMIUM_PATH
+        from explorer.ui.launcher import CHROMIUM_FLAGS, CHROMIUM_PATH
 
         browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--quiet-ms", type=int, default=400)
     args = parser.parse_args(argv)
-    from explorer.launcher import launched_app
+    from explorer.ui.launcher import launched_app
 
     with tempfile.TemporaryDirectory() as folder, launched_app(Path(folder) / "app.log") as (url, _process):
         wait_warm(Path(folder) / "app.log")

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.batches import default_workers
-from explorer.datasets import read_manifest
-from explorer.diagnose.evaluate import evaluate
-from explorer.resources import load_classifier_for
+from explorer.diagnose.model_pass import evaluate
+from explorer.models.batches import default_workers
+from explorer.photos.manifests import read_manifest
+from explorer.services.resources import load_classifier_for
 from explorer.settings import DATA_DIR, parse_settings
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.geo.maps import build_land_grid, range_map, range_scores, standalone_html
-from explorer.geo.model import load_geo_prior, presence
+from explorer.geo.range_model import load_geo_prior, presence
 from explorer.settings import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from explorer.cam import FAST_METHOD, METHODS, reference_cams
-from explorer.identify import identify
-from explorer.images import load_image
-from explorer.present import cam_overlays
-from explorer.resources import load_resources
+from explorer.cam.gradcam import FAST_METHOD, METHODS, reference_cams
+from explorer.identify.answer import identify
+from explorer.identify.present import cam_overlays
+from explorer.photos.images import load_image
+from explorer.services.resources import load_resources
 from explorer.settings import CORAL_DIR, parse_settings
 
 

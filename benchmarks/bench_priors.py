@@ -37,7 +37,7 @@ from explorer.geo.compare import (
 )
 from explorer.geo.maps import build_land_grid, range_scores
 from explorer.geo.records import training_records
-from explorer.places import Place
+from explorer.photos.places import Place
 from explorer.settings import PROJECT_ROOT
 
 OURS = PROJECT_ROOT / "checkpoints" / "geo" / "inat_bird.safetensors"

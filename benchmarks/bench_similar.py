@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from bench_identify import interleaved_medians_ms  # same timing: interleaved rounds, medians
 
-from explorer.identify import identify
-from explorer.images import load_image
+from explorer.identify.answer import identify
+from explorer.photos.images import load_image
 from explorer.represent.embeddings import nearest
-from explorer.resources import load_resources
-from explorer.services import similar_photos
+from explorer.services.resources import load_resources
+from explorer.services.use_cases import similar_photos
 from explorer.settings import CORAL_DIR, parse_settings
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import gradio_rest
 from bench_dashboard_browser import wait_warm
 
-from explorer.launcher import launched_app
 from explorer.settings import PROJECT_ROOT as ROOT
 from explorer.settings import SHARED_DIR
+from explorer.ui.launcher import launched_app
 
 CALL_TIMEOUT_S = 120
 PLACES = [  # (lat, lon, date): places where these North American birds are plausible, and a few where not
@@ -54,7 +54,7 @@ def cpu_s(pid: int) -> float:
 
 def real_photos(data_root: Path, count: int) -> list[Path]:
     """Distinct real photos (CUB-100 test split, then birds525-valid), so that no call repeats a photo."""
-    from explorer.datasets import cub100_manifest
+    from explorer.photos.manifests import cub100_manifest
 
     photos = [data_root / "cub100" / p for p in cub100_manifest(data_root / "cub100", "test")["path"]]
     photos += sorted((data_root / "birds525-valid").rglob("*.jpg"))

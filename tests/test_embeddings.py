@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.embedding import EmbeddingCapture, normalise_rows, pool
+from explorer.models.features import EmbeddingCapture, normalise_rows, pool
 from explorer.represent.embeddings import (
     EmbeddingStore,
     embed_images,
@@ -66,7 +66,7 @@ def test_store_round_trip_and_alignment_with_its_table(tmp_path):
 
 
 def test_identify_returns_the_embedding_of_its_own_forward_pass(tiny_classifier, photo_rgb):
-    from explorer.identify import identify
+    from explorer.identify.answer import identify
 
     result = identify(tiny_classifier, photo_rgb, 3)
     without_cams = identify(tiny_classifier, photo_rgb, 3, cam_method=None)
@@ -82,7 +82,7 @@ def test_identify_returns_the_embedding_of_its_own_forward_pass(tiny_classifier,
 
 
 def test_evaluate_keeps_the_embeddings_of_the_same_photos(tiny_classifier, tmp_path):
-    from explorer.diagnose.evaluate import evaluate_photos
+    from explorer.diagnose.model_pass import evaluate_photos
 
     paths = []
     for i, colour in enumerate([(250, 10, 10), (10, 250, 10), (10, 10, 250)]):

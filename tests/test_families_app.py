@@ -11,7 +11,7 @@ from conftest import CHROMIUM, SHOTS, chromium_page, drop_file
 from families import write_birder_checkpoint, write_timm_checkpoint
 from PIL import Image
 
-from explorer.launcher import launched_app
+from explorer.ui.launcher import launched_app
 
 pytestmark = pytest.mark.slow
 

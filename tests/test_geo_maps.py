@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from explorer.geo.maps import build_land_grid, land_cells, range_map, range_scores, score_raster
-from explorer.geo.model import GeoPrior, GeoPriorConfig, presence
+from explorer.geo.range_model import GeoPrior, GeoPriorConfig, presence
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.geo.model import encode, load_geo_prior, presence, save_geo_prior
+from explorer.geo.range_model import encode, load_geo_prior, presence, save_geo_prior
 
 
 def test_encoding_wraps_longitude_and_marks_missing_dates():

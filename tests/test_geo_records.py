@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from explorer.geo.model import save_geo_prior
+from explorer.geo.range_model import save_geo_prior
 from explorer.geo.records import split_by_cell
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.geo.model import presence
+from explorer.geo.range_model import presence
 from explorer.geo.training import mean_average_precision
 
 

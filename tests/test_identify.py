@@ -3,7 +3,7 @@ import pytest
 from conftest import CORAL
 from PIL import Image
 
-from explorer.identify import identify, result_to_json, rollup
+from explorer.identify.answer import identify, result_to_json, rollup
 
 
 def test_identify_returns_topk_with_lineage_and_cams(tiny_classifier, photo_rgb):
@@ -66,7 +66,7 @@ def test_real_bird_photo(real_resources):
 
 
 def test_identify_without_cams_ranks_the_same(tiny_classifier, photo_rgb):
-    from explorer.identify import identify
+    from explorer.identify.answer import identify
 
     with_cams = identify(tiny_classifier, photo_rgb, top_k=3)
     without = identify(tiny_classifier, photo_rgb, top_k=3, cam_method=None)

@@ -6,8 +6,8 @@ import pytest
 
 def test_identify_with_a_place_reranks_and_reports_both(tiny_classifier, tiny_world, photo_rgb):
     from explorer.geo.combine import BoundPrior, align_taxa
-    from explorer.identify import identify, result_to_json
-    from explorer.places import make_place
+    from explorer.identify.answer import identify, result_to_json
+    from explorer.photos.places import make_place
 
     names = [label.scientific_name for label in tiny_classifier.labels]
     taxa = ["Poecile atricapillus", "Athene cunicularia"]  # the tiny world's taxa 0 (Europe) and 1 (S. America)
@@ -31,7 +31,7 @@ def test_identify_with_a_place_reranks_and_reports_both(tiny_classifier, tiny_wo
 
 @pytest.fixture(scope="module")
 def cub_head_and_prior():
-    from explorer.resources import load_classifier_for, load_prior_for
+    from explorer.services.resources import load_classifier_for, load_prior_for
     from explorer.settings import parse_settings
 
     settings = parse_settings([])
@@ -43,8 +43,8 @@ def cub_head_and_prior():
 
 @pytest.mark.slow
 def test_prior_without_information_says_so_and_leaves_the_image_alone(cub_head_and_prior, photo_rgb):
-    from explorer.identify import identify
-    from explorer.places import Place
+    from explorer.identify.answer import identify
+    from explorer.photos.places import Place
 
     classifier, prior = cub_head_and_prior
     at_sea = identify(classifier, photo_rgb, 3, cam_method=None, place=Place(0.0, 0.0), prior=prior)

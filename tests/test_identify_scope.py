@@ -4,8 +4,8 @@ the clade the model is sure of."""
 import numpy as np
 import pytest
 
-from explorer.identify import identify, rollup, with_scope
-from explorer.scope import ScopeCheck, ScopeRule, check_scope
+from explorer.identify.answer import identify, rollup, with_scope
+from explorer.identify.scope_check import ScopeCheck, ScopeRule, check_scope
 
 
 def test_out_of_scope_claims_no_clade(tiny_classifier, photo_rgb):

@@ -7,7 +7,7 @@ import pytest
 from conftest import encode, good_rgb, photo_with_exif
 from PIL import Image
 
-from explorer.images import ImageInputError, load_image
+from explorer.photos.images import ImageInputError, load_image
 
 LIMITS = {"max_bytes": 5 * 2**20, "max_pixels": 20_000_000, "min_side": 16}
 
@@ -114,7 +114,7 @@ def test_missing_path():
 
 
 def test_exif_place_and_time():
-    from explorer.images import read_place_time
+    from explorer.photos.images import read_place_time
 
     found = read_place_time(
         photo_with_exif({1: "N", 2: (43.0, 30.0, 15.0), 3: "W", 4: (79.0, 40.0, 0.0)}, "2021:05:16 08:30:00")
@@ -132,13 +132,13 @@ def test_exif_place_and_time():
     ],
 )
 def test_exif_missing_or_odd(gps, date, note):
-    from explorer.images import read_place_time
+    from explorer.photos.images import read_place_time
 
     found = read_place_time(photo_with_exif(gps, date))
     assert found.lat is None and found.lon is None and found.date is None and note in found.note
 
 
 def test_exif_of_non_image():
-    from explorer.images import read_place_time
+    from explorer.photos.images import read_place_time
 
     assert "no readable EXIF" in read_place_time(b"not an image").note

@@ -2,8 +2,8 @@
 
 import pytest
 
-from explorer.inat21 import common_name, inat21_labels, inat21_lineage, is_inat21, parse_inat21
-from explorer.taxonomy import load_taxonomy
+from explorer.taxa.inat21 import common_name, inat21_labels, inat21_lineage, is_inat21, parse_inat21
+from explorer.taxa.taxonomy import load_taxonomy
 
 CHICKADEE = "03111_Animalia_Chordata_Aves_Passeriformes_Paridae_Poecile_atricapillus"
 CHICKADEE_RANKS = {

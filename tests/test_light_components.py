@@ -74,7 +74,7 @@ LONG_TITLE = "Where the top-1 prediction leaves the truth, by taxonomic rank"  #
 
 
 def _light_demo():
-    from explorer.thumbnails import _written
+    from explorer.photos.thumbnails import _written
     from explorer.ui.fast_plot import FastPlot
     from explorer.ui.light_table import LightTable
     from explorer.ui.thumb_gallery import ThumbGallery

@@ -7,9 +7,9 @@ import pytest
 import torch
 from conftest import write_tiny_checkpoint
 
-from explorer.cards import load_model_card
-from explorer.model import load_classifier, load_state_dict, pick_device
-from explorer.resources import load_resources
+from explorer.models.cards import load_model_card
+from explorer.models.classifier import load_classifier, load_state_dict, pick_device
+from explorer.services.resources import load_resources
 from explorer.settings import Settings
 
 
@@ -47,7 +47,7 @@ def test_wrong_cam_layer_fails_at_load(tmp_path):
 
 def test_user_checkpoint_torchvision_state_dict(tmp_path):
     """The README recipe: a torchvision architecture, a torch state_dict (saved from DDP), a class list."""
-    from explorer.registry import create_model
+    from explorer.models.registry import create_model
 
     model = create_model("torchvision:resnet18", 3)
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "mine.pt")
@@ -94,7 +94,7 @@ def test_pick_device():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_identify_matches_cpu(tiny_dir, photo_rgb):
-    from explorer.identify import identify
+    from explorer.identify.answer import identify
 
     card = load_model_card(tiny_dir / "tiny.json")
     cpu = identify(load_classifier(card, Settings(checkpoint_dir=tiny_dir, device="cpu")), photo_rgb, 3)

@@ -22,13 +22,13 @@ from families import (
 from PIL import Image
 from test_inat21 import CHICKADEE_RANKS
 
-from explorer.cam import reference_cams, scale_cams
-from explorer.cam_layout import FeatureLayout
-from explorer.cards import load_model_card
-from explorer.identify import identify, result_to_json
-from explorer.model import load_classifier
+from explorer.cam.gradcam import reference_cams, scale_cams
+from explorer.cam.layout import FeatureLayout
+from explorer.identify.answer import identify, result_to_json
+from explorer.models.cards import load_model_card
+from explorer.models.classifier import load_classifier
 from explorer.settings import Settings
-from explorer.taxonomy import load_taxonomy
+from explorer.taxa.taxonomy import load_taxonomy
 
 TIMM = ["vit_reg4", "vit_cls_reg4", "deit_distilled", "eva02", "swin"]
 FAMILIES = [*TIMM, "birder_vit", "birder_rdnet"]
@@ -263,7 +263,7 @@ def test_top_k_above_the_number_of_classes_shows_them_all_and_says_so(loaded, ph
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_gpu_autocast_agrees_with_fp32(folder, dtype):
     """A ViT with registers and the birder ViT on the GPU: mixed precision gives the fp32 top-1 and the same CAMs."""
-    from explorer.cam import forward_with_cams
+    from explorer.cam.gradcam import forward_with_cams
 
     rng = np.random.default_rng(0)
     photos = [Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)) for _ in range(7)]
@@ -291,7 +291,7 @@ def test_gpu_autocast_agrees_with_fp32(folder, dtype):
 @pytest.mark.parametrize("family", ["birder_vit", "swin"])
 def test_batched_evaluation_matches_identify(loaded, family, tmp_path):
     """explorer-evaluate's model pass (batches of photos) gives identify's logits and embeddings."""
-    from explorer.batches import run_outputs
+    from explorer.models.batches import run_outputs
 
     classifier = loaded[family]
     rng = np.random.default_rng(1)
@@ -314,8 +314,8 @@ def test_the_inspector_explains_an_error_of_a_token_model(loaded, tmp_path):
     """Diagnose's inspector on a ViT: the photo, then Grad-CAMs of the prediction, the truth and 'why A not B'."""
     from explorer.diagnose.metrics import error_rows
     from explorer.diagnose.schema import load_table
-    from explorer.resources import Resources
-    from explorer.services import inspect_error
+    from explorer.services.resources import Resources
+    from explorer.services.use_cases import inspect_error
     from explorer.settings import PROJECT_ROOT
 
     table = load_table(PROJECT_ROOT / "assets" / "eval" / "cub100_effnet_head.parquet")

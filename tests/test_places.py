@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from explorer.places import check_date, check_location
+from explorer.photos.places import check_date, check_location
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_dates():
 
 
 def test_make_place():
-    from explorer.places import make_place
+    from explorer.photos.places import make_place
 
     assert make_place(None, None, "") is None and make_place("", "", None) is None
     place = make_place(50.5, "10.25", "2024-06-01", today=dt.date(2026, 1, 1))
@@ -47,7 +47,7 @@ def test_make_place():
 def test_place_problems_name_every_bad_field():
     import datetime as dt
 
-    from explorer.places import place_problems
+    from explorer.photos.places import place_problems
 
     today = dt.date(2026, 11, 23)
     place, problems = place_problems("95", "200", "yesterday", today)

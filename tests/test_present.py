@@ -3,8 +3,8 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from explorer.identify import IdentifyResult, Prediction, Rollup
-from explorer.present import cam_overlays, predictions_html, rollup_markdown, topk_label
+from explorer.identify.answer import IdentifyResult, Prediction, Rollup
+from explorer.identify.present import cam_overlays, predictions_html, rollup_markdown, topk_label
 
 EVIL = "<script>alert('x')</script>"
 
@@ -41,7 +41,7 @@ def test_background_titled_as_nothing_found():
 
 
 def test_small_probabilities_are_not_rounded_to_zero_and_captions_lead_with_them():
-    from explorer.present import cam_captions
+    from explorer.identify.present import cam_captions
 
     result = make_result(name="Setophaga cerulea", common="Cerulean Warbler")
     result.predictions[0] = replace(result.predictions[0], probability=0.004)
@@ -56,8 +56,8 @@ def test_overlays_one_per_prediction_and_downscaled():
 
 
 def test_predictions_frame_for_download_has_the_lineage_and_the_place_columns():
-    from explorer.places import Place
-    from explorer.present import predictions_frame
+    from explorer.identify.present import predictions_frame
+    from explorer.photos.places import Place
 
     result = make_result(name="Poecile atricapillus", common="Black-capped Chickadee")
     frame = predictions_frame(result)
@@ -85,8 +85,8 @@ def test_predictions_frame_for_download_has_the_lineage_and_the_place_columns():
 
 
 def test_a_class_agnostic_method_is_shown_once_and_said_so(tiny_classifier, photo_rgb):
-    from explorer.identify import identify
-    from explorer.present import cam_captions, cam_gallery_title, cam_overlays
+    from explorer.identify.answer import identify
+    from explorer.identify.present import cam_captions, cam_gallery_title, cam_overlays
 
     result = identify(tiny_classifier, photo_rgb, top_k=3, cam_method="eigencam")
     assert result.cams.shape[0] == 3  # the API still gives one (identical) map per suggestion

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.rank_heads import RankHead, RankHeads, load_rank_heads, save_rank_heads
+from explorer.models.rank_heads import RankHead, RankHeads, load_rank_heads, save_rank_heads
 from explorer.represent.rank_training import fit_rank_heads, taxonomy_targets
 
 TREE = pd.DataFrame(
@@ -75,11 +75,11 @@ def _tiny_with_heads(tiny_dir, tmp_path, dim=None, input_module="", random=False
     """The tiny test model's card with rank heads whose weights are zero: each head says the softmax of its bias."""
     import shutil
 
-    from explorer.cards import load_model_card
-    from explorer.embedding import EmbeddingCapture
-    from explorer.model import load_classifier
+    from explorer.models.cards import load_model_card
+    from explorer.models.classifier import load_classifier
+    from explorer.models.features import EmbeddingCapture
     from explorer.settings import Settings
-    from explorer.taxonomy import load_taxonomy
+    from explorer.taxa.taxonomy import load_taxonomy
 
     folder = tmp_path / "ckpt"
     shutil.copytree(tiny_dir, folder)
@@ -104,8 +104,8 @@ def _tiny_with_heads(tiny_dir, tmp_path, dim=None, input_module="", random=False
 
 
 def test_identify_gives_each_rank_heads_answer_beside_the_species_head(tiny_dir, tmp_path, photo_rgb):
-    from explorer.identify import identify, result_to_json
-    from explorer.present import rank_heads_html
+    from explorer.identify.answer import identify, result_to_json
+    from explorer.identify.present import rank_heads_html
 
     classifier = _tiny_with_heads(tiny_dir, tmp_path)
     result = identify(classifier, photo_rgb, top_k=3)
@@ -159,7 +159,7 @@ def test_rank_head_accuracy_against_the_summed_species_head():
 
 
 def test_rank_heads_can_read_the_species_heads_input(tiny_dir, tmp_path, photo_rgb):
-    from explorer.identify import identify
+    from explorer.identify.answer import identify
 
     classifier = _tiny_with_heads(tiny_dir, tmp_path, input_module="classifier", random=True)
     assert classifier.rank_heads.input_module == "classifier"
@@ -173,7 +173,7 @@ def test_rank_heads_can_read_the_species_heads_input(tiny_dir, tmp_path, photo_r
 
 
 def test_evaluation_table_gets_the_heads_answers_from_the_same_pass(tiny_dir, tmp_path, photo_rgb):
-    from explorer.diagnose.evaluate import evaluate_photos
+    from explorer.diagnose.model_pass import evaluate_photos
 
     classifier = _tiny_with_heads(tiny_dir, tmp_path, input_module="classifier", random=True)
     photo_rgb.save(tmp_path / "a.png")

@@ -85,11 +85,11 @@ def write_files_for(card: dict, folder) -> None:
 def test_readme_model_family_recipes(tmp_path):
     from PIL import Image
 
-    from explorer.cards import parse_model_card
-    from explorer.identify import identify
-    from explorer.model import load_classifier
+    from explorer.identify.answer import identify
+    from explorer.models.cards import parse_model_card
+    from explorer.models.classifier import load_classifier
     from explorer.settings import Settings
-    from explorer.taxonomy import load_taxonomy
+    from explorer.taxa.taxonomy import load_taxonomy
 
     cards = readme_family_cards()
     assert [c["name"] for c in cards] == ["my_vit", "my_swin", "inat21_vit", "bioscan_rdnet"]

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.registry import Conv2dSame, create_model, list_models
+from explorer.models.registry import Conv2dSame, create_model, list_models
 
 
 def test_known_architectures_build_with_class_count():

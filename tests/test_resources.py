@@ -3,7 +3,7 @@
 import pytest
 from conftest import write_tiny_checkpoint
 
-from explorer.resources import load_resources
+from explorer.services.resources import load_resources
 from explorer.settings import Settings
 
 

@@ -4,7 +4,7 @@ AUROC, the verdict, the rule file, and the honest headline."""
 import numpy as np
 import pytest
 
-from explorer.scope import (
+from explorer.identify.scope_check import (
     IMAGENET_GROUPS,
     Evidence,
     ScopeRule,

@@ -10,7 +10,7 @@ import pytest
 from conftest import CHROMIUM, FLAGS, HAVE_CORAL, ROOT, SHOTS, drop_file, write_tiny_checkpoint
 from PIL import Image
 
-from explorer.launcher import launched_app
+from explorer.ui.launcher import launched_app
 
 EVIL = [
     '<img src=x onerror="window.__pwned=1">Evilus maximus (Markup <b>Bird</b>)',

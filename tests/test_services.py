@@ -7,7 +7,7 @@ import pytest
 from conftest import HAVE_SHARED_DATA, ROOT, SHARED_REASON
 
 from explorer.diagnose.schema import load_table
-from explorer.resources import Resources
+from explorer.services.resources import Resources
 from explorer.settings import Settings
 
 
@@ -20,7 +20,7 @@ def resources_without_photos(tiny_classifier, tmp_path_factory):
 
 def test_inspector_without_photo_says_so(resources_without_photos):
     from explorer.diagnose.metrics import error_rows
-    from explorer.services import inspect_error
+    from explorer.services.use_cases import inspect_error
 
     row = error_rows(resources_without_photos.tables["cub100_effnet_head"]).iloc[0].to_dict()
     found = inspect_error(resources_without_photos, row)
@@ -32,8 +32,8 @@ def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classif
     import numpy as np
 
     from explorer.geo.combine import BoundPrior, align_taxa
-    from explorer.geo.model import GeoPrior, GeoPriorConfig
-    from explorer.services import models_markdown
+    from explorer.geo.range_model import GeoPrior, GeoPriorConfig
+    from explorer.services.use_cases import models_markdown
 
     names = [lab.scientific_name for lab in tiny_classifier.labels]
     taxa = [names[0], names[1], "Other species"]
@@ -62,7 +62,7 @@ def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classif
 def test_inspector_compares_the_two_answers_of_a_photo_the_prior_broke(real_resources):
     """Broke: the image alone was right, the place made it wrong; the inspector compares those two answers."""
     from explorer.diagnose.geo_effect import geo_rows
-    from explorer.services import inspect_error
+    from explorer.services.use_cases import inspect_error
 
     row = geo_rows(real_resources.tables["inat_bird"], "broke").iloc[0].to_dict()
     assert row["pred_name"] == row["true_name"] != row["geo_pred_name"]
@@ -79,7 +79,7 @@ def test_inspector_compares_the_two_answers_of_a_photo_the_prior_broke(real_reso
 
 @pytest.mark.skipif(not HAVE_SHARED_DATA, reason=SHARED_REASON)
 def test_inspector_shows_the_prediction_cam_for_an_unknown_species(real_resources):
-    from explorer.services import inspect_error
+    from explorer.services.use_cases import inspect_error
 
     table = real_resources.tables["inat_bird"]
     row = table[~table["in_vocab"] & (table["status"] == "ok")].iloc[0].to_dict()
@@ -92,9 +92,9 @@ def test_similar_photos_from_hand_built_embeddings(tiny_classifier):
     import numpy as np
     import pandas as pd
 
-    from explorer.identify import IdentifyResult, Prediction, Rollup
+    from explorer.identify.answer import IdentifyResult, Prediction, Rollup
     from explorer.represent.embeddings import EmbeddingStore, photo_index
-    from explorer.services import similar_photos
+    from explorer.services.use_cases import similar_photos
 
     table = pd.DataFrame(
         {
@@ -134,8 +134,8 @@ def test_similar_note_says_when_the_photo_is_out_of_scope():
 
     import pandas as pd
 
-    from explorer.scope import ScopeCheck
-    from explorer.services import SimilarPhotos
+    from explorer.identify.scope_check import ScopeCheck
+    from explorer.services.use_cases import SimilarPhotos
     from explorer.ui.similar_section import _note
 
     found = SimilarPhotos("inat_bird", "inat_bird", 4109, pd.DataFrame(), pd.DataFrame())

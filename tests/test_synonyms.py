@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import write_tiny_checkpoint
 
-from explorer.synonyms import Synonyms, clean_name, load_synonyms, read_synonyms
+from explorer.taxa.synonymy import Synonyms, clean_name, load_synonyms, read_synonyms
 
 
 def test_clean_name_and_canonical():
@@ -34,7 +34,7 @@ def test_shipped_table_has_the_four_cub_names():
 
 
 def test_lineage_through_a_synonym():
-    from explorer.taxonomy import load_taxonomy
+    from explorer.taxa.taxonomy import load_taxonomy
 
     lineage = load_taxonomy(["Anas strepera"]).lineage_for("Anas strepera", {"class": "Aves"})
     assert (lineage.resolved_rank, lineage.at("genus"), lineage.taxon_id) == ("species", "Mareca", 558439)
@@ -42,11 +42,11 @@ def test_lineage_through_a_synonym():
 
 
 def test_truth_matches_an_old_class_name(tmp_path):
-    from explorer.cards import load_model_card
     from explorer.diagnose.table import match_truth
-    from explorer.model import load_classifier
+    from explorer.models.cards import load_model_card
+    from explorer.models.classifier import load_classifier
     from explorer.settings import Settings
-    from explorer.taxonomy import Lineage, load_taxonomy
+    from explorer.taxa.taxonomy import Lineage, load_taxonomy
 
     labels = ["Anas strepera (Gadwall)", "Parus major (Great Tit)", "background"]
     write_tiny_checkpoint(tmp_path, labels=labels, name="ducks")
@@ -70,6 +70,6 @@ def test_the_shipped_table_is_what_the_tool_builds(tmp_path):
     from explorer.tools.synonyms import main
 
     main(["--out", str(tmp_path / "s.csv")])
-    from explorer.synonyms import SYNONYMS_FILE
+    from explorer.taxa.synonymy import SYNONYMS_FILE
 
     assert (tmp_path / "s.csv").read_text(encoding="utf-8") == SYNONYMS_FILE.read_text(encoding="utf-8")

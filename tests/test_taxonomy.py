@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from explorer.taxonomy import (
+from explorer.taxa.taxonomy import (
     RANKS,
     ClassTree,
     Lineage,

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pandas as pd
 from PIL import Image
 
-from explorer.thumbnails import THUMB_SIDE, thumbnails
+from explorer.photos.thumbnails import THUMB_SIDE, thumbnails
 
 
 def resources_at(root):

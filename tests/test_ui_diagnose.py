@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 
 from explorer.diagnose.schema import load_table
-from explorer.resources import Resources, load_representations
+from explorer.services.resources import Resources, load_representations
 from explorer.settings import Settings
 from explorer.ui.diagnose_tab import REMEMBERED
 

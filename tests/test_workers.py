@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.resources import Resources
-from explorer.services import identify_photo
+from explorer.services.resources import Resources
+from explorer.services.use_cases import identify_photo
+from explorer.services.workers import ModelWorkers, threads_per_worker
 from explorer.settings import Settings, parse_settings
-from explorer.workers import ModelWorkers, threads_per_worker
 
 
 def test_each_worker_has_its_own_module_with_the_same_weights(tiny_classifier):

@@ -25,7 +25,7 @@ from explorer.diagnose.frames import (
     to_pandas,
 )
 from explorer.diagnose.schema import ROLLUP_RANKS
-from explorer.taxonomy import RANKS
+from explorer.taxa.taxonomy import RANKS
 
 DIVERGENCE_ORDER = [
     "correct",

@@ -11,9 +11,9 @@ import logging
 import numpy as np
 import torch
 
-from explorer.batches import Transform, transform_for
-from explorer.model import Classifier
-from explorer.registry import create_model
+from explorer.models.batches import Transform, transform_for
+from explorer.models.classifier import Classifier
+from explorer.models.registry import create_model
 
 log = logging.getLogger(__name__)
 

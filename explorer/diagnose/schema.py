@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.taxonomy import RANKS
+from explorer.taxa.taxonomy import RANKS
 
 TOP_K = 5
 STORED_LOGITS = 20  # top logits kept per photo for temperature fitting
@@ -52,7 +52,7 @@ SCHEMA: dict[str, str] = {
 }
 # Optional: present when the photos have a place (manifest columns lat, lon and optionally date) and the model
 # has a geo-prior. The dashboard's "what the prior fixed and broke" reads these.
-# Optional: present when the model's card has per-rank heads (explorer.rank_heads), read from the same forward pass
+# Optional: present when the model's card has per-rank heads (models.rank_heads), read from the same forward pass
 HEAD_SCHEMA: dict[str, str] = {
     **{f"head_{r}": f"what the {r} head says" for r in ("order", "family", "genus", "species")},
     **{f"head_prob_{r}": "its probability" for r in ("order", "family", "genus", "species")},

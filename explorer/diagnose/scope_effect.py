@@ -11,13 +11,13 @@ import pandas as pd
 import polars as pl
 
 from explorer.diagnose.frames import IN_VOCAB, OK, View, columns, select
-from explorer.scope import SCOPE_SCHEMA, auroc
+from explorer.identify.scope_check import SCOPE_SCHEMA, auroc
 
 POINTS = 201  # thresholds per curve: quantiles of the scores, so every part of the curve is drawn
 
 
 def has_scope(table: View) -> bool:
-    """The table was built with the model's scope rule (explorer.scope.SCOPE_SCHEMA columns)."""
+    """The table was built with the model's scope rule (explorer.identify.scope_check.SCOPE_SCHEMA columns)."""
     return set(SCOPE_SCHEMA) <= set(columns(table))
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.datasets import relative_path
 from explorer.diagnose.schema import (
     ALT_SEPARATOR,
     GEO_PRIOR_COLUMN,
@@ -19,11 +18,12 @@ from explorer.diagnose.schema import (
     validate_table,
 )
 from explorer.geo.combine import BoundPrior, combine_many
-from explorer.model import Classifier
-from explorer.places import check_date
-from explorer.scope import ScopeRule, scope_columns
-from explorer.synonyms import Synonyms, load_synonyms
-from explorer.taxonomy import RANKS, Lineage, Taxonomy, divergence_rank, lowest_common_ancestor, split_binomial
+from explorer.identify.scope_check import ScopeRule, scope_columns
+from explorer.models.classifier import Classifier
+from explorer.photos.manifests import relative_path
+from explorer.photos.places import check_date
+from explorer.taxa.synonymy import Synonyms, load_synonyms
+from explorer.taxa.taxonomy import RANKS, Lineage, Taxonomy, divergence_rank, lowest_common_ancestor, split_binomial
 
 
 def truth_lineages(names: list[str], taxonomy: Taxonomy | None, scope: dict | None) -> list[Lineage]:

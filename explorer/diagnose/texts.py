@@ -8,8 +8,8 @@ from explorer.diagnose.calibration import TemperatureFit
 from explorer.diagnose.geo_effect import GeoEffect
 from explorer.diagnose.metrics import TableSummary
 from explorer.diagnose.scope_effect import ScopeEffect
-from explorer.present import format_probability
-from explorer.taxonomy import RANKS
+from explorer.identify.present import format_probability
+from explorer.taxa.taxonomy import RANKS
 
 
 def summary_markdown(stats: TableSummary, table_name: str, model: str) -> str:

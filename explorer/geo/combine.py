@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.cards import ModelCard
-from explorer.geo.model import load_geo_prior, presence
-from explorer.places import Place
-from explorer.synonyms import load_synonyms
+from explorer.geo.range_model import load_geo_prior, presence
+from explorer.models.cards import ModelCard
+from explorer.photos.places import Place
+from explorer.taxa.synonymy import load_synonyms
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ OUR_CAVEAT = "trained on eBird records from a few observers: it knows where they
 @dataclass
 class BoundPrior:
     """A geo-prior aligned to one classifier's classes. ``model`` is any range model with ``features(lat, lon,
-    day_of_year)`` and a linear ``head`` (ours: explorer.geo.model.GeoPrior; BirdNET's: explorer.geo.birdnet)."""
+    day_of_year)`` and a linear ``head`` (ours: explorer.geo.range_model.GeoPrior; BirdNET's: explorer.geo.birdnet)."""
 
     model: object
     taxa: list[str]

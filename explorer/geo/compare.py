@@ -11,7 +11,7 @@
   observers went and penalises a true wide range (a Peregrine scores high over most land, rightly); the
   target-group background shares the observers' bias with the records and so cancels it.
 
-Taxa are matched through synonyms (``explorer.synonyms``), never by string equality alone.
+Taxa are matched through synonyms (``explorer.taxa.synonymy``), never by string equality alone.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.geo.model import presence
+from explorer.geo.range_model import presence
 from explorer.geo.training import mean_average_precision, site_presence
-from explorer.synonyms import load_synonyms
+from explorer.taxa.synonymy import load_synonyms
 
 
 @dataclass(frozen=True)

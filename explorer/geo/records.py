@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.geo.combine import BoundPrior
-from explorer.synonyms import load_synonyms
+from explorer.taxa.synonymy import load_synonyms
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explorer.datasets import relative_path
-from explorer.geo.model import GeoPrior, GeoPriorConfig, encode, presence, save_geo_prior
+from explorer.geo.range_model import GeoPrior, GeoPriorConfig, encode, presence, save_geo_prior
 from explorer.geo.records import load_occurrences, split_by_cell
+from explorer.photos.manifests import relative_path
 
 log = logging.getLogger(__name__)
 

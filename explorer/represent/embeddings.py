@@ -1,7 +1,7 @@
 """Embeddings of labelled photos, stored beside their evaluation table, and the nearest of them to a query.
 
 ``assets/eval/<table>.embeddings.npz`` holds, for every photo of the table (same ``photo_id``s), the model's pooled
-pre-logit features (``explorer.embedding``) quantised to 8 bits per dimension (``quantise``), with the model's name
+pre-logit features (``models.features``) quantised to 8 bits per dimension (``quantise``), with the model's name
 and weights hash: a store made by
 other weights is refused rather than silently compared. ``explorer-evaluate`` and ``explorer-shipped`` write it
 from the same forward passes that fill the table, so the app never re-runs a model over the photos.
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.embedding import normalise_rows
-from explorer.model import Classifier
-from explorer.taxonomy import RANKS
+from explorer.models.classifier import Classifier
+from explorer.models.features import normalise_rows
+from explorer.taxa.taxonomy import RANKS
 
 SUFFIX = ".embeddings.npz"
 

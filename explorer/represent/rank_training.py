@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.rank_heads import HEAD_RANKS, RankHead, RankHeads
-from explorer.represent.heads import SEED, choose_weight_decay, fit_linear_head
+from explorer.models.rank_heads import HEAD_RANKS, RankHead, RankHeads
+from explorer.represent.probes import SEED, choose_weight_decay, fit_linear_head
 
 log = logging.getLogger(__name__)
 SMOOTHING_GRID = ((0.1, 0.5), (0.2, 0.5), (0.4, 0.5), (0.2, 0.25), (0.4, 0.25))  # (epsilon, decay)

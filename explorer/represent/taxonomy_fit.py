@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.embedding import normalise_rows
+from explorer.models.features import normalise_rows
 
 RANKS_MEASURED = ("order", "family", "genus", "species")
 REDUCED_DIM = 50

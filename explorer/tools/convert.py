@@ -10,9 +10,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from explorer.cards import load_model_cards
-from explorer.convert import convert_tflite
-from explorer.model import resolve_weights_file
+from explorer.models.cards import load_model_cards
+from explorer.models.classifier import resolve_weights_file
+from explorer.models.formats.tflite import convert_tflite
 from explorer.settings import add_model_arguments, settings_from_args
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from explorer.datasets import read_manifest
-from explorer.diagnose.evaluate import evaluate_photos
+from explorer.diagnose.model_pass import evaluate_photos
 from explorer.diagnose.schema import save_table
+from explorer.photos.manifests import read_manifest
 from explorer.represent.embeddings import embeddings_path, save_embeddings
-from explorer.resources import load_classifier_for, load_priors_for, load_scope_for
+from explorer.services.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import add_model_arguments, settings_from_args
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from explorer.datasets import cub100_manifest
+from explorer.photos.manifests import cub100_manifest
 
 
 def main(argv: list[str] | None = None) -> None:

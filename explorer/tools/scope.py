@@ -7,7 +7,7 @@ Photos, each with the group it shows (bird, insect, other):
 - the Coral sample photos (3 birds, a dragonfly, a bee on a sunflower, a cat, a person);
 - other: the photos shipped inside scikit-image, scikit-learn and matplotlib (a cat, people, a rocket, coffee,
   coins, textures, a page of text, ...), read from the installed packages.
-In scope for a model = photos of its subject; out of scope = the rest. ``explorer.scope.fit_rule`` chooses the
+In scope for a model = photos of its subject; out of scope = the rest. ``identify.scope_check.fit_rule`` chooses the
 score and threshold on one half (a stable hash of the photo id) and reports on the other. Logits are cached in
 ``checkpoints/.cache/scope`` per model and weights hash, so a second run only computes new photos.
 """
@@ -23,12 +23,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.batches import run_logits
-from explorer.datasets import relative_path
 from explorer.diagnose.table import match_truth, truth_lineages
-from explorer.images import IMAGE_SUFFIXES
-from explorer.resources import load_classifier_for
-from explorer.scope import GATE_MODEL, IMAGENET_GROUPS, Evidence, fit_rule, gate_probability, max_logit, save_rule
+from explorer.identify.scope_check import (
+    GATE_MODEL,
+    IMAGENET_GROUPS,
+    Evidence,
+    fit_rule,
+    gate_probability,
+    max_logit,
+    save_rule,
+)
+from explorer.models.batches import run_logits
+from explorer.photos.images import IMAGE_SUFFIXES
+from explorer.photos.manifests import relative_path
+from explorer.services.resources import load_classifier_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 from explorer.tools.shipped import shipped_manifest
 

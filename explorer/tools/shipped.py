@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from explorer.datasets import cub100_manifest, read_manifest
-from explorer.diagnose.evaluate import Evaluation, evaluate_photos
 from explorer.diagnose.geo_effect import compare_priors
+from explorer.diagnose.model_pass import Evaluation, evaluate_photos
 from explorer.diagnose.schema import save_table
 from explorer.geo.records import held_out_places, training_records
+from explorer.photos.manifests import cub100_manifest, read_manifest
 from explorer.represent.embeddings import embeddings_path, save_embeddings
 from explorer.represent.report import representation_report
 from explorer.represent.taxonomy_fit import representation_path, write_representation
-from explorer.resources import load_classifier_for, load_priors_for, load_scope_for
+from explorer.services.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 
 SHIPPED = {

@@ -1,7 +1,7 @@
-"""Build the synonym table shipped in explorer/data/synonyms.csv from the taxonomy files in the shared data folder.
+"""Build the synonym table shipped in explorer/taxa/data/synonyms.csv from the taxonomy files in the shared data folder.
 
-    explorer-synonyms [--data-root ../shared/data] [--out explorer/data/synonyms.csv]
-    explorer-synonyms --common-names [--model-dir ../shared/models/coral]   # explorer/data/common_names.csv
+    explorer-synonyms [--data-root ../shared/data] [--out explorer/taxa/data/synonyms.csv]
+    explorer-synonyms --common-names [--model-dir ../shared/models/coral]   # explorer/taxa/data/common_names.csv
 
 Two sources, both recorded per row:
 - eBird/Clements v2024 (taxonomy/eBird_taxonomy_v2024.csv): a Coral bird label whose English name is an eBird
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from explorer.cards import read_labels
-from explorer.inat21 import COMMON_NAMES_FILE
+from explorer.models.cards import read_labels
 from explorer.settings import CORAL_DIR, DATA_DIR
-from explorer.synonyms import SYNONYM_COLUMNS, SYNONYMS_FILE, clean_name
+from explorer.taxa.inat21 import COMMON_NAMES_FILE
+from explorer.taxa.synonymy import SYNONYM_COLUMNS, SYNONYMS_FILE, clean_name
 
 EBIRD = "eBird/Clements v2024 (same English name and order)"
 INAT = "iNat taxonomy (the one species of the same family with the same epithet stem)"
@@ -77,7 +77,7 @@ def _inat_epithet_rows(labels: pd.DataFrame) -> list[dict]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from explorer.taxonomy import default_taxonomy_path
+    from explorer.taxa.taxonomy import default_taxonomy_path
 
     columns = ["scientificName", "family", "specificEpithet", "taxonRank"]
     taxa = pq.read_table(default_taxonomy_path(), columns=columns)

@@ -11,9 +11,9 @@ import json
 import logging
 from pathlib import Path
 
-from explorer.cards import load_model_card, read_card_labels, read_labels
-from explorer.geo.model import GeoPriorConfig
+from explorer.geo.range_model import GeoPriorConfig
 from explorer.geo.training import train_and_evaluate
+from explorer.models.cards import load_model_card, read_card_labels, read_labels
 from explorer.settings import Settings, add_model_arguments, settings_from_args
 
 

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.batches import run_outputs
-from explorer.datasets import cub100_manifest
 from explorer.diagnose.table import truth_lineages
-from explorer.rank_heads import HEAD_RANKS, save_rank_heads
-from explorer.represent.heads import SEED, choose_weight_decay, extract_features, fit_linear_head, write_card
+from explorer.models.batches import run_outputs
+from explorer.models.rank_heads import HEAD_RANKS, save_rank_heads
+from explorer.photos.manifests import cub100_manifest
+from explorer.represent.probes import SEED, choose_weight_decay, extract_features, fit_linear_head, write_card
 from explorer.represent.rank_training import choose_smoothing, fit_rank_heads, fit_smoothed_head, taxonomy_targets
-from explorer.resources import load_classifier_for
+from explorer.services.resources import load_classifier_for
 from explorer.settings import DATA_DIR, add_model_arguments, settings_from_args
 
 log = logging.getLogger(__name__)

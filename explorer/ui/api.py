@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.cam import FAST_METHOD
-from explorer.identify import DEFAULT_THRESHOLD, result_to_json
-from explorer.resources import Resources
-from explorer.services import (
+from explorer.cam.gradcam import FAST_METHOD
+from explorer.identify.answer import DEFAULT_THRESHOLD, result_to_json
+from explorer.services.resources import Resources
+from explorer.services.use_cases import (
     DEFAULT_SIMILAR,
     cams_to_json,
     identify_photo,

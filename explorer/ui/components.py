@@ -6,12 +6,12 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.diagnose.frames import ROW
-from explorer.services import inspect_error
+from explorer.services.use_cases import inspect_error
 from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 
 # Every event that runs the classifier shares the model queue: one call at a time by default, as torch already uses
 # every core for one photo; with --model-workers N, N at a time (each on its own copy of the models, with cores / N
-# threads: see explorer.workers), set at launch by `model_queue_limit`. Other events (the dashboard, range maps)
+# threads: see services.workers), set at launch by `model_queue_limit`. Other events (the dashboard, range maps)
 # have their own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
 MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
 QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out

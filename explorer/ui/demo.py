@@ -11,8 +11,8 @@ from pathlib import Path
 import gradio as gr
 from pydantic import BaseModel
 
-from explorer.resources import Resources
-from explorer.services import models_markdown
+from explorer.services.resources import Resources
+from explorer.services.use_cases import models_markdown
 from explorer.ui.api import build_api
 from explorer.ui.changed import is_update
 from explorer.ui.components import CSS, QUEUE_MAX_SIZE, head_html, model_queue_limit

@@ -34,7 +34,7 @@ from explorer.diagnose.scope_effect import (
     scope_tradeoff,
 )
 from explorer.diagnose.texts import NO_SCOPE, calibration_markdown, scope_markdown
-from explorer.resources import Resources
+from explorer.services.resources import Resources
 from explorer.ui.fast_plot import FastPlot
 from explorer.ui.temp_files import write_download
 

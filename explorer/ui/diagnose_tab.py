@@ -22,9 +22,9 @@ from explorer.diagnose.metrics import (
     summary,
 )
 from explorer.diagnose.texts import summary_markdown
-from explorer.resources import Resources
-from explorer.taxonomy import RANKS
-from explorer.thumbnails import thumbnails
+from explorer.photos.thumbnails import thumbnails
+from explorer.services.resources import Resources
+from explorer.taxa.taxonomy import RANKS
 from explorer.ui.changed import only_changed, slider_update
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, clamp, make_inspector, row_refs
 from explorer.ui.diagnose_sections import (

@@ -18,8 +18,8 @@ from explorer.diagnose.geo_effect import (
     table_priors,
 )
 from explorer.diagnose.texts import geo_markdown
-from explorer.resources import Resources
-from explorer.thumbnails import thumbnails
+from explorer.photos.thumbnails import thumbnails
+from explorer.services.resources import Resources
 from explorer.ui.components import row_refs
 from explorer.ui.diagnose_sections import filtered_view
 from explorer.ui.light_table import LightTable

@@ -8,14 +8,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from explorer.cam import FAST_METHOD, METHODS
+from explorer.cam.gradcam import FAST_METHOD, METHODS
 from explorer.geo.birdnet import WEEKS, week_of_year
 from explorer.geo.combine import NO_PRIOR
 from explorer.geo.maps import map_iframe
-from explorer.identify import DEFAULT_THRESHOLD, MAX_TOP_K, result_to_json
-from explorer.images import read_place_time
-from explorer.places import check_date, place_problems
-from explorer.present import (
+from explorer.identify.answer import DEFAULT_THRESHOLD, MAX_TOP_K, result_to_json
+from explorer.identify.present import (
     cam_captions,
     cam_gallery_title,
     cam_overlays,
@@ -27,8 +25,10 @@ from explorer.present import (
     suggestions_heading,
     topk_label,
 )
-from explorer.resources import Resources
-from explorer.services import AUTO, DATE_ONLY_NOTE, Identification, identify_photo, range_map_document
+from explorer.photos.images import read_place_time
+from explorer.photos.places import check_date, place_problems
+from explorer.services.resources import Resources
+from explorer.services.use_cases import AUTO, DATE_ONLY_NOTE, Identification, identify_photo, range_map_document
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, clamp
 from explorer.ui.similar_section import SimilarView, build_similar_section, cleared, similar_outputs, wire_similar
 from explorer.ui.temp_files import write_download

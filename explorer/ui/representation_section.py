@@ -11,8 +11,8 @@ import gradio as gr
 from explorer.diagnose.figures import plot_embedding_map
 from explorer.diagnose.frames import View, to_pandas
 from explorer.diagnose.representation import fits_frame, map_points, rank_head_accuracy, sources_line
-from explorer.resources import Resources
-from explorer.services import inspect_error
+from explorer.services.resources import Resources
+from explorer.services.use_cases import inspect_error
 from explorer.ui.components import MODEL_QUEUE
 from explorer.ui.fast_plot import FastPlot
 

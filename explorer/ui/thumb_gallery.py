@@ -1,6 +1,6 @@
 """A light gallery of thumbnails for the dashboard. ``gr.Gallery`` copies every file it is sent into Gradio's cache
 (resolving and hashing each one, ~0.1 s for two dozen thumbnails per filter change) and builds a heavy component
-for each image; these thumbnails are already small JPEG files written once (explorer.thumbnails), so this gallery
+for each image; these thumbnails are already small JPEG files written once (explorer.photos.thumbnails), so this gallery
 sends their addresses and captions only, and the page shows them as plain ``<img loading="lazy">`` tiles. A click
 on a tile is the gallery's ``select`` event, with the tile's position as ``evt.index`` (as gr.Gallery's)."""
 
@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from explorer.thumbnails import FOLDER
+from explorer.photos.thumbnails import FOLDER
 from explorer.ui.light_html import sent_once, template_html
 
 gr.set_static_paths([FOLDER])  # the thumbnails' own folder, and nothing else of the temporary folder
@@ -50,7 +50,7 @@ def thumb_url(file: str) -> str:
 
 
 class ThumbGallery(gr.HTML):
-    """Thumbnails with captions: the value is a list of (thumbnail file, caption), as explorer.thumbnails gives."""
+    """Thumbnails with captions: the value is a list of (thumbnail file, caption), as photos.thumbnails gives."""
 
     is_template = True  # gr.HTML's front end
     remembers_postprocess = True  # see light_html.sent_once

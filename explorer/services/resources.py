@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from explorer.cards import ModelCard, load_model_cards, read_card_labels
 from explorer.diagnose.frames import rows_at, to_frame, to_pandas
 from explorer.diagnose.geo_effect import geo_view
 from explorer.diagnose.metrics import for_dashboard
@@ -23,14 +22,15 @@ from explorer.diagnose.schema import load_table
 from explorer.geo.combine import NO_PRIOR, BoundPrior, load_model_priors, load_prior_entry, prior_entries
 from explorer.geo.maps import RangeMapper
 from explorer.geo.records import held_in_points
-from explorer.images import IMAGE_SUFFIXES
-from explorer.model import Classifier, load_classifier
+from explorer.identify.scope_check import GATE_MODEL, ScopeRule, load_rule, rule_path
+from explorer.models.cards import ModelCard, load_model_cards, read_card_labels
+from explorer.models.classifier import Classifier, load_classifier
+from explorer.photos.images import IMAGE_SUFFIXES
 from explorer.represent.embeddings import PhotoIndex, embeddings_path, load_embeddings, photo_index
 from explorer.represent.taxonomy_fit import load_representation, representation_path
-from explorer.scope import GATE_MODEL, ScopeRule, load_rule, rule_path
+from explorer.services.workers import ModelWorkers, share_cores
 from explorer.settings import Settings
-from explorer.taxonomy import Taxonomy, load_taxonomy
-from explorer.workers import ModelWorkers, share_cores
+from explorer.taxa.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 MAPS_WARMED = "range maps warmed:"  # the log line that says so (benchmarks wait for it)
@@ -56,7 +56,7 @@ class Resources:
 
     def worker(self) -> contextlib.AbstractContextManager:
         """Hold a model worker for a call that runs models (the same one inside another call's; a no-op without
-        workers): see explorer.workers."""
+        workers): see explorer.services.workers."""
         return self.workers.slot() if self.workers is not None else contextlib.nullcontext()
 
     def models(self) -> dict[str, Classifier]:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.cam_layout import FeatureLayout
+from explorer.cam.layout import FeatureLayout
 
 FAST_METHOD = "gradcam"
 # Methods computed here for all k classes from one forward pass and one batched backward through the tail, with
@@ -241,7 +241,7 @@ def compute_cams(
         input_tensor: (1, C, H, W) preprocessed image on the model's device.
         class_indices: the k classes to explain.
         target_layer: the module whose output is explained (usually the last feature map).
-        layout: how that output becomes (1, C, h, w) (``explorer.cam_layout``); None: it already is.
+        layout: how that output becomes (1, C, h, w) (``explorer.cam.layout``); None: it already is.
 
     Returns:
         (k, H, W) float32 array in [0, 1], upsampled to the input size like pytorch-grad-cam's output.

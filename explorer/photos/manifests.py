@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from explorer.images import IMAGE_SUFFIXES
+from explorer.photos.images import IMAGE_SUFFIXES
 
 MANIFEST_COLUMNS = ("path", "scientific_name")
 

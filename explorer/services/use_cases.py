@@ -17,18 +17,18 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from explorer.cam import contrastive_cams, overlay_cams
+from explorer.cam.gradcam import contrastive_cams, overlay_cams
 from explorer.diagnose.texts import comparison_html
 from explorer.geo.birdnet import week_of_year
 from explorer.geo.combine import NO_PRIOR
-from explorer.identify import IdentifyResult, identify, with_scope
-from explorer.images import LoadedImage, load_image
-from explorer.places import check_date, make_place
-from explorer.present import display_copy, format_probability, framed
+from explorer.identify.answer import IdentifyResult, identify, with_scope
+from explorer.identify.present import display_copy, format_probability, framed
+from explorer.identify.scope_check import GATE_MODEL, ScopeCheck, check_scope
+from explorer.photos.images import LoadedImage, load_image
+from explorer.photos.places import check_date, make_place
+from explorer.photos.thumbnails import photo_path
 from explorer.represent.embeddings import similarities, top_positions
-from explorer.resources import Resources
-from explorer.scope import GATE_MODEL, ScopeCheck, check_scope
-from explorer.thumbnails import photo_path
+from explorer.services.resources import Resources
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,7 +46,7 @@ class Identification:
 
 
 def holds_worker(service: Callable[P, R]) -> Callable[P, R]:
-    """A service that runs models holds a model worker while it runs (Resources.worker; see explorer.workers)."""
+    """A service that runs models holds a model worker while it runs (Resources.worker; see services.workers)."""
 
     @functools.wraps(service)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from explorer.cam import BATCHED_METHODS, FAST_METHOD, METHODS, REFERENCE_METHODS, reference_cams
+from explorer.cam.gradcam import BATCHED_METHODS, FAST_METHOD, METHODS, REFERENCE_METHODS, reference_cams
 from explorer.geo.combine import BoundPrior, Combined, combine
-from explorer.model import Classifier
-from explorer.places import Place
-from explorer.scope import ScopeCheck, article
-from explorer.taxonomy import RANKS
+from explorer.identify.scope_check import ScopeCheck, article
+from explorer.models.classifier import Classifier
+from explorer.photos.places import Place
+from explorer.taxa.taxonomy import RANKS
 
 DEFAULT_THRESHOLD = 0.78  # iNaturalist's production roll-up threshold (a summed score)
 MAX_TOP_K = 20
@@ -69,7 +69,7 @@ class IdentifyResult:
     model: str
     predictions: list[Prediction]
     rollup: Rollup
-    cams: np.ndarray  # (k, h, w) in [0, 1]; explorer.cam.scale_cams upsamples like pytorch-grad-cam
+    cams: np.ndarray  # (k, h, w) in [0, 1]; explorer.cam.gradcam.scale_cams upsamples like pytorch-grad-cam
     cam_method: str
     notes: list[str] = field(default_factory=list)
     place: Place | None = None

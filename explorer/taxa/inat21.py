@@ -3,7 +3,7 @@
 seeds' iNat21 ViT uses as its class-to-index keys): number, kingdom, phylum, class, order, family, genus, epithet.
 The lineage comes straight from the name and is cross-checked against the iNat taxonomy, saying where today's
 taxonomy places the species differently. Common names come from the committed table
-``explorer/data/common_names.csv`` (eBird/Clements v2024 for birds, the Coral label files for birds, insects and
+``explorer/taxa/data/common_names.csv`` (eBird/Clements v2024 for birds, the Coral label files for birds, insects and
 plants; built by ``explorer-synonyms --common-names``); the iNat taxonomy package itself has none."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from explorer.synonyms import clean_name, load_synonyms
-from explorer.taxonomy import RANKS, Lineage, Taxonomy
+from explorer.taxa.synonymy import clean_name, load_synonyms
+from explorer.taxa.taxonomy import RANKS, Lineage, Taxonomy
 
 COMMON_NAMES_FILE = Path(__file__).parent / "data" / "common_names.csv"
 _PART = re.compile(r"^[A-Za-z][A-Za-z-]*$")

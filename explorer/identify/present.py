@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from explorer.cam import CLASS_AGNOSTIC, overlay_cams
-from explorer.identify import IdentifyResult, Prediction
-from explorer.model import centre_square, resize_rgb
-from explorer.taxonomy import RANKS
+from explorer.cam.gradcam import CLASS_AGNOSTIC, overlay_cams
+from explorer.identify.answer import IdentifyResult, Prediction
+from explorer.models.classifier import centre_square, resize_rgb
+from explorer.taxa.taxonomy import RANKS
 
 OVERLAY_MAX_SIDE = 384  # gallery tiles are ~250 px; the preview stays sharp at this size
 

@@ -15,17 +15,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.birder_format import BirderCheckpoint, read_birder_checkpoint, read_birder_head
-from explorer.cam import check_linear_head, forward_with_cams
-from explorer.cam_layout import FeatureLayout, choose_cam_layer, derive_layout, nearest_layers
-from explorer.cards import ModelCard, find_file, raw_label_names, read_labels, uses_inat21
-from explorer.convert import convert_tflite, sha256_file
-from explorer.embedding import EmbeddingCapture
-from explorer.inat21 import inat21_labels, inat21_lineage
-from explorer.rank_heads import RankHeads, load_birder_rank_heads, load_rank_heads
-from explorer.registry import create_model
+from explorer.cam.gradcam import check_linear_head, forward_with_cams
+from explorer.cam.layout import FeatureLayout, choose_cam_layer, derive_layout, nearest_layers
+from explorer.models.cards import ModelCard, find_file, raw_label_names, read_labels, uses_inat21
+from explorer.models.features import EmbeddingCapture
+from explorer.models.formats.birder import BirderCheckpoint, read_birder_checkpoint, read_birder_head
+from explorer.models.formats.tflite import convert_tflite, sha256_file
+from explorer.models.rank_heads import RankHeads, load_birder_rank_heads, load_rank_heads
+from explorer.models.registry import create_model
 from explorer.settings import Settings
-from explorer.taxonomy import ClassTree, Lineage, Taxonomy, imagenet_lineage, split_binomial
+from explorer.taxa.inat21 import inat21_labels, inat21_lineage
+from explorer.taxa.taxonomy import ClassTree, Lineage, Taxonomy, imagenet_lineage, split_binomial
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Classifier:
         return EmbeddingCapture(self.module.get_submodule(self.rank_heads.input_module), inputs=True)
 
     def forward_with_cams(self, x: torch.Tensor, select, method: str = "gradcam"):
-        """``explorer.cam.forward_with_cams`` on this model's CAM layer, head and layout: (logits, indices, maps)."""
+        """``cam.gradcam.forward_with_cams`` on this model's CAM layer, head and layout: (logits, indices, maps)."""
         return forward_with_cams(
             self.module, x, self.cam_layer, select, self.autocast, self.cam_head, self.cam_layout, method
         )

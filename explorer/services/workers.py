@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import torch
 
-from explorer.model import Classifier
+from explorer.models.classifier import Classifier
 
 _CURRENT: contextvars.ContextVar[int | None] = contextvars.ContextVar("model_worker", default=None)
 

@@ -3,7 +3,7 @@ already run (a hook on the card's CAM layer), never from a second pass.
 
 For the CNNs the CAM layer is the last feature map (B, C, H, W) and the embedding is its spatial mean (B, C): the
 input of the linear head when the model ends in global pooling + a linear layer. With a layout
-(``explorer.cam_layout``) a token or channels-last layer is first turned into that map (prefix tokens dropped); token
+(``explorer.cam.layout``) a token or channels-last layer is first turned into that map (prefix tokens dropped); token
 models usually take their embedding from their classifier's input instead (``Classifier.embedding_capture``)."""
 
 from __future__ import annotations

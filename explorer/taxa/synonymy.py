@@ -2,7 +2,7 @@
 geo-prior's taxon are matched through synonyms, never by string equality alone.
 
 Class names, photo labels, taxonomy rows and range-model labels come from different years: the Coral bird model
-says *Anas strepera* where CUB and iNat say *Mareca strepera* (Gadwall). The table ``explorer/data/synonyms.csv``
+says *Anas strepera* where CUB and iNat say *Mareca strepera* (Gadwall). The table ``explorer/taxa/data/synonyms.csv``
 (package data, built by ``explorer-synonyms`` from the eBird/Clements v2024 checklist and the NCBI-matched
 taxonomy table in ``../shared/data/taxonomy``) lists each older name with its accepted name and the evidence.
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.synonyms import Synonyms, clean_name, load_synonyms
+from explorer.taxa.synonymy import Synonyms, clean_name, load_synonyms
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.registry import create_model
+from explorer.models.registry import create_model
 
 log = logging.getLogger(__name__)
 

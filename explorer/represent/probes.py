@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explorer.batches import photo_loader
-from explorer.model import Classifier
+from explorer.models.batches import photo_loader
+from explorer.models.classifier import Classifier
 
 log = logging.getLogger(__name__)
 SEED = 0

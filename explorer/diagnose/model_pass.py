@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.batches import run_outputs
 from explorer.diagnose.table import build_eval_table
 from explorer.geo.combine import BoundPrior
-from explorer.model import Classifier
-from explorer.rank_heads import RankHeads
+from explorer.identify.scope_check import ScopeRule
+from explorer.models.batches import run_outputs
+from explorer.models.classifier import Classifier
+from explorer.models.rank_heads import RankHeads
 from explorer.represent.embeddings import EmbeddingStore
-from explorer.scope import ScopeRule
-from explorer.taxonomy import Taxonomy
+from explorer.taxa.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from explorer.images import load_image
+from explorer.photos.images import load_image
 
 THUMB_SIDE = 160
 THUMBNAILS_KEPT = 256  # about 20 MB of 160-px thumbnails in memory; the files stay on disk

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from explorer.places import Place
+from explorer.photos.places import Place
 
 log = logging.getLogger(__name__)
 

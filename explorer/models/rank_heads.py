@@ -7,7 +7,7 @@ frozen features). A card names them with ``rank_heads``: a JSON file in the chec
 
 whose safetensors hold ``<rank>.weight`` (classes, D) and ``<rank>.bias`` (classes,) for each rank, D being the
 size of what they read: with "input" naming a module (e.g. the species head ``_fc``), that module's input, the
-same features the species head reads; without it, the embedding (``explorer.embedding``: the CAM layer's pooled
+same features the species head reads; without it, the embedding (``explorer.models.features``: the CAM layer's pooled
 output). Either is captured in the identification's own forward pass: no second pass."""
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def load_rank_heads(path: Path) -> RankHeads:
 def load_birder_rank_heads(files: dict[str, Path], input_module: str) -> RankHeads:
     """Per-rank birder linear heads (the seed model cards' ``{"class_to_idx", "state"}`` files), all reading the
     input of ``input_module`` (the network's classifier). iNat 2021 class names become binomials at species."""
-    from explorer.birder_format import read_birder_head
-    from explorer.inat21 import parse_inat21
+    from explorer.models.formats.birder import read_birder_head
+    from explorer.taxa.inat21 import parse_inat21
 
     heads = []
     for rank, path in files.items():

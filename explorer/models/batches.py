@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from explorer.embedding import EmbeddingCapture
-from explorer.images import load_image
-from explorer.model import Classifier, centre_square, normalise, resize_rgb
+from explorer.models.classifier import Classifier, centre_square, normalise, resize_rgb
+from explorer.models.features import EmbeddingCapture
+from explorer.photos.images import load_image
 
 MAX_BYTES, MAX_PIXELS = 50 * 2**20, 100_000_000  # labelled photos: larger limits than uploads
 
