@@ -1,0 +1,1 @@
+"""Photos: safe loading (size caps, odd modes), EXIF places and dates, manifests of labelled photos, thumbnails."""
