@@ -94,6 +94,19 @@ def test_compare_models_counts_only_photos_both_models_can_name(hand_table):
     assert compare_models(view, other, "family").compared == 2
 
 
+def test_compare_models_counts_two_names_of_one_species_as_agreement(hand_table):
+    """A hand-built pair of tables: model a says *Anas strepera*, model b *Mareca strepera* (the Gadwall under its
+    accepted name) on photo 0, *Picoides pubescens* against *Dryobates pubescens* on photo 1, and two different
+    species on photo 3: one disagreement, not three."""
+    a = hand_table.copy()
+    b = hand_table.copy()
+    a["pred_name"] = ["Anas strepera", "Picoides pubescens", "Poecile gambeli", "Athene cunicularia", "x", "y"]
+    b["pred_name"] = ["Mareca strepera", "Dryobates pubescens", "Poecile gambeli", "Strix varia", "x", "y"]
+    compared = compare_models(a, b, "family")
+    assert compared.compared == 5  # photo 4 is out of vocabulary
+    assert compared.disagree["photo_id"].tolist() == [hand_table.loc[3, "photo_id"]]
+
+
 def test_error_rows_most_confident_first(hand_table):
     errors = error_rows(hand_table)
     assert len(errors) == 5 and errors["confidence"].is_monotonic_decreasing
