@@ -1,4 +1,5 @@
-"""Per-rank heads: loading and checking, answers, and the taxonomy-smoothed targets, on hand-built numbers."""
+"""Per-rank heads: loading and checking, answers, the taxonomy-smoothed targets, and the one L-BFGS fit and one
+hold-out chooser behind every head, on hand-built numbers."""
 
 import json
 
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 
 from explorer.models.rank_heads import RankHead, RankHeads, load_rank_heads, save_rank_heads
-from explorer.represent.rank_training import fit_rank_heads, taxonomy_targets
+from explorer.represent.probes import choose_weight_decay, fit_linear_head
+from explorer.represent.rank_training import choose_smoothing, fit_rank_heads, taxonomy_targets
 
 TREE = pd.DataFrame(
     {
@@ -28,6 +30,48 @@ def test_taxonomy_targets_spread_by_closeness():
     assert soft[3] == pytest.approx([0.25 / 0.375 * 0.3 / 3] * 3 + [0.7, 0.125 / 0.375 * 0.3])
     assert soft.sum(axis=1) == pytest.approx(np.ones(5))
     assert taxonomy_targets(TREE.iloc[:1], 0.3, 0.5).tolist() == [[1.0]]  # nobody to spread to
+
+
+# Three classes in 2-D, one photo of class 0 near the middle; soft targets as the smoothing makes them
+FEATURES = np.array(
+    [[2.0, 0.0], [1.5, 0.5], [1.0, -0.5], [0.0, 2.0], [0.5, 1.5], [-0.5, 1.0], [-2.0, -2.0], [-1.5, -1.0], [0.2, 0.1]],
+    np.float32,
+)
+CLASSES = np.array([0, 0, 0, 1, 1, 1, 2, 2, 0])
+SOFT = np.array([[0.8, 0.15, 0.05], [0.15, 0.8, 0.05], [0.1, 0.1, 0.8]])
+
+
+def test_one_fit_for_hard_and_soft_targets_gives_the_weights_of_the_two_loops_it_replaced():
+    """Weights and biases written down from fit_linear_head (class indices) and fit_smoothed_head (its own
+    -sum(p log softmax) loss) before they were merged, seed 0, L2 0.01; the merged fit must give them within 1e-5."""
+    hard = fit_linear_head(FEATURES, CLASSES, 3, 0.01)
+    assert hard.weight.detach().numpy() == pytest.approx(
+        np.array([[1.573588, -0.855510], [-0.422473, 1.918657], [-1.151121, -1.063146]]), abs=1e-5
+    )
+    assert hard.bias.detach().numpy() == pytest.approx([1.222220, -0.098596, -0.639727], abs=1e-5)
+    soft = fit_linear_head(FEATURES, SOFT[CLASSES], 3, 0.01)
+    assert soft.weight.detach().numpy() == pytest.approx(
+        np.array([[0.740180, -0.304419], [-0.157954, 0.805651], [-0.582322, -0.501227]]), abs=1e-5
+    )
+    assert soft.bias.detach().numpy() == pytest.approx([0.619020, 0.251133, -0.386254], abs=1e-5)
+    one_hot = fit_linear_head(FEATURES, np.eye(3)[CLASSES], 3, 0.01)  # the same loss as the indices
+    assert one_hot.weight.detach().numpy() == pytest.approx(hard.weight.detach().numpy(), abs=1e-5)
+    with pytest.raises(ValueError, match=r"targets must be \(9,\) class indices or \(9, 3\) probabilities"):
+        fit_linear_head(FEATURES, SOFT, 3, 0.01)
+
+
+def test_one_hold_out_chooser_picks_the_same_l2_and_smoothing_as_before():
+    """Hold-out top-1 of each setting (12 of 60 photos held out, seed 0), as the two choosers gave before they
+    became one; ties go to the first setting in the grid."""
+    rng = np.random.default_rng(0)
+    classes = np.repeat(np.arange(5), 12)
+    features = (np.eye(5)[classes] + rng.normal(0, 0.8, (60, 5))).astype(np.float32)  # overlapping clouds
+    assert choose_weight_decay(features, classes, 5) == (1e-3, {1e-4: 8 / 12, 1e-3: 9 / 12, 1e-2: 9 / 12})
+    grid = ((0.1, 0.5), (0.4, 0.5), (0.9, 0.5))
+    assert choose_smoothing(features, classes, TREE, 0.01, grid) == (
+        (0.1, 0.5),
+        {(0.1, 0.5): 9 / 12, (0.4, 0.5): 8 / 12, (0.9, 0.5): 0.0},
+    )
 
 
 def test_rank_heads_round_trip_answers_and_refusals(tmp_path):

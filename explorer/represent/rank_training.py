@@ -11,10 +11,9 @@ import logging
 
 import numpy as np
 import pandas as pd
-import torch
 
 from explorer.models.rank_heads import HEAD_RANKS, RankHead, RankHeads
-from explorer.represent.probes import SEED, choose_weight_decay, fit_linear_head
+from explorer.represent.probes import choose_on_holdout, choose_weight_decay, fit_linear_head
 
 log = logging.getLogger(__name__)
 SMOOTHING_GRID = ((0.1, 0.5), (0.2, 0.5), (0.4, 0.5), (0.2, 0.25), (0.4, 0.25))  # (epsilon, decay)
@@ -65,39 +64,17 @@ def taxonomy_targets(lineages: pd.DataFrame, epsilon: float, decay: float) -> np
     return targets
 
 
-def fit_smoothed_head(features, targets, soft: np.ndarray, weight_decay: float, steps: int = 200):
-    """Like fit_linear_head, with cross-entropy against soft targets (row ``targets[j]`` of ``soft`` per photo)."""
-    from torch import nn
+def choose_smoothing(
+    features: np.ndarray,
+    targets: np.ndarray,
+    lineages: pd.DataFrame,
+    weight_decay: float,
+    grid: tuple[tuple[float, float], ...] = SMOOTHING_GRID,
+) -> tuple[tuple[float, float], dict[tuple[float, float], float]]:
+    """(epsilon, decay) of ``grid`` whose smoothed head has the best hold-out top-1 (``choose_on_holdout``; ties: the
+    first in the grid), and every setting's hold-out top-1. ``lineages`` has a row per class, in class order."""
 
-    torch.manual_seed(SEED)
-    x = torch.from_numpy(np.asarray(features)).float()
-    y = torch.from_numpy(soft[np.asarray(targets)]).float()
-    head = nn.Linear(x.shape[1], soft.shape[0])
-    optimizer = torch.optim.LBFGS(
-        head.parameters(), lr=1.0, max_iter=steps, history_size=20, line_search_fn="strong_wolfe"
-    )
+    def fit(x: np.ndarray, y: np.ndarray, setting: tuple[float, float]):
+        return fit_linear_head(x, taxonomy_targets(lineages, *setting)[y], len(lineages), weight_decay)
 
-    def closure():
-        optimizer.zero_grad()
-        loss = -(y * torch.log_softmax(head(x), dim=1)).sum(dim=1).mean() + weight_decay * head.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return head.eval()
-
-
-def choose_smoothing(features, targets, lineages: pd.DataFrame, weight_decay: float, grid=SMOOTHING_GRID):
-    """(epsilon, decay) with the best top-1 on the 20 % hold-out of train (ties: the first in the grid), and every
-    setting's hold-out top-1 and mean error depth."""
-    rng = np.random.default_rng(SEED)
-    held = rng.random(len(targets)) < 0.2
-    scores = {}
-    for epsilon, decay in grid:
-        soft = taxonomy_targets(lineages, epsilon, decay)
-        head = fit_smoothed_head(features[~held], targets[~held], soft, weight_decay)
-        with torch.no_grad():
-            pred = head(torch.from_numpy(features[held]).float()).argmax(1).numpy()
-        scores[(epsilon, decay)] = float((pred == targets[held]).mean())
-        log.info("smoothing epsilon %g decay %g: hold-out top-1 %.3f", epsilon, decay, scores[(epsilon, decay)])
-    return max(scores, key=scores.get), scores
+    return choose_on_holdout(features, targets, grid, fit)

@@ -27,7 +27,7 @@ from explorer.models.batches import run_outputs
 from explorer.models.rank_heads import HEAD_RANKS, save_rank_heads
 from explorer.photos.manifests import cub100_manifest
 from explorer.represent.probes import SEED, choose_weight_decay, extract_features, fit_linear_head, write_card
-from explorer.represent.rank_training import choose_smoothing, fit_rank_heads, fit_smoothed_head, taxonomy_targets
+from explorer.represent.rank_training import choose_smoothing, fit_rank_heads, taxonomy_targets
 from explorer.services.resources import load_classifier_for
 from explorer.settings import DATA_DIR, add_model_arguments, settings_from_args
 
@@ -80,7 +80,8 @@ def train_species_head(settings, args, train: pd.DataFrame, paths: list[str], ou
     stats = {"train_photos": len(train), "weight_decay": weight_decay}
     if args.taxonomy_smoothing:
         (epsilon, decay), tried = choose_smoothing(features, targets, classes, weight_decay)
-        head = fit_smoothed_head(features, targets, taxonomy_targets(classes, epsilon, decay), weight_decay)
+        soft = taxonomy_targets(classes, epsilon, decay)[targets]  # (photos, classes) target probabilities
+        head = fit_linear_head(features, soft, len(classes), weight_decay)
         stats["how"] = (
             f"taxonomy-aware label smoothing epsilon {epsilon:g}, decay {decay:g} per rank up the tree (genus, "
             f"family, order as classes_taxonomy.csv gives them, then the rest), chosen on the same hold-out by top-1 "
