@@ -5,7 +5,14 @@ import pytest
 import torch
 from conftest import CORAL, SAMPLE_PHOTOS
 
-from explorer.cam.gradcam import compute_cams, forward_with_cams, overlay_cam, reference_cams, scale_cams
+from explorer.cam.gradcam import (
+    REFERENCE_METHODS,
+    compute_cams,
+    forward_with_cams,
+    overlay_cam,
+    reference_cams,
+    scale_cams,
+)
 
 
 def correlations(fast, ref):
@@ -48,11 +55,26 @@ def test_unknown_method_named(tiny_classifier):
         reference_cams(tiny_classifier.module, torch.zeros(1, 3, 64, 64), [0], tiny_classifier.cam_layer, "magic")
 
 
-def test_other_methods_run(tiny_classifier, photo_rgb):
+def test_other_methods_are_pytorch_grad_cams_own_maps_and_not_flat(tiny_classifier, photo_rgb):
+    """Each reference method is pytorch-grad-cam's class called directly for the same layer and class (to 1e-6); its
+    map spans 0..1 after pytorch-grad-cam's scaling (a flat or all-zero map does not), and our batched map of the same
+    method equals it to 1e-4."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     x = tiny_classifier.preprocess(photo_rgb)
-    for method in ("gradcam++ (pytorch-grad-cam)", "eigencam (pytorch-grad-cam)", "layercam (pytorch-grad-cam)"):
-        maps = reference_cams(tiny_classifier.module, x, [1], tiny_classifier.cam_layer, method)
-        assert maps.shape == (1, 64, 64) and np.isfinite(maps).all()
+    layer = tiny_classifier.cam_layer
+    for method in ("gradcam++", "eigencam", "layercam"):
+        name = f"{method} (pytorch-grad-cam)"
+        maps = reference_cams(tiny_classifier.module, x, [1], layer, name)
+        assert maps.shape == (1, 64, 64)
+        assert maps.min() == 0.0 and maps.max() == pytest.approx(1.0, abs=1e-6), method  # not constant
+        cam_class = getattr(pytorch_grad_cam, REFERENCE_METHODS[name])
+        with cam_class(model=tiny_classifier.module, target_layers=[layer]) as cam:
+            direct = cam(input_tensor=x.clone().requires_grad_(True), targets=[ClassifierOutputTarget(1)])
+        assert np.abs(maps - direct).max() <= 1e-6, method
+        _, _, batched = forward_with_cams(tiny_classifier.module, x, layer, lambda _z: [1], method=method)
+        assert np.abs(scale_cams(torch.from_numpy(batched), (64, 64)) - maps).max() <= 1e-4, method
 
 
 def batched_vs_reference(module, x, layer, classes, head=None, layout=None) -> dict[str, float]:
@@ -93,10 +115,24 @@ def test_eigencam_is_computed_once_and_the_same_for_every_class(tiny_classifier,
     assert maps.shape[0] == 3 and np.array_equal(maps[0], maps[1]) and np.array_equal(maps[0], maps[2])
 
 
-def test_overlay_keeps_image_size():
-    image = np.zeros((30, 50, 3), np.uint8)
-    out = overlay_cam(image, np.random.default_rng(0).random((64, 64)).astype(np.float32))
+def test_overlay_keeps_image_size_and_blends_the_map_over_the_photo():
+    """A map of 0 on its left half and 1 on its right, over a photo of another size: the overlay is the photo's size,
+    the exact 50/50 blend with JET's dark blue where the map is 0 and with its dark red where it is 1."""
+    from explorer.cam.gradcam import _jet_rgb_lut
+
+    photo = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    photo[0, 0] = (100, 50, 200)
+    cam = np.zeros((64, 64), np.float32)
+    cam[:, 32:] = 1.0  # resized to 50 wide: columns 0..23 stay exactly 0, columns 26..49 exactly 1
+    out = overlay_cam(photo, cam)
     assert out.shape == (30, 50, 3) and out.dtype == np.uint8
+    jet = _jet_rgb_lut()[:, 0, :].astype(int)
+    assert (jet[0].tolist(), jet[255].tolist()) == ([0, 0, 128], [128, 0, 0])
+    assert out[0, 0].tolist() == [50, 25, 164]  # (100, 50, 200) and (0, 0, 128), half each
+    low, high = photo[:, :24].astype(int), photo[:, 26:].astype(int)
+    assert np.abs(out[:, :24] - (low + jet[0]) / 2).max() <= 0.5  # the photo kept at half weight
+    assert np.abs(out[:, 26:] - (high + jet[255]) / 2).max() <= 0.5  # rounding only
+    assert (out[:, 26:] != photo[:, 26:]).any(axis=-1).all()  # every pixel under the high map changed
 
 
 @pytest.mark.shared_data
