@@ -1,9 +1,12 @@
 """The README's API example, run as written against the launched app (with the sample photo's real path), and its
-commented output checked against what comes back; and the README's model-family cards, loaded and run as written."""
+commented output checked against what comes back; the API reference's curl example, run against the app; and the
+model cards of "Bring your own model" (docs/guide/bring-your-own-model.md), loaded and run as written, with the page's
+explorer-evaluate line run on the first. tests/test_docs.py maps each of these blocks to its test here."""
 
 import ast
 import json
 import re
+import shlex
 
 import pytest
 from conftest import CORAL, ROOT
@@ -52,22 +55,39 @@ def test_readme_identify_example_runs_and_its_output_is_true(app_url):
     assert re.search(r"model=\"inat_bird\"", code)
 
 
-def readme_family_cards() -> list[dict]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Model families") :]
-    section = section[: section.index("\n## ")]
-    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", section, flags=re.S)]
+BRING_YOUR_OWN = ROOT / "docs" / "guide" / "bring-your-own-model.md"
+API_PAGE = ROOT / "docs" / "reference" / "api.md"
+
+
+def docs_model_cards() -> list[dict]:
+    """Every JSON card on the "Bring your own model" page, in order."""
+    text = BRING_YOUR_OWN.read_text(encoding="utf-8")
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", text, flags=re.S)]
+
+
+def docs_evaluate_line() -> str:
+    """The page's explorer-evaluate command (its one bash block)."""
+    text = BRING_YOUR_OWN.read_text(encoding="utf-8")
+    (block,) = re.findall(r"```bash\n(.*?)\n```", text, flags=re.S)
+    return block
 
 
 def write_files_for(card: dict, folder) -> None:
     """The files a README card names, made the way their own tools make them (random weights)."""
     import families
     import timm
+    import torch
     from safetensors.torch import save_file
 
     labels = [label.split(" (")[0] for label in families.BIRD_LABELS]
     network = card["architecture"].split(":", 1)[1]
-    if card["architecture"].startswith("timm:"):
+    if card["architecture"].startswith("torchvision:"):  # a state_dict as DDP saves it: the prefix is stripped
+        from explorer.models.registry import create_model
+
+        model = create_model(card["architecture"], len(labels))
+        torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, folder / card["weights"]["file"])
+        (folder / card["labels_file"]).write_text("\n".join(labels) + "\n")
+    elif card["architecture"].startswith("timm:"):
         model = timm.create_model(network, num_classes=len(labels), **card.get("architecture_args", {}))
         save_file(model.state_dict(), str(folder / card["weights"]["file"]))
         (folder / card["labels_file"]).write_text("\n".join(labels) + "\n")
@@ -82,7 +102,7 @@ def write_files_for(card: dict, folder) -> None:
         (folder / json.loads(written.read_text())["weights"]["file"]).rename(folder / card["weights"]["file"])
 
 
-def test_readme_model_family_recipes(tmp_path):
+def test_model_card_recipes_in_the_docs(tmp_path, monkeypatch):
     from PIL import Image
 
     from explorer.identify.answer import identify
@@ -91,8 +111,8 @@ def test_readme_model_family_recipes(tmp_path):
     from explorer.settings import Settings
     from explorer.taxa.taxonomy import load_taxonomy
 
-    cards = readme_family_cards()
-    assert [c["name"] for c in cards] == ["my_vit", "my_swin", "inat21_vit", "bioscan_rdnet"]
+    cards = docs_model_cards()
+    assert [c["name"] for c in cards] == ["my_tits", "my_vit", "my_swin", "inat21_vit", "bioscan_rdnet"]
     photo = (
         Image.open(CORAL / "bird.bmp").convert("RGB") if (CORAL / "bird.bmp").is_file() else Image.new("RGB", (90, 60))
     )
@@ -108,6 +128,8 @@ def test_readme_model_family_recipes(tmp_path):
         result = identify(classifier, photo, top_k=3)
         assert len(result.predictions) == 3 and result.cams.shape[0] == 3
         loaded[card["name"]] = (classifier, result)
+    tits = loaded["my_tits"][0]
+    assert (tits.cam_layer_name, tits.labels[1].lineage.at("family")) == ("layer4", "Paridae")
     vit = loaded["my_vit"][0]
     assert (vit.cam_layer_name, vit.cam_layout.prefix, vit.cam_layout.grid) == ("blocks.11.norm1", 5, (24, 24))
     assert vit.preprocess(photo).shape == (1, 3, 384, 384)
@@ -116,22 +138,45 @@ def test_readme_model_family_recipes(tmp_path):
     inat21 = loaded["inat21_vit"][0]
     assert inat21.labels[0].lineage.note == "agrees with the iNat taxonomy" and inat21.labels[0].common_name
     assert [a.rank for a in loaded["bioscan_rdnet"][1].rank_answers] == ["order", "family", "genus"]
+    evaluate_as_the_page_says(tmp_path, monkeypatch)
 
 
-def readme_curl_example() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("**Without Python**") :]
+def evaluate_as_the_page_says(tmp_path, monkeypatch) -> None:
+    """The page's explorer-evaluate line, run in the folder that holds my_tits's card, over photos made here (a
+    folder per species), with the test's own --checkpoint-dir and --data-root added."""
+    from PIL import Image
+
+    from explorer.diagnose.schema import load_table
+    from explorer.tools.evaluate import main as evaluate
+
+    command = shlex.split(docs_evaluate_line())
+    assert command[:3] == ["explorer-evaluate", "--model", "my_tits"]
+    for species in ("Parus major", "Poecile gambeli"):
+        (tmp_path / "my_tits_photos" / species).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (64 + i, 48), (90 * i, 120, 200)).save(tmp_path / "my_tits_photos" / species / f"{i}.jpg")
+    monkeypatch.chdir(tmp_path)
+    evaluate([*command[1:], "--checkpoint-dir", str(tmp_path / "my_tits"), "--data-root", str(tmp_path)])
+    table = load_table(tmp_path / "assets" / "eval" / "my_tits.parquet")
+    assert (len(table), set(table["model"]), set(table["status"])) == (4, {"my_tits"}, {"ok"})
+    assert sorted(table["true_name"]) == ["Parus major", "Parus major", "Poecile gambeli", "Poecile gambeli"]
+    assert table["in_vocab"].tolist() == [True] * 4
+
+
+def docs_curl_example() -> str:
+    text = API_PAGE.read_text(encoding="utf-8")
+    section = text[text.index("## Without Python") :]
     return section[section.index("```bash\n") + len("```bash\n") : section.index("\n```\n")]
 
 
 @pytest.mark.shared_data
-def test_readme_curl_example_runs_and_answers_with_the_chickadee(app_url, tmp_path):
+def test_api_curl_example_runs_and_answers_with_the_chickadee(app_url, tmp_path):
     import shutil
     import subprocess
 
     if shutil.which("curl") is None:
-        pytest.skip("the README's HTTP example uses curl, which this machine lacks")
-    code = readme_curl_example()
+        pytest.skip("the API reference's HTTP example uses curl, which this machine lacks")
+    code = docs_curl_example()
     assert code.startswith("URL=http://127.0.0.1:7860\n")
     script = code.replace("URL=http://127.0.0.1:7860", f"URL={app_url.rstrip('/')}").replace(
         "files=@bird.bmp", f"files=@{CORAL / 'bird.bmp'}"
@@ -144,4 +189,4 @@ def test_readme_curl_example_runs_and_answers_with_the_chickadee(app_url, tmp_pa
     top = data[0]["predictions"]
     assert len(top) == 3 and top[0]["scientific_name"] == "Poecile atricapillus"
     shown = code.splitlines()[code.splitlines().index("# event: complete") + 1].removeprefix("# ").removesuffix("...")
-    assert lines[lines.index("event: complete") + 1].startswith(shown)  # the README's output, as far as it shows it
+    assert lines[lines.index("event: complete") + 1].startswith(shown)  # the page's output, as far as it shows it
