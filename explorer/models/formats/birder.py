@@ -5,16 +5,27 @@
 The signature holds the input shape (0, 3, H, W) and the number of classes; ``rgb_stats`` the normalisation. The
 separately trained linear heads of the seed model cards (BIOSCAN-5M: one per rank) are
 ``torch.save({"class_to_idx": {...}, "state": <classifier state_dict>})``. Everything is read with
-``weights_only=True``."""
+``weights_only=True``. Format "birder": the reader gives the class names, the input size and normalisation and the
+network config the checkpoint records, with a card's ``head_weights`` (a birder head) as the classifier."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from explorer.models.formats.loaded_weights import (
+    LoadedWeights,
+    Preprocessing,
+    WeightsSource,
+    sha256_file,
+    strip_prefixes,
+    with_head_sha256,
+)
 
 
 @dataclass(frozen=True)
@@ -92,3 +103,28 @@ def read_birder_head(path: Path) -> tuple[tuple[str, ...], np.ndarray, np.ndarra
         raise ValueError(f"{where}: {len(names)} classes but a weight of shape {tuple(weight.shape)}")
     bias = torch.zeros(len(names)) if bias is None else bias
     return names, weight.float().numpy(), bias.float().numpy()
+
+
+def with_birder_head(checkpoint: BirderCheckpoint, head_path: Path) -> BirderCheckpoint:
+    """The checkpoint with a separately trained linear head as its classifier, and the head's classes, as the seed
+    cards do it (``net.reset_classifier(n); net.classifier.load_state_dict(head["state"])``)."""
+    names, weight, bias = read_birder_head(head_path)
+    state = {k: v for k, v in strip_prefixes(checkpoint.state).items() if not k.startswith("classifier.")}
+    state.update({"classifier.weight": torch.from_numpy(weight), "classifier.bias": torch.from_numpy(bias)})
+    return dataclasses.replace(checkpoint, state=state, class_names=names)
+
+
+class BirderReader:
+    """A birder checkpoint: weights, class names (an encoder may name none), input size, normalisation, config."""
+
+    names_classes = True
+
+    def read(self, source: WeightsSource) -> LoadedWeights:
+        path = source.find(source.file)
+        checkpoint, digest = read_birder_checkpoint(path), sha256_file(path)
+        if source.head_weights:
+            head_path = source.find(source.head_weights)
+            checkpoint, digest = with_birder_head(checkpoint, head_path), with_head_sha256(digest, head_path)
+        preprocessing = Preprocessing(checkpoint.size, checkpoint.mean, checkpoint.std)
+        state = strip_prefixes(checkpoint.state)
+        return LoadedWeights(state, path, digest, checkpoint.class_names, preprocessing, dict(checkpoint.config))

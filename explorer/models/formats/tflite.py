@@ -5,12 +5,12 @@ Facts used (see ../shared/DATA.md): tensors are uint8/int32 with ``real = (q - z
 identity plus the folded bias; CONV_2D weights are OHWI, DEPTHWISE_CONV_2D weights 1HWC; convolutions
 appear in graph order and map one-to-one onto torchvision's; the head is FULLY_CONNECTED after the pool.
 
+Format "tflite": the reader converts once into the cache (``<card name>-<sha256[:12]>.safetensors``) and reads that.
 The command line is ``explorer-convert`` (``python -m explorer.tools.convert``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -18,20 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.models.formats.loaded_weights import LoadedWeights, WeightsSource, sha256_file
+from explorer.models.formats.state_dict import read_state_dict_file
 from explorer.models.registry import create_model
 
 log = logging.getLogger(__name__)
 
 _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dequantize(graph, index: int, model) -> np.ndarray:
@@ -123,3 +116,23 @@ def convert_tflite(path: Path, out: Path) -> Path:
     tmp.replace(out)
     log.info("converted %s -> %s", path, out)
     return out
+
+
+def converted_tflite(source: WeightsSource) -> Path:
+    """The card's TFLite file converted to safetensors in the cache, converting it the first time; the source must
+    have the card's sha256 when the card gives one."""
+    path = source.find(source.file)
+    digest = sha256_file(path)
+    if source.sha256 and digest != source.sha256:
+        raise ValueError(f"{path}: sha256 {digest[:12]}… does not match the card's {source.sha256[:12]}…")
+    cached = source.cache_dir / f"{source.card_name}-{digest[:12]}.safetensors"
+    return cached if cached.is_file() else convert_tflite(path, cached)
+
+
+class TfliteReader:
+    """A Coral/AIY uint8 TFLite MobileNetV2, read as its float conversion (kept in the cache)."""
+
+    names_classes = False
+
+    def read(self, source: WeightsSource) -> LoadedWeights:
+        return read_state_dict_file(converted_tflite(source), source)
