@@ -65,3 +65,103 @@ def test_newtons_temperature_is_the_nll_minimum_the_golden_search_finds():
     )
     flat.__dict__["logits"] = np.zeros((3, 20), np.float32)
     assert _newton_temperature(flat) is None  # no curvature: fit_temperature falls back to the search
+
+
+def _full_softmax_table(n: int = 600, classes: int = 200, seed: int = 5) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A hand-built table of ``n`` photos over ``classes`` classes whose probability lies partly beyond the 20
+    largest logits (a flat tail of 180 classes): the stored top logits and the exact columns, as
+    build_eval_table stores them; with the full logits and the true classes to check against."""
+    from explorer.diagnose.calibration import exact_calibration_columns
+
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1.0, (n, classes)).astype(np.float32)
+    true = rng.integers(0, 5, n)  # the truth is among the first five classes ...
+    logits[np.arange(n), true] += 3.5 * (rng.random(n) < 0.7)  # ... and usually stands out
+    order = np.argsort(-logits, axis=1)
+    rows = pd.DataFrame({"photo_id": [f"p{i}" for i in range(n)], "status": "ok", "in_vocab": True})
+    for i, column in enumerate(LOGIT_COLUMNS):
+        rows[column] = logits[np.arange(n), order[:, i]]
+    rows["true_logit"] = logits[np.arange(n), true]
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    rows["confidence"] = probs.max(1)
+    rows["correct_1"] = order[:, 0] == true
+    rows["calibration_half"] = np.arange(n) % 2 == 0
+    exact = pd.DataFrame({k: v.astype(np.float32) for k, v in exact_calibration_columns(logits).items()})
+    return pd.concat([rows, exact], axis=1), logits.astype(np.float64), true
+
+
+def _full_nll(logits: np.ndarray, true: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    top = z.max(1)
+    return float((top + np.log(np.exp(z - top[:, None]).sum(1)) - z[np.arange(len(z)), true]).mean())
+
+
+def _ece(confidence: np.ndarray, correct: np.ndarray) -> float:
+    index = np.minimum((confidence * 10).astype(int), 9)
+    return sum(abs(confidence[index == b].sum() - correct[index == b].sum()) for b in range(10)) / len(confidence)
+
+
+def test_temperature_over_all_logits_matches_a_full_softmax_fit():
+    from explorer.diagnose.calibration import _golden_section
+
+    table, logits, true = _full_softmax_table()
+    half = table["calibration_half"].to_numpy()
+    full_t = _golden_section(lambda log_t: _full_nll(logits[half], true[half], np.exp(log_t)), np.log(0.25), np.log(4))
+    fit = fit_temperature(table)
+    assert fit.exact and (fit.fit_photos, fit.held_out_photos) == (300, 300)
+    assert fit.temperature == pytest.approx(full_t, abs=1e-3)  # the Hermite interpolation between grid points
+    # both ECEs over the full softmax of the held-out half, at T = 1 and at the fitted T
+    held, correct = logits[~half], table["correct_1"].to_numpy()[~half].astype(float)
+    soft = lambda t: (lambda p: p.max(1) / p.sum(1))(np.exp(held / t - (held / t).max(1, keepdims=True)))  # noqa: E731
+    assert fit.ece_before == pytest.approx(_ece(soft(1.0), correct), abs=1e-6)
+    assert fit.ece_after == pytest.approx(_ece(soft(fit.temperature), correct), abs=1e-4)
+    # a table from before (top 20 logits only): a different temperature, and it says so
+    old = fit_temperature(table.drop(columns=[c for c in table.columns if c.startswith("top_nll") or "gap" in c]))
+    assert not old.exact and abs(old.temperature - full_t) > 0.05
+
+
+def test_calibration_text_says_when_the_table_is_from_before():
+    from explorer.diagnose.calibration import TemperatureFit
+    from explorer.diagnose.texts import OLD_TABLE_NOTE, calibration_markdown
+
+    exact = calibration_markdown(TemperatureFit(0.78, 1847, 1808, 0.114, 0.031, exact=True))
+    old = calibration_markdown(TemperatureFit(0.94, 1847, 1808, 0.041, 0.038, exact=False))
+    assert "**T = 0.78**" in exact and OLD_TABLE_NOTE not in exact
+    assert old.endswith(OLD_TABLE_NOTE)
+
+
+@pytest.mark.parametrize(
+    ("model", "temperature"),
+    [("inat_bird", 0.779), ("inat_insect", 0.665), ("cub100_effnet_head", 0.797), ("cub100_effnet_taxsmooth", 0.402)],
+)
+def test_shipped_tables_fit_over_all_logits(model, temperature):
+    """The shipped tables carry the exact columns; their temperatures are those a fit over all the logits gave
+    (full-logit fits with tmp/full_logits from explorer.tools.calibration_columns: 0.7795, 0.6663, 0.7972, 0.4024)."""
+    from conftest import ROOT
+
+    from explorer.diagnose.schema import load_table
+
+    fit = fit_temperature(load_table(ROOT / "assets" / "eval" / f"{model}.parquet"))
+    assert fit.exact and fit.temperature == pytest.approx(temperature, abs=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_shipped_insect_table_agrees_with_a_fit_on_recomputed_full_logits():
+    """The model run again over the 145 Leeds photos (seconds): its full logits' best temperature within 0.02 of
+    the one the table's columns give (the other tables take minutes each; the tool prints theirs)."""
+    from conftest import ROOT
+
+    from explorer.diagnose.calibration import _golden_section
+    from explorer.diagnose.schema import load_table
+    from explorer.settings import CORAL_DIR, DATA_DIR, Settings
+    from explorer.tools.calibration_columns import full_logits
+
+    table = load_table(ROOT / "assets" / "eval" / "inat_insect.parquet")
+    settings = Settings(checkpoint_dir=ROOT / "checkpoints", model_dirs=(CORAL_DIR,), data_root=DATA_DIR)
+    logits = full_logits(settings, table, "inat_insect")[0].astype(np.float64)
+    rows = (table["in_vocab"] & table["calibration_half"]).to_numpy()
+    true = table["true_class_index"].to_numpy()[rows]
+    full = _golden_section(lambda log_t: _full_nll(logits[rows], true, np.exp(log_t)), np.log(0.25), np.log(4))
+    assert fit_temperature(table).temperature == pytest.approx(full, abs=0.02)

@@ -50,6 +50,19 @@ SCHEMA: dict[str, str] = {
     "true_logit": "logit of the true class (NaN when out of vocabulary)",
     "calibration_half": "True for the half used to fit a temperature (stable hash of photo_id)",
 }
+# Optional (tables from before lack them; the calibration then falls back to the top logits): for an exact
+# temperature fit over ALL the logits, at each inverse temperature beta = 1/T of a fixed grid, the top-1's negative
+# log-probability and its derivative in beta (calibration.exact_calibration_columns). 34 float32 per photo.
+CALIBRATION_BETAS = tuple(2.0 ** (k / 4) for k in range(-8, 9))  # 1/T from 1/4 to 4; T = 1 at index 8
+TOP_NLL_COLUMNS = tuple(f"top_nll_{k:02d}" for k in range(len(CALIBRATION_BETAS)))
+TOP_GAP_COLUMNS = tuple(f"top_gap_{k:02d}" for k in range(len(CALIBRATION_BETAS)))
+EXACT_CALIBRATION_SCHEMA: dict[str, str] = {
+    **{c: f"-log p(top-1) over all logits at 1/T = {b:g}" for c, b in zip(TOP_NLL_COLUMNS, CALIBRATION_BETAS)},
+    **{
+        c: f"top logit - E_p[logit] at 1/T = {b:g} (the derivative's minus)"
+        for c, b in zip(TOP_GAP_COLUMNS, CALIBRATION_BETAS)
+    },
+}
 # Optional: present when the photos have a place (manifest columns lat, lon and optionally date) and the model
 # has a geo-prior. The dashboard's "what the prior fixed and broke" reads these.
 # Optional: present when the model's card has per-rank heads (models.rank_heads), read from the same forward pass

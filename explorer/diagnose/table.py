@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from explorer.diagnose.calibration import exact_calibration_columns
 from explorer.diagnose.schema import (
     ALT_SEPARATOR,
     GEO_PRIOR_COLUMN,
@@ -186,7 +187,8 @@ def _logit_columns(logits: np.ndarray, order: np.ndarray, true_index: np.ndarray
     columns = {c: top_logits[:, i] if i < top_logits.shape[1] else -np.inf for i, c in enumerate(LOGIT_COLUMNS)}
     rows = np.arange(len(logits))
     columns["true_logit"] = np.where(true_index >= 0, logits[rows, np.maximum(true_index, 0)], np.nan)
-    return columns
+    exact = exact_calibration_columns(logits)  # a temperature fit over ALL the logits (calibration.py)
+    return columns | {name: values.astype(np.float32) for name, values in exact.items()}
 
 
 def _add_prior_columns(frame, manifest, probs, true_index, prior, labels) -> None:
