@@ -1,5 +1,6 @@
 """The Diagnose tab's handlers (the browser test drives the page; these check every output's content)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -9,7 +10,9 @@ from conftest import ROOT
 from explorer.diagnose.schema import load_table
 from explorer.services.resources import Resources, load_representations
 from explorer.settings import Settings
-from explorer.ui.diagnose_tab import REMEMBERED
+from explorer.ui.changed import Sent
+from explorer.ui.dashboard_handlers import REMEMBERED
+from explorer.ui.dashboard_state import DashboardFilters, DashboardSession
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +38,10 @@ def dashboard(resources_without_photos):
 
 def test_dashboard_handler_draws_every_output(dashboard, resources_without_photos):
     out = dashboard.outputs
-    shown = dashboard.refresh(
-        "cub100_effnet_head",
-        "order",
-        "Passeriformes",
-        0.0,
-        1.0,
-        "incorrect",
-        True,
-        False,
-        "family",
-        5,
-        "fixed",
-        "(none)",
+    passerine_errors = DashboardFilters(
+        table="cub100_effnet_head", clade_rank="order", clade="Passeriformes", outcome="incorrect"
     )
+    shown = dashboard.refresh(passerine_errors)
     assert set(shown) == set(out)  # a value for every output, keyed by component
     refs, table = shown[out.errors_state], shown[out.error_table]
     assert refs["table"] == "cub100_effnet_head" and refs["prior"] is None
@@ -70,26 +63,23 @@ def test_dashboard_geo_section_without_places(dashboard, resources_without_photo
 
     out = dashboard.outputs
     table = resources_without_photos.tables["cub100_effnet_head"].drop(columns=list(GEO_SCHEMA))
-    shown = geo_outputs(resources_without_photos, out, table, "family", 5, "fixed", None)
+    shown = geo_outputs(resources_without_photos, out, table, DashboardFilters())
     assert "no places" in shown[out.geo_summary] and shown[out.geo_clades] is None
     assert shown[out.geo_gallery] == [] and shown[out.geo_state]["rows"] == [] and shown[out.geo_compare] is None
 
 
 def test_an_empty_view_says_no_photos_match(dashboard):
-    from explorer.ui.diagnose_tab import NO_MATCH
+    from explorer.ui.dashboard_handlers import NO_MATCH
 
-    shown = dashboard.refresh(
-        "cub100_effnet_head", "(all)", None, 0.0, 0.01, "correct", True, False, "family", 5, "fixed", "(none)"
-    )
+    shown = dashboard.refresh(DashboardFilters(table="cub100_effnet_head", max_conf=0.01, outcome="correct"))
     assert shown[dashboard.outputs.summary] == NO_MATCH
     assert "nan" not in str(shown[dashboard.outputs.calibration])
 
 
 def test_comparison_obeys_the_filters_and_counts_only_photos_both_models_name(dashboard, resources_without_photos):
     out = dashboard.outputs
-    shown = dashboard.refresh(
-        "cub100_effnet_head", "family", "Laridae", 0.0, 1.0, "all", True, False, "family", 5, "fixed", "inat_bird"
-    )
+    gulls = DashboardFilters(table="cub100_effnet_head", clade_rank="family", clade="Laridae", other="inat_bird")
+    shown = dashboard.refresh(gulls)
     a, b = (resources_without_photos.tables[n] for n in ("cub100_effnet_head", "inat_bird"))
     view = a[(a["true_family"] == "Laridae") & (a["status"] == "ok") & (a["note"].fillna("") == "")]
     named = view[view["photo_id"].isin(b.loc[b["in_vocab"], "photo_id"].astype(str))]
@@ -99,33 +89,28 @@ def test_comparison_obeys_the_filters_and_counts_only_photos_both_models_name(da
     assert list(per_clade.y) == ["Laridae"] and list(per_clade.customdata) == [len(named)]
     b_right = b.set_index(b["photo_id"].astype(str)).loc[named["photo_id"].astype(str), "correct_1"].mean()
     assert per_clade.x[0] == pytest.approx(b_right - named["correct_1"].mean())
-    none = dashboard.refresh(
-        "cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)"
-    )
+    none = dashboard.refresh(OPENING)
     assert none[out.compare_plot] is None and none[out.disagreements] is None
 
 
 def test_min_above_max_confidence_is_refused_at_the_field(dashboard):
     out = dashboard.outputs
-    shown = dashboard.refresh(
-        "cub100_effnet_head", "(all)", None, 0.7, 0.4, "all", True, False, "family", 5, "fixed", "(none)"
-    )
+    shown = dashboard.refresh(replace(OPENING, min_conf=0.7, max_conf=0.4))
     assert set(shown) == {out.min_conf, out.max_conf, out.sent}  # nothing else redrawn: the last valid view stays
     assert shown[out.min_conf]["info"] == "0.7 is above the max (0.4), so no photo could match: lower it."
-    typed = dashboard.refresh(
-        "cub100_effnet_head", "(all)", None, -0.5, 1.0, "all", True, False, "family", 5, "fixed", "(none)"
-    )
+    assert shown[out.sent] == Sent(min_note=shown[out.min_conf]["info"], max_note="")
+    typed = dashboard.refresh(replace(OPENING, min_conf=-0.5))
     assert typed[out.min_conf]["info"] == "-0.5 is outside 0..1: using 0." and typed[out.min_conf]["value"] == 0
     assert "**cub100_effnet_head**" in typed[out.summary]
     fixed = dashboard.refresh(
-        *OPENING, "family", None, False, "", typed[out.sent]
+        OPENING, DashboardSession(sent=typed[out.sent])
     )  # a valid value again: the note shown last is cleared, and the untouched max slider is left alone
     assert fixed[out.min_conf]["info"] == "" and fixed[out.min_conf]["value"] == 0
     assert skipped(fixed[out.max_conf])
 
 
-# the second table's opening filters (everything in view), in the handler's order
-OPENING = ["cub100_effnet_head", "(all)", None, 0.0, 1.0, "all", True, False, "family", 5, "fixed", "(none)"]
+# the second table's opening filters (everything in view)
+OPENING = DashboardFilters(table="cub100_effnet_head")
 
 
 def skipped(value) -> bool:
@@ -134,13 +119,12 @@ def skipped(value) -> bool:
 
 def test_only_the_outputs_that_changed_are_sent(dashboard):
     out = dashboard.outputs
-    args = OPENING
-    first = dashboard.refresh(*args, "family", None, False, "", None)
+    first = dashboard.refresh(OPENING)
     assert not any(skipped(v) for c, v in first.items() if c not in (out.min_conf, out.max_conf))  # all, at first
-    again = dashboard.refresh(*args, "family", None, False, "", first[out.sent])
+    again = dashboard.refresh(OPENING, DashboardSession(sent=first[out.sent]))
     remembered = {getattr(out, name) for name in REMEMBERED}
     assert {c for c, v in again.items() if skipped(v)} == remembered | {out.min_conf, out.max_conf}
-    wrong = dashboard.refresh(*args[:5], "incorrect", *args[6:], "family", None, False, "", first[out.sent])
+    wrong = dashboard.refresh(replace(OPENING, outcome="incorrect"), DashboardSession(sent=first[out.sent]))
     left = {c for c in remembered if skipped(wrong[c])}
     # the errors only: every chart of the photos changes; the comparison (none chosen) and the per-rank heads
     # (this table has none) do not, nor the list of photos behind the errors (the errors are the same photos)
@@ -155,10 +139,15 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     from explorer.diagnose.metrics import Filters, accuracy_by_clade, filter_table
     from explorer.ui.diagnose_sections import view_csv_files
 
-    filters = ("order", "Passeriformes", 0.0, 1.0, "incorrect", True, False)
-    paths = view_csv_files(
-        resources_without_photos, "cub100_effnet_head", filters, "family", 5, "fixed", "inat_bird", "inat_bird"
+    filters = DashboardFilters(
+        table="cub100_effnet_head",
+        clade_rank="order",
+        clade="Passeriformes",
+        outcome="incorrect",
+        other="inat_bird",
+        geo_prior="inat_bird",
     )
+    paths = view_csv_files(resources_without_photos, filters)
     names = [Path(p).name for p in paths]
     assert names == [
         "cub100_effnet_head-photos-in-view.csv",
@@ -185,74 +174,27 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
 
 
 def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(dashboard, resources_without_photos):
-    from explorer.ui.representation_section import picked_row
+    from explorer.ui.representation_section import MapPoints, picked_row
 
     out = dashboard.outputs
-    closed = dashboard.refresh(
-        "inat_bird",
-        "family",
-        "Paridae",
-        0.0,
-        1.0,
-        "all",
-        True,
-        False,
-        "family",
-        5,
-        "fixed",
-        "(none)",
-        "genus",
-        None,
-        False,
-    )
-    assert closed[out.map_plot] is None and closed[out.map_state] == {}  # drawn only while the section is open
-    shown = dashboard.refresh(
-        "inat_bird",
-        "family",
-        "Paridae",
-        0.0,
-        1.0,
-        "all",
-        True,
-        False,
-        "family",
-        5,
-        "fixed",
-        "(none)",
-        "genus",
-        None,
-        True,
-    )
+    tits = DashboardFilters(table="inat_bird", clade_rank="family", clade="Paridae", map_rank="genus")
+    closed = dashboard.refresh(tits, DashboardSession(map_open=False))
+    assert closed[out.map_plot] is None and closed[out.map_state] == MapPoints()  # drawn only while it is open
+    shown = dashboard.refresh(tits, DashboardSession(map_open=True))
     table = resources_without_photos.tables["inat_bird"]
     view = table[(table["true_family"] == "Paridae") & (table["note"].fillna("") == "")]
     state = shown[out.map_state]
-    assert state["table"] == "inat_bird" and state["photo_ids"] == view["photo_id"].astype(str).tolist()
+    assert state.table == "inat_bird" and list(state.photo_ids) == view["photo_id"].astype(str).tolist()
     figure = shown[out.map_plot]
     assert sum(len(trace.x) for trace in figure.data) == len(view)
     assert {trace.name for trace in figure.data} == set(view["true_genus"].astype(str))  # under 10 genera: no grey
     assert f"{len(view):,} of the {len(view):,} photos in view are on the map" in shown[out.map_text]
     row = picked_row(resources_without_photos, "3:1700000000", state)
-    assert row["photo_id"] == state["photo_ids"][3]
+    assert row["photo_id"] == state.photo_ids[3]
     assert picked_row(resources_without_photos, "99999:1", state) is None
     assert picked_row(resources_without_photos, "not a number", state) is None
-    other = dashboard.refresh(
-        "cub100_effnet_head",
-        "(all)",
-        None,
-        0.0,
-        1.0,
-        "all",
-        True,
-        False,
-        "family",
-        5,
-        "fixed",
-        "(none)",
-        "order",
-        None,
-        True,
-    )
-    assert len(other[out.map_state]["photo_ids"]) == 2999
+    other = dashboard.refresh(replace(OPENING, map_rank="order"), DashboardSession(map_open=True))
+    assert len(other[out.map_state].photo_ids) == 2999
     heads = other[out.heads_table]  # the CUB-100 model has per-rank heads; the bird model has none
     assert heads["visible"] and heads["value"].iloc[0, :2].tolist() == ["order", 2999]
     assert heads["value"].iloc[:, 0].tolist() == ["order", "family", "genus", "species"]
@@ -263,28 +205,37 @@ def test_representation_map_shows_the_photos_in_view_and_a_click_finds_its_row(d
 def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_without_photos):
     """The clade-table rank, the geo-prior's controls, the second table and the map's colour each redraw their own
     section: the same values the whole dashboard's handler gives, and nothing else."""
-    from explorer.ui.diagnose_tab import _section_handlers
+    from explorer.ui.dashboard_handlers import section_handlers
 
     out = dashboard.outputs
-    own = _section_handlers(resources_without_photos, out)
+    own = section_handlers(resources_without_photos, out)
     assert set(own) == {"list_rank", "min_photos", "geo_kind", "geo_prior", "other", "map_rank"}
-    filters = ("cub100_effnet_head", "order", "Passeriformes", 0.0, 1.0, "incorrect", True, False, "genus", 3)
-    whole = dashboard.refresh(*filters, "broke", "inat_bird")
+    filters = DashboardFilters(
+        table="cub100_effnet_head",
+        clade_rank="order",
+        clade="Passeriformes",
+        outcome="incorrect",
+        list_rank="genus",
+        min_photos=3,
+        geo_kind="broke",
+        other="inat_bird",
+    )
+    whole = dashboard.refresh(filters)
     for name, (handler, outputs) in own.items():
-        shown = handler(*filters, "broke", "inat_bird")
+        shown = handler(filters)
         assert set(shown) <= set(outputs), name  # its section's outputs, never another's
         for component in shown:
             if component is out.sent:  # what it remembers of its own outputs is what the whole handler remembers
-                assert shown[out.sent].items() <= whole[out.sent].items(), name
+                assert shown[out.sent].marks.items() <= whole[out.sent].marks.items(), name
             elif component in (out.compare_plot, out.compare_ranks_plot):
                 assert shown[component].to_json() == whole[component].to_json()
             elif hasattr(shown[component], "equals"):
                 assert shown[component].equals(whole[component]), name
             else:
                 assert shown[component] == whole[component], name
-    assert set(own["list_rank"][0](*filters, "broke", "inat_bird")) == {out.clades, out.geo_clades, out.sent}
-    assert own["map_rank"][0](*filters, "broke", "inat_bird") == {}  # the map is closed: nothing to draw
-    assert own["geo_kind"][0](*filters[:3], 0.7, 0.4, *filters[5:], "broke", "inat_bird") == {}  # refused range
+    assert set(own["list_rank"][0](filters)) == {out.clades, out.geo_clades, out.sent}
+    assert own["map_rank"][0](filters) == {}  # the map is closed: nothing to draw
+    assert own["geo_kind"][0](replace(filters, min_conf=0.7, max_conf=0.4)) == {}  # refused range
 
 
 def test_the_opening_dashboard_is_drawn_into_the_components(dashboard):
@@ -295,7 +246,7 @@ def test_the_opening_dashboard_is_drawn_into_the_components(dashboard):
 
     out = dashboard.outputs
     assert draw_initial_dashboard(dashboard)
-    name = dashboard.filters.table.value
+    name = dashboard.inputs.controls["table"].value
     assert out.summary.value.startswith(f"**{name}**") and "photos" in out.summary.value
     assert json.loads(out.errors_plot.value)["data"][0]["type"] == "bar"  # as FastPlot sends it
     assert out.clades.value["columns"][:2] == ["clade", "photos"]  # as LightTable sends it
@@ -308,12 +259,13 @@ def test_the_page_holds_only_the_tabs_and_the_hidden_api_row(real_resources):
     """Drawing the opening dashboard at build time (and warming the others) adds nothing to the page: the
     handlers answer updates as gr.update(...), where a component made while the layout is open (the clade menu's
     gr.Dropdown, the heads' gr.Dataframe) used to appear under the tabs as a stray, unlabelled control."""
-    import time
+    import threading
 
     from explorer.ui.demo import build_demo
 
-    demo = build_demo(real_resources)
-    time.sleep(3)  # the warm-up thread draws the other tables' dashboards meanwhile
+    warmed = threading.Event()
+    demo = build_demo(real_resources, warmed)
+    assert warmed.wait(timeout=300)  # the warm-up thread has drawn the other tables' dashboards
     assert [type(child).__name__ for child in demo.children] == ["Markdown", "Tabs", "Row"]
     assert demo.children[2].visible is False  # the API's inputs and outputs
 
@@ -344,3 +296,51 @@ def test_the_first_event_does_not_import_pyplot_once_matplotlib_is_settled(settl
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=env
     )
     assert done.stdout.strip() == imports_pyplot
+
+
+def test_every_filter_is_one_field_and_one_control_of_that_name(dashboard):
+    """The controls are named after DashboardFilters' fields, the session's states after DashboardSession's: a
+    filter added to one and not the other fails here (and at start-up), instead of shifting the other values."""
+    from dataclasses import fields
+
+    assert sorted(dashboard.inputs.controls) == sorted(f.name for f in fields(DashboardFilters))
+    assert sorted(dashboard.inputs.states) == ["clade_key", "map_open", "sent"]
+    assert dashboard.inputs.components == {*dashboard.inputs.controls.values(), *dashboard.inputs.states.values()}
+
+
+def test_a_control_without_a_field_or_a_field_without_a_control_is_refused(dashboard):
+    from explorer.ui.dashboard_state import DashboardInputs
+
+    controls, states = dict(dashboard.inputs.controls), dashboard.inputs.states
+    colour = controls.pop("map_rank")
+    with pytest.raises(ValueError, match=r"fields without a component \['map_rank'\], components without a field \[\]"):
+        DashboardInputs(controls, states)
+    with pytest.raises(ValueError, match=r"fields without a component \[\], components without a field \['colour'\]"):
+        DashboardInputs({**controls, "map_rank": colour, "colour": colour}, states)
+    with pytest.raises(ValueError, match=r"DashboardSession .* fields without a component \['sent'\]"):
+        DashboardInputs({**controls, "map_rank": colour}, {k: v for k, v in states.items() if k != "sent"})
+
+
+def test_the_page_opens_with_the_filters_defaults(dashboard):
+    """The controls open with DashboardFilters' defaults; only the table and the geo-prior depend on the tables
+    (no default model among them here: the first table; the first prior any table holds)."""
+    opening = dashboard.inputs.opening()
+    assert opening == DashboardFilters(table="cub100_effnet_head", geo_prior="birdnet")
+
+
+def test_an_events_values_are_read_by_name_and_as_their_fields_types(dashboard):
+    """Gradio hands a handler of a set of inputs one dict {component: value}; the adapter reads it by name, a
+    slider's 3.0 photos as 3."""
+    inputs = dashboard.inputs
+    controls, states = inputs.controls, inputs.states
+    values = {c: c.value for c in inputs.components}
+    values |= {controls["table"]: "inat_bird", controls["min_photos"]: 3.0, controls["other"]: "cub100_effnet_head"}
+    values |= {states["map_open"]: True, states["clade_key"]: "inat_bird|(all)", states["sent"]: Sent(min_note="x")}
+    filters, session = inputs.read(values)
+    assert filters == replace(inputs.opening(), table="inat_bird", min_photos=3, other="cub100_effnet_head")
+    assert type(filters.min_photos) is int
+    assert session == DashboardSession(map_open=True, clade_key="inat_bird|(all)", sent=Sent(min_note="x"))
+    assert inputs.handler(lambda f, s: (f.table, s.clade_key))(values) == ("inat_bird", "inat_bird|(all)")
+    assert inputs.filters_handler(lambda f: f.other)(values) == "cub100_effnet_head"
+    with pytest.raises(KeyError):  # a control missing from the event's inputs is an error, never a default
+        inputs.read({c: v for c, v in values.items() if c is not controls["outcome"]})

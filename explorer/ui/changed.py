@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import gradio as gr
 import pandas as pd
@@ -37,10 +39,20 @@ def is_update(value) -> bool:
     return isinstance(value, gr.components.Component) or (isinstance(value, dict) and value.get("__type__") == "update")
 
 
-def only_changed(shown: dict, remembered: dict, sent: dict | None, state: gr.State) -> dict:
+@dataclass(frozen=True)
+class Sent:
+    """What one page shows, as the server remembers it (a gr.State): each remembered output's fingerprint by its
+    name (``marks``), and the note each confidence slider shows last. Never mutated: a handler sends a new one."""
+
+    marks: Mapping[str, str | None] = field(default_factory=dict)
+    min_note: str = ""
+    max_note: str = ""
+
+
+def only_changed(shown: dict, remembered: dict, sent: Sent, state: gr.State) -> dict:
     """``shown`` ({component: value}) with gr.skip() for each remembered output (``remembered``: {component:
-    name}) whose value is the one last sent, and ``state`` set to the fingerprints now on the page."""
-    sent = dict(sent or {})
+    name}) whose value is the one last sent, and ``state`` set to what the page then shows (``sent`` updated)."""
+    marks = dict(sent.marks)
     out = {}
     for component, value in shown.items():
         name = remembered.get(component)
@@ -51,12 +63,12 @@ def only_changed(shown: dict, remembered: dict, sent: dict | None, state: gr.Sta
         mark = fingerprint(
             component.postprocess(value) if getattr(component, "remembers_postprocess", False) else value
         )
-        if mark is not None and sent.get(name) == mark:
+        if mark is not None and marks.get(name) == mark:
             out[component] = gr.skip()
         else:
             out[component] = value
-            sent[name] = mark
-    out[state] = sent
+            marks[name] = mark
+    out[state] = replace(sent, marks=marks)
     return out
 
 

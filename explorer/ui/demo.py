@@ -6,23 +6,26 @@ import logging
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
 from pydantic import BaseModel
 
+from explorer.services.overview import models_markdown
 from explorer.services.resources import Resources
-from explorer.services.use_cases import models_markdown
 from explorer.ui.api import build_api
 from explorer.ui.changed import is_update
 from explorer.ui.components import CSS, QUEUE_MAX_SIZE, head_html, model_queue_limit
-from explorer.ui.diagnose_tab import build_diagnose_tab
+from explorer.ui.dashboard_state import NEW_SESSION
+from explorer.ui.diagnose_tab import DashboardView, build_diagnose_tab
 from explorer.ui.identify_tab import build_identify_tab
 from explorer.ui.temp_files import start_temp_sweeper
 
 
-def build_demo(resources: Resources) -> gr.Blocks:
-    """The Identify & explain tab, the Diagnose tab, the Models tab, and the API endpoints."""
+def build_demo(resources: Resources, warmed: threading.Event | None = None) -> gr.Blocks:
+    """The Identify & explain tab, the Diagnose tab, the Models tab, and the API endpoints; ``warmed`` is set once
+    the other tables' dashboards are drawn in the background (see warm_dashboard)."""
     with gr.Blocks(title="Species ID explorer") as demo:
         gr.Markdown(
             "# Species ID explorer\nWhat does a species-identification model see, and where does it go "
@@ -37,18 +40,24 @@ def build_demo(resources: Resources) -> gr.Blocks:
                 gr.Markdown(models_markdown(resources))
         build_api(resources)
         if dashboard is not None and not draw_initial_dashboard(dashboard):  # else drawn when the page opens
-            demo.load(dashboard.refresh, list(dashboard.filters), list(dashboard.outputs), api_visibility="private")
+            inputs = dashboard.inputs
+            demo.load(
+                inputs.handler(dashboard.refresh), inputs.components, list(dashboard.outputs), api_visibility="private"
+            )
     # after the layout is closed: a handler that made a component (an update) while it is open would add it to the page
     if dashboard is not None:
-        warm_dashboard(dashboard, [t for t in resources.tables if t != dashboard.filters.table.value])
+        opening = dashboard.inputs.opening().table
+        warm_dashboard(dashboard, [t for t in resources.tables if t != opening], warmed)
+    elif warmed is not None:
+        warmed.set()  # nothing to warm
     return demo
 
 
-def draw_initial_dashboard(dashboard) -> bool:
+def draw_initial_dashboard(dashboard: DashboardView) -> bool:
     """The opening dashboard (the default table, the default filters) drawn once now and made the components' own
     values, so every page opens with it already there: no request, no wait. False if it could not be drawn."""
     try:
-        shown = dashboard.refresh(*[control.value for control in dashboard.filters])
+        shown = dashboard.refresh(dashboard.inputs.opening(), NEW_SESSION)
     except Exception:  # the page then asks for it when it opens, and shows any error there
         logging.getLogger(__name__).exception("drawing the opening dashboard failed")
         return False
@@ -66,20 +75,27 @@ def draw_initial_dashboard(dashboard) -> bool:
 WARMED = "dashboard warmed:"  # the log line that says so (benchmarks wait for it)
 
 
-def warm_dashboard(dashboard, tables: list[str]) -> threading.Thread:
+def warm_dashboard(
+    dashboard: DashboardView, tables: list[str], done: threading.Event | None = None
+) -> threading.Thread:
     """Draw the opening dashboard of each of ``tables`` once in a background thread at start-up, so that switching
-    to one finds its thumbnails written and its queries warm rather than paying for them."""
-    defaults = [control.value for control in dashboard.filters]
+    to one finds its thumbnails written and its queries warm rather than paying for them; ``done`` is set when
+    the thread ends (the thread is returned too, to join)."""
+    opening = dashboard.inputs.opening()
 
     def work():
         start = time.perf_counter()
-        settle_matplotlib()
-        for name in tables:
-            try:
-                dashboard.refresh(name, *defaults[1:])
-            except Exception:  # a warm-up must never take the app down; the real request reports any error
-                logging.getLogger(__name__).exception("warming the dashboard of %s failed", name)
-        logging.getLogger(__name__).info("%s %d tables in %.1f s", WARMED, len(tables), time.perf_counter() - start)
+        try:
+            settle_matplotlib()
+            for name in tables:
+                try:
+                    dashboard.refresh(replace(opening, table=name), NEW_SESSION)
+                except Exception:  # a warm-up must never take the app down; the real request reports any error
+                    logging.getLogger(__name__).exception("warming the dashboard of %s failed", name)
+            logging.getLogger(__name__).info("%s %d tables in %.1f s", WARMED, len(tables), time.perf_counter() - start)
+        finally:
+            if done is not None:
+                done.set()
 
     thread = threading.Thread(target=work, name="warm-dashboard", daemon=True)
     thread.start()

@@ -18,7 +18,6 @@ from explorer.diagnose.figures import (
 from explorer.diagnose.frames import View, first_value, to_pandas
 from explorer.diagnose.geo_effect import compare_priors, geo_effect_by_clade, geo_view, has_geo, table_priors
 from explorer.diagnose.metrics import (
-    Filters,
     accuracy_by_clade,
     compare_models,
     confused_pairs,
@@ -35,26 +34,18 @@ from explorer.diagnose.scope_effect import (
 )
 from explorer.diagnose.texts import NO_SCOPE, calibration_markdown, scope_markdown
 from explorer.services.resources import Resources
+from explorer.ui.dashboard_state import DEFAULTS, NO_COMPARISON, DashboardFilters
 from explorer.ui.fast_plot import FastPlot
 from explorer.ui.temp_files import write_download
 
 ERROR_COLUMNS = ["true_name", "pred_name", "confidence", "divergence_rank", "source", "path"]
 
 
-def filters_from(rank, name, min_conf, max_conf, outcome, noted, in_vocab) -> Filters:
-    chosen = rank if rank and rank != "(all)" and name else None
-    return Filters(
-        chosen, name if chosen else None, float(min_conf), float(max_conf), outcome, bool(noted), bool(in_vocab)
-    )
-
-
-def filtered_view(resources: Resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab) -> View:
-    """The photos that pass the filters, as a lazy query over the table's columnar copy: each chart then reads
-    only its own columns of the rows kept (explorer.diagnose.frames)."""
+def filtered_view(resources: Resources, filters: DashboardFilters) -> View:
+    """The photos of ``filters.table`` that pass the filters, as a lazy query over the table's columnar copy: each
+    chart then reads only its own columns of the rows kept (explorer.diagnose.frames)."""
     try:
-        return filter_view(
-            resources.frame(name), filters_from(rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
-        )
+        return filter_view(resources.frame(filters.table), filters.metric_filters())
     except ValueError as err:
         raise gr.Error(str(err)) from err
 
@@ -73,10 +64,11 @@ def calibration_outputs(out, view: View) -> dict:
 
 
 def build_comparison(resources: Resources) -> tuple[dict, dict]:
+    """The comparison with a second table (outputs) and its control, the second table ({filter name: control})."""
     with gr.Accordion("Compare with another model", open=False):
         other = gr.Dropdown(
             [NO_COMPARISON, *resources.tables],
-            value=NO_COMPARISON,
+            value=DEFAULTS.other,
             label="Second table (same filters)",
             elem_id="dash_other",
         )
@@ -108,16 +100,17 @@ def scope_outputs(resources: Resources, out, view: View, model: str) -> dict:
     return {out.scope_plot: figure, out.scope_text: scope_markdown(effect)}
 
 
-NO_COMPARISON = "(none)"
 COMPARE_COLUMNS = ["true_name", "pred_name_a", "correct_1_a", "pred_name_b", "correct_1_b", "path"]
 
 
-def comparison_outputs(resources: Resources, out, view, name: str, other, rank: str) -> dict:
-    """The main table's view against a second table, on the photos both hold and both models can name."""
+def comparison_outputs(resources: Resources, out, view, filters: DashboardFilters) -> dict:
+    """The main table's view against the second table (``filters.other``), on the photos both hold and both models
+    can name, per clade of the clade tables' rank."""
+    name, other = filters.table, filters.other
     nothing = {out.compare_plot: None, out.compare_ranks_plot: None, out.disagreements: None}
     if not other or other not in resources.tables:
         return {**nothing, out.compare_text: ""}
-    compared = compare_models(to_pandas(view), resources.tables[other], rank)
+    compared = compare_models(to_pandas(view), resources.tables[other], filters.list_rank)
     text = (
         f"**{compared.compared}** photos in view that both tables hold and both models have a class for "
         f"(left out: {compared.out_of_vocabulary} of a species one model cannot name, {compared.not_shared} not "
@@ -137,41 +130,26 @@ def comparison_outputs(resources: Resources, out, view, name: str, other, rank: 
     }
 
 
-def make_csv_handler(resources: Resources):
-    def on_csv(
-        name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab, list_rank, min_photos, kind, other, _map, prior
-    ):
-        return view_csv_files(
-            resources,
-            name,
-            (rank, clade, min_conf, max_conf, outcome, noted, in_vocab),
-            list_rank,
-            int(min_photos),
-            kind,
-            other,
-            prior,
-        )
-
-    return on_csv
-
-
-def view_csv_files(resources: Resources, name, filters, list_rank, min_photos, kind, other, prior=None) -> list[str]:
+def view_csv_files(resources: Resources, filters: DashboardFilters) -> list[str]:
     """The photos in view and each of the view's tables, as CSV files written for this request."""
-    min_conf, max_conf = filters[2], filters[3]
-    if float(min_conf) > float(max_conf):
-        raise gr.Error(f"Min confidence {min_conf:g} is above the max {max_conf:g}: no photo could match.")
-    view = filtered_view(resources, name, *filters)
+    if float(filters.min_conf) > float(filters.max_conf):
+        raise gr.Error(
+            f"Min confidence {filters.min_conf:g} is above the max {filters.max_conf:g}: no photo could match."
+        )
+    view = filtered_view(resources, filters)
+    name, rank, min_photos, prior = filters.table, filters.list_rank, int(filters.min_photos), filters.geo_prior
     tables = {
         f"{name}-photos-in-view": to_pandas(view),
-        f"{name}-clades-by-{list_rank}": accuracy_by_clade(view, list_rank, min_photos),
+        f"{name}-clades-by-{rank}": accuracy_by_clade(view, rank, min_photos),
         f"{name}-confused-pairs": confused_pairs(view),
         f"{name}-errors": error_rows(view, limit=None, only=ERROR_COLUMNS),
     }
     if has_geo(view) and (not prior or prior in table_priors(view)):
         tables[f"{name}-priors-compared"] = compare_priors(view)
-        stem = f"{name}-geo-{prior or table_priors(view)[0]}-{kind}-by-{list_rank}"
-        tables[stem] = geo_effect_by_clade(geo_view(view, prior), list_rank, min_photos)
+        stem = f"{name}-geo-{prior or table_priors(view)[0]}-{filters.geo_kind}-by-{rank}"
+        tables[stem] = geo_effect_by_clade(geo_view(view, prior), rank, min_photos)
+    other = filters.other
     if other and other in resources.tables:
-        compared = compare_models(tables[f"{name}-photos-in-view"], resources.tables[other], list_rank)
-        tables[f"{name}-vs-{other}-by-{list_rank}"] = compared.per_clade
+        compared = compare_models(tables[f"{name}-photos-in-view"], resources.tables[other], rank)
+        tables[f"{name}-vs-{other}-by-{rank}"] = compared.per_clade
     return [write_download(f"{stem}.csv", frame.to_csv(index=False)) for stem, frame in tables.items()]

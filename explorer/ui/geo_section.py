@@ -21,6 +21,7 @@ from explorer.diagnose.texts import geo_markdown
 from explorer.photos.thumbnails import thumbnails
 from explorer.services.resources import Resources
 from explorer.ui.components import row_refs
+from explorer.ui.dashboard_state import DEFAULTS, DashboardFilters
 from explorer.ui.diagnose_sections import filtered_view
 from explorer.ui.light_table import LightTable
 from explorer.ui.thumb_gallery import ThumbGallery
@@ -36,8 +37,8 @@ SAME_PHOTOS = (
 
 
 def build_geo_section(resources: Resources) -> tuple[dict, dict]:
-    """The geo-prior's fixes and breaks (outputs), the side-by-side table, and the filters: which prior, which
-    photos."""
+    """The geo-prior's fixes and breaks and the side-by-side table (outputs), and the section's filters: which
+    prior, which photos ({filter name: control})."""
     priors = list(dict.fromkeys(p for table in resources.tables.values() for p in table_priors(table)))
     with gr.Accordion("What the place changed: the geo-prior's fixes and breaks", open=True):
         geo_compare = LightTable(
@@ -50,7 +51,9 @@ def build_geo_section(resources: Resources) -> tuple[dict, dict]:
             geo_prior = gr.Radio(
                 priors, value=priors[0] if priors else None, label="Geo-prior", elem_id="dash_geo_prior"
             )
-            geo_kind = gr.Radio(list(GEO_KINDS), value="fixed", label="Photos the prior...", elem_id="dash_geo_kind")
+            geo_kind = gr.Radio(
+                list(GEO_KINDS), value=DEFAULTS.geo_kind, label="Photos the prior...", elem_id="dash_geo_kind"
+            )
         geo_summary = gr.Markdown(elem_id="dash_geo_summary")
         geo_clades = LightTable(
             label="Per clade (clade-table rank), most affected first: click a row for its photos",
@@ -82,11 +85,11 @@ def _geo_caption(row) -> str:
     return f"{row.pred_name} → {row.geo_pred_name}"
 
 
-def geo_outputs(
-    resources: Resources, out, view, rank: str, min_photos: int, kind: str, prior: str | None, name: str = ""
-) -> dict:
+def geo_outputs(resources: Resources, out, view, filters: DashboardFilters) -> dict:
     """Summary, per-clade table, gallery and rows (references: see row_refs) of the geo-prior section for a
-    filtered view of table ``name``, for one prior; and every prior side by side."""
+    filtered view of table ``filters.table``, for its geo-prior and kind of photos, per clade of the clade tables'
+    rank; and every prior side by side."""
+    name, prior = filters.table, filters.geo_prior
     if not has_geo(view):
         return {
             out.geo_summary: NO_GEO,
@@ -108,11 +111,11 @@ def geo_outputs(
             out.geo_compare: compared,
         }
     view = geo_view(view, prior)
-    rows = geo_rows(view, kind, keep_row=True, only=GALLERY_COLUMNS)
+    rows = geo_rows(view, filters.geo_kind, keep_row=True, only=GALLERY_COLUMNS)
     shown = prior or table_priors(view)[0]
     return {
         out.geo_summary: f"**Geo-prior `{html.escape(shown)}`.** " + geo_markdown(geo_effect(view)),
-        out.geo_clades: geo_effect_by_clade(view, rank, min_photos).round(3),
+        out.geo_clades: geo_effect_by_clade(view, filters.list_rank, int(filters.min_photos)).round(3),
         out.geo_gallery: thumbnails(resources, rows, _geo_caption),
         out.geo_state: row_refs(name, rows, prior),
         out.geo_compare: compared,
@@ -120,27 +123,18 @@ def geo_outputs(
 
 
 def make_geo_drilldown(resources: Resources):
-    def on_clade(
-        name,
-        rank,
-        clade,
-        min_conf,
-        max_conf,
-        outcome,
-        noted,
-        in_vocab,
-        list_rank,
-        _min,
-        kind,
-        _other,
-        _map_rank,
-        prior,
-        evt: gr.SelectData,
-    ):
-        view = filtered_view(resources, name, rank, clade, min_conf, max_conf, outcome, noted, in_vocab)
+    """The select handler of the per-clade table, ``on_clade(filters, evt)``: the photos of the clicked clade in the
+    section's gallery (always sent: see explorer.ui.changed)."""
+
+    def on_clade(filters: DashboardFilters, evt: gr.SelectData):
+        name, prior = filters.table, filters.geo_prior
+        view = filtered_view(resources, filters)
         if not has_geo(view) or not evt.row_value or (prior and prior not in table_priors(view)):
             return [], row_refs(name, None, prior)
-        rows = geo_rows(geo_view(view, prior), kind, list_rank, evt.row_value[0], keep_row=True, only=GALLERY_COLUMNS)
+        clade = evt.row_value[0]
+        rows = geo_rows(
+            geo_view(view, prior), filters.geo_kind, filters.list_rank, clade, keep_row=True, only=GALLERY_COLUMNS
+        )
         return thumbnails(resources, rows, _geo_caption), row_refs(name, rows, prior)
 
     return on_clade

@@ -5,15 +5,18 @@ click on a photo opens it in the inspector."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 
 from explorer.diagnose.figures import plot_embedding_map
 from explorer.diagnose.frames import View, to_pandas
 from explorer.diagnose.representation import fits_frame, map_points, rank_head_accuracy, sources_line
+from explorer.services.inspection import inspect_error
 from explorer.services.resources import Resources
-from explorer.services.use_cases import inspect_error
 from explorer.ui.components import MODEL_QUEUE
+from explorer.ui.dashboard_state import DEFAULTS, DashboardFilters, DashboardInputs
 from explorer.ui.fast_plot import FastPlot
 
 MAP_RANKS = ("order", "family", "genus", "species")
@@ -23,8 +26,18 @@ NO_REPORT = (
 )
 
 
+@dataclass(frozen=True)
+class MapPoints:
+    """What the map shows, kept per session (a gr.State) for its clicks: the table and the photo of each point,
+    in the order of the points' positions."""
+
+    table: str = ""
+    photo_ids: tuple[str, ...] = ()
+
+
 def build_representation_section(resources: Resources) -> tuple[dict, dict, dict]:
-    """(outputs the dashboard handler fills, the map's colour filter, the click box and its inspector)."""
+    """(outputs the dashboard handler fills, the map's colour filter ({filter name: control}), the click box and
+    its inspector)."""
     with gr.Accordion(
         "Representation: does the model learn taxonomy?", open=False, elem_id="dash_representation"
     ) as accordion:
@@ -34,7 +47,9 @@ def build_representation_section(resources: Resources) -> tuple[dict, dict, dict
         gr.Dataframe(shown if not fits.empty else None, label="Per rank, every table", elem_id="dash_fits")
         heads_text = gr.Markdown(elem_id="dash_heads_text")
         heads_table = gr.Dataframe(label="Per-rank heads vs the species head, photos in view", elem_id="dash_heads")
-        map_rank = gr.Dropdown(list(MAP_RANKS), value="family", label="Colour the map by", elem_id="dash_map_rank")
+        map_rank = gr.Dropdown(
+            list(MAP_RANKS), value=DEFAULTS.map_rank, label="Colour the map by", elem_id="dash_map_rank"
+        )
         map_text = gr.Markdown(elem_id="dash_map_text")
         map_plot = FastPlot(elem_id="dash_map")
         pick = gr.Textbox(visible="hidden", elem_id="dash_map_pick")
@@ -47,7 +62,11 @@ def build_representation_section(resources: Resources) -> tuple[dict, dict, dict
             elem_id="map_inspector",
         )
     outputs = dict(
-        map_plot=map_plot, map_text=map_text, map_state=gr.State({}), heads_text=heads_text, heads_table=heads_table
+        map_plot=map_plot,
+        map_text=map_text,
+        map_state=gr.State(MapPoints()),
+        heads_text=heads_text,
+        heads_table=heads_table,
     )
     parts = dict(pick=pick, inspector_text=inspector_text, inspector=inspector, accordion=accordion)
     parts["map_open"] = gr.State(False)  # the map (0.6 MB for 4,000 photos) is drawn only while it can be seen
@@ -74,47 +93,52 @@ def wire_map_clicks(resources: Resources, state: gr.State, parts: dict) -> None:
     )
 
 
-def picked_row(resources: Resources, picked: str, shown: dict) -> dict | None:
+def picked_row(resources: Resources, picked: str, shown: MapPoints | None) -> dict | None:
     """The table row of the point a click named ('<position>:<nonce>'), or None for anything else."""
     try:
         position = int(str(picked).split(":", 1)[0])
     except ValueError:
         return None
-    ids = (shown or {}).get("photo_ids", [])
-    table = resources.tables.get((shown or {}).get("table"))
+    shown = shown or MapPoints()
+    ids = shown.photo_ids
+    table = resources.tables.get(shown.table)
     if table is None or not 0 <= position < len(ids):
         return None
     rows = table[table["photo_id"].astype(str) == ids[position]]
     return rows.iloc[0].to_dict() if len(rows) else None
 
 
-def wire_map_opening(view_of, out, filters: list, parts: dict) -> None:
+def wire_map_opening(
+    resources: Resources, inputs: DashboardInputs, out, parts: dict, view_of: Callable[[DashboardFilters], View]
+) -> None:
     """Opening the section draws the map for the current filters (one request); closing it stops redrawing it
-    on every filter change. ``view_of(*filters)`` gives (resources, view, table name, rank)."""
+    on every filter change. ``view_of(filters)`` gives the photos in view."""
 
-    def on_open(*values):
-        resources, view, name, rank = view_of(*values)
-        return {**map_outputs(resources, out, view, name, rank), parts["map_open"]: True}
+    def on_open(filters: DashboardFilters) -> dict:
+        return {**map_outputs(resources, out, view_of(filters), filters), parts["map_open"]: True}
 
     outputs = [out.map_plot, out.map_text, out.map_state, parts["map_open"]]
-    parts["accordion"].expand(on_open, filters, outputs, api_visibility="private")
+    parts["accordion"].expand(inputs.filters_handler(on_open), inputs.components, outputs, api_visibility="private")
     parts["accordion"].collapse(lambda: False, None, parts["map_open"], api_visibility="private")
 
 
-def representation_outputs(resources: Resources, out, view: View, name: str, rank: str, map_open: bool = True) -> dict:
-    heads = _heads_outputs(out, view, name)
+def representation_outputs(resources: Resources, out, view: View, filters: DashboardFilters, map_open: bool) -> dict:
+    """The per-rank heads, and the map while its section is open."""
+    heads = _heads_outputs(out, view, filters.table)
     if not map_open:
-        return {**heads, out.map_plot: None, out.map_text: "", out.map_state: {}}
-    return {**heads, **map_outputs(resources, out, view, name, rank)}
+        return {**heads, out.map_plot: None, out.map_text: "", out.map_state: MapPoints()}
+    return {**heads, **map_outputs(resources, out, view, filters)}
 
 
 MAP_COLUMNS = ["photo_id", "true_name", "true_common_name", "pred_name", "confidence", "correct_1"]
 
 
-def map_outputs(resources: Resources, out, view: View, name: str, rank: str) -> dict:
+def map_outputs(resources: Resources, out, view: View, filters: DashboardFilters) -> dict:
+    """The map of the photos in view, coloured by the clades of ``filters.map_rank``, and what it shows."""
+    name, rank = filters.table, filters.map_rank
     report = resources.representations.get(name)
     if report is None:
-        return {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: {}}
+        return {out.map_plot: None, out.map_text: NO_REPORT.format(name=html.escape(name)), out.map_state: MapPoints()}
     rank = rank if rank in MAP_RANKS else "family"
     view = to_pandas(view, MAP_COLUMNS + [f"true_{rank}"])
     points = map_points(view, report, rank)
@@ -126,7 +150,7 @@ def map_outputs(resources: Resources, out, view: View, name: str, rank: str) -> 
         f"{points['clade'].nunique() - int('other' in set(points['clade']))} largest {rank} clades in view "
         "(the rest grey); × marks a wrong top-1. Hover for names; **click a photo to inspect it**."
     )
-    state = {"table": name, "photo_ids": points["photo_id"].tolist()}
+    state = MapPoints(table=name, photo_ids=tuple(points["photo_id"].tolist()))
     return {out.map_plot: plot_embedding_map(points, rank), out.map_text: text, out.map_state: state}
 
 
