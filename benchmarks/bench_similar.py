@@ -19,7 +19,7 @@ from explorer.identify.answer import identify
 from explorer.photos.images import load_image
 from explorer.represent.embeddings import nearest
 from explorer.services.resources import load_resources
-from explorer.services.use_cases import similar_photos
+from explorer.services.similar import similar_photos
 from explorer.settings import CORAL_DIR, parse_settings
 
 

@@ -91,14 +91,14 @@ def test_seasonal_range_maps_differ_by_week_and_keep_few_grids(week_prior):
     "week,message", [(49, "whole number from 1 to 48"), (2.5, "whole number"), ("soon", "not a number")]
 )
 def test_impossible_weeks_are_refused(week, message):
-    from explorer.services.use_cases import map_week
+    from explorer.services.range_maps import map_week
 
     with pytest.raises(ValueError, match=message):
         map_week(week, float("nan"))
 
 
 def test_the_map_week_comes_from_the_date_unless_one_is_asked():
-    from explorer.services.use_cases import map_week
+    from explorer.services.range_maps import map_week
 
     assert map_week(None, 140.0) == 19 and map_week(None, float("nan")) is None
     assert map_week(0, 140.0) is None and map_week(7, 140.0) == 7 and map_week("30", float("nan")) == 30

@@ -26,11 +26,13 @@ def photo_bytes(tmp_path) -> tuple[bytes, str]:
     path = tmp_path / "drawn.png"
     Image.new("RGB", (200, 150), (40, 120, 40)).save(path)
     # no Coral models: the app's default is the CUB-100 head; the page must show what the same call gives
+    from explorer.services.identification import IdentifyRequest, identify_photo
     from explorer.services.resources import load_resources
-    from explorer.services.use_cases import identify_photo
     from explorer.settings import parse_settings
 
-    found = identify_photo(load_resources(parse_settings([])), str(path), None, 5, 0.78, None)
+    found = identify_photo(
+        load_resources(parse_settings([])), IdentifyRequest(photo=str(path), top_k=5, threshold=0.78)
+    )
     return path.read_bytes(), found.result.predictions[0].scientific_name
 
 

@@ -81,9 +81,14 @@ def test_explain_api_returns_a_cam_per_suggestion_at_the_patch_grid(client, phot
 
 def test_explain_api_refuses_an_unknown_method_and_keeps_serving(client, photo):
     from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
 
-    with pytest.raises(Exception, match="unknown CAM method"):
+    from explorer.cam.gradcam import METHODS
+
+    with pytest.raises(AppError) as refused:
         client.predict(handle_file(str(photo)), 3, "swin", "magiccam", api_name="/explain")
+    assert refused.value.message == f"unknown CAM method 'magiccam'; choose from {list(METHODS)}"
+    assert refused.value.title == "Cannot explain this photo"
     assert client.predict(handle_file(str(photo)), 2, "swin", "gradcam", api_name="/explain")["model"] == "swin"
 
 

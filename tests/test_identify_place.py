@@ -51,9 +51,9 @@ def test_prior_without_information_says_so_and_leaves_the_image_alone(cub_head_a
     image_only = identify(classifier, photo_rgb, 3, cam_method=None)
     assert [p.probability for p in at_sea.predictions] == [p.probability for p in image_only.predictions]
     assert all(p.geo_score is None for p in at_sea.predictions)
-    assert at_sea.notes == [
+    assert at_sea.notes == (
         "The geo-prior has no information at 0.00, 0.00 (no species it knows scores as much as 25% there: open sea, "
-        "or far from its training records), so the ranking is the image's alone."
-    ]
+        "or far from its training records), so the ranking is the image's alone.",
+    )
     toronto = identify(classifier, photo_rgb, 3, cam_method=None, place=Place(43.65, -79.38), prior=prior)
-    assert toronto.notes == [] and any(p.geo_score is not None for p in toronto.predictions)
+    assert toronto.notes == () and any(p.geo_score is not None for p in toronto.predictions)

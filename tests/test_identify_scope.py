@@ -1,6 +1,8 @@
 """The honest headline: out of scope claims no clade; a species the model does not know says so and keeps only
 the clade the model is sure of."""
 
+from dataclasses import FrozenInstanceError, replace
+
 import numpy as np
 import pytest
 
@@ -16,12 +18,15 @@ def test_out_of_scope_claims_no_clade(tiny_classifier, photo_rgb):
     assert told.rollup.rank is None and told.rollup.name is None and not told.rollup.confident_species
     assert told.rollup.text == check.explanation and told.scope is check
     assert len(told.predictions) == 3  # still shown (demoted by the page)
+    assert result.scope is None and result.rollup.text != check.explanation  # a new result: the first is unchanged
+    with pytest.raises(FrozenInstanceError):
+        result.rollup = told.rollup
 
 
 def test_unknown_species_keeps_only_the_clade(tiny_classifier, photo_rgb):
     result = identify(tiny_classifier, photo_rgb, top_k=2, cam_method=None)
     probs = np.array([0.45, 0.45, 0.05, 0.05, 0.0])  # Poecile holds 90 %: genus roll-up at 0.78
-    result.rollup = rollup(tiny_classifier, probs, 0.78)
+    result = replace(result, rollup=rollup(tiny_classifier, probs, 0.78))
     assert (result.rollup.rank, result.rollup.name) == ("genus", "Poecile")
     check = ScopeCheck(
         True, 1.0, 0.0, "Looks like a bird, but probably not one of the species this model knows.", False
@@ -37,7 +42,7 @@ def test_unknown_species_keeps_only_the_clade(tiny_classifier, photo_rgb):
 
 def test_unknown_species_never_claims_the_species(tiny_classifier, photo_rgb):
     result = identify(tiny_classifier, photo_rgb, top_k=2, cam_method=None)
-    result.rollup = rollup(tiny_classifier, np.array([0.95, 0.02, 0.01, 0.02, 0.0]), 0.78)
+    result = replace(result, rollup=rollup(tiny_classifier, np.array([0.95, 0.02, 0.01, 0.02, 0.0]), 0.78))
     assert result.rollup.rank == "species"
     told = with_scope(tiny_classifier, result, ScopeCheck(True, 1.0, 0.0, "", False))
     assert told.rollup.rank is None and told.rollup.text.endswith("(Black-capped Chickadee).")

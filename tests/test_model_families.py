@@ -314,8 +314,8 @@ def test_the_inspector_explains_an_error_of_a_token_model(loaded, tmp_path):
     """Diagnose's inspector on a ViT: the photo, then Grad-CAMs of the prediction, the truth and 'why A not B'."""
     from explorer.diagnose.metrics import error_rows
     from explorer.diagnose.schema import load_table
+    from explorer.services.inspection import inspect_error
     from explorer.services.resources import Resources
-    from explorer.services.use_cases import inspect_error
     from explorer.settings import PROJECT_ROOT
 
     table = load_table(PROJECT_ROOT / "assets" / "eval" / "cub100_effnet_head.parquet")

@@ -3,7 +3,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from explorer.identify.answer import IdentifyResult, Prediction, Rollup
+from explorer.identify.answer import IdentifyResult, Prediction, clade_answer
 from explorer.identify.present import cam_overlays, predictions_html, rollup_markdown, topk_label
 
 EVIL = "<script>alert('x')</script>"
@@ -21,8 +21,10 @@ def make_result(name=EVIL, common="Bad <b>bird</b>", background=False):
         is_background=background,
         note="odd & <note>",
     )
-    roll = Rollup("genus", name, 0.8, 0.78, False, f"probably genus {name}, 80%")
-    return IdentifyResult("m", [pred], roll, np.zeros((1, 8, 8), np.float32), "gradcam")
+    roll = clade_answer("genus", name, 0.8, 0.78, f"probably genus {name}, 80%")
+    return IdentifyResult(
+        model="m", predictions=(pred,), rollup=roll, cams=np.zeros((1, 8, 8), np.float32), cam_method="gradcam"
+    )
 
 
 def test_html_escapes_names_lineage_and_notes():
@@ -34,6 +36,8 @@ def test_html_escapes_names_lineage_and_notes():
 def test_markdown_verdict_escapes():
     text = rollup_markdown(make_result(), "model <i>x</i>")
     assert "<script>" not in text and "<i>x" not in text
+    assert text.splitlines()[0] == "### probably genus &lt;script&gt;alert('x')&lt;/script&gt;, 80%"
+    assert "relative to the classes of **model &lt;i&gt;x&lt;/i&gt;**.</small>" in text
 
 
 def test_background_titled_as_nothing_found():
@@ -44,7 +48,7 @@ def test_small_probabilities_are_not_rounded_to_zero_and_captions_lead_with_them
     from explorer.identify.present import cam_captions
 
     result = make_result(name="Setophaga cerulea", common="Cerulean Warbler")
-    result.predictions[0] = replace(result.predictions[0], probability=0.004)
+    result = replace(result, predictions=(replace(result.predictions[0], probability=0.004),))
     assert topk_label(result, "bird") == {"1. Setophaga cerulea (Cerulean Warbler): 0.4%": 0.004}
     assert cam_captions(result, "bird") == ["1. 0.4% Setophaga cerulea"]
 
@@ -78,9 +82,8 @@ def test_predictions_frame_for_download_has_the_lineage_and_the_place_columns():
             "genus": "<img src=x onerror=alert(1)>",  # CSV is data, not HTML: kept as it is
         }
     ]
-    result.place = Place(43.7, -79.4, None)
-    result.predictions[0] = replace(result.predictions[0], vision_probability=0.25, geo_score=0.9, vision_rank=2)
-    placed = predictions_frame(result).iloc[0]
+    placed_first = replace(result.predictions[0], vision_probability=0.25, geo_score=0.9, vision_rank=2)
+    placed = predictions_frame(replace(result, place=Place(43.7, -79.4, None), predictions=(placed_first,))).iloc[0]
     assert (placed["image_only_probability"], placed["geo_score"], placed["image_only_rank"]) == (0.25, 0.9, 2)
 
 

@@ -20,7 +20,7 @@ def resources_without_photos(tiny_classifier, tmp_path_factory):
 
 def test_inspector_without_photo_says_so(resources_without_photos):
     from explorer.diagnose.metrics import error_rows
-    from explorer.services.use_cases import inspect_error
+    from explorer.services.inspection import inspect_error
 
     row = error_rows(resources_without_photos.tables["cub100_effnet_head"]).iloc[0].to_dict()
     found = inspect_error(resources_without_photos, row)
@@ -33,7 +33,7 @@ def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classif
 
     from explorer.geo.combine import BoundPrior, align_taxa
     from explorer.geo.range_model import GeoPrior, GeoPriorConfig
-    from explorer.services.use_cases import models_markdown
+    from explorer.services.overview import models_markdown
 
     names = [lab.scientific_name for lab in tiny_classifier.labels]
     taxa = [names[0], names[1], "Other species"]
@@ -62,7 +62,7 @@ def test_models_tab_says_which_prior_and_how_many_species_it_covers(tiny_classif
 def test_inspector_compares_the_two_answers_of_a_photo_the_prior_broke(real_resources):
     """Broke: the image alone was right, the place made it wrong; the inspector compares those two answers."""
     from explorer.diagnose.geo_effect import geo_rows
-    from explorer.services.use_cases import inspect_error
+    from explorer.services.inspection import inspect_error
 
     row = geo_rows(real_resources.tables["inat_bird"], "broke").iloc[0].to_dict()
     assert row["pred_name"] == row["true_name"] != row["geo_pred_name"]
@@ -79,7 +79,7 @@ def test_inspector_compares_the_two_answers_of_a_photo_the_prior_broke(real_reso
 
 @pytest.mark.skipif(not HAVE_SHARED_DATA, reason=SHARED_REASON)
 def test_inspector_shows_the_prediction_cam_for_an_unknown_species(real_resources):
-    from explorer.services.use_cases import inspect_error
+    from explorer.services.inspection import inspect_error
 
     table = real_resources.tables["inat_bird"]
     row = table[~table["in_vocab"] & (table["status"] == "ok")].iloc[0].to_dict()
@@ -92,9 +92,9 @@ def test_similar_photos_from_hand_built_embeddings(tiny_classifier):
     import numpy as np
     import pandas as pd
 
-    from explorer.identify.answer import IdentifyResult, Prediction, Rollup
+    from explorer.identify.answer import IdentifyResult, Prediction, no_claim
     from explorer.represent.embeddings import EmbeddingStore, photo_index
-    from explorer.services.use_cases import similar_photos
+    from explorer.services.similar import similar_photos
 
     table = pd.DataFrame(
         {
@@ -112,11 +112,11 @@ def test_similar_photos_from_hand_built_embeddings(tiny_classifier):
         return Prediction(index, name, "", {}, "species", None, 0.5)
 
     result = IdentifyResult(
-        "tiny",
-        [suggestion(2, "Parus major"), suggestion(3, "Athene cunicularia")],
-        Rollup(None, None, 0.5, 0.78, False, ""),
-        np.zeros((2, 1, 1), np.float32),
-        None,
+        model="tiny",
+        predictions=(suggestion(2, "Parus major"), suggestion(3, "Athene cunicularia")),
+        rollup=no_claim(0.5, 0.78, ""),
+        cams=np.zeros((2, 1, 1), np.float32),
+        cam_method=None,
         embedding=np.array([1.0, 0.0]),
     )
     found = similar_photos(resources, result, 3)
@@ -135,7 +135,7 @@ def test_similar_note_says_when_the_photo_is_out_of_scope():
     import pandas as pd
 
     from explorer.identify.scope_check import ScopeCheck
-    from explorer.services.use_cases import SimilarPhotos
+    from explorer.services.similar import SimilarPhotos
     from explorer.ui.similar_section import _note
 
     found = SimilarPhotos("inat_bird", "inat_bird", 4109, pd.DataFrame(), pd.DataFrame())

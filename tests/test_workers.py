@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from explorer.services.identification import IdentifyRequest, identify_photo
 from explorer.services.resources import Resources
-from explorer.services.use_cases import identify_photo
 from explorer.services.workers import ModelWorkers, threads_per_worker
 from explorer.settings import Settings, parse_settings
 
@@ -78,14 +78,15 @@ def test_concurrent_calls_on_two_workers_give_each_photo_its_own_answer_and_cams
         paths.append(str(path))
     settings = Settings(checkpoint_dir=tmp_path)
     alone = Resources({"tiny": tiny_classifier}, settings=settings)
-    expected = [identify_photo(alone, p, "tiny", 3, 0.5, "gradcam").result for p in paths]
+    requests = [IdentifyRequest(photo=p, model="tiny", top_k=3, threshold=0.5, cam_method="gradcam") for p in paths]
+    expected = [identify_photo(alone, r).result for r in requests]
     shared = Resources({"tiny": tiny_classifier}, settings=settings, workers=ModelWorkers({"tiny": tiny_classifier}, 2))
     got: dict[int, object] = {}
 
     def run(indexes):
         for _ in range(5):
             for i in indexes:
-                got[i] = identify_photo(shared, paths[i], "tiny", 3, 0.5, "gradcam").result
+                got[i] = identify_photo(shared, requests[i]).result
                 want = expected[i]
                 assert [p.class_index for p in got[i].predictions] == [p.class_index for p in want.predictions]
                 np.testing.assert_allclose(got[i].cams, want.cams, atol=1e-5)

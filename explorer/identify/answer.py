@@ -4,7 +4,7 @@ for every suggestion, all from one forward pass."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -64,22 +64,40 @@ class RankAnswer:
     consistent: bool  # the rank head agrees with the top-1 species' clade
 
 
-@dataclass
+@dataclass(frozen=True)
+class PriorSummary:
+    """The geo-prior an identification offered, as the API's JSON reports it."""
+
+    name: str
+    label: str
+    credit: str
+    used: bool  # the place re-ranked the suggestions with it (False: no place, or no information there)
+    covers: str  # how many of the model's species it knows, e.g. "884 of 964 classes"
+
+    def as_json(self) -> dict:
+        """The API's ``prior`` object: name, label, credit, used, covers."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class IdentifyResult:
+    """One identification, built once: a later step (the scope check, the router's note, the service's notes)
+    makes a new one with ``dataclasses.replace``."""
+
     model: str
-    predictions: list[Prediction]
+    predictions: tuple[Prediction, ...]
     rollup: Rollup
     cams: np.ndarray  # (k, h, w) in [0, 1]; explorer.cam.gradcam.scale_cams upsamples like pytorch-grad-cam
-    cam_method: str
-    notes: list[str] = field(default_factory=list)
+    cam_method: str | None
+    notes: tuple[str, ...] = ()
     place: Place | None = None
     logits: np.ndarray | None = None  # (N,) the model's raw outputs, for the scope check
     scope: ScopeCheck | None = None  # is the photo inside what the model knows (None: the model has no rule)
     routed_from: str | None = None  # "auto" when the model was chosen for this photo
     routing: str = ""  # which model was chosen and why
     embedding: np.ndarray | None = None  # (D,) the pooled pre-logit features, from the same forward pass
-    rank_answers: list[RankAnswer] = field(default_factory=list)  # per-rank heads, when the card has them
-    prior: dict | None = None  # the geo-prior offered: name, label, credit, and whether the place re-ranked with it
+    rank_answers: tuple[RankAnswer, ...] = ()  # per-rank heads, when the card has them
+    prior: PriorSummary | None = None  # the geo-prior offered (None: the model has none, or it was switched off)
 
 
 def identify(
@@ -120,31 +138,25 @@ def identify(
         cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method, classifier.cam_layout)
     combined, vector = scored["result"], embedding.array()[0]  # vector: the pooled pre-logit features
     return IdentifyResult(
-        classifier.name,
-        _predictions(classifier, indices, combined),
-        rollup(classifier, combined.combined, threshold),
-        cams,
-        cam_method,
-        notes=notes,
+        model=classifier.name,
+        predictions=tuple(_predictions(classifier, indices, combined)),
+        rollup=rollup(classifier, combined.combined, threshold),
+        cams=cams,
+        cam_method=cam_method,
+        notes=tuple(notes),
         place=place,
         logits=scored["logits"],
         embedding=vector,
-        rank_answers=rank_answers(classifier, heads_in.array()[0] if heads_in else vector, combined.vision),
+        rank_answers=tuple(rank_answers(classifier, heads_in.array()[0] if heads_in else vector, combined.vision)),
         prior=_prior_summary(prior, geo_scores is not None, classifier),
     )
 
 
-def _prior_summary(prior: BoundPrior | None, used: bool, classifier: Classifier) -> dict | None:
+def _prior_summary(prior: BoundPrior | None, used: bool, classifier: Classifier) -> PriorSummary | None:
     if prior is None:
         return None
-    classes = sum(not label.is_background for label in classifier.labels)
-    return {
-        "name": prior.name,
-        "label": prior.label,
-        "credit": prior.credit,
-        "used": used,
-        "covers": prior.coverage(classes),
-    }
+    covers = prior.coverage(_species_count(classifier))
+    return PriorSummary(name=prior.name, label=prior.label, credit=prior.credit, used=used, covers=covers)
 
 
 def _predictions(classifier: Classifier, indices: list[int], combined: Combined) -> list[Prediction]:
@@ -191,14 +203,31 @@ def _geo_scores(prior: BoundPrior | None, place: Place | None) -> tuple[np.ndarr
 def _check_arguments(top_k, threshold: float, cam_method: str | None, num_classes: int) -> tuple[int, list[str]]:
     """(top_k as an int, capped at the number of classes, and a note when it was); ValueError for an impossible
     top-k, threshold or CAM method."""
+    top_k = check_options(top_k, threshold, cam_method)
+    if top_k <= num_classes:
+        return top_k, []
+    return num_classes, [f"This model has only {num_classes} classes: all {num_classes} are shown."]
+
+
+def check_options(top_k, threshold: float, cam_method: str | None) -> int:
+    """Check what a user chose before any model runs.
+
+    Args:
+        top_k: how many suggestions (a whole number, 1..MAX_TOP_K; a float like 3.0 is accepted).
+        threshold: the roll-up threshold, in (0, 1].
+        cam_method: a CAM method of ``cam.gradcam`` (METHODS or REFERENCE_METHODS), or None for no CAMs.
+
+    Returns:
+        top_k as an int.
+
+    Raises:
+        ValueError: naming the impossible value and what is allowed.
+    """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     if cam_method is not None and cam_method not in METHODS and cam_method not in REFERENCE_METHODS:
         raise ValueError(f"unknown CAM method {cam_method!r}; choose from {list(METHODS)}")
-    top_k = _check_top_k(top_k)
-    if top_k <= num_classes:
-        return top_k, []
-    return num_classes, [f"This model has only {num_classes} classes: all {num_classes} are shown."]
+    return _check_top_k(top_k)
 
 
 def _check_top_k(top_k) -> int:
@@ -238,63 +267,62 @@ def rollup(classifier: Classifier, probs: np.ndarray, threshold: float) -> Rollu
     probability at the deepest rank that reaches the threshold; the background class answers "nothing found".
     """
     top = int(np.argmax(probs))
-    label = classifier.labels[top]
-    if probs[top] >= threshold:
+    label, best = classifier.labels[top], float(probs[top])
+    if best >= threshold:
         if label.is_background:
-            return Rollup(
-                None,
-                None,
-                float(probs[top]),
-                threshold,
-                False,
-                f"No {classifier.card.subject} found ({probs[top]:.0%}).",
-            )
+            return no_claim(best, threshold, f"No {classifier.card.subject} found ({best:.0%}).")
         return Rollup(
-            "species", label.scientific_name, float(probs[top]), threshold, True, f"{label.display}, {probs[top]:.0%}"
+            rank="species",
+            name=label.scientific_name,
+            probability=best,
+            threshold=threshold,
+            confident_species=True,
+            text=f"{label.display}, {best:.0%}",
         )
     for rank in reversed(RANKS[:-1]):  # genus, family, ..., kingdom
         sums = classifier.tree.clade_sums(probs, rank)
         if sums.size and sums.max() >= threshold:
-            best = int(np.argmax(sums))
-            name = classifier.tree.group_names[rank][best]
-            return Rollup(
-                rank,
-                name,
-                float(sums[best]),
-                threshold,
-                False,
-                f"Not sure of the species: probably {rank} {name}, {sums[best]:.0%}",
-            )
+            clade = int(np.argmax(sums))
+            name = classifier.tree.group_names[rank][clade]
+            text = f"Not sure of the species: probably {rank} {name}, {sums[clade]:.0%}"
+            return clade_answer(rank, name, float(sums[clade]), threshold, text)
+    text = f"Not sure: no species or clade reaches {threshold:.0%} (best species {best:.0%})."
+    return no_claim(best, threshold, text)
+
+
+def no_claim(probability: float, threshold: float, text: str) -> Rollup:
+    """A roll-up that names no species and no clade, only says ``text``."""
     return Rollup(
-        None,
-        None,
-        float(probs[top]),
-        threshold,
-        False,
-        f"Not sure: no species or clade reaches {threshold:.0%} (best species {probs[top]:.0%}).",
+        rank=None, name=None, probability=probability, threshold=threshold, confident_species=False, text=text
+    )
+
+
+def clade_answer(rank: str, name: str, probability: float, threshold: float, text: str) -> Rollup:
+    """A roll-up that names a clade above species rank (never a confident species)."""
+    return Rollup(
+        rank=rank, name=name, probability=probability, threshold=threshold, confident_species=False, text=text
     )
 
 
 def with_scope(classifier: Classifier, result: IdentifyResult, check: ScopeCheck) -> IdentifyResult:
-    """The result told honestly: out of scope, the headline says so and no clade is claimed; a species the
-    model probably does not know keeps only a roll-up above species rank and names the closest class."""
-    result.scope = check
+    """The result told honestly (a new result; ``result`` is left as it is): out of scope, the headline says so
+    and no clade is claimed; a species the model probably does not know keeps only a roll-up above species rank
+    and names the closest class."""
     r, subject = result.rollup, classifier.card.subject
     if not check.in_scope:
-        result.rollup = Rollup(None, None, r.probability, r.threshold, False, check.explanation)
-    elif check.known_species is False:
-        species = [p for p in result.predictions if not p.is_background]
-        closest = f"; closest: {species[0].scientific_name}" if species else ""
-        closest += f" ({species[0].common_name})" if species and species[0].common_name else ""
-        count = _species_count(classifier)
-        text = f"{article(subject).capitalize()} {subject}, probably not one of the {count} species this model knows"
-        text += f"{closest}."
-        if r.rank is not None and r.rank != "species":
-            text += f" Probably {r.rank} {r.name} ({r.probability:.0%})."
-            result.rollup = Rollup(r.rank, r.name, r.probability, r.threshold, False, text)
-        else:
-            result.rollup = Rollup(None, None, r.probability, r.threshold, False, text)
-    return result
+        return replace(result, scope=check, rollup=no_claim(r.probability, r.threshold, check.explanation))
+    if check.known_species is not False:
+        return replace(result, scope=check)
+    species = [p for p in result.predictions if not p.is_background]
+    closest = f"; closest: {species[0].scientific_name}" if species else ""
+    closest += f" ({species[0].common_name})" if species and species[0].common_name else ""
+    count = _species_count(classifier)
+    text = f"{article(subject).capitalize()} {subject}, probably not one of the {count} species this model knows"
+    text += f"{closest}."
+    if r.rank is not None and r.rank != "species":
+        text += f" Probably {r.rank} {r.name} ({r.probability:.0%})."
+        return replace(result, scope=check, rollup=clade_answer(r.rank, r.name, r.probability, r.threshold, text))
+    return replace(result, scope=check, rollup=no_claim(r.probability, r.threshold, text))
 
 
 def _species_count(classifier: Classifier) -> int:
@@ -303,8 +331,6 @@ def _species_count(classifier: Classifier) -> int:
 
 def result_to_json(result: IdentifyResult) -> dict:
     """The identify API's JSON: model, predictions, rollup, notes."""
-    from dataclasses import asdict
-
     return {
         "model": result.model,
         "predictions": [asdict(p) for p in result.predictions],
@@ -320,6 +346,6 @@ def result_to_json(result: IdentifyResult) -> dict:
         "notes": list(result.notes),
         "scope": None if result.scope is None else result.scope.as_json(),
         "rank_heads": [asdict(a) for a in result.rank_answers],
-        "prior": result.prior,
+        "prior": None if result.prior is None else result.prior.as_json(),
         **({"routed_from": result.routed_from, "routing": result.routing} if result.routed_from else {}),
     }

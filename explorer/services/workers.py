@@ -14,13 +14,18 @@ import contextlib
 import contextvars
 import copy
 import dataclasses
+import functools
 import os
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
 
 import torch
 
 from explorer.models.classifier import Classifier
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _CURRENT: contextvars.ContextVar[int | None] = contextvars.ContextVar("model_worker", default=None)
 
@@ -77,3 +82,16 @@ def share_cores(count: int) -> int:
     if count > 1:
         torch.set_num_threads(threads)
     return threads
+
+
+def holds_worker(service: Callable[P, R]) -> Callable[P, R]:
+    """A service that runs models holds a model worker while it runs (``Resources.worker``): its first argument
+    (or ``resources=``) is the Resources whose worker it takes."""
+
+    @functools.wraps(service)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        resources = args[0] if args else kwargs["resources"]
+        with resources.worker():
+            return service(*args, **kwargs)
+
+    return run

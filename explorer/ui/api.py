@@ -8,15 +8,10 @@ import gradio as gr
 
 from explorer.cam.gradcam import FAST_METHOD
 from explorer.identify.answer import DEFAULT_THRESHOLD, result_to_json
+from explorer.services.identification import Identification, IdentifyRequest, cams_to_json, identify_photo
+from explorer.services.range_maps import range_map_document
 from explorer.services.resources import Resources
-from explorer.services.use_cases import (
-    DEFAULT_SIMILAR,
-    cams_to_json,
-    identify_photo,
-    range_map_document,
-    similar_photos,
-    similar_to_json,
-)
+from explorer.services.similar import DEFAULT_SIMILAR, similar_photos, similar_to_json
 from explorer.ui.components import MODEL_QUEUE, UploadPath
 
 
@@ -27,24 +22,15 @@ def api_handlers(resources: Resources) -> dict:
         """(image file, top_k, model, threshold, lat, lon, date, prior) -> the identification as JSON (no CAMs).
         prior: the geo-prior's name ("" or None: the model's default; "none": the image alone); the JSON's "prior"
         says which one was offered and whether the place re-ranked with it."""
-        if not image:
-            raise gr.Error("No image given.")
-        try:
-            found = identify_photo(resources, image, model, top_k, threshold, None, lat, lon, date, prior or None)
-        except ValueError as err:
-            raise gr.Error(str(err), title="Cannot identify this photo") from err
-        return result_to_json(found.result)
+        request = dict(model=model, top_k=top_k, threshold=threshold, lat=lat, lon=lon, date=date, prior=prior)
+        return result_to_json(_identified(resources, "Cannot identify this photo", photo=image, **request).result)
 
     def explain_api(image, top_k, model, cam_method=FAST_METHOD):
         """(image file, top_k, model, CAM method) -> the identification as JSON plus, per suggestion, its CAM at the
         CAM layer's resolution (values in [0, 1], 3 decimals), and which layer and layout gave them."""
-        if not image:
-            raise gr.Error("No image given.")
-        try:
-            found = identify_photo(resources, image, model, top_k, DEFAULT_THRESHOLD, cam_method or FAST_METHOD)
-        except ValueError as err:
-            raise gr.Error(str(err), title="Cannot explain this photo") from err
-        return {**result_to_json(found.result), "cams": cams_to_json(resources.get(found.result.model), found.result)}
+        request = dict(photo=image, model=model, top_k=top_k, cam_method=cam_method or FAST_METHOD)
+        result = _identified(resources, "Cannot explain this photo", **request).result
+        return {**result_to_json(result), "cams": cams_to_json(resources.get(result.model), result)}
 
     def range_map_api(model, species, lat=None, lon=None, date=None, prior=None, week=None):
         """A standalone HTML document (folium, Leaflet inlined) of the species' predicted range from the geo-prior
@@ -58,15 +44,25 @@ def api_handlers(resources: Resources) -> dict:
     def similar_api(image, k, model):
         """(image file, k, model) -> the k labelled photos nearest in the model's embedding space, and the nearest
         photos of each of its top-5 suggestions, as JSON. One forward pass and one matrix product."""
-        if not image:
-            raise gr.Error("No image given.")
+        title = "Cannot find similar photos"
+        found = _identified(resources, title, photo=image, model=model or None, top_k=5)
         try:
-            found = identify_photo(resources, image, model or None, 5, DEFAULT_THRESHOLD, None)
             return similar_to_json(similar_photos(resources, found.result, k), found.result)
         except ValueError as err:
-            raise gr.Error(str(err), title="Cannot find similar photos") from err
+            raise gr.Error(str(err), title=title) from err
 
     return {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
+
+
+def _identified(resources: Resources, title: str, **request) -> Identification:
+    """The identification an endpoint asked for (``request``: IdentifyRequest's fields, by name); no image, or a
+    ValueError, becomes the gr.Error with the message the page shows, under ``title``."""
+    if not request["photo"]:
+        raise gr.Error("No image given.")
+    try:
+        return identify_photo(resources, IdentifyRequest(**request))
+    except ValueError as err:
+        raise gr.Error(str(err), title=title) from err
 
 
 def build_api(resources: Resources) -> None:

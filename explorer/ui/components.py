@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.diagnose.frames import ROW
-from explorer.services.use_cases import inspect_error
+from explorer.services.inspection import inspect_error
 from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 
 # Every event that runs the classifier shares the model queue: one call at a time by default, as torch already uses

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gradio as gr
 
@@ -27,8 +27,10 @@ from explorer.identify.present import (
 )
 from explorer.photos.images import read_place_time
 from explorer.photos.places import check_date, place_problems
+from explorer.services.identification import DATE_ONLY_NOTE, Identification, IdentifyRequest, identify_photo
+from explorer.services.range_maps import range_map_document
 from explorer.services.resources import Resources
-from explorer.services.use_cases import AUTO, DATE_ONLY_NOTE, Identification, identify_photo, range_map_document
+from explorer.services.routing import AUTO
 from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, clamp
 from explorer.ui.similar_section import SimilarView, build_similar_section, cleared, similar_outputs, wire_similar
 from explorer.ui.temp_files import write_download
@@ -47,6 +49,16 @@ PRIOR_CAVEAT = (
     "handful of observers: it knows where they went, not each species' whole range.</small>"
 )
 WHOLE_YEAR = 0  # the week slider's "no week": the map for any date
+PLACE_NOT_USED = "The place was not used (see the fields above): this ranking is the image's alone."
+
+
+@dataclass(frozen=True)
+class IdentifySession:
+    """What the tab keeps between a browser session's events (one gr.State)."""
+
+    photo: str | None = None  # the photo last identified: a new one gets its EXIF place and date first
+    model: str | None = None  # the model that answered (the one chosen when the menu says "auto")
+    prior: str | None = None  # the geo-prior the answer offered (its range maps use the same)
 
 
 @dataclass
@@ -73,9 +85,7 @@ class IdentifyView:
     range_html: gr.HTML
     json_file: gr.DownloadButton
     csv_file: gr.DownloadButton
-    last_photo: gr.State
-    shown_model: gr.State  # the model that answered (the one chosen when the menu says "auto")
-    shown_prior: gr.State  # the geo-prior the answer offered (its maps use the same)
+    session: gr.State  # an IdentifySession
     similar: SimilarView
     examples: gr.Dataset | None = None  # the example photos; a click shows one and identifies it (one request)
 
@@ -88,8 +98,7 @@ class IdentifyView:
     def outputs(self) -> list:
         shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.map_week]
         shown += [self.range_html, self.json_file, self.csv_file, *self.similar.outputs]
-        states = [self.last_photo, self.shown_model, self.shown_prior]
-        return [*shown, self.lat, self.lon, self.date, *states, self.top_k, self.threshold]
+        return [*shown, self.lat, self.lon, self.date, self.session, self.top_k, self.threshold]
 
 
 def build_identify_tab(resources: Resources) -> IdentifyView:
@@ -98,9 +107,7 @@ def build_identify_tab(resources: Resources) -> IdentifyView:
             form = _build_form(resources)
         with gr.Column(scale=3, elem_id="results_col"):
             shown = _build_results()
-    view = IdentifyView(
-        **form, **shown, last_photo=gr.State(None), shown_model=gr.State(None), shown_prior=gr.State(None)
-    )  # last_photo: a new photo gets its EXIF first
+    view = IdentifyView(**form, **shown, session=gr.State(IdentifySession()))
     _wire(resources, view)
     wire_similar(resources, view.similar)
     return view
@@ -229,7 +236,7 @@ def _build_results() -> dict:
 
 def _wire(resources: Resources, view: IdentifyView) -> None:
     handler = _make_identify_handler(resources, view)
-    inputs, outputs = [*view.inputs, view.last_photo], view.outputs
+    inputs, outputs = [*view.inputs, view.session], view.outputs
     # photo.upload (a drop, a pick or a paste), not photo.change: change fires twice for one upload, which ran
     # every identification twice
     triggers = [view.photo.upload, view.button.click, view.model.change, view.threshold.release, view.method.change]
@@ -253,50 +260,54 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
             trigger_mode="always_last",
             **MODEL_QUEUE,
         )
-    view.photo.clear(lambda: {**_cleared(view), view.last_photo: None}, None, outputs, api_visibility="private")
+    on_clear = lambda: {**_cleared(view), view.session: IdentifySession()}  # noqa: E731
+    view.photo.clear(on_clear, None, outputs, api_visibility="private")
 
-    def on_map(name, model, lat, lon, date, prior, week):
-        return range_map_html(resources, model, name, lat, lon, date, prior, int(week or 0))
+    def on_map(name, session: IdentifySession, lat, lon, date, week):
+        return range_map_html(resources, session.model, name, lat, lon, date, session.prior, int(week or 0))
 
-    map_inputs = [view.map_choice, view.shown_model, view.lat, view.lon, view.date, view.shown_prior, view.map_week]
+    map_inputs = [view.map_choice, view.session, view.lat, view.lon, view.date, view.map_week]
     for trigger in (view.map_choice.input, view.map_week.release):
         trigger(on_map, map_inputs, view.range_html, api_visibility="private", trigger_mode="always_last")
 
 
 def _make_identify_handler(resources: Resources, view: IdentifyView):
-    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, prior, last_photo):
+    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, prior, session: IdentifySession):
         """Identify; a photo not seen before first gets its EXIF place and date (in the same call, so the first
         ranking already uses them; the user can then edit or clear them, and is never overwritten)."""
         if not path:
-            return {**_cleared(view), view.last_photo: None, view.shown_model: None}
-        top_k, k_message = clamp(top_k, 1, MAX_TOP_K, whole=True)
-        threshold, t_message = clamp(threshold, *THRESHOLD_RANGE)
-        form = {
-            view.top_k: gr.Slider(value=top_k, info=k_message) if k_message else gr.Slider(info=None),
-            view.threshold: gr.Slider(value=threshold, info=t_message) if t_message else gr.Slider(info=None),
-            view.last_photo: path,
-        }
-        values = None
-        if path != last_photo:
-            lat, lon, date = values = _exif_place_time(path)
+            return {**_cleared(view), view.session: replace(session, photo=None, model=None)}
+        form, top_k, threshold = _slider_fields(view, top_k, threshold)
+        values = _exif_place_time(path) if path != session.photo else None
+        lat, lon, date = values or (lat, lon, date)
         place, problems = place_problems(lat, lon, date)
         form.update(_place_fields(view, values, problems, date_unused=place is None and not problems and bool(date)))
-        where = (lat, lon, date) if place is not None else (None, None, None)
+        where = dict(lat=lat, lon=lon, date=date) if place is not None else {}
+        session = replace(session, photo=path)
         try:
-            found = identify_photo(
-                resources, path, model_name, top_k, threshold, method, *where, prior=prior or None, strict_prior=False
-            )
+            options = dict(top_k=top_k, threshold=threshold, cam_method=method, prior=prior, strict_prior=False)
+            request = IdentifyRequest(photo=path, model=model_name, **options, **where)
+            found = identify_photo(resources, request)
         except ValueError as err:  # the user's photo: say what is wrong, keep the page usable
             gr.Warning(str(err), title="Cannot identify this photo")
             message = f"### Cannot identify this photo\n{html.escape(str(err))}"
-            return {**_cleared(view), view.verdict: message, **form}
+            return {**_cleared(view), view.verdict: message, view.session: session, **form}
         if problems:
-            found.result.notes.append(
-                "The place was not used (see the fields above): this ranking is the image's alone."
-            )
-        return {**_shown(resources, view, found, where), **form}
+            found = replace(found, result=replace(found.result, notes=(*found.result.notes, PLACE_NOT_USED)))
+        return {**_shown(resources, view, found, request, session), **form}
 
     return on_identify
+
+
+def _slider_fields(view: IdentifyView, top_k, threshold) -> tuple[dict, int, float]:
+    """(the sliders, each with a message when its typed value had to be moved into range; top_k; threshold)."""
+    top_k, k_message = clamp(top_k, 1, MAX_TOP_K, whole=True)
+    threshold, t_message = clamp(threshold, *THRESHOLD_RANGE)
+    fields = {
+        view.top_k: gr.Slider(value=top_k, info=k_message) if k_message else gr.Slider(info=None),
+        view.threshold: gr.Slider(value=threshold, info=t_message) if t_message else gr.Slider(info=None),
+    }
+    return fields, top_k, threshold
 
 
 def _place_fields(view: IdentifyView, values, problems: dict, date_unused: bool) -> dict:
@@ -323,13 +334,15 @@ def _cleared(view: IdentifyView) -> dict:
     return {**empty, **hidden, **files, **cleared(view.similar)}
 
 
-def _shown(resources: Resources, view: IdentifyView, found: Identification, where: tuple) -> dict:
+def _shown(
+    resources: Resources, view: IdentifyView, found: Identification, request: IdentifyRequest, session: IdentifySession
+) -> dict:
     result, card = found.result, resources.get(found.result.model).card
     subject = card.subject
     species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
+    where = (request.lat, request.lon, request.date)
     return {
-        view.shown_model: result.model,
-        view.shown_prior: result.prior["name"] if result.prior else None,
+        view.session: replace(session, model=result.model, prior=result.prior.name if result.prior else None),
         view.verdict: rollup_markdown(result, card.label),
         view.label: gr.Label(topk_label(result, subject), label=suggestions_heading(result, subject)),
         view.gallery: gr.Gallery(
@@ -366,7 +379,7 @@ def _range_map(resources: Resources, view: IdentifyView, result, species: list, 
             view.map_week: gr.Slider(visible=False),
             view.range_html: gr.HTML("", visible=False),
         }
-    first, prior = species[0][1], result.prior["name"]
+    first, prior = species[0][1], result.prior.name
     week = observation_week(where[2])
     label = f"Range map from the geo-prior {prior} for"
     return {

@@ -10,7 +10,7 @@ import gradio as gr
 
 from explorer.photos.thumbnails import thumbnails
 from explorer.services.resources import Resources
-from explorer.services.use_cases import SimilarPhotos, similar_photos
+from explorer.services.similar import SimilarPhotos, similar_photos
 from explorer.ui.components import MODEL_QUEUE, make_inspector
 
 NEIGHBOURS_LABEL = "Nearest labelled photos (cosine similarity; ✓: its species is among the suggestions)"

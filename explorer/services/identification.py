@@ -1,0 +1,135 @@
+"""Identify a photo, the use case the page and the API share: a request built by name and checked when built,
+the photo loaded safely, the model (or "auto") and its geo-prior chosen, one forward pass, the scope verdict,
+and the notes that say what was used."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from explorer.geo.combine import NO_PRIOR, BoundPrior
+from explorer.identify.answer import DEFAULT_THRESHOLD, IdentifyResult, check_options, identify, no_claim, with_scope
+from explorer.models.classifier import Classifier
+from explorer.photos.images import LoadedImage, load_image
+from explorer.photos.places import Place, make_place
+from explorer.services.resources import Resources
+from explorer.services.routing import AUTO, route, scope_check
+from explorer.services.workers import holds_worker
+
+DATE_ONLY_NOTE = "A date without a location is not used by the geo-prior."
+
+
+@dataclass(frozen=True)
+class IdentifyRequest:
+    """What to identify and how, by name. Checked when built: an impossible top-k, threshold, CAM method or place
+    raises ValueError with a message for the user (what the model and the photo allow is checked by
+    ``identify_photo``)."""
+
+    photo: str | os.PathLike | bytes  # the photo file's path, or its bytes
+    model: str | None = None  # a model's name; None: the default model; AUTO: the one whose scope fits the photo
+    top_k: int = 5  # 1..MAX_TOP_K (capped, with a note, at the model's number of classes)
+    threshold: float = DEFAULT_THRESHOLD  # the "not sure" roll-up threshold, in (0, 1]
+    cam_method: str | None = None  # a CAM method of cam.gradcam; None: no CAMs
+    lat: float | str | None = None  # the place (all three optional, as a form sends them: '' is none)
+    lon: float | str | None = None
+    date: str | None = None  # YYYY-MM-DD; without a location it is checked, then not used
+    prior: str | None = None  # the geo-prior's name; None or '': the model's default; NO_PRIOR: none
+    strict_prior: bool = True  # a model without that prior: an error (True), or its default with a note (the page)
+    place: Place | None = field(init=False, default=None)  # lat, lon and date checked
+
+    def __post_init__(self) -> None:
+        # frozen: the checked values are set once, here
+        object.__setattr__(self, "top_k", check_options(self.top_k, self.threshold, self.cam_method))
+        object.__setattr__(self, "prior", self.prior or None)
+        object.__setattr__(self, "place", make_place(self.lat, self.lon, self.date))
+
+
+@dataclass(frozen=True)
+class Identification:
+    """A photo as loaded (upright RGB, conversion notes) and what the model said about it."""
+
+    photo: LoadedImage
+    result: IdentifyResult
+
+
+@holds_worker
+def identify_photo(resources: Resources, request: IdentifyRequest) -> Identification:
+    """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given), with the
+    model's scope verdict; ``request.model == AUTO`` first picks the model whose scope fits the photo
+    (``routing.route``).
+
+    Raises:
+        ValueError: with a message for the user (the photo, the model, its geo-prior).
+    """
+    settings = resources.settings
+    loaded = load_image(request.photo, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
+    gate_cache: dict = {}  # the ImageNet gate's logits, computed at most once for this photo
+    model, routing = route(resources, loaded.image, gate_cache) if request.model == AUTO else (request.model, "")
+    classifier = resources.get(model)
+    notes = list(loaded.notes)
+    bound = _chosen_prior(resources, classifier.name, request, notes)
+    notes += _place_notes(request, classifier.name, bound)
+    result = identify(
+        classifier, loaded.image, request.top_k, request.threshold, request.cam_method, request.place, bound
+    )
+    check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
+    if check is not None:
+        result = with_scope(classifier, result, check)
+    if routing:
+        result = _routed(result, routing, claims=classifier.name in resources.scope_rules)
+    if result.prior is not None and result.prior.used:
+        notes.append(f"Re-ranked with the place by the geo-prior {result.prior.label}. {result.prior.credit}.")
+    result = replace(result, notes=(*result.notes, *notes))
+    return Identification(replace(loaded, notes=tuple(notes)), result)
+
+
+def _chosen_prior(resources: Resources, model: str, request: IdentifyRequest, notes: list[str]) -> BoundPrior | None:
+    """The geo-prior the request names (or the model's default); a model without it: an error, or (not strict)
+    its default with a note added to ``notes``."""
+    try:
+        return resources.prior(model, request.prior)
+    except ValueError:
+        if request.strict_prior:
+            raise
+    fallback = resources.prior(model)
+    instead = f"its default, {fallback.name}, was used" if fallback else "it has none, so the place was not used"
+    notes.append(f"{model} has no geo-prior {request.prior!r}: {instead}.")
+    return fallback
+
+
+def _place_notes(request: IdentifyRequest, model: str, bound: BoundPrior | None) -> list[str]:
+    """Why a place or a date given was not used."""
+    if request.place is not None and bound is None:
+        why = "the geo-prior was switched off" if request.prior == NO_PRIOR else f"{model} has no geo-prior"
+        return [f"The location was not used: {why}."]
+    if request.place is None and request.date not in (None, ""):
+        return [DATE_ONLY_NOTE]
+    return []
+
+
+def _routed(result: IdentifyResult, routing: str, claims: bool) -> IdentifyResult:
+    """The result of a model chosen by ``model="auto"``, saying why; where no model's scope fits (``claims``
+    False: the chosen model has no scope rule), the headline is the routing's words and no clade is claimed."""
+    result = replace(result, routed_from=AUTO, routing=routing)
+    if claims:
+        return result
+    return replace(result, rollup=no_claim(result.rollup.probability, result.rollup.threshold, routing))
+
+
+def cams_to_json(classifier: Classifier, result: IdentifyResult) -> dict:
+    """The CAMs of an identification as numbers: method, layer (and why), layout, and one (h, w) map per suggestion at
+    the CAM layer's resolution (pytorch-grad-cam's maps, made at the input size, are area-averaged down to it)."""
+    import cv2
+
+    layout = classifier.cam_layout
+    h, w = layout.grid
+    maps = [m if m.shape == (h, w) else cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA) for m in result.cams]
+    return {
+        "method": result.cam_method,
+        "layer": classifier.cam_layer_name,
+        "layer_why": classifier.cam_layer_why,
+        "layout": {"kind": layout.kind, "prefix_tokens": layout.prefix, "grid": list(layout.grid)},
+        "maps": [np.round(np.asarray(m, np.float64), 3).tolist() for m in maps],
+    }

@@ -1,0 +1,95 @@
+"""An evaluation error looked at closely (the inspector of the dashboard and of the similar photos): truth vs
+prediction, and the Grad-CAMs of both and of their contrast, computed now."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from explorer.cam.gradcam import contrastive_cams, overlay_cams
+from explorer.diagnose.texts import comparison_html
+from explorer.identify.present import display_copy, format_probability, framed
+from explorer.photos.images import LoadedImage, load_image
+from explorer.photos.thumbnails import photo_path
+from explorer.services.resources import Resources
+from explorer.services.workers import holds_worker
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """An evaluation error looked at closely: truth vs prediction (escaped HTML) and captioned images."""
+
+    html: str
+    images: list[tuple[np.ndarray | Image.Image, str]]
+
+
+@holds_worker
+def inspect_error(resources: Resources, row: dict, place_changed: bool = False) -> Inspection:
+    """Truth vs prediction, and Grad-CAMs for the prediction, the truth and their contrast (computed now).
+
+    ``place_changed``: the row is one the geo-prior changed, so the two answers compared are the image's own top-1
+    and the top-1 with the place (for a photo the prior broke, the first is the truth). A photo whose species the
+    model has no class for gets the prediction's Grad-CAM alone."""
+    text = comparison_html(row)
+    if place_changed:
+        text += _place_change_html(row)
+    path = photo_path(resources.settings.data_root, row["path"])
+    if path is None:
+        return Inspection(text + "<p>The photo is not on this machine (data root not found), so no Grad-CAM.</p>", [])
+    if row["model"] not in resources.classifiers:
+        return Inspection(text + f"<p>Model {html.escape(row['model'])} is not loaded, so no Grad-CAM.</p>", [])
+    classifier = resources.models()[row["model"]]
+    image = _load_labelled_photo(resources, path).image
+    base, tensor = display_copy(framed(image, classifier.card.crop_pct)), classifier.preprocess(image)
+    a, b, captions = _compared_answers(row, place_changed)
+    if b < 0 or a == b:
+        _, _, maps = classifier.forward_with_cams(tensor, lambda _: [a])
+        note = (
+            "<p>The true species is not one of the model's classes: only the prediction's Grad-CAM.</p>"
+            if b < 0
+            else "<p>The model got this photo right: its Grad-CAM for the truth.</p>"
+        )
+        return Inspection(text + note, [(base, "photo"), *zip(overlay_cams(base, maps), captions[:1])])
+    maps = contrastive_cams(
+        classifier.module,
+        tensor,
+        classifier.cam_layer,
+        a,
+        b,
+        head=classifier.cam_head,
+        autocast=classifier.autocast,
+        layout=classifier.cam_layout,
+    )
+    return Inspection(text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)])
+
+
+def _compared_answers(row: dict, place_changed: bool) -> tuple[int, int, list[str]]:
+    """(class a, class b, captions of the Grad-CAMs of a, b and 'why a and not b')."""
+    if place_changed:
+        a, b = int(row["pred_class_index"]), int(row["geo_pred_class_index"])
+        names = (row["pred_name"], row["geo_pred_name"])
+        first, second = f"image alone: {names[0]}", f"with the place: {names[1]}"
+        return a, b, [first, second, f"why the image says {names[0]} and not {names[1]}"]
+    a, b = int(row["pred_class_index"]), int(row["true_class_index"])
+    names = (row["pred_name"], row["true_name"])
+    return a, b, [f"prediction: {names[0]}", f"truth: {names[1]}", f"why {names[0]} and not {names[1]}"]
+
+
+def _place_change_html(row: dict) -> str:
+    esc = html.escape
+    right = "right" if row.get("geo_correct_1") else "wrong"
+    return (
+        f"<p>Image alone: <i>{esc(str(row['pred_name']))}</i> ({format_probability(float(row['confidence']))}); "
+        f"with the place ({float(row['lat']):.2f}, {float(row['lon']):.2f}): <i>{esc(str(row['geo_pred_name']))}</i> "
+        f"({format_probability(float(row['geo_confidence']))}), {right}. The truth is "
+        f"<i>{esc(str(row['true_name']))}</i>.</p>"
+    )
+
+
+def _load_labelled_photo(resources: Resources, path: Path) -> LoadedImage:
+    settings = resources.settings
+    return load_image(path, settings.max_upload_bytes * 4, settings.max_image_pixels)
