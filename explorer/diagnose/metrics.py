@@ -251,6 +251,22 @@ def rollup_tradeoff(table: View, thresholds=None) -> pd.DataFrame:
     return out.iloc[np.argsort(order)].reset_index(drop=True)
 
 
+def rollup_answers(table: View, threshold: float) -> pd.DataFrame:
+    """At one threshold, per rank (species first, then "none": no clade reaches it): how many readable photos the
+    roll-up answers at that rank and how many of those answers hold the truth (the first rank whose running
+    maximum of the clade probabilities reaches the threshold, as in rollup_tradeoff)."""
+    probs, right = _rollup_arrays(table)
+    ranks = ["species", *ROLLUP_RANKS]
+    reached = np.maximum.accumulate(np.vstack(probs), axis=0) >= threshold  # (ranks, photos); NaN reaches none
+    first = np.where(reached.any(axis=0), reached.argmax(axis=0), len(ranks))
+    good = np.vstack(right).astype(bool)
+    rows = [
+        {"rank": rank, "photos": int((first == i).sum()), "right": int(good[i][first == i].sum())}
+        for i, rank in enumerate(ranks)
+    ]
+    return pd.DataFrame([*rows, {"rank": "none", "photos": int((first == len(ranks)).sum()), "right": 0}])
+
+
 def _rollup_arrays(table: View) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per rank (species first), the readable photos' answer probability and whether that clade holds the truth."""
     species = pl.when(pl.col("pred_is_background")).then(0.0).otherwise(pl.col("confidence"))

@@ -1,0 +1,80 @@
+"""The results pages (docs/results/*.md) are what `explorer-results` writes from the shipped files: regenerated
+here into a temporary folder, any difference from the committed pages fails, naming the page and the line."""
+
+import pytest
+from conftest import ROOT
+
+from explorer.tools.results import build_pages, first_difference, main
+from explorer.tools.results_sources import markdown_table, pct, signed_points
+
+PAGES = ["index.md", "tables.md", "rollup.md", "scope.md", "priors.md", "representation.md", "rank-heads.md"]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    assert main(["--out", str(out)]) == 0
+    return out
+
+
+def test_committed_pages_are_the_generated_ones(generated):
+    pages = {p.name: p.read_text(encoding="utf-8") for p in sorted(generated.glob("*.md"))}
+    assert sorted(pages) == sorted([*PAGES, "smoothing.md"])
+    difference = first_difference(pages, ROOT / "docs" / "results")
+    assert difference is None, f"run `explorer-results` and commit docs/results: {difference}"
+
+
+def test_a_difference_names_the_page_and_its_first_differing_line(generated, tmp_path):
+    pages = {"rollup.md": (generated / "rollup.md").read_text(encoding="utf-8")}
+    lines = pages["rollup.md"].splitlines()
+    (tmp_path / "rollup.md").write_text("\n".join([*lines[:4], "typed by hand", *lines[5:]]) + "\n")
+    assert first_difference(pages, tmp_path) == f"rollup.md line 5: committed 'typed by hand', generated {lines[4]!r}"
+    assert first_difference(pages, tmp_path / "none").startswith("rollup.md line 1: committed None")
+
+
+def test_figures_come_from_the_shipped_tables(generated):
+    """The corrected figures: roll-up at 0.78 (0.5; 0.9) on the 4,074 strict inat_bird photos, the comparison
+    through synonyms, and the temperature over all logits."""
+    rollup = (generated / "rollup.md").read_text(encoding="utf-8")
+    assert "| 0.78 | 97.3 % | 58.0 % | 41.5 % | 0.5 % |" in rollup
+    assert "| 0.50 | 92.4 %" in rollup and "| 0.90 | 98.8 %" in rollup
+    tables = (generated / "tables.md").read_text(encoding="utf-8")
+    assert "They predict different species on 428 photos" in tables
+    assert "T = 0.78, so the model is under-confident" in tables and "both over all the logits" in tables
+    priors = (generated / "priors.md").read_text(encoding="utf-8")
+    assert "27,595 held-out records" in priors and "about 6.0 times ours" in priors
+    scope = (generated / "scope.md").read_text(encoding="utf-8")
+    assert "For `cub100_effnet_head` no open-set figure is given" in scope and "0.888" not in scope
+
+
+def test_cli_mistakes_get_one_line_and_status_2(capsys, tmp_path):
+    for argv, said in (
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--eval-dir", str(tmp_path)], f"missing shipped file(s): {tmp_path / 'inat_bird.parquet'}"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and err.count("\n") == 1 and said in err
+
+
+def test_check_exits_1_on_a_stale_page(generated, tmp_path, capsys):
+    for name in PAGES + ["smoothing.md"]:
+        (tmp_path / name).write_text((generated / name).read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["--out", str(tmp_path), "--check"]) == 0
+    (tmp_path / "scope.md").write_text("stale\n", encoding="utf-8")
+    assert main(["--out", str(tmp_path), "--check"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("scope.md line 1: committed 'stale'")
+
+
+def test_formatting():
+    assert pct(0.97264) == "97.3 %" and pct(float("nan")) == "n/a" and signed_points(-0.075) == "−7.5"
+    assert markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n| --- | --- |\n| 1 | 2 |"
+
+
+def test_pages_are_built_in_seconds():
+    import time
+
+    started = time.perf_counter()
+    build_pages(ROOT / "assets" / "eval", ROOT / "checkpoints")
+    assert time.perf_counter() - started < 30  # ~3 s of CPU here; the limit leaves room for a busy machine
