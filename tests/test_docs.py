@@ -37,6 +37,7 @@ COMMANDS = {
     "explorer-train-head": "explorer.tools.train_head",
     "explorer-manifest": "explorer.tools.manifest",
     "explorer-synonyms": "explorer.tools.synonyms",
+    "explorer-results": "explorer.tools.results",
 }
 _CI_TEST = "tests/test_docs.py::test_ci_runs_the_readme_install_and_test_commands"
 _CLI_TEST = "tests/test_docs.py::test_cli_reference_is_each_commands_help"
