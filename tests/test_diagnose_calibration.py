@@ -165,3 +165,16 @@ def test_shipped_insect_table_agrees_with_a_fit_on_recomputed_full_logits():
     true = table["true_class_index"].to_numpy()[rows]
     full = _golden_section(lambda log_t: _full_nll(logits[rows], true, np.exp(log_t)), np.log(0.25), np.log(4))
     assert fit_temperature(table).temperature == pytest.approx(full, abs=0.02)
+
+
+def test_the_table_stores_the_exact_columns_over_all_logits(hand_table):
+    """Photo 0 of the hand table: logits 3 and four times -2, so at 1/T = beta, -log p(top-1) is
+    log(1 + 4 e^(-5 beta)) and the top logit minus the mean logit is 5 * 4 e^(-5 beta) / (1 + 4 e^(-5 beta))."""
+    from explorer.diagnose.schema import CALIBRATION_BETAS, TOP_GAP_COLUMNS, TOP_NLL_COLUMNS
+
+    row = hand_table.iloc[0]
+    for beta, nll, gap in zip(CALIBRATION_BETAS, TOP_NLL_COLUMNS, TOP_GAP_COLUMNS, strict=True):
+        tail = 4 * np.exp(-5 * beta)
+        assert row[nll] == pytest.approx(np.log1p(tail), rel=1e-6)
+        assert row[gap] == pytest.approx(5 * tail / (1 + tail), rel=1e-6)
+    assert CALIBRATION_BETAS[8] == 1.0 and np.exp(-row["top_nll_08"]) == pytest.approx(row["confidence"], rel=1e-6)
