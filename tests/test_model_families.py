@@ -22,7 +22,7 @@ from families import (
 from PIL import Image
 from test_inat21 import CHICKADEE_RANKS
 
-from explorer.cam.gradcam import reference_cams, scale_cams
+from explorer.cam.gradcam import overlay_cams, reference_cams, scale_cams
 from explorer.cam.layout import FeatureLayout
 from explorer.identify.answer import identify, result_to_json
 from explorer.models.cards import load_model_card
@@ -33,6 +33,15 @@ from explorer.taxa.taxonomy import load_taxonomy
 TIMM = ["vit_reg4", "vit_cls_reg4", "deit_distilled", "eva02", "swin"]
 FAMILIES = [*TIMM, "birder_vit", "birder_rdnet"]
 NAMES = [label.split(" (")[0] for label in BIRD_LABELS]
+RANK_ANSWER_FIELDS = (
+    "rank",
+    "head_name",
+    "head_probability",
+    "rollup_name",
+    "rollup_probability",
+    "top1_name",
+    "consistent",
+)
 
 
 def load(card_path):
@@ -105,13 +114,32 @@ def test_every_batched_method_equals_pytorch_grad_cam_on_transformers(loaded, fa
 
 
 def test_every_cam_method_runs_on_tokens(loaded, photo):
+    """Through identify on a ViT with a class token and registers, each method's maps are real (not constant) and
+    pytorch-grad-cam's for the same classes, with the layout as its reshape_transform."""
     classifier = loaded["vit_cls_reg4"]
+    x = classifier.preprocess(photo)
     for method in ("gradcam++", "eigencam", "layercam"):  # batched: maps at the 4x4 patch grid
         result = identify(classifier, photo, top_k=2, cam_method=method)
-        assert result.cams.shape == (2, 4, 4) and np.isfinite(result.cams).all()
-    for method in ("gradcam (pytorch-grad-cam)", "eigencam (pytorch-grad-cam)"):  # the reference: input size
-        result = identify(classifier, photo, top_k=2, cam_method=method)
-        assert result.cams.shape == (2, 64, 64) and np.isfinite(result.cams).all()
+        assert result.cams.shape == (2, 4, 4) and all(np.ptp(m) > 0 for m in result.cams)
+        indices = [p.class_index for p in result.predictions]
+        # scaled to the input as pytorch-grad-cam scales its own (Grad-CAM++'s maps here span only ~3e-5 before it)
+        ours = scale_cams(torch.from_numpy(result.cams), (64, 64))
+        assert all(m.std() > 0.05 for m in ours), method
+        reference = f"{method} (pytorch-grad-cam)"
+        theirs = reference_cams(classifier.module, x, indices, classifier.cam_layer, reference, classifier.cam_layout)
+        assert min(correlations(ours, theirs)) > 0.999, method
+    for reference, method in (("gradcam (pytorch-grad-cam)", "gradcam"), ("eigencam (pytorch-grad-cam)", "eigencam")):
+        result = identify(classifier, photo, top_k=2, cam_method=reference)  # the reference: maps at the input size
+        assert result.cams.shape == (2, 64, 64) and all(m.std() > 0.05 for m in result.cams)
+        batched = identify(classifier, photo, top_k=2, cam_method=method)
+        assert [p.class_index for p in result.predictions] == [p.class_index for p in batched.predictions]
+        ours = scale_cams(torch.from_numpy(batched.cams), (64, 64))
+        assert min(correlations(ours, result.cams)) > 0.999, reference
+
+
+def correlations(maps: np.ndarray, others: np.ndarray) -> list[float]:
+    """Pearson correlation of each map with its counterpart."""
+    return [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(maps, others, strict=True)]
 
 
 @pytest.mark.parametrize("family, dim", [("vit_reg4", 64), ("swin", 32), ("birder_vit", 64)])
@@ -137,18 +165,37 @@ def test_birder_checkpoint_names_its_classes_size_and_normalisation(loaded):
     assert first.lineage.note == "agrees with the iNat taxonomy" and first.lineage.taxon_id is not None
 
 
-def test_birder_rank_heads_answer_per_rank(loaded, photo):
+def test_birder_rank_heads_answer_per_rank(folder, loaded, photo):
+    """Each rank head's answer on the classifier's input, beside the species head's roll-up and top-1 at that rank,
+    worked out here from the head files and the species probabilities: the order head says owl where the species
+    head says tit (inconsistent); family and genus agree."""
     classifier = loaded["birder_vit"]
     heads = classifier.rank_heads
     assert [h.rank for h in heads.heads] == ["order", "family", "genus"] and heads.input_module == "classifier"
     result = identify(classifier, photo, top_k=2)
-    answers = {a.rank: a for a in result.rank_answers}
-    assert set(answers) == {"order", "family", "genus"}
-    genus = heads.heads[2]
-    probs = genus.probabilities(result.embedding[None])[0]  # the heads read the classifier's input: the embedding
-    assert answers["genus"].head_name == genus.names[int(probs.argmax())]
-    assert answers["genus"].head_probability == pytest.approx(float(probs.max()))
-    assert json.dumps(result_to_json(result)["rank_heads"])
+    inputs = []  # what the network's classifier reads: (1, D)
+    hook = classifier.module.classifier.register_forward_hook(lambda _m, args, _out: inputs.append(args[0][0]))
+    try:
+        with torch.no_grad():
+            species = torch.softmax(classifier.module(classifier.preprocess(photo))[0], 0).tolist()  # NAMES[:4]
+    finally:
+        hook.remove()
+    head = {}  # rank -> the head's probabilities, in its class_to_idx order (HEAD_CLASSES)
+    for rank in ("order", "family", "genus"):
+        state = torch.load(folder / f"birder_vit-{rank}.head.pt", weights_only=True)["state"]
+        head[rank] = torch.softmax(state["weight"] @ inputs[0] + state["bias"], 0).tolist()
+    assert int(np.argmax(species)) == 2  # top-1: Parus major
+    passerines = species[0] + species[1] + species[2]  # two Poecile and a Parus against one owl
+    expected = [
+        ("order", "Strigiformes", head["order"][1], "Passeriformes", passerines, "Passeriformes", False),
+        ("family", "Paridae", head["family"][0], "Paridae", passerines, "Paridae", True),
+        ("genus", "Parus", head["genus"][1], "Parus", species[2], "Parus", True),
+    ]
+    answers = result_to_json(result)["rank_heads"]
+    assert [list(a) for a in answers] == [list(RANK_ANSWER_FIELDS)] * 3
+    got = [tuple(a.values()) for a in answers]
+    assert [(g[0], g[1], g[3], g[5], g[6]) for g in got] == [(e[0], e[1], e[3], e[5], e[6]) for e in expected]
+    assert [g[i] for g in got for i in (2, 4)] == pytest.approx([e[i] for e in expected for i in (2, 4)], abs=1e-6)
 
 
 def test_a_birder_encoder_with_a_species_head_and_rank_heads(folder, loaded, photo):
@@ -326,5 +373,17 @@ def test_the_inspector_explains_an_error_of_a_token_model(loaded, tmp_path):
     settings = Settings(checkpoint_dir=tmp_path, data_root=tmp_path)
     resources = Resources({"vit_cls_reg4": loaded["vit_cls_reg4"]}, {}, [], settings, {})
     found = inspect_error(resources, row)
-    assert len(found.images) == 4  # the photo, prediction, truth, contrast
-    assert all(image.shape == (90, 120, 3) for image, _caption in found.images)
+    (shown, caption), *cams = found.images
+    photo = np.asarray(Image.open(tmp_path / "photo.png"))
+    assert caption == "photo" and np.array_equal(shown, photo)
+    assert len(cams) == 3  # prediction, truth, contrast
+    classifier = loaded["vit_cls_reg4"]
+    x = classifier.preprocess(Image.fromarray(photo))
+    reference = reference_cams(classifier.module, x, [0, 2], classifier.cam_layer, layout=classifier.cam_layout)
+    for index, (image, _caption) in enumerate(cams):
+        assert image.shape == (90, 120, 3) and np.abs(image.astype(int) - photo).mean() > 20  # not the photo
+        heat = 2 * image.astype(int) - photo  # the colour-mapped CAM (each overlay is half photo, half CAM)
+        assert heat.reshape(-1, 3).std(axis=0).max() > 20  # not one colour: a constant map gives one colour (±1)
+        if index < 2:  # the prediction's and the truth's Grad-CAM, as pytorch-grad-cam draws them
+            expected = 2 * overlay_cams(photo, reference[index : index + 1])[0].astype(int) - photo
+            assert np.corrcoef(heat.ravel(), expected.ravel())[0, 1] > 0.95
