@@ -142,7 +142,9 @@ def with_weights_defaults(card: ModelCard, weights: LoadedWeights) -> ModelCard:
     return dataclasses.replace(card, **{k: v for k, v in given.items() if k not in card.stated})
 
 
-def class_names_of(card: ModelCard, settings: Settings, weights: LoadedWeights):
+def read_class_names(
+    card: ModelCard, settings: Settings, weights: LoadedWeights
+) -> tuple[list[tuple[str, str]], list[str] | None]:
     """((name, common) per class, the iNat 2021 raw names or None): the card's label file, else the weights' names."""
     names, raw = card_label_names(card, settings, weights.class_names)
     if not names:
@@ -154,7 +156,7 @@ def load_classifier(card: ModelCard, settings: Settings, taxonomy: Taxonomy | No
     """Build, load and check one classifier; the label count must match the weights' outputs."""
     weights = read_card_weights(card, settings)
     card = with_weights_defaults(card, weights)
-    names, raw = class_names_of(card, settings, weights)
+    names, raw = read_class_names(card, settings, weights)
     module = build_module(card, len(names), weights)
     device = pick_device(settings.device)
     module = module.to(device).eval().requires_grad_(False)  # frozen: CAMs take gradients w.r.t. activations only
