@@ -10,6 +10,9 @@ import base64
 import contextlib
 import io
 import json
+import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +245,70 @@ def drop_file(page, data: bytes, name: str, mime: str) -> None:
     target = page.locator("#photo button.upload-container").first
     for event in ("dragenter", "dragover", "drop"):
         target.dispatch_event(event, {"dataTransfer": transfer})
+
+
+BROWSER_MARKS = [  # every browser test module's pytestmark starts with these
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)"),
+]
+
+
+def app_request(request) -> bool:
+    """A request to the app's API, but not the heartbeat stream Gradio keeps open for the whole session."""
+    return "/gradio_api/" in request.url and "/heartbeat/" not in request.url
+
+
+class NetworkWatch:
+    """The page's requests (those ``keep`` accepts) from its start on, and a wait until none of them has been in
+    flight for a while: how a test shows that no late request follows, where a fixed sleep only guesses.
+
+    Use it as a context manager (the listeners go with it); ``sent`` lists the requests in order.
+    """
+
+    def __init__(self, page, keep: Callable = app_request):
+        self.page, self.keep = page, keep
+        self.sent: list = []
+        self.in_flight: set = set()
+        self.last_change = time.monotonic()
+        self._listeners = {"request": self._started, "requestfinished": self._ended, "requestfailed": self._ended}
+
+    def __enter__(self) -> NetworkWatch:
+        for event, listener in self._listeners.items():
+            self.page.on(event, listener)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for event, listener in self._listeners.items():
+            self.page.remove_listener(event, listener)
+
+    def _started(self, request) -> None:
+        if self.keep(request):
+            self.sent.append(request)
+            self.in_flight.add(request)
+            self.last_change = time.monotonic()
+
+    def _ended(self, request) -> None:
+        if request in self.in_flight:
+            self.in_flight.discard(request)
+            self.last_change = time.monotonic()
+
+    def wait_idle(self, quiet_ms: int = 1000, timeout_ms: int = 60_000) -> None:
+        """Return once no kept request has been in flight, and none has started, for ``quiet_ms``; raise
+        AssertionError naming what is still in flight after ``timeout_ms``."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            now = time.monotonic()
+            quiet_left = quiet_ms / 1000 - (now - self.last_change)
+            if not self.in_flight and quiet_left <= 0:
+                return
+            if now > deadline:
+                pending = sorted(r.url for r in self.in_flight)
+                raise AssertionError(f"the network was not quiet for {quiet_ms} ms in {timeout_ms} ms: {pending}")
+            # Playwright hands over the page's events only while a call waits: wait for the next event that can
+            # change the answer (a request ending while some are in flight, else a new one), at most the quiet time
+            event, wait_s = ("requestfinished", quiet_ms / 1000) if self.in_flight else ("request", quiet_left)
+            with contextlib.suppress(PlaywrightTimeout):
+                self.page.wait_for_event(event, timeout=max(min(wait_s, deadline - now), 0.05) * 1000)

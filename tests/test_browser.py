@@ -1,17 +1,12 @@
 """A real headless Chromium (Debian's /usr/bin/chromium) drags photos onto the page."""
 
 import re
-import shutil
 
 import pytest
-from conftest import CHROMIUM, CORAL, HAVE_CORAL, SHOTS, chromium_page, drop_file, photo_with_exif
+from conftest import BROWSER_MARKS, CORAL, HAVE_CORAL, SHOTS, NetworkWatch, chromium_page, drop_file, photo_with_exif
 from PIL import Image
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)"),
-]
+pytestmark = [*BROWSER_MARKS]
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +66,17 @@ def test_corrupt_photo_shows_message_then_next_photo_works(page, tmp_path):
 def test_clicking_an_example_identifies_it(page):
     """One click, one request (gr.Examples sent a second one to load the photo first); the photo is shown."""
     assert "Ara macao" not in page.locator("#topk").inner_text()
-    posts = []
-    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/gradio_api/" in r.url else None)
-    page.locator("#examples img[src*='parrot.jpg']").first.click()  # the parrot example's thumbnail
-    page.wait_for_function(
-        "document.querySelector('#topk') && document.querySelector('#topk').innerText.includes('Ara macao')"
-        " && document.querySelector('#photo img[src*=\"parrot\"]')",
-        timeout=60_000,
-    )
-    page.wait_for_timeout(1000)  # a late second request would land by now
+    with NetworkWatch(page) as network:
+        network.wait_idle()  # the earlier tests' requests are over
+        network.sent.clear()
+        page.locator("#examples img[src*='parrot.jpg']").first.click()  # the parrot example's thumbnail
+        page.wait_for_function(
+            "document.querySelector('#topk') && document.querySelector('#topk').innerText.includes('Ara macao')"
+            " && document.querySelector('#photo img[src*=\"parrot\"]')",
+            timeout=60_000,
+        )
+        network.wait_idle(quiet_ms=1000)  # every request of the click has ended, and no late one followed
+    posts = [r.url for r in network.sent if r.method == "POST"]
     assert len(posts) == 1 and "/queue/join" in posts[0], posts
     assert page.locator("#date input").input_value() == "2009-02-20"  # from the example's EXIF
     # a place typed for the example is used and kept: the example is not taken for a new photo whose EXIF is read
@@ -158,18 +155,15 @@ def test_location_reranks_and_shows_offline_range_map_per_suggestion(page, tmp_p
     )
     page.get_by_role("tab", name="Identify & explain").click()
     data, expected = photo_bytes(tmp_path)
-    drop_file(page, data, "photo3.jpg", "image/jpeg")
-    page.wait_for_function(  # identified, and the EXIF pre-fill (run on upload) has landed
-        f"document.querySelector('#topk') && document.querySelector('#topk').innerText.includes({expected!r})"
-        " && document.querySelectorAll('#cams img').length >= 1",
-        timeout=60_000,
-    )
-    if HAVE_CORAL:
-        page.wait_for_function(
-            "document.querySelector('#date textarea, #date input').value === '2014-01-15'", timeout=30_000
+    with NetworkWatch(page) as network:
+        drop_file(page, data, "photo3.jpg", "image/jpeg")
+        page.wait_for_function(  # identified, and the EXIF pre-fill (run on upload) has landed
+            f"document.querySelector('#topk') && document.querySelector('#topk').innerText.includes({expected!r})"
+            " && document.querySelectorAll('#cams img').length >= 1"
+            " && document.querySelector('#date textarea, #date input').value === '2014-01-15'",
+            timeout=60_000,
         )
-    else:
-        page.wait_for_timeout(2000)  # let the EXIF pre-fill (none here) land before typing
+        network.wait_idle()  # no answer to the upload is still on its way to overwrite the fields typed next
     page.locator("#lat textarea, #lat input").first.fill("26.6")
     page.locator("#lon textarea, #lon input").first.fill("-80.2")
     page.locator("#date textarea, #date input").first.fill("2024-03-10")

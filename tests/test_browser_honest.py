@@ -1,42 +1,23 @@
 """The honest page in a real Chromium: one request per upload, the scope headline, the automatic model, a typed
 out-of-range value and a bad place answered at their fields without error badges."""
 
-import shutil
-
 import pytest
-from conftest import CHROMIUM, CORAL, SHOTS, chromium_page, drop_file
+from conftest import BROWSER_MARKS, CORAL, SHOTS, NetworkWatch, chromium_page, drop_file
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.shared_data,
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)"),
-]
+pytestmark = [*BROWSER_MARKS, pytest.mark.shared_data]
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    with chromium_page(app_url) as page:
-        page.wait_for_timeout(3000)  # let the page's own load events (the dashboard) go out first
+    with chromium_page(app_url) as page, NetworkWatch(page) as network:
+        network.wait_idle()  # the page's own load events (the dashboard) are over before a photo is dropped
         yield page
 
 
-@pytest.fixture
-def joins(page):
-    """Identify requests sent by the page from now on (the Diagnose dashboard's are left out)."""
-    sent = []
-
-    def record(request):
-        if (
-            "queue/join" in request.url
-            and '"fn_index"' in (request.post_data or "")
-            and "FileData" in (request.post_data or "")
-        ):
-            sent.append(request.post_data)
-
-    page.on("request", record)
-    yield sent
-    page.remove_listener("request", record)
+def is_identify_request(request) -> bool:
+    """An identify call: a queue join that carries a photo (the Diagnose dashboard's joins carry none)."""
+    body = request.post_data or ""
+    return "queue/join" in request.url and '"fn_index"' in body and "FileData" in body
 
 
 def verdict_changes(page, before: str, contains: str):
@@ -54,7 +35,7 @@ def no_error_badges(page) -> None:
         assert "Error" not in page.locator(element).inner_text()
 
 
-def test_auto_model_one_request_per_upload_and_scope_headlines(page, joins):
+def test_auto_model_one_request_per_upload_and_scope_headlines(page):
     assert page.locator("#model input").first.input_value().startswith("Best model for this photo")
     for name, headline in [
         ("owl.jpg", "Athene cunicularia"),
@@ -63,11 +44,12 @@ def test_auto_model_one_request_per_upload_and_scope_headlines(page, joins):
     ]:
         before = page.locator("#verdict").inner_text()
         data = (CORAL / name).read_bytes() if name != "leeds" else _butterfly()
-        drop_file(page, data, "photo.png", "image/png")
-        verdict_changes(page, before, headline)
-        page.wait_for_timeout(1500)  # a duplicate request would go out now
+        with NetworkWatch(page) as network:
+            drop_file(page, data, "photo.png", "image/png")
+            verdict_changes(page, before, headline)
+            network.wait_idle(quiet_ms=1500)  # every request of the upload has ended, and no duplicate followed
+        joins = [r for r in network.sent if is_identify_request(r)]
         assert len(joins) == 1, f"{name}: {len(joins)} identify requests for one upload"
-        joins.clear()
     assert "Chose" not in page.locator("#verdict").inner_text()  # the cat: no model fits, no clade claimed
     page.screenshot(path=str(SHOTS / "auto_cat.png"), full_page=True)
 
