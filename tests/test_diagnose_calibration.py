@@ -178,3 +178,23 @@ def test_the_table_stores_the_exact_columns_over_all_logits(hand_table):
         assert row[nll] == pytest.approx(np.log1p(tail), rel=1e-6)
         assert row[gap] == pytest.approx(5 * tail / (1 + tail), rel=1e-6)
     assert CALIBRATION_BETAS[8] == 1.0 and np.exp(-row["top_nll_08"]) == pytest.approx(row["confidence"], rel=1e-6)
+
+
+def test_the_extension_tool_adds_only_the_exact_columns():
+    from explorer.diagnose.calibration import EXACT_COLUMNS
+    from explorer.tools.calibration_columns import check_same_logits, extended
+
+    logits = np.array([[3.0, 1.0, *[-1.0] * 20], [0.0] * 22], dtype=np.float32)  # 22 classes; photo 1 unreadable
+    table = pd.DataFrame({"photo_id": ["a", "b"], "status": ["ok", "unreadable"], "true_logit": [3.0, np.nan]})
+    for i, column in enumerate(LOGIT_COLUMNS):
+        table[column] = np.sort(logits, axis=1)[:, ::-1][:, i]
+    out = extended(table, logits)
+    n = len(table.columns)
+    assert list(out.columns[:n]) == list(table.columns) and sorted(out.columns[n:]) == sorted(EXACT_COLUMNS)
+    pd.testing.assert_frame_equal(out[table.columns], table)
+    # photo 0 at 1/T = 1: -log p(top-1) = log(1 + e^-2 + 20 e^-4); photo 1 unreadable: NaN
+    assert out.loc[0, "top_nll_08"] == pytest.approx(np.log1p(np.exp(-2) + 20 * np.exp(-4)), rel=1e-6)
+    assert out.loc[1, list(EXACT_COLUMNS)].isna().all()
+    assert check_same_logits(table, logits, "m") == 0.0
+    with pytest.raises(ValueError, match="recomputed logits differ from the table's by up to 0.5000"):
+        check_same_logits(table, logits + np.float32(0.5), "m")
