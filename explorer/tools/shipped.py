@@ -13,14 +13,14 @@ trained on eBird data at large, which may include these records); photos whose s
 get no place. The geo columns then say what
 the prior does to the top-1 at plausible, unseen places (an optimistic setting: a real photo can come from
 anywhere in the range, or outside it).
-
-The tables carry the exact-calibration columns (``top_nll_KK``, ``top_gap_KK``: a temperature fit over all the
-logits; explorer.diagnose.calibration). To add only those to existing tables, leaving every other column as it
-is, ``python -m explorer.tools.calibration_columns`` runs the models once more and nothing else (no geo-priors,
-gate, embeddings or representation reports; it took 14 minutes for the four tables on 2 cores shared with other
-jobs, 9 of them the iNat bird model over 4,109 photos). After
-either, ``explorer-results`` rewrites docs/results from the tables.
 """
+
+# The tables carry the exact-calibration columns (``top_nll_KK``, ``top_gap_KK``: a temperature fit over all the
+# logits; explorer.diagnose.calibration). To add only those to existing tables, leaving every other column as it
+# is, ``python -m explorer.tools.calibration_columns`` runs the models once more and nothing else (no geo-priors,
+# gate, embeddings or representation reports; it took 14 minutes for the four tables on 2 cores shared with other
+# jobs, 9 of them the iNat bird model over 4,109 photos). After either,
+# ``explorer-results`` rewrites docs/results from the tables.
 
 from __future__ import annotations
 
