@@ -110,6 +110,15 @@ def test_dashboard_filter_and_inspect_an_error(page):
     page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
 
 
+# True once the images the selector finds are all loaded (their size sets the layout) and their boxes are the same as
+# at the previous poll: the layout has settled
+LAYOUT_SETTLED = """selector => { const images = [...document.querySelectorAll(selector)];
+    const loaded = images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0);
+    const boxes = JSON.stringify(images.map(i => i.getBoundingClientRect()));
+    const settled = loaded && boxes === window.__lastBoxes;
+    window.__lastBoxes = boxes; return settled; }"""
+
+
 @pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared")
 def test_the_inspector_fits_a_narrow_screen(page, app_url):
     """At 400 px the lineage table sits above the photos, and the four photos show two per row, all of them on
@@ -121,7 +130,7 @@ def test_the_inspector_fits_a_narrow_screen(page, app_url):
         narrow.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)
         narrow.locator("#dash_gallery .thumbnail-item, #dash_gallery img").first.click()
         narrow.wait_for_function("document.querySelectorAll('#inspector img').length >= 4", timeout=60_000)
-        narrow.wait_for_timeout(500)
+        narrow.wait_for_function(LAYOUT_SETTLED, arg="#inspector .grid-container img", polling=100, timeout=30_000)
         boxes = narrow.evaluate(
             """() => ({table: document.querySelector('#inspector_text').getBoundingClientRect().toJSON(),
             label: document.querySelector('#inspector label').getBoundingClientRect().toJSON(),
