@@ -43,7 +43,7 @@ FILTERS = Filters(clade_rank="order", clade_name="Passeriformes", min_confidence
 
 def sections(view) -> list:
     """Everything the Diagnose tab computes when a filter changes (figures' data, not their rendering), in the
-    sections it computes side by side (explorer.ui.diagnose_tab._whole_dashboard)."""
+    sections it computes side by side (explorer.ui.dashboard_handlers._whole_dashboard)."""
 
     def calibration():
         data = CalibrationData.from_table(view)  # the arrays once, for the fit and both diagrams

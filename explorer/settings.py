@@ -51,9 +51,8 @@ class Settings:
     temp_ttl_s: int = 3600  # uploads and rendered images older than this are deleted (checked every ttl/2, >= 10 s)
     max_image_pixels: int = 60_000_000  # ~ a 60 MP camera; beyond that we refuse before decoding
     min_image_side: int = 16
-    model_workers: int = (
-        1  # model calls served at once, each with its own copy of the models (services.workers)
-    )
+    # model calls served at once, each with its own copy of the models (services.workers)
+    model_workers: int = 1
 
     @property
     def resolved_cache_dir(self) -> Path:

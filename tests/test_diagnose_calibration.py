@@ -160,7 +160,7 @@ def test_shipped_insect_table_agrees_with_a_fit_on_recomputed_full_logits():
 
     table = load_table(ROOT / "assets" / "eval" / "inat_insect.parquet")
     settings = Settings(checkpoint_dir=ROOT / "checkpoints", model_dirs=(CORAL_DIR,), data_root=DATA_DIR)
-    logits = full_logits(settings, table, "inat_insect")[0].astype(np.float64)
+    logits = full_logits(settings, table, "inat_insect").astype(np.float64)
     rows = (table["in_vocab"] & table["calibration_half"]).to_numpy()
     true = table["true_class_index"].to_numpy()[rows]
     full = _golden_section(lambda log_t: _full_nll(logits[rows], true, np.exp(log_t)), np.log(0.25), np.log(4))

@@ -1,5 +1,6 @@
 """Many users and long sessions, run the README way: the load test and the soak (benchmarks/), checked for
-errors, memory growth and leaked temporary files. Latency figures are printed, not asserted (see README)."""
+errors, memory growth and leaked temporary files. Latency figures are printed, not asserted
+(see docs/performance/holding-up.md)."""
 
 import re
 import subprocess

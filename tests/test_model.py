@@ -47,7 +47,8 @@ def test_wrong_cam_layer_fails_at_load(tmp_path):
 
 
 def test_user_checkpoint_torchvision_state_dict(tmp_path):
-    """The README recipe: a torchvision architecture, a torch state_dict (saved from DDP), a class list."""
+    """The bring-your-own-model recipe (docs/guide/bring-your-own-model.md): a torchvision architecture, a torch
+    state_dict (saved from DDP), a class list."""
     from explorer.models.registry import create_model
 
     model = create_model("torchvision:resnet18", 3)

@@ -114,7 +114,7 @@ def validate_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Raise ValueError naming every missing column; returns the frame unchanged."""
     missing = [c for c in SCHEMA if c not in frame.columns]
     if missing:
-        raise ValueError(f"evaluation table lacks column(s) {missing}; see README 'Evaluation table schema'")
+        raise ValueError(f"evaluation table lacks column(s) {missing}; see docs/reference/evaluation-table.md")
     return frame
 
 

@@ -119,6 +119,6 @@ def scope_markdown(effect: ScopeEffect) -> str:
         )
     lines.append(
         "\n\n<small>Half of these photos (a hash of the photo id) chose the thresholds, so these counts are a "
-        "little optimistic; the README gives the held-out half alone.</small>"
+        "little optimistic; docs/results/scope.md gives the held-out half alone.</small>"
     )
     return " ".join(lines)

@@ -8,8 +8,8 @@ table's model once more over the same photos (the full logits), checks that they
 built from (same weights hash, same top logits), and appends ``top_nll_KK`` and ``top_gap_KK``
 (explorer.diagnose.calibration.exact_calibration_columns) to the table. The other columns are left unchanged (checked
 before writing). Cheaper than ``explorer-shipped`` (no geo-prior, scope gate, embeddings or representation).
-``--cache`` (default tmp/full_logits, git-ignored) keeps the full logits and head inputs (``MODEL.npz``) so a
-check can fit on them again, and the taxonomy-smoothed head reuses the plain head's pass (the same backbone).
+``--cache`` (default tmp/full_logits, git-ignored) keeps the full logits (``MODEL.npz``) so a check can fit on
+them again without another pass over the photos.
 """
 
 from __future__ import annotations
@@ -21,21 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from explorer.diagnose.calibration import EXACT_COLUMNS, exact_calibration_columns
 from explorer.diagnose.schema import LOGIT_COLUMNS, save_table
 from explorer.models.batches import run_outputs
 from explorer.models.classifier import Classifier
-from explorer.models.features import EmbeddingCapture
 from explorer.services.resources import load_classifier_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 
 TABLES = ("inat_bird", "inat_insect", "cub100_effnet_head", "cub100_effnet_taxsmooth")
-
-
-# the same frozen backbone with another linear head: its logits come from the first model's head inputs
-SAME_BACKBONE = {"cub100_effnet_taxsmooth": "cub100_effnet_head"}
 
 
 def _classifier(settings: Settings, table: pd.DataFrame, model: str) -> Classifier:
@@ -45,24 +39,14 @@ def _classifier(settings: Settings, table: pd.DataFrame, model: str) -> Classifi
     return classifier
 
 
-def full_logits(settings: Settings, table: pd.DataFrame, model: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """(n, classes) logits of the table's model over the table's photos (its paths under the data root), and the
-    (n, D) inputs of its linear head (None for a model without one named in its card)."""
+def full_logits(settings: Settings, table: pd.DataFrame, model: str) -> np.ndarray:
+    """(n, classes) logits of the table's model over the table's photos (its paths under the data root)."""
     classifier = _classifier(settings, table, model)
-    head = classifier.cam_head
-    capture = EmbeddingCapture(head, inputs=True) if head is not None else None
     paths = [str(Path(settings.data_root) / p) for p in table["path"].astype(str)]
-    logits, statuses, _ = run_outputs(classifier, paths, batch_size=64, extra=capture)
+    logits, statuses, _ = run_outputs(classifier, paths, batch_size=64)
     if statuses != table["status"].astype(str).tolist():
         raise ValueError(f"{model}: photos that read differently from when the table was built")
-    return logits, capture.array() if capture is not None else None
-
-
-def head_logits(settings: Settings, table: pd.DataFrame, model: str, features: np.ndarray) -> np.ndarray:
-    """The logits of ``model``'s linear head over another model's head inputs (the same frozen backbone)."""
-    head = _classifier(settings, table, model).cam_head
-    with torch.no_grad():
-        return head(torch.from_numpy(features).float()).numpy()
+    return logits
 
 
 def check_same_logits(table: pd.DataFrame, logits: np.ndarray, model: str) -> float:
@@ -95,19 +79,13 @@ def _cached(cache: Path, model: str, table: pd.DataFrame) -> dict | None:
 
 
 def _logits(settings: Settings, table: pd.DataFrame, model: str, cache: Path) -> np.ndarray:
-    """The full logits, from the cache when it holds them for these photos; the head inputs are cached too, so a
-    model of SAME_BACKBONE needs no second pass over the photos."""
+    """The full logits, from the cache when it holds them for these photos."""
     stored = _cached(cache, model, table)
     if stored is not None:
         return stored["logits"]
-    donor = _cached(cache, SAME_BACKBONE.get(model, model), table)
-    if donor is not None and "features" in donor:
-        logits, features = head_logits(settings, table, model, donor["features"]), donor["features"]
-    else:
-        logits, features = full_logits(settings, table, model)
+    logits = full_logits(settings, table, model)
     cache.mkdir(parents=True, exist_ok=True)
-    extra = {} if features is None else {"features": features}
-    np.savez(cache / f"{model}.npz", photo_id=table["photo_id"].to_numpy(str), logits=logits, **extra)
+    np.savez(cache / f"{model}.npz", photo_id=table["photo_id"].to_numpy(str), logits=logits)
     return logits
 
 

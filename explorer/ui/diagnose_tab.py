@@ -21,7 +21,7 @@ from explorer.ui.representation_section import build_representation_section, wir
 
 NO_TABLES = (
     "No evaluation tables found. Make one with `explorer-evaluate --model NAME --images MANIFEST "
-    "--out assets/eval/NAME.parquet` (see README)."
+    "--out assets/eval/NAME.parquet` (see docs/guide/bring-your-own-model.md)."
 )
 
 

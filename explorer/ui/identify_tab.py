@@ -43,7 +43,7 @@ THRESHOLD_RANGE = (0.5, 0.99)
 THRESHOLD_LABEL = "'Not sure' roll-up threshold"
 AUTO_LABEL = "Best model for this photo (chosen by each model's scope check)"
 PRIOR_CAVEAT = (
-    "<small>Default: the prior that ranked held-out eBird sites best for the model (README, Where and when). "
+    "<small>Default: the prior that ranked held-out eBird sites best for the model (docs/results/priors.md). "
     "BirdNET's range model (Kahl et al., Cornell Lab of Ornithology / Chemnitz University of Technology) is CC "
     "BY-NC-SA 4.0: non-commercial use only. Our own prior is open, but was trained on eBird records from a "
     "handful of observers: it knows where they went, not each species' whole range.</small>"
