@@ -4,9 +4,11 @@ import logging
 
 from explorer.services.resources import load_resources
 from explorer.settings import parse_settings
+from explorer.tools.cli import one_line_errors
 from explorer.ui import build_demo, launch, stage_examples
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = parse_settings(argv)

@@ -66,6 +66,10 @@ RUN_BY: dict[tuple[str, str], str] = {
         "tests/test_docs.py::test_the_python_without_a_server_block_runs"
     ),
     **{("docs/guide/bring-your-own-model.md", first): _RECIPES_TEST for first in ("{", _EVALUATE_MY_TITS)},
+    **{
+        ("docs/guide/bring-your-own-model.md", first): "tests/test_readme.py::test_bring_your_own_model_walkthrough"
+        for first in ("import torch", "6 photos from my_tits_photos (class folders: the label is the folder's name)")
+    },
     **{("docs/reference/cli.md", f"$ {command} --help"): _CLI_TEST for command in COMMANDS},
 }
 NOT_RUN = re.compile(r"^<!-- not run: \S.* -->$")

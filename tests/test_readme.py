@@ -190,3 +190,51 @@ def test_api_curl_example_runs_and_answers_with_the_chickadee(app_url, tmp_path)
     assert len(top) == 3 and top[0]["scientific_name"] == "Poecile atricapillus"
     shown = code.splitlines()[code.splitlines().index("# event: complete") + 1].removeprefix("# ").removesuffix("...")
     assert lines[lines.index("event: complete") + 1].startswith(shown)  # the page's output, as far as it shows it
+
+
+def walkthrough_blocks() -> tuple[str, dict, str, str]:
+    """The walkthrough of "Bring your own model": its Python block, the my_tits card, the explorer-evaluate line and
+    the output the page shows for it."""
+    text = BRING_YOUR_OWN.read_text(encoding="utf-8")
+    section = text[text.index("## From a saved state_dict to the dashboard") : text.index("## Model families")]
+    (python,) = re.findall(r"```python\n(.*?)\n```", section, flags=re.S)
+    (card,) = re.findall(r"```json\n(.*?)\n```", section, flags=re.S)
+    (bash,) = re.findall(r"```bash\n(.*?)\n```", section, flags=re.S)
+    (output,) = re.findall(r"```text\n(.*?)\n```", section, flags=re.S)
+    return python, json.loads(card), bash, output
+
+
+def test_bring_your_own_model_walkthrough(tmp_path):
+    """The four steps as a user takes them, in a folder of their own: the page's Python saves the weights and the
+    class list, the page's card goes beside them, photos in class folders named as the page names them, and the
+    page's explorer-evaluate line (with --checkpoint-dir for this folder: a user of the checkout has the
+    repository's checkpoints/) prints what the page shows and writes the table."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from explorer.diagnose.schema import load_table
+
+    python, card, bash, output = walkthrough_blocks()
+    (tmp_path / "checkpoints").mkdir()
+    saved = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert saved.returncode == 0, saved.stderr
+    (tmp_path / "checkpoints" / "my_tits.json").write_text(json.dumps(card))
+    folders = ("Great_Tit", "cyanistes_caeruleus", "Eurasian_Nuthatch")
+    assert all(f"`my_tits_photos/{f}/`" in BRING_YOUR_OWN.read_text(encoding="utf-8") for f in folders)
+    for i, folder in enumerate(folders):
+        (tmp_path / "my_tits_photos" / folder).mkdir(parents=True)
+        for j in range(2):
+            Image.new("RGB", (120, 90), (60 * i, 90 * j, 200)).save(tmp_path / "my_tits_photos" / folder / f"{j}.jpg")
+    command = [*shlex.split(bash), "--checkpoint-dir", "checkpoints"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[: len(output.splitlines())] == output.splitlines()
+    assert re.fullmatch(
+        r"6 photos; 6 of species it knows: top-1 \d+\.\d%, top-5 100\.0% -> assets/eval/my_tits\.parquet", lines[-1]
+    )
+    table = load_table(tmp_path / "assets" / "eval" / "my_tits.parquet")
+    assert sorted(set(table["true_name"])) == ["Cyanistes caeruleus", "Parus major", "Sitta europaea"]
+    assert table["in_vocab"].all() and (table["status"] == "ok").all()

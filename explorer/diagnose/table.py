@@ -100,7 +100,10 @@ def build_eval_table(
         raise ValueError(f"{len(manifest)} manifest rows but {len(logits)} logit rows")
     names = manifest["scientific_name"].astype(str).tolist()
     truth = truth_lineages(names, taxonomy, classifier.card.taxon_scope or None)
-    true_index = match_truth(classifier, names, truth)
+    if "true_class_index" in manifest:  # matched beforehand (models.label_matching), by index or English name too
+        true_index = manifest["true_class_index"].to_numpy(np.int64)
+    else:
+        true_index = match_truth(classifier, names, truth)
     probs = _softmax(logits.astype(np.float64))  # (n, N)
     order = np.argsort(-probs, axis=1, kind="stable")  # (n, N) classes, most likely first
     frame = pd.DataFrame(

@@ -28,6 +28,7 @@ from explorer.models.batches import run_outputs
 from explorer.models.classifier import Classifier
 from explorer.services.resources import load_classifier_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
+from explorer.tools.cli import one_line_errors
 
 TABLES = ("inat_bird", "inat_insect", "cub100_effnet_head", "cub100_effnet_taxsmooth")
 
@@ -89,6 +90,7 @@ def _logits(settings: Settings, table: pd.DataFrame, model: str, cache: Path) ->
     return logits
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=PROJECT_ROOT / "assets" / "eval")

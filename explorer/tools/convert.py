@@ -13,8 +13,10 @@ from pathlib import Path
 from explorer.models.cards import load_model_cards, weights_source
 from explorer.models.formats.tflite import convert_tflite, converted_tflite
 from explorer.settings import add_model_arguments, settings_from_args
+from explorer.tools.cli import one_line_errors
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tflite", nargs="?", type=Path, help="a Coral MobileNetV2 .tflite classifier")

@@ -1,7 +1,12 @@
 """Run a model over labelled photos and write its evaluation table (parquet), the dashboard's only input.
 
-    explorer-evaluate --model inat_bird --images MANIFEST_OR_FOLDER [--images ...] \
-        --out assets/eval/inat_bird.parquet [--engine local|ray] [--batch-size 64] [--workers N]
+    explorer-evaluate --model inat_bird --images PHOTOS [--images ...] --out assets/eval/inat_bird.parquet
+
+PHOTOS is a folder of class folders (ImageFolder: the label is the folder's name as written), a table (.csv, .tsv,
+.parquet: --path-column, --label-column) or a COCO / iNat 2021 JSON (the label is the category's name; an image's
+latitude, longitude and date become its place). Labels are matched to the model's classes before any photo is run:
+as the class name, a class index, a scientific name (through synonyms, also inside iNat 2021 or CUB folder names)
+or an English name. What matched and how is printed; when most labels match nothing, nothing is written (exit 2).
 """
 
 from __future__ import annotations
@@ -14,16 +19,30 @@ import pandas as pd
 
 from explorer.diagnose.model_pass import evaluate_photos
 from explorer.diagnose.schema import save_table
-from explorer.photos.manifests import read_manifest
+from explorer.models.label_matching import LabelReport, candidate_names, match_labels
+from explorer.photos.labelled import read_labelled
 from explorer.represent.embeddings import embeddings_path, save_embeddings
 from explorer.services.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import add_model_arguments, settings_from_args
+from explorer.tools.cli import one_line_errors
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model card name")
-    parser.add_argument("--images", type=Path, action="append", required=True, help="manifest CSV or folder")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        action="append",
+        required=True,
+        help="labelled photos: a folder of class folders, a .csv/.tsv/.parquet table or a COCO / iNat 2021 .json "
+        "(repeatable)",
+    )
+    parser.add_argument("--name", action="append", help="the photo set's name, one per --images (default: its name)")
+    parser.add_argument("--path-column", help="a table's column of photo paths (default: path, file_name, ...)")
+    parser.add_argument(
+        "--label-column", help="a table's column of labels (default: scientific_name, label, species, ...)"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--engine", choices=["local", "ray"], default="local")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
@@ -48,14 +67,45 @@ def _parser() -> argparse.ArgumentParser:
     return add_model_arguments(parser)
 
 
+def read_photos(args: argparse.Namespace, data_root: Path | None) -> pd.DataFrame:
+    """Every --images set as one frame of labelled photos (labels as written), saying how each was read."""
+    names = args.name or []
+    if names and len(names) != len(args.images):
+        raise ValueError(f"--name given {len(names)} times for {len(args.images)} --images; give one per --images")
+    frames = []
+    for index, source in enumerate(args.images):
+        name = names[index] if names else None
+        photos = read_labelled(source, name, args.path_column, args.label_column, data_root)
+        print(photos.describe())
+        frames.append(photos.frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def with_matches(photos: pd.DataFrame, report: LabelReport, classifier) -> pd.DataFrame:
+    """The photos with their truth as the model's class (or the species named, or the label when unmatched)."""
+    matches = [report.matches[label] for label in photos["label"].astype(str)]
+    photos = photos.assign(scientific_name=[m.name for m in matches], true_class_index=[m.class_index for m in matches])
+    known = [classifier.labels[m.class_index].common_name if m.matched else "" for m in matches]
+    photos["common_name"] = [given or own for given, own in zip(photos["common_name"], known)]
+    return photos
+
+
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = settings_from_args(args)
-    manifest = pd.concat([read_manifest(p, settings.data_root) for p in args.images], ignore_index=True)
+    photos = read_photos(args, settings.data_root)
     if args.exclude_noted:
-        manifest = manifest[manifest["note"].fillna("") == ""].reset_index(drop=True)
-    classifier, taxonomy = load_classifier_for(settings, args.model, manifest["scientific_name"])
+        photos = photos[photos["note"].fillna("") == ""].reset_index(drop=True)
+    classifier, taxonomy = load_classifier_for(settings, args.model, sorted(candidate_names(photos["label"])))
+    report = match_labels(photos["label"].astype(str).tolist(), classifier.labels, taxonomy)
+    print(report.summary())
+    for line in report.details():
+        print(line)
+    if report.refusal:
+        raise ValueError(report.refusal)
+    manifest = with_matches(photos, report, classifier)
     prior = None if args.no_geo else load_priors_for(settings, classifier)  # every prior, the default first
     scope, gate = (None, None) if args.no_scope else load_scope_for(settings, classifier)
     found = evaluate_photos(
@@ -76,10 +126,25 @@ def main(argv: list[str] | None = None) -> None:
     save_table(table, args.out)
     if found.embeddings is not None:
         save_embeddings(found.embeddings, embeddings_path(args.out))
-    print(
-        f"{len(table)} photos, top-1 {table['correct_1'].mean():.3f}, in vocabulary {table['in_vocab'].mean():.3f}"
-        f" -> {args.out}"
-    )
+    print(outcome(table, args.out))
+
+
+def outcome(table: pd.DataFrame, out: Path) -> str:
+    """What the table says, over the photos it can say it for: top-1 and top-5 of the readable photos of species
+    the model knows; the others counted."""
+    readable = table["status"] == "ok"
+    known = table[readable & table["in_vocab"]]
+    parts = [f"{len(table)} photos"]
+    if (~readable).any():
+        parts.append(f"{int((~readable).sum())} unreadable")
+    if (readable & ~table["in_vocab"]).any():
+        parts.append(f"{int((readable & ~table['in_vocab']).sum())} of species the model has no class for")
+    if len(known):
+        scores = f"top-1 {known['correct_1'].mean():.1%}, top-5 {known['correct_k'].mean():.1%}"
+        parts.append(f"{len(known)} of species it knows: {scores}")
+    else:
+        parts.append("none of a species the model knows, so no accuracy")
+    return "; ".join(parts) + f" -> {out}"
 
 
 if __name__ == "__main__":

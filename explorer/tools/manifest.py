@@ -9,8 +9,10 @@ import argparse
 from pathlib import Path
 
 from explorer.photos.manifests import cub100_manifest
+from explorer.tools.cli import one_line_errors
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=["cub100"])

@@ -18,8 +18,10 @@ from explorer.represent.embeddings import embeddings_path, load_embeddings
 from explorer.represent.report import representation_report
 from explorer.represent.taxonomy_fit import representation_path, write_representation
 from explorer.settings import PROJECT_ROOT
+from explorer.tools.cli import one_line_errors
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=PROJECT_ROOT / "assets" / "eval")

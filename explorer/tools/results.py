@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from explorer.settings import PROJECT_ROOT
+from explorer.tools.cli import one_line_errors
 from explorer.tools.results_models import priors_page, rank_heads_page, representation_page, smoothing_page
 from explorer.tools.results_sources import Sources, count, load_sources, page, pct, strict
 from explorer.tools.results_tables import rollup_page, scope_page, tables_page
@@ -75,6 +76,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "results")

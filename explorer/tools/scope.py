@@ -38,6 +38,7 @@ from explorer.photos.images import IMAGE_SUFFIXES
 from explorer.photos.manifests import relative_path
 from explorer.services.resources import load_classifier_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
+from explorer.tools.cli import one_line_errors
 from explorer.tools.shipped import shipped_manifest
 
 MODELS = ("inat_bird", "inat_insect", "cub100_effnet_head")
@@ -126,6 +127,7 @@ def fit_model(settings: Settings, model: str, photos: pd.DataFrame, gate_logits,
     )
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, default=PROJECT_ROOT / "checkpoints" / "scope")

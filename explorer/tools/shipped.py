@@ -40,6 +40,7 @@ from explorer.represent.report import representation_report
 from explorer.represent.taxonomy_fit import representation_path, write_representation
 from explorer.services.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
+from explorer.tools.cli import one_line_errors
 
 SHIPPED = {
     "inat_bird": ["birds525-valid/manifest.csv", "cub100:test"],
@@ -63,6 +64,7 @@ def shipped_manifest(data_root: Path, sources: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, default=PROJECT_ROOT / "assets" / "eval")

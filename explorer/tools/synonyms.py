@@ -28,6 +28,7 @@ from explorer.models.cards import read_labels
 from explorer.settings import CORAL_DIR, DATA_DIR
 from explorer.taxa.inat21 import COMMON_NAMES_FILE
 from explorer.taxa.synonymy import SYNONYM_COLUMNS, SYNONYMS_FILE, clean_name
+from explorer.tools.cli import one_line_errors
 
 EBIRD = "eBird/Clements v2024 (same English name and order)"
 INAT = "iNat taxonomy (the one species of the same family with the same epithet stem)"
@@ -133,6 +134,7 @@ def write_common_names(data_root: Path, model_dir: Path, out: Path) -> int:
     return len(rows)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=DATA_DIR)

@@ -15,6 +15,7 @@ from explorer.geo.range_model import GeoPriorConfig
 from explorer.geo.training import train_and_evaluate
 from explorer.models.cards import load_model_card, read_card_labels, read_labels
 from explorer.settings import Settings, add_model_arguments, settings_from_args
+from explorer.tools.cli import one_line_errors
 
 
 def taxa_from_card(card_path: Path, settings: Settings) -> list[str]:
@@ -26,6 +27,7 @@ def taxa_from_card(card_path: Path, settings: Settings) -> list[str]:
     return [n for n, _ in read_card_labels(card, settings) if n != card.background_label]
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--occurrences", type=Path, action="append", required=True)

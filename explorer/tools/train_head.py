@@ -30,10 +30,12 @@ from explorer.represent.probes import SEED, choose_weight_decay, extract_feature
 from explorer.represent.rank_training import choose_smoothing, fit_rank_heads, taxonomy_targets
 from explorer.services.resources import load_classifier_for
 from explorer.settings import DATA_DIR, add_model_arguments, settings_from_args
+from explorer.tools.cli import one_line_errors
 
 log = logging.getLogger(__name__)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cub-root", type=Path, default=DATA_DIR / "cub100")

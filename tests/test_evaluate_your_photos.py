@@ -1,0 +1,162 @@
+"""`explorer-evaluate` on a user's own photos, run as a user runs it (the console script in a subprocess): labels as
+folder names in several spellings, matched and counted; labels that match nothing refused before any table is
+written; every console script answering a mistake with one line and exit status 2."""
+
+import importlib
+import importlib.util
+import subprocess
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, write_tiny_checkpoint
+from PIL import Image
+
+from explorer.diagnose.schema import load_table
+
+FOLDERS = {  # folder name as a user's data has it -> the tiny model's class index (-1: not a class)
+    "Black-capped_Chickadee": 0,  # English name, underscores
+    "poecile_gambeli": 1,  # scientific name, lower case, underscores
+    "00003_Animalia_Chordata_Aves_Passeriformes_Paridae_Parus_major": 2,  # iNat 2021 folder name
+    "004.Burrowing_Owl": 3,  # CUB-style number
+    "Horned_Puffin": -1,  # a real species the model has no class for
+}
+
+
+def _photos(root, folders, per_folder=3):
+    rng = np.random.default_rng(0)
+    for folder in folders:
+        for i in range(per_folder):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / folder / f"{i}.jpg")
+    return root
+
+
+def _evaluate(*args, cwd):
+    return subprocess.run(["explorer-evaluate", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.slow
+def test_class_folders_in_five_spellings_give_the_table_an_independent_count_gives(tmp_path):
+    write_tiny_checkpoint(tmp_path / "ckpt")
+    photos = _photos(tmp_path / "my photos", FOLDERS)
+    out = tmp_path / "eval" / "tiny.parquet"
+    run = _evaluate(
+        "--model", "tiny", "--images", photos, "--out", out, "--checkpoint-dir", tmp_path / "ckpt", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "15 photos from my photos (class folders: the label is the folder's name)"
+    assert lines[1] == (
+        "15 photos, 5 labels: 1 by scientific name, 1 by iNat 2021 name, 2 by common name, 1 not in the model, "
+        "0 unmatched"
+    )
+    assert lines[2:4] == [
+        "1 species the model has no class for (kept, as out of vocabulary), 3 photos:",
+        "  'Horned_Puffin' (3 photos): Horned Puffin = Fratercula corniculata",
+    ]
+    table = load_table(out)
+    folders = [p.parent.name for p in map(Path, table["path"])]  # outside the data root: absolute paths
+    by_folder = dict(zip(folders, table["true_class_index"]))
+    assert by_folder == FOLDERS
+    assert table.loc[table["true_class_index"] == -1, "true_name"].unique().tolist() == ["Fratercula corniculata"]
+
+    # an independent count: the same weights through the Python API, one photo at a time
+    from explorer.models.cards import load_model_card
+    from explorer.models.classifier import load_classifier
+    from explorer.settings import Settings
+
+    classifier = load_classifier(load_model_card(tmp_path / "ckpt" / "tiny.json"), Settings(checkpoint_dir=tmp_path))
+    right = 0
+    for path, truth in zip(table["path"], table["true_class_index"]):
+        image = Image.open(path).convert("RGB")
+        predicted = int(classifier.predict_probs(classifier.preprocess(image)).argmax())
+        right += int(truth >= 0 and predicted == truth)
+    assert int(table["correct_1"].sum()) == right
+    assert lines[-1] == (
+        f"15 photos; 3 of species the model has no class for; 12 of species it knows: top-1 {right / 12:.1%}, "
+        f"top-5 {table.loc[table['in_vocab'], 'correct_k'].mean():.1%} -> {out}"
+    )
+
+
+@pytest.mark.slow
+def test_labels_that_match_nothing_are_refused_before_any_table_is_written(tmp_path):
+    write_tiny_checkpoint(tmp_path / "ckpt")
+    photos = _photos(tmp_path / "val", ["class_a", "class_b", "Parus_major"], per_folder=1)
+    out = tmp_path / "tiny.parquet"
+    run = _evaluate(
+        "--model", "tiny", "--images", photos, "--out", out, "--checkpoint-dir", tmp_path / "ckpt", cwd=tmp_path
+    )
+    assert run.returncode == 2 and not out.exists()
+    assert run.stdout.splitlines()[1] == "3 photos, 3 labels: 1 by scientific name, 2 unmatched"
+    assert "Traceback" not in run.stderr  # above the answer: the log of the model's loading
+    answer = run.stderr.splitlines()[-1]
+    assert answer.startswith("explorer-evaluate: error: 2 of 3 labels match no class of the model")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--model", "tiny", "--images", "no such folder", "--out", "t.parquet"],
+            "no such folder: no such folder or file",
+        ),
+        (["--model", "nope", "--images", "val", "--out", "t.parquet"], "unknown model 'nope'; cards: ['tiny']"),
+        (
+            ["--model", "tiny", "--images", "val", "--name", "a", "--name", "b", "--out", "t.parquet"],
+            "--name given 2 times for 1 --images; give one per --images",
+        ),
+        (
+            ["--model", "tiny", "--images", "val", "--label-column", "species", "--out", "t.parquet"],
+            "val is a folder: --path-column and --label-column are for a table",
+        ),
+    ],
+)
+def test_evaluate_answers_a_mistake_with_one_line(tmp_path, argv, message):
+    write_tiny_checkpoint(tmp_path / "ckpt")
+    _photos(tmp_path / "val", ["Parus_major"], per_folder=1)
+    run = _evaluate(*argv, "--checkpoint-dir", tmp_path / "ckpt", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr == f"explorer-evaluate: error: {message}\n"
+
+
+def test_every_console_script_answers_mistakes_in_one_line():
+    """Each entry point of [project.scripts] (and app.py) is wrapped by tools.cli.one_line_errors."""
+    from explorer.tools.cli import one_line_errors
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    wrapped_code = one_line_errors(lambda argv=None: None).__code__
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        entry = getattr(importlib.import_module(module), function)
+        assert entry.__code__ is wrapped_code and hasattr(entry, "__wrapped__"), name
+    spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert app.main.__code__ is wrapped_code
+
+
+def test_one_line_errors_keeps_other_exceptions_and_the_traceback_on_request(monkeypatch, capsys):
+    from explorer.tools.cli import one_line_errors
+
+    @one_line_errors
+    def main(argv=None):
+        raise ValueError("the folder\n  has no photos")
+
+    with pytest.raises(SystemExit) as stopped:
+        main([])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "explorer-test-evaluate-your-photos: error: the folder has no photos\n"
+    monkeypatch.setenv("EXPLORER_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="the folder"):
+        main([])
+
+    @one_line_errors
+    def buggy(argv=None):
+        raise KeyError("a bug, not a mistake")
+
+    with pytest.raises(KeyError):
+        buggy([])
