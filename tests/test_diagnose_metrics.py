@@ -171,3 +171,32 @@ def test_rollup_tradeoff_matches_brute_force_on_shipped_table():
         assert row.answered == pytest.approx(answered / n) and row.right_when_answered == pytest.approx(
             right / answered
         )
+
+
+def test_compare_models_matches_photos_by_content_whatever_their_ids(hand_table):
+    """The same six files under other ids (another folder, another manifest): matched by their content hashes;
+    without hashes in one table, by photo id (so nothing matches here, and the text says which it was)."""
+    a = hand_table.assign(photo_hash=[f"h{i}" for i in range(6)])
+    b = a.assign(photo_id=[f"elsewhere:{i}.jpg" for i in range(6)])
+    b.loc[0, "photo_hash"] = None  # a file that could not be hashed falls back to its id: not matched here
+    compared = compare_models(a, b, "family")
+    assert (compared.matched_by, compared.compared, compared.not_shared) == ("photo_hash", 4, 1)
+    legacy = compare_models(a, b.drop(columns="photo_hash"), "family")
+    assert (legacy.matched_by, legacy.compared, legacy.not_shared) == ("photo_id", 0, 6)
+
+
+def test_compare_models_counts_errors_fixes_breaks_and_mcnemar(hand_table):
+    """Of the five photos both models can name (CASES: 0, 1, 2, 3, 5), model a gets only photo 0 right; b gets 1, 3
+    and 5 right: b fixes 3 and breaks 1. McNemar's exact test on 3 against 1: p = 2 * (1 + 4) / 16."""
+    from explorer.diagnose.metrics import mcnemar_exact
+
+    b = hand_table.copy()
+    b["correct_1"] = [False, True, False, True, False, True]
+    compared = compare_models(hand_table, b, "family")
+    assert hand_table["correct_1"].tolist() == [True, False, False, False, False, False]
+    assert (compared.compared, compared.errors_a, compared.errors_b) == (5, 4, 2)
+    assert (compared.fixed, compared.broke, compared.mcnemar_p) == (3, 1, pytest.approx(10 / 16))
+    assert mcnemar_exact(0, 5) == 2 / 32
+    assert mcnemar_exact(1, 9) == pytest.approx(2 * (1 + 10) / 1024)  # P(X <= 1), X ~ Binomial(10, 1/2)
+    assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9) and mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(400, 600) == pytest.approx(2.5e-10, rel=0.2)  # large n, no overflow

@@ -262,6 +262,7 @@ def test_the_model_card_reference_names_every_field_and_no_other():
 SCHEMA_PRESENCE = {
     "SCHEMA": "always",
     "EXACT_CALIBRATION_SCHEMA": "tables made since the exact temperature fit",
+    "IDENTITY_SCHEMA": "tables made since photos are matched by content",
     "GEO_SCHEMA": "with a place and a geo-prior",
     "HEAD_SCHEMA": "with per-rank heads",
 }

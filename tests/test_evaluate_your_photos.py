@@ -160,3 +160,39 @@ def test_one_line_errors_keeps_other_exceptions_and_the_traceback_on_request(mon
 
     with pytest.raises(KeyError):
         buggy([])
+
+
+@pytest.mark.slow
+def test_the_same_photos_in_two_layouts_compare_on_all_of_them(tmp_path):
+    """Class folders, and the same files copied under other names and listed in a CSV with its own column names:
+    two tables whose photo ids differ everywhere, compared on every photo through the files' contents."""
+    import shutil
+
+    import pandas as pd
+
+    from explorer.diagnose.metrics import compare_models
+
+    write_tiny_checkpoint(tmp_path / "ckpt")
+    photos = _photos(tmp_path / "folders", FOLDERS)
+    (tmp_path / "flat").mkdir()
+    rows = []
+    for i, path in enumerate(sorted(photos.rglob("*.jpg"))):
+        shutil.copy(path, tmp_path / "flat" / f"img{i:03d}.jpg")
+        rows.append({"file": f"flat/img{i:03d}.jpg", "species": path.parent.name})
+    pd.DataFrame(rows).to_csv(tmp_path / "list.csv", index=False)
+    common = ["--model", "tiny", "--checkpoint-dir", tmp_path / "ckpt"]
+    first = _evaluate(*common, "--images", photos, "--out", "a.parquet", cwd=tmp_path)
+    listed = ["--images", "list.csv", "--path-column", "file", "--label-column", "species"]
+    second = _evaluate(*common, *listed, "--out", "b.parquet", cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert second.stdout.splitlines()[0] == "15 photos from list (table: paths in 'file', labels in 'species')"
+    a, b = load_table(tmp_path / "a.parquet"), load_table(tmp_path / "b.parquet")
+    assert not set(a["photo_id"]) & set(b["photo_id"])
+    compared = compare_models(a, b, "family")
+    assert (compared.matched_by, compared.compared, compared.not_shared, compared.out_of_vocabulary) == (
+        "photo_hash",
+        12,
+        0,
+        3,
+    )
+    assert (compared.fixed, compared.broke) == (0, 0)  # the same weights on the same photos

@@ -81,6 +81,7 @@ def test_every_console_script_is_installed_and_runs_from_any_folder(script, tmp_
             "explorer-manifest",
             "explorer-synonyms",
             "explorer-represent",  # reads stored embeddings, loads no model
+            "explorer-results",  # reads the shipped tables and reports, loads no model
         ):  # every tool that loads models takes the model flags
             assert "--checkpoint-dir" in done.stdout and "--data-root" in done.stdout
 

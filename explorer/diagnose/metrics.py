@@ -5,6 +5,7 @@ Every function takes the (filtered) table and never re-runs a model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from explorer.diagnose.frames import (
     select,
     to_pandas,
 )
-from explorer.diagnose.schema import ROLLUP_RANKS
+from explorer.diagnose.schema import PHOTO_HASH, ROLLUP_RANKS
 from explorer.taxa.synonymy import load_synonyms
 from explorer.taxa.taxonomy import RANKS
 
@@ -302,17 +303,41 @@ class Comparison:
     not_shared: int  # photos in view that the second table does not hold
     out_of_vocabulary: int  # shared photos whose species one model (or both) has no class for
     by_rank: pd.DataFrame | None = None  # per rank of divergence: photos and share of errors, for a and b
+    matched_by: str = "photo_id"  # the column the photos were matched on (photo_key)
+    errors_a: int = 0  # top-1 errors of each model on the compared photos
+    errors_b: int = 0
+    fixed: int = 0  # compared photos b gets right and a wrong
+    broke: int = 0  # compared photos b gets wrong and a right
+
+    @property
+    def mcnemar_p(self) -> float:
+        """McNemar's exact test (two-sided) that the two models' error rates on these photos are equal."""
+        return mcnemar_exact(self.fixed, self.broke)
+
+
+def mcnemar_exact(fixed: int, broke: int) -> float:
+    """Two-sided exact McNemar p-value: twice the binomial(n = fixed + broke, 1/2) tail of the smaller count."""
+    n, k = fixed + broke, min(fixed, broke)
+    if n == 0:
+        return 1.0
+    log_half = n * math.log(0.5)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half for i in range(k + 1)]
+    top = max(terms)
+    return min(1.0, 2 * math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
 def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> Comparison:
     """Per-clade top-1 accuracy of two models on the photos of ``a`` (a filtered view) that ``b`` also holds and
     that both models can name: a photo of a species without a class in one model is not that model's error."""
+    key = photo_key(a, b)
     columns = ["photo_id", "true_name", f"true_{rank}", "in_vocab", "correct_1", "pred_name", "divergence_rank", "path"]
-    left = a[a["status"] == "ok"][columns]
-    right = b[b["status"] == "ok"][["photo_id", "in_vocab", "correct_1", "pred_name", "divergence_rank"]]
+    left = a[a["status"] == "ok"]
+    left = left[columns].assign(_photo=_photo_keys(left, key))
+    right = b[b["status"] == "ok"]
+    right = right[["in_vocab", "correct_1", "pred_name", "divergence_rank"]].assign(_photo=_photo_keys(right, key))
     left = left.astype({"photo_id": str, "true_name": str, f"true_{rank}": object, "pred_name": str})
-    right = right.astype({"photo_id": str, "pred_name": str})
-    shared = left.merge(right, on="photo_id", suffixes=("_a", "_b"))
+    right = right.astype({"pred_name": str}).drop_duplicates("_photo")
+    shared = left.merge(right, on="_photo", suffixes=("_a", "_b")).drop(columns="_photo")
     both = shared[shared["in_vocab_a"].astype(bool) & shared["in_vocab_b"].astype(bool)]
     clades = both[f"true_{rank}"].fillna(UNKNOWN)
     per = both.groupby(clades)[["correct_1_a", "correct_1_b"]].agg(["mean", "count"])
@@ -326,6 +351,7 @@ def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> Co
     )
     per["difference"] = per["accuracy_b"] - per["accuracy_a"]
     disagree = both[_accepted(both["pred_name_a"]) != _accepted(both["pred_name_b"])].reset_index(drop=True)
+    right_a, right_b = (both[f"correct_1_{s}"].astype(bool).to_numpy() for s in ("a", "b"))
     return Comparison(
         per.sort_values(["difference", "clade"]).reset_index(drop=True),
         disagree,
@@ -333,7 +359,27 @@ def compare_models(a: pd.DataFrame, b: pd.DataFrame, rank: str = "family") -> Co
         not_shared=len(left) - len(shared),
         out_of_vocabulary=len(shared) - len(both),
         by_rank=_errors_side_by_side(both),
+        matched_by=key,
+        errors_a=int((~right_a).sum()),
+        errors_b=int((~right_b).sum()),
+        fixed=int((~right_a & right_b).sum()),
+        broke=int((right_a & ~right_b).sum()),
     )
+
+
+def photo_key(a: pd.DataFrame, b: pd.DataFrame) -> str:
+    """What two tables' photos are matched on: the photos' content (``photo_hash``) when both tables hold it, else
+    the photo id (source and path as written: a table from before content hashes)."""
+    return PHOTO_HASH if PHOTO_HASH in a.columns and PHOTO_HASH in b.columns else "photo_id"
+
+
+def _photo_keys(rows: pd.DataFrame, key: str) -> np.ndarray:
+    """Each row's match key: its content hash, or its photo id where the file could not be hashed."""
+    ids = rows["photo_id"].astype(str).to_numpy(object)
+    if key != PHOTO_HASH:
+        return ids
+    hashes = rows[PHOTO_HASH].astype(object).to_numpy()
+    return np.where(pd.isna(hashes), ids, hashes)
 
 
 def _accepted(names: pd.Series) -> np.ndarray:

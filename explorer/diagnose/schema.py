@@ -66,6 +66,12 @@ EXACT_CALIBRATION_SCHEMA: dict[str, str] = {
 # Optional: present when the photos have a place (manifest columns lat, lon and optionally date) and the model
 # has a geo-prior. The dashboard's "what the prior fixed and broke" reads these.
 # Optional: present when the model's card has per-rank heads (models.rank_heads), read from the same forward pass
+IDENTITY_SCHEMA: dict[str, str] = {
+    "photo_hash": "the photo by content: SHA-256 of the file's bytes, first 24 hex digits (None: unreadable); "
+    "tables are compared on it, whatever their folders",
+}
+PHOTO_HASH = "photo_hash"
+
 HEAD_SCHEMA: dict[str, str] = {
     **{f"head_{r}": f"what the {r} head says" for r in ("order", "family", "genus", "species")},
     **{f"head_prob_{r}": "its probability" for r in ("order", "family", "genus", "species")},

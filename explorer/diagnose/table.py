@@ -12,6 +12,7 @@ from explorer.diagnose.schema import (
     ALT_SEPARATOR,
     GEO_PRIOR_COLUMN,
     LOGIT_COLUMNS,
+    PHOTO_HASH,
     ROLLUP_RANKS,
     STORED_LOGITS,
     TOP_K,
@@ -21,6 +22,7 @@ from explorer.diagnose.schema import (
 from explorer.geo.combine import BoundPrior, combine_many
 from explorer.identify.scope_check import ScopeRule, scope_columns
 from explorer.models.classifier import Classifier
+from explorer.photos.identity import content_hash
 from explorer.photos.manifests import relative_path
 from explorer.photos.places import check_date
 from explorer.taxa.synonymy import Synonyms, load_synonyms
@@ -54,6 +56,14 @@ def match_truth(
         index = by_name.get(synonyms.canonical(name), -1)
         out.append(index if index >= 0 or not lineage.taxon_id else by_id.get(lineage.taxon_id, -1))
     return np.array(out, dtype=np.int64)
+
+
+def _true_indices(classifier: Classifier, manifest: pd.DataFrame, names: list[str], truth: list[Lineage]):
+    """The manifest's ``true_class_index`` when its labels were matched beforehand (models.label_matching: by class
+    index or English name too), else each true name matched through synonyms."""
+    if "true_class_index" in manifest:
+        return manifest["true_class_index"].to_numpy(np.int64)
+    return match_truth(classifier, names, truth)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -100,10 +110,7 @@ def build_eval_table(
         raise ValueError(f"{len(manifest)} manifest rows but {len(logits)} logit rows")
     names = manifest["scientific_name"].astype(str).tolist()
     truth = truth_lineages(names, taxonomy, classifier.card.taxon_scope or None)
-    if "true_class_index" in manifest:  # matched beforehand (models.label_matching), by index or English name too
-        true_index = manifest["true_class_index"].to_numpy(np.int64)
-    else:
-        true_index = match_truth(classifier, names, truth)
+    true_index = _true_indices(classifier, manifest, names, truth)
     probs = _softmax(logits.astype(np.float64))  # (n, N)
     order = np.argsort(-probs, axis=1, kind="stable")  # (n, N) classes, most likely first
     frame = pd.DataFrame(
@@ -145,6 +152,7 @@ def _add_scope_columns(frame, rule: ScopeRule, logits, background, gate_logits, 
 def _photo_columns(classifier: Classifier, manifest: pd.DataFrame, statuses: list[str], data_root) -> dict:
     return {
         "photo_id": (manifest["source"].astype(str) + ":" + manifest["path"].astype(str)).tolist(),
+        PHOTO_HASH: [content_hash(p) for p in manifest["abs_path"]],
         "path": [relative_path(p, data_root) for p in manifest["abs_path"]],
         "source": manifest["source"].astype(str).tolist(),
         "note": manifest["note"].fillna("").astype(str).tolist(),

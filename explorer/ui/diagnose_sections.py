@@ -111,23 +111,39 @@ def comparison_outputs(resources: Resources, out, view, filters: DashboardFilter
     if not other or other not in resources.tables:
         return {**nothing, out.compare_text: ""}
     compared = compare_models(to_pandas(view), resources.tables[other], filters.list_rank)
+    matched = MATCHED_BY.get(compared.matched_by, compared.matched_by)
     text = (
-        f"**{compared.compared}** photos in view that both tables hold and both models have a class for "
-        f"(left out: {compared.out_of_vocabulary} of a species one model cannot name, {compared.not_shared} not "
+        f"**{compared.compared}** photos in view that both tables hold ({matched}) and both models have a class "
+        f"for (left out: {compared.out_of_vocabulary} of a species one model cannot name, {compared.not_shared} not "
         f"in `{html.escape(other)}`). The filters select photos by the main table's model "
         f"(`{html.escape(name)}`): its confidence and outcome."
     )
     if not compared.compared:
         return {**nothing, out.compare_text: text}
-    per = compared.per_clade
-    a, b = (float((per[f"accuracy_{s}"] * per["photos"]).sum() / per["photos"].sum()) for s in ("a", "b"))
-    text += f" Top-1 on them: `{html.escape(name)}` {a:.1%}, `{html.escape(other)}` {b:.1%}."
+    text += " " + comparison_counts(compared, html.escape(name), html.escape(other))
     return {
-        out.compare_plot: plot_model_comparison(per, name, other),
+        out.compare_plot: plot_model_comparison(compared.per_clade, name, other),
         out.compare_ranks_plot: plot_errors_side_by_side(compared.by_rank, name, other),
         out.compare_text: text,
         out.disagreements: compared.disagree[COMPARE_COLUMNS],
     }
+
+
+MATCHED_BY = {
+    "photo_hash": "matched by their files' contents",
+    "photo_id": "matched by photo id, source and path as written: a table made before content hashes",
+}
+
+
+def comparison_counts(compared, name: str, other: str) -> str:
+    """Both models' errors in counts, what the second fixed and broke, and McNemar's test on the pairs."""
+    n = compared.compared
+    a, b = n - compared.errors_a, n - compared.errors_b
+    return (
+        f"Top-1 on them: `{name}` {a / n:.1%} ({compared.errors_a} errors), `{other}` {b / n:.1%} "
+        f"({compared.errors_b} errors). `{other}` gets right **{compared.fixed}** photos that `{name}` gets wrong "
+        f"and wrong **{compared.broke}** that it gets right (McNemar's exact test, p = {compared.mcnemar_p:.2g})."
+    )
 
 
 def view_csv_files(resources: Resources, filters: DashboardFilters) -> list[str]:
