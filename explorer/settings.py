@@ -29,17 +29,22 @@ SHARED_DIR = Path(os.environ.get("EXPLORER_SHARED_DIR", PROJECT_ROOT.parent / "s
 CORAL_DIR = SHARED_DIR / "models" / "coral"
 DATA_DIR = SHARED_DIR / "data"
 TAXONOMY_SUPPLEMENT = DATA_DIR / "taxonomy" / "coral_inat_bird_insect_taxonomy.tsv"
+SHIPPED_CHECKPOINTS = PROJECT_ROOT / "checkpoints"  # the model cards that come with the checkout
+SHIPPED_TABLES = PROJECT_ROOT / "assets" / "eval"  # the evaluation tables that come with it
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the app and the tools need to know about their environment."""
 
-    checkpoint_dir: Path
+    checkpoint_dir: Path  # model cards; a card here wins a name clash; the tools write here
     model_dirs: tuple[Path, ...] = ()  # extra folders where card files (weights, labels) are looked up
-    cache_dir: Path | None = None  # converted weights; defaults to <checkpoint_dir>/.cache
+    cache_dir: Path | None = None  # converted weights; defaults to .cache in the first card folder
     examples_dir: Path | None = None
-    eval_dir: Path | None = None  # evaluation tables (*.parquet) for the dashboard
+    eval_dir: Path | None = None  # evaluation tables (*.parquet) for the dashboard; its tables win a name clash
+    # more folders of cards and of tables, loaded before the two above (the CLI: the shipped ones, and earlier flags)
+    base_checkpoint_dirs: tuple[Path, ...] = ()
+    base_eval_dirs: tuple[Path, ...] = ()
     data_root: Path | None = None  # where the photos named in evaluation tables live
     taxonomy_supplement: Path | None = None  # optional TSV filling names the iNat taxonomy lacks
     host: str = "127.0.0.1"
@@ -55,8 +60,18 @@ class Settings:
     model_workers: int = 1
 
     @property
+    def card_dirs(self) -> tuple[Path, ...]:
+        """Every folder of model cards, in loading order (a later folder's card wins a name clash)."""
+        return tuple(dict.fromkeys([*self.base_checkpoint_dirs, self.checkpoint_dir]))
+
+    @property
+    def eval_dirs(self) -> tuple[Path, ...]:
+        """Every folder of evaluation tables, in loading order (a later folder's table wins a name clash)."""
+        return tuple(dict.fromkeys(p for p in (*self.base_eval_dirs, self.eval_dir) if p is not None))
+
+    @property
     def resolved_cache_dir(self) -> Path:
-        return self.cache_dir if self.cache_dir is not None else self.checkpoint_dir / ".cache"
+        return self.cache_dir if self.cache_dir is not None else self.card_dirs[0] / ".cache"
 
     @property
     def search_dirs(self) -> tuple[Path, ...]:
@@ -67,7 +82,18 @@ class Settings:
 def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Where models and data are found: shared by the app and every tool."""
     parser.add_argument(
-        "--checkpoint-dir", type=Path, default=PROJECT_ROOT / "checkpoints", help="folder of model cards"
+        "--checkpoint-dir",
+        type=Path,
+        action="append",
+        default=None,
+        help=f"a folder of model cards, added to the shipped {SHIPPED_CHECKPOINTS}; repeatable (a card in a later "
+        "folder replaces one of the same name, and the Models tab says so); tools write into the last one",
+    )
+    parser.add_argument(
+        "--no-shipped",
+        action="store_true",
+        help="leave out the shipped model cards (and, for the app, the shipped evaluation tables): only the "
+        "folders given",
     )
     parser.add_argument(
         "--model-dir",
@@ -97,8 +123,10 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument(
         "--eval-dir",
         type=Path,
-        default=PROJECT_ROOT / "assets" / "eval",
-        help="evaluation tables (*.parquet) shown in the dashboard",
+        action="append",
+        default=None,
+        help=f"a folder of evaluation tables (*.parquet) for the dashboard, added to the shipped {SHIPPED_TABLES}; "
+        "repeatable (a table in a later folder replaces one of the same name)",
     )
     parser.add_argument("--max-upload-mb", type=float, default=25.0, help="upload size limit in MB")
     parser.add_argument(
@@ -129,17 +157,32 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _folders(shipped: Path, given: list[Path] | None, no_shipped: bool, flag: str) -> tuple[Path, tuple[Path, ...]]:
+    """(the last folder, the ones before it): the shipped folder first unless left out, then the folders given."""
+    folders = [*([] if no_shipped else [shipped]), *(given or [])]
+    if not folders:
+        raise ValueError(f"--no-shipped leaves no {flag}: give at least one")
+    return folders[-1], tuple(folders[:-1])
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from parsed flags; a tool's parser has only the model flags, and the server's keep their defaults."""
+    """Settings from parsed flags; a tool's parser has only the model flags, and the server's keep their defaults.
+    The folders given add to the shipped ones (``--no-shipped`` leaves those out)."""
     model_dirs = args.model_dir if args.model_dir is not None else [CORAL_DIR]
+    no_shipped = getattr(args, "no_shipped", False)
+    checkpoint_dir, base_checkpoint_dirs = _folders(
+        SHIPPED_CHECKPOINTS, args.checkpoint_dir, no_shipped, "--checkpoint-dir"
+    )
     fields = {
-        "checkpoint_dir": args.checkpoint_dir,
+        "checkpoint_dir": checkpoint_dir,
+        "base_checkpoint_dirs": base_checkpoint_dirs,
         "model_dirs": tuple(p for p in model_dirs if p.is_dir()),
         "data_root": args.data_root,
         "device": args.device,
         "taxonomy_supplement": TAXONOMY_SUPPLEMENT if TAXONOMY_SUPPLEMENT.is_file() else None,
     }
     if hasattr(args, "host"):  # the app's own flags (add_server_arguments)
+        tables = [*([] if no_shipped else [SHIPPED_TABLES]), *(args.eval_dir or [])]
         fields.update(
             host=args.host,
             port=args.port,
@@ -148,7 +191,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             max_upload_bytes=int(args.max_upload_mb * MB),
             temp_ttl_s=args.temp_ttl,
             examples_dir=args.examples_dir,
-            eval_dir=args.eval_dir,
+            eval_dir=tables[-1] if tables else None,
+            base_eval_dirs=tuple(tables[:-1]),
             model_workers=args.model_workers,
         )
     return Settings(**fields)

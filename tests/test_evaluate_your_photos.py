@@ -118,7 +118,7 @@ def test_labels_that_match_nothing_are_refused_before_any_table_is_written(tmp_p
 def test_evaluate_answers_a_mistake_with_one_line(tmp_path, argv, message):
     write_tiny_checkpoint(tmp_path / "ckpt")
     _photos(tmp_path / "val", ["Parus_major"], per_folder=1)
-    run = _evaluate(*argv, "--checkpoint-dir", tmp_path / "ckpt", cwd=tmp_path)
+    run = _evaluate(*argv, "--no-shipped", "--checkpoint-dir", tmp_path / "ckpt", cwd=tmp_path)
     assert run.returncode == 2
     assert run.stderr == f"explorer-evaluate: error: {message}\n"
 

@@ -24,7 +24,7 @@ def families_app(tmp_path_factory):
     write_timm_checkpoint(checkpoints, "swin", display_name="My Swin (timm)")
     write_birder_checkpoint(checkpoints, display_name="My birder ViT (iNat21 names, rank heads)")
     nothing = str(folder / "nothing")
-    args = ["--checkpoint-dir", str(checkpoints), "--examples-dir", nothing, "--eval-dir", nothing]
+    args = ["--no-shipped", "--checkpoint-dir", str(checkpoints), "--examples-dir", nothing, "--eval-dir", nothing]
     with launched_app(folder / "app.log", *args) as (url, _process):
         yield url
 

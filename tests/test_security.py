@@ -46,7 +46,15 @@ def hostile_app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     write_tiny_checkpoint(folder / "checkpoints", EVIL, name="hostile")
     nothing = str(folder / "nothing")
-    args = ["--checkpoint-dir", str(folder / "checkpoints"), "--examples-dir", nothing, "--eval-dir", nothing]
+    args = [
+        "--no-shipped",
+        "--checkpoint-dir",
+        str(folder / "checkpoints"),
+        "--examples-dir",
+        nothing,
+        "--eval-dir",
+        nothing,
+    ]
     with launched_app(folder / "app.log", *args) as (url, _process):
         yield url
 

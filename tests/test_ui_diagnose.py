@@ -344,3 +344,48 @@ def test_an_events_values_are_read_by_name_and_as_their_fields_types(dashboard):
     assert inputs.filters_handler(lambda f: f.other)(values) == "cub100_effnet_head"
     with pytest.raises(KeyError):  # a control missing from the event's inputs is an error, never a default
         inputs.read({c: v for c, v in values.items() if c is not controls["outcome"]})
+
+
+def test_a_table_of_other_weights_is_flagged_on_the_page_and_in_the_api(tiny_classifier, hand_table):
+    """hand_table is tiny's; the same table under other weights is flagged in the summary, the inspector's text and
+    the tables API, naming both hashes; the table of the loaded weights is not."""
+    from explorer.services.inspection import inspect_error
+    from explorer.ui.api import api_handlers
+    from explorer.ui.diagnose_tab import build_diagnose_tab
+
+    other = hand_table.assign(weights_sha256="f" * 64)
+    settings = Settings(checkpoint_dir=Path("."), data_root=Path("/nonexistent"))
+    resources = Resources({"tiny": tiny_classifier}, {}, [], settings, {"current": hand_table, "other": other})
+    loaded = tiny_classifier.weights_sha256
+    assert resources.stale_note("current") == ""
+    assert resources.stale_note("other") == (
+        f"**This table was made by other weights than the loaded `tiny`** (table: ffffffffffff; loaded: "
+        f"{loaded[:12]}). Its numbers are those weights' answers; Grad-CAMs drawn now are the loaded weights'. Run "
+        "`explorer-evaluate --model tiny` again to bring it up to date."
+    )
+    assert api_handlers(resources)["tables"]() == [
+        {
+            "table": "current",
+            "model": "tiny",
+            "photos": 6,
+            "weights_sha256": [loaded],
+            "loaded_weights_sha256": loaded,
+            "made_by_loaded_weights": True,
+        },
+        {
+            "table": "other",
+            "model": "tiny",
+            "photos": 6,
+            "weights_sha256": ["f" * 64],
+            "loaded_weights_sha256": loaded,
+            "made_by_loaded_weights": False,
+        },
+    ]
+    with gr.Blocks():
+        view = build_diagnose_tab(resources)
+    flagged = view.refresh(DashboardFilters(table="other"))[view.outputs.summary]
+    assert flagged.startswith("⚠ **This table was made by other weights than the loaded `tiny`**")
+    assert "other weights" not in view.refresh(DashboardFilters(table="current"))[view.outputs.summary]
+    row = resources.row("other", 1)
+    assert "made by other weights than the loaded tiny" in inspect_error(resources, row).html
+    assert "other weights" not in inspect_error(resources, resources.row("current", 1)).html

@@ -134,14 +134,45 @@ def load_model_card(path: Path) -> ModelCard:
     return parse_model_card(data, card_path=Path(path))
 
 
-def load_model_cards(checkpoint_dir: Path) -> list[ModelCard]:
-    """All cards (*.json) in a folder, sorted by priority then name. Bad cards raise."""
-    cards = [load_model_card(p) for p in sorted(Path(checkpoint_dir).glob("*.json"))]
+def load_model_cards(checkpoint_dir: Path, problems: dict[str, str] | None = None) -> list[ModelCard]:
+    """All cards (*.json) in a folder, sorted by priority then name. A bad card raises ValueError; with
+    ``problems``, it is left out and its message kept there under the file's stem instead."""
+    cards = []
+    for path in sorted(Path(checkpoint_dir).glob("*.json")):
+        try:
+            cards.append(load_model_card(path))
+        except ValueError as err:
+            if problems is None:
+                raise
+            problems[path.stem] = str(err)
     names = [c.name for c in cards]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ValueError(f"model card names must be unique in {checkpoint_dir}; repeated: {sorted(dupes)}")
     return sorted(cards, key=lambda c: (c.priority, c.name))
+
+
+def load_cards_from(folders, problems: dict[str, str] | None = None) -> list[ModelCard]:
+    """The cards of every folder, in order, a later folder's card replacing an earlier one of the same name (with
+    ``problems``: noted there, as the replaced card's name and folder; bad cards are noted there too). Sorted by
+    priority then name; FileNotFoundError for a folder that is not there."""
+    by_name: dict[str, ModelCard] = {}
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder of model cards")
+        for card in load_model_cards(folder, problems):
+            if card.name in by_name and problems is not None:
+                problems[f"{card.name} ({by_name[card.name].card_path.parent})"] = (
+                    f"replaced by the card of the same name in {folder}"
+                )
+            by_name[card.name] = card
+    return sorted(by_name.values(), key=lambda c: (c.priority, c.name))
+
+
+def card_folder(card: ModelCard, settings: Settings) -> Path:
+    """The folder a card lies in (its scope rule, geo-priors and files are found there); the settings' own folder
+    for a card built in code."""
+    return card.card_path.parent if card.card_path is not None else Path(settings.checkpoint_dir)
 
 
 def find_file(name: str, settings: Settings, card: ModelCard | None = None) -> Path:

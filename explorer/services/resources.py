@@ -23,11 +23,12 @@ from explorer.geo.combine import NO_PRIOR, BoundPrior, load_model_priors, load_p
 from explorer.geo.maps import RangeMapper
 from explorer.geo.records import held_in_points
 from explorer.identify.scope_check import GATE_MODEL, ScopeRule, load_rule, rule_path
-from explorer.models.cards import ModelCard, load_model_cards, read_card_labels
+from explorer.models.cards import ModelCard, card_folder, load_cards_from, read_card_labels
 from explorer.models.classifier import Classifier, load_classifier
 from explorer.photos.images import IMAGE_SUFFIXES
 from explorer.represent.embeddings import PhotoIndex, embeddings_path, load_embeddings, photo_index
 from explorer.represent.taxonomy_fit import load_representation, representation_path
+from explorer.services.stamps import card_stamp, file_stamp, model_key, table_key, unchanged
 from explorer.services.workers import ModelWorkers, share_cores
 from explorer.settings import Settings
 from explorer.taxa.taxonomy import Taxonomy, load_taxonomy
@@ -53,6 +54,7 @@ class Resources:
     representations: dict[str, dict] = field(default_factory=dict)  # explorer-represent's reports by table
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # the tables as the dashboard filters them
     workers: ModelWorkers | None = None  # N copies of the classifiers for N model calls at once (None: one)
+    stamps: dict[str, tuple] = field(default_factory=dict)  # each model's and table's files as loaded (a reload)
 
     def worker(self) -> contextlib.AbstractContextManager:
         """Hold a model worker for a call that runs models (the same one inside another call's; a no-op without
@@ -107,6 +109,46 @@ class Resources:
             raise ValueError(f"unknown or unavailable model {name!r}{why}; available: {list(self.classifiers)}")
         return self.models()[name]
 
+    def table_weights(self, name: str) -> tuple[str, str | None]:
+        """(the table's model, the weights hash the loaded model has, None when not loaded) for table ``name``."""
+        table = self.tables[name]
+        model = str(table["model"].iloc[0]) if len(table) else name
+        loaded = self.classifiers.get(model)
+        return model, loaded.weights_sha256 if loaded is not None else None
+
+    def stale_note(self, name: str) -> str:
+        """'' when table ``name`` was made by the weights now loaded for its model (or that model is not loaded);
+        else what that means, in Markdown: the table's numbers are of other weights than the maps drawn now."""
+        model, loaded = self.table_weights(name)
+        made = sorted({str(h) for h in self.tables[name]["weights_sha256"].unique()})
+        if loaded is None or made == [loaded]:
+            return ""
+        return (
+            f"**This table was made by other weights than the loaded `{model}`** (table: "
+            f"{', '.join(h[:12] for h in made)}; loaded: {loaded[:12]}). Its numbers are those weights' answers; "
+            f"Grad-CAMs drawn now are the loaded weights'. Run `explorer-evaluate --model {model}` again to bring it "
+            "up to date."
+        )
+
+    def tables_overview(self) -> list[dict]:
+        """Each evaluation table: its model, photos, the weights that made it and whether they are the loaded ones."""
+        out = []
+        for name, table in self.tables.items():
+            model, loaded = self.table_weights(name)
+            made = sorted({str(h) for h in table["weights_sha256"].unique()})
+            current = None if loaded is None else made == [loaded]
+            out.append(
+                {
+                    "table": name,
+                    "model": model,
+                    "photos": len(table),
+                    "weights_sha256": made,
+                    "loaded_weights_sha256": loaded,
+                    "made_by_loaded_weights": current,
+                }
+            )
+        return out
+
     def prior(self, model: str, name: str | None = None) -> BoundPrior | None:
         """The model's geo-prior called ``name`` (None or "": its default; "none": no prior, None); ValueError
         naming the choices for a prior this model does not have."""
@@ -121,38 +163,100 @@ class Resources:
         return choices[name]
 
 
-def load_resources(settings: Settings) -> Resources:
-    """Load every card whose files are present. Missing files make a model unavailable (with the reason);
-    a card that is wrong (e.g. label count != outputs) stops start-up with its message."""
-    cards = load_model_cards(settings.checkpoint_dir)
-    taxonomy = _load_shared_taxonomy(cards, settings)
-    classifiers, unavailable = {}, {}
+def load_resources(settings: Settings, previous: Resources | None = None) -> Resources:
+    """Load every card that fits. A card that does not (missing files, a label count that differs from the
+    outputs, an unreadable card) makes that model unavailable, with the reason; the others serve. ValueError when
+    no model at all can be loaded. With ``previous`` (a reload), a model or table whose files have not changed
+    since it was loaded there is kept as it is, not read again (``Resources.stamps``)."""
+    unavailable: dict[str, str] = {}
+    cards = load_cards_from(settings.card_dirs, unavailable)
+    stamps = {model_key(c.name): card_stamp(c, settings) for c in cards}
+    kept = unchanged(previous, stamps, "classifiers")
+    classifiers = _load_classifiers(settings, cards, kept, unavailable)
+    if not classifiers:
+        reasons = "; ".join(f"{name}: {why}" for name, why in unavailable.items()) or "no model cards (*.json)"
+        folders = ", ".join(map(str, settings.card_dirs))
+        raise ValueError(f"no usable model in {folders}: {reasons}")
+    _check_default_model(settings, classifiers, unavailable)
+    priors, mappers = _load_priors(settings, classifiers, kept, previous, unavailable)
+    tables, table_dirs, frames = _load_tables(settings, previous, stamps, unavailable)
+    rules = load_scope_rules(settings, classifiers, unavailable)
+    examples = find_examples(settings.examples_dir)
+    indexes = load_photo_indexes(table_dirs, classifiers, tables)
+    reports = load_representations(table_dirs, tables)
+    workers = _model_workers(classifiers, settings.model_workers)
+    return Resources(
+        classifiers,
+        unavailable,
+        examples,
+        settings,
+        tables,
+        priors,
+        mappers,
+        rules,
+        indexes,
+        reports,
+        frames,
+        workers,
+        stamps,
+    )
+
+
+def _load_classifiers(settings: Settings, cards: list[ModelCard], kept: dict, unavailable: dict) -> dict:
+    """Each card's classifier (``kept``'s where unchanged); one that does not load is noted in ``unavailable``."""
+    fresh = [card for card in cards if card.name not in kept]
+    taxonomy = _load_shared_taxonomy(fresh, settings) if fresh else None
+    classifiers = {}
     for card in cards:
+        if card.name in kept:
+            classifiers[card.name] = kept[card.name]
+            continue
         try:
             classifiers[card.name] = load_classifier(card, settings, taxonomy)
-        except FileNotFoundError as err:
-            unavailable[card.name] = str(err)
+        except (FileNotFoundError, ValueError) as err:
+            unavailable[card.name] = " ".join(str(err).split())
             log.warning("model %s unavailable: %s", card.name, err)
-    if not classifiers:
-        raise RuntimeError(f"no usable model in {settings.checkpoint_dir}: {unavailable}")
-    _check_default_model(settings, classifiers, unavailable)
-    priors = {name: p for name, c in classifiers.items() if (p := load_priors_for(settings, c, unavailable))}
-    mappers, by_path = {}, {}
-    for name, by_name in priors.items():  # one mapper per prior file, shared by the models that use it
-        for prior in by_name.values():
+    return classifiers
+
+
+def _load_priors(settings: Settings, classifiers: dict, kept: dict, previous, unavailable: dict) -> tuple[dict, dict]:
+    """Each model's geo-priors and range mappers (a kept model's as they were), one mapper per prior file."""
+    priors, mappers, by_path = {}, {}, {}
+    for name, classifier in classifiers.items():
+        if name in kept and name in previous.priors:
+            priors[name], mappers[name] = previous.priors[name], previous.mappers.get(name, {})
+            continue
+        found = load_priors_for(settings, classifier, unavailable)
+        if not found:
+            continue
+        priors[name] = found
+        for prior in found.values():
             points = partial(held_in_points, prior, settings.data_root)
             mapper = by_path.setdefault(prior.path, RangeMapper(prior, points, prior.map_step))
             mappers.setdefault(name, {})[prior.name] = mapper
-    tables = load_eval_tables(settings.eval_dir)
-    rules = load_scope_rules(settings.checkpoint_dir, classifiers)
-    examples = find_examples(settings.examples_dir)
-    indexes = load_photo_indexes(settings.eval_dir, classifiers, tables)
-    reports = load_representations(settings.eval_dir, tables)
-    frames = {name: to_frame(table) for name, table in tables.items()}
-    workers = _model_workers(classifiers, settings.model_workers)
-    return Resources(
-        classifiers, unavailable, examples, settings, tables, priors, mappers, rules, indexes, reports, frames, workers
-    )
+    return priors, mappers
+
+
+def _load_tables(settings: Settings, previous, stamps: dict, unavailable: dict) -> tuple[dict, dict, dict]:
+    """The tables of every folder (a later folder's wins), their folders, and their polars frames; a table whose
+    file is unchanged since ``previous`` loaded it is kept, with its frame; one that cannot be read is left out and
+    noted in ``unavailable`` ("table NAME")."""
+    paths = {}
+    for folder in settings.eval_dirs:
+        if Path(folder).is_dir():
+            paths.update({p.stem: p for p in sorted(Path(folder).glob("*.parquet"))})
+    stamps.update({table_key(name): file_stamp(path) for name, path in paths.items()})
+    kept = unchanged(previous, stamps, "tables")
+    tables, frames = {}, {}
+    for name, path in paths.items():
+        try:
+            tables[name] = kept[name] if name in kept else for_dashboard(load_table(path))
+        except (OSError, ValueError) as err:  # a file that is not a table, or lacks columns
+            unavailable[f"table {name}"] = " ".join(f"{path}: {err}".split())
+            log.warning("table %s left out: %s", path, err)
+            continue
+        frames[name] = previous.frames[name] if name in kept and name in previous.frames else to_frame(tables[name])
+    return tables, {name: paths[name].parent for name in tables}, frames
 
 
 def _model_workers(classifiers: dict[str, Classifier], count: int) -> ModelWorkers | None:
@@ -164,12 +268,15 @@ def _model_workers(classifiers: dict[str, Classifier], count: int) -> ModelWorke
     return workers
 
 
-def load_photo_indexes(folder: Path | None, classifiers: dict[str, Classifier], tables: dict) -> dict[str, PhotoIndex]:
-    """For each loaded model, the embeddings stored beside one of its tables, when made by the same weights (a
-    store from other weights would compare unlike things: it is skipped with a warning)."""
+def load_photo_indexes(
+    folders: Path | dict[str, Path] | None, classifiers: dict[str, Classifier], tables: dict
+) -> dict[str, PhotoIndex]:
+    """For each loaded model, the embeddings stored beside one of its tables (``folders``: one folder, or each
+    table's), when made by the same weights (a store from other weights would compare unlike things: it is skipped
+    with a warning)."""
     indexes = {}
     for name, table in tables.items():
-        path = embeddings_path(Path(folder) / f"{name}.parquet")
+        path = embeddings_path(_table_folder(folders, name) / f"{name}.parquet")
         if not path.is_file():
             continue
         store = load_embeddings(path)
@@ -183,15 +290,24 @@ def load_photo_indexes(folder: Path | None, classifiers: dict[str, Classifier], 
     return indexes
 
 
-def load_scope_rules(checkpoint_dir: Path, classifiers: dict[str, Classifier]) -> dict[str, ScopeRule]:
-    """The scope rule of each loaded model that has one (``scope/<name>.json``); a rule that needs the ImageNet
-    gate is dropped, with a warning, when the gate model is not loaded."""
+def load_scope_rules(
+    settings: Settings, classifiers: dict[str, Classifier], unavailable: dict | None = None
+) -> dict[str, ScopeRule]:
+    """The scope rule of each loaded model that has one (``scope/<name>.json`` beside its card); a rule that needs
+    the ImageNet gate is dropped, with a warning, when the gate model is not loaded, and an unreadable rule is
+    dropped and noted in ``unavailable`` (the model serves without a scope check)."""
     rules = {}
-    for name in classifiers:
-        path = rule_path(checkpoint_dir, name)
+    for name, classifier in classifiers.items():
+        path = rule_path(card_folder(classifier.card, settings), name)
         if not path.is_file():
             continue
-        rule = load_rule(path)
+        try:
+            rule = load_rule(path)
+        except ValueError as err:
+            if unavailable is None:
+                raise
+            unavailable[f"{name}: scope rule"] = " ".join(str(err).split())
+            continue
         if rule.needs_gate and GATE_MODEL not in classifiers:
             log.warning("scope rule of %s needs %s, which is not loaded: no scope check", name, GATE_MODEL)
             continue
@@ -201,7 +317,7 @@ def load_scope_rules(checkpoint_dir: Path, classifiers: dict[str, Classifier]) -
 
 def load_scope_for(settings: Settings, classifier: Classifier) -> tuple[ScopeRule | None, Classifier | None]:
     """For the tools: the model's scope rule (None without one) and the ImageNet gate when the rule needs it."""
-    path = rule_path(settings.checkpoint_dir, classifier.name)
+    path = rule_path(card_folder(classifier.card, settings), classifier.name)
     if not path.is_file():
         return None, None
     rule = load_rule(path)
@@ -216,12 +332,12 @@ def _check_default_model(settings: Settings, classifiers: dict, unavailable: dic
         raise ValueError(f"--model {wanted!r} is not available; available: {list(classifiers)}{why}")
 
 
-def load_representations(folder: Path | None, tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
-    """explorer-represent's report beside each table, when made from the same weights as the table (another is
-    skipped with a warning: its map would not match the photos)."""
+def load_representations(folders: Path | dict[str, Path] | None, tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """explorer-represent's report beside each table (``folders``: one folder, or each table's), when made from the
+    same weights as the table (another is skipped with a warning: its map would not match the photos)."""
     reports = {}
     for name, table in tables.items():
-        path = representation_path(Path(folder) / f"{name}.parquet")
+        path = representation_path(_table_folder(folders, name) / f"{name}.parquet")
         if not path.is_file() or not len(table):
             continue
         try:
@@ -242,14 +358,15 @@ def load_priors_for(settings: Settings, classifier: Classifier, unavailable: dic
     there; without it, that raises FileNotFoundError."""
     names = [label.scientific_name for label in classifier.labels]
     card = classifier.card
+    folder = card_folder(card, settings)
     if unavailable is None:
-        return load_model_priors(settings.checkpoint_dir, card, names)
+        return load_model_priors(folder, card, names)
     priors = {}
     for entry in prior_entries(card) or [None]:
         try:
             if entry is None:
-                return load_model_priors(settings.checkpoint_dir, card, names)
-            prior = load_prior_entry(settings.checkpoint_dir, entry, names, f"model card {card.name}")
+                return load_model_priors(folder, card, names)
+            prior = load_prior_entry(folder, entry, names, f"model card {card.name}")
             priors[prior.name] = prior
         except FileNotFoundError as err:
             unavailable[f"{card.name}: geo-prior {entry}"] = str(err)
@@ -267,9 +384,25 @@ def load_prior_for(settings: Settings, classifier: Classifier, name: str | None 
 
 def load_eval_tables(folder: Path | None) -> dict[str, pd.DataFrame]:
     """Every evaluation table in a folder, validated (a bad table stops start-up with the missing columns)."""
-    if folder is None or not Path(folder).is_dir():
-        return {}
-    return {path.stem: for_dashboard(load_table(path)) for path in sorted(Path(folder).glob("*.parquet"))}
+    return load_eval_tables_from([folder] if folder is not None else [])[0]
+
+
+def load_eval_tables_from(folders) -> tuple[dict[str, pd.DataFrame], dict[str, Path]]:
+    """Every evaluation table of the folders, by file stem, a later folder's table replacing an earlier one of the
+    same name (logged); and the folder each came from. A folder that is not there holds none."""
+    tables, where = {}, {}
+    for folder in folders:
+        if folder is None or not Path(folder).is_dir():
+            continue
+        for path in sorted(Path(folder).glob("*.parquet")):
+            if path.stem in where:
+                log.warning("table %s in %s replaces the one in %s", path.stem, folder, where[path.stem])
+            tables[path.stem], where[path.stem] = for_dashboard(load_table(path)), Path(folder)
+    return tables, where
+
+
+def _table_folder(folders: Path | dict[str, Path] | None, name: str) -> Path:
+    return Path(folders[name]) if isinstance(folders, dict) else Path(folders)
 
 
 def _card_names(card: ModelCard, settings: Settings) -> list[str]:
@@ -297,7 +430,10 @@ def find_examples(folder: Path | None) -> list[Path]:
 
 def load_classifier_for(settings: Settings, model: str, extra_names) -> tuple[Classifier, Taxonomy | None]:
     """One classifier, with a taxonomy that also covers ``extra_names`` (e.g. an evaluation's true names)."""
-    cards = {c.name: c for c in load_model_cards(settings.checkpoint_dir)}
+    problems: dict[str, str] = {}
+    cards = {c.name: c for c in load_cards_from(settings.card_dirs, problems)}
+    if model not in cards and model in problems:
+        raise ValueError(problems[model])
     if model not in cards:
         raise ValueError(f"unknown model {model!r}; cards: {sorted(cards)}")
     names = list(extra_names) + _card_names(cards[model], settings)

@@ -10,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from explorer.models.cards import load_model_cards, weights_source
+from explorer.models.cards import load_cards_from, weights_source
 from explorer.models.formats.tflite import convert_tflite, converted_tflite
 from explorer.settings import add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.all:
         settings = settings_from_args(args)
-        for card in load_model_cards(settings.checkpoint_dir):
+        for card in load_cards_from(settings.card_dirs):
             if card.weights.format == "tflite":
                 print(converted_tflite(weights_source(card, settings)))
     elif args.tflite and args.out:

@@ -1,6 +1,7 @@
 """The named API endpoints (hidden from the page): ``identify`` (a photo -> JSON), ``explain`` (the same with the CAM
-of every suggestion, as numbers), ``similar`` and ``range_map`` (a species -> a standalone map document). Errors
-become gradio AppErrors with the message the page shows."""
+of every suggestion, as numbers), ``similar``, ``range_map`` (a species -> a standalone map document) and ``tables``
+(the evaluation tables, and whether each was made by the weights loaded now). Errors become gradio AppErrors with
+the message the page shows."""
 
 from __future__ import annotations
 
@@ -51,7 +52,13 @@ def api_handlers(resources: Resources) -> dict:
         except ValueError as err:
             raise gr.Error(str(err), title=title) from err
 
-    return {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
+    def tables_api():
+        """() -> each evaluation table the dashboard shows: its model, photo count, the weights that made it, the
+        weights loaded now, and whether they are the same (null when the model is not loaded)."""
+        return resources.tables_overview()
+
+    handlers = {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
+    return {**handlers, "tables": tables_api}
 
 
 def _identified(resources: Resources, title: str, **request) -> Identification:
@@ -87,6 +94,8 @@ def build_api(resources: Resources) -> None:
         cam_method = gr.Textbox(FAST_METHOD, label="cam_method")
         explained = gr.JSON(label="explained")
         explain_trigger = gr.Button("explain")
+        tables = gr.JSON(label="tables")
+        tables_trigger = gr.Button("tables")
 
     handlers = api_handlers(resources)
     explain_inputs = [file, top_k, model, cam_method]
@@ -97,3 +106,4 @@ def build_api(resources: Resources) -> None:
     map_trigger.click(
         handlers["range_map"], [model, species, lat, lon, date, prior, week], document, api_name="range_map"
     )
+    tables_trigger.click(handlers["tables"], None, tables, api_name="tables")

@@ -149,7 +149,9 @@ def _whole_dashboard(
     def headline() -> dict:
         counts = summary(view)
         return {
-            out.summary: summary_markdown(counts, name, model) if counts.photos else NO_MATCH,
+            out.summary: _flagged(resources.stale_note(name), summary_markdown(counts, name, model))
+            if counts.photos
+            else NO_MATCH,
             out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
         }
 
@@ -175,6 +177,11 @@ def _whole_dashboard(
         lambda: comparison_outputs(resources, out, view, filters),
         lambda: representation_outputs(resources, out, view, filters, map_open),
     )
+
+
+def _flagged(note: str, text: str) -> str:
+    """The text under a warning (a table made by other weights than the loaded model's), when there is one."""
+    return f"⚠ {note}\n\n{text}" if note else text
 
 
 def map_view(resources: Resources, filters: DashboardFilters) -> View:

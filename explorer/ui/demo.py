@@ -12,7 +12,6 @@ from pathlib import Path
 import gradio as gr
 from pydantic import BaseModel
 
-from explorer.services.overview import models_markdown
 from explorer.services.resources import Resources
 from explorer.ui.api import build_api
 from explorer.ui.changed import is_update
@@ -20,6 +19,7 @@ from explorer.ui.components import CSS, QUEUE_MAX_SIZE, head_html, model_queue_l
 from explorer.ui.dashboard_state import NEW_SESSION
 from explorer.ui.diagnose_tab import DashboardView, build_diagnose_tab
 from explorer.ui.identify_tab import build_identify_tab
+from explorer.ui.models_tab import build_models_tab, wire_reload
 from explorer.ui.temp_files import start_temp_sweeper
 
 
@@ -33,11 +33,12 @@ def build_demo(resources: Resources, warmed: threading.Event | None = None) -> g
         )
         with gr.Tabs():
             with gr.Tab("Identify & explain", id="identify"):
-                build_identify_tab(resources)
+                identify = build_identify_tab(resources)
             with gr.Tab("Diagnose", id="diagnose"):
                 dashboard = build_diagnose_tab(resources)
             with gr.Tab("Models", id="models"):
-                gr.Markdown(models_markdown(resources))
+                models = build_models_tab(resources)
+        wire_reload(resources, models, identify, dashboard)
         build_api(resources)
         if dashboard is not None and not draw_initial_dashboard(dashboard):  # else drawn when the page opens
             inputs = dashboard.inputs

@@ -122,10 +122,7 @@ def _build_form(resources: Resources) -> dict:
         height=360,
         elem_id="photo",
     )
-    choices = [(c.card.label, name) for name, c in resources.classifiers.items()]
-    default = resources.default_model
-    if len(resources.scope_rules) > 1 and not (resources.settings and resources.settings.default_model):
-        choices, default = [(AUTO_LABEL, AUTO), *choices], AUTO
+    choices, default = model_choices(resources)
     model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
     top_k, threshold = _build_sliders()
     method = gr.Dropdown(
@@ -407,6 +404,16 @@ def range_map_html(resources: Resources, model_name, name, lat=None, lon=None, d
         return map_iframe(range_map_document(resources, model_name, name, lat, lon, date, prior, week))
     except ValueError as err:
         return f"<p class='range-map-note'>{html.escape(str(err))}</p>"
+
+
+def model_choices(resources: Resources) -> tuple[list[tuple[str, str]], str]:
+    """The model menu and its default: every loaded model, led by "the best model for this photo" when more than one
+    model has a scope rule (and no --model was given)."""
+    choices = [(c.card.label, name) for name, c in resources.classifiers.items()]
+    default = resources.default_model
+    if len(resources.scope_rules) > 1 and not (resources.settings and resources.settings.default_model):
+        choices, default = [(AUTO_LABEL, AUTO), *choices], AUTO
+    return choices, default
 
 
 def prior_choices(resources: Resources) -> list[tuple[str, str]]:
