@@ -18,8 +18,8 @@ def models_markdown(resources: Resources) -> str:
             f"- **{esc(card.label)}** (`{esc(name)}`): {len(c.labels)} classes, {esc(card.architecture)}, "
             f"CAM layer `{esc(c.cam_layer_name)}` ({esc(c.cam_layer_why)}), on {c.device}. "
             f"Preprocessing: {card.input_size} px, {_framing(card.crop_pct)}, mean {card.mean}, std {card.std}. "
-            f"Licence: {esc(card.license)}. "
-            f"Source: {esc(card.source)}"
+            f"Licence: {esc(card.license or 'not given in the card')}. "
+            f"Source: {esc(card.source or 'not given in the card')}"
         )
     if resources.priors:
         lines += ["", "## Geo-priors", ""]

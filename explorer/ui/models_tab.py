@@ -27,12 +27,11 @@ class ModelsView:
 
 
 def build_models_tab(resources: Resources) -> ModelsView:
-    with gr.Row():
-        reload = gr.Button(RELOAD_LABEL, elem_id="reload", scale=0, min_width=320)
-        note = gr.Markdown(
-            "New or changed cards in the card folders and tables in the table folders are loaded without a restart.",
-            elem_id="reload_note",
-        )
+    note = gr.Markdown(
+        "New or changed cards in the card folders and tables in the table folders are loaded without a restart.",
+        elem_id="reload_note",
+    )
+    reload = gr.Button(RELOAD_LABEL, elem_id="reload", size="md")
     overview = gr.Markdown(models_markdown(resources), elem_id="models_overview")
     return ModelsView(reload, note, overview)
 
