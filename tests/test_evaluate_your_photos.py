@@ -196,3 +196,80 @@ def test_the_same_photos_in_two_layouts_compare_on_all_of_them(tmp_path):
         3,
     )
     assert (compared.fixed, compared.broke) == (0, 0)  # the same weights on the same photos
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_your_model_gets_its_own_scope_rule_and_says_a_cat_is_not_a_bird(tmp_path):
+    """explorer-scope for a card of the user's (beside the shipped ones), on their own bird photos in class folders
+    (real CUB photos) and no shared photo sets (an empty --data-root): the rule is written beside their card, the
+    app loads it, and their model answers "out of scope" for the Coral cat and not for a bird."""
+    import shutil
+
+    from conftest import CORAL, SHARED
+
+    from explorer.identify.scope_check import rule_path
+    from explorer.services.identification import IdentifyRequest, identify_photo
+    from explorer.services.resources import load_resources
+    from explorer.settings import parse_settings
+
+    write_tiny_checkpoint(tmp_path / "ckpt")
+    cub = SHARED / "data" / "cub100" / "images"
+    # four species the tiny model has no class for, and a fifth folder the user labelled with one of its classes
+    folders = {"Carolina_Wren": "Carolina_Wren", "Blue_Jay": "Blue_Jay", "Cedar_Waxwing": "Cedar_Waxwing"}
+    folders |= {"Barn_Swallow": "Barn_Swallow", "Bohemian_Waxwing": "Parus_major"}
+    for source, folder in folders.items():
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        for path in sorted((cub / source).glob("*.jpg"))[:12]:
+            shutil.copy(path, tmp_path / "photos" / folder / path.name)
+    (tmp_path / "empty").mkdir()
+    command = ["explorer-scope", "--checkpoint-dir", "ckpt", "--only", "tiny", "--images", "photos"]
+    done = subprocess.run([*command, "--data-root", "empty"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "60 photos from photos (class folders: the label is the folder's name)"
+    assert lines[1] == "60 photos, 5 labels: 1 by scientific name, 4 not in the model, 0 unmatched"
+    assert "  in scope: coral-samples 3, photos 60" in lines
+    assert any(line.startswith("  out of scope: coral-samples 4, matplotlib ") for line in lines)
+    assert rule_path(tmp_path / "ckpt", "tiny").is_file()
+
+    settings = parse_settings(["--checkpoint-dir", str(tmp_path / "ckpt"), "--data-root", str(tmp_path / "empty")])
+    resources = load_resources(settings)
+    assert "tiny" in resources.scope_rules and "inat_bird" in resources.classifiers  # theirs beside the shipped
+    cat = identify_photo(resources, IdentifyRequest(photo=str(CORAL / "cat.bmp"), model="tiny")).result
+    assert cat.scope.in_scope is False and cat.rollup.rank is None
+    assert "does not look like a bird" in cat.rollup.text
+    bird = identify_photo(resources, IdentifyRequest(photo=str(CORAL / "bird.bmp"), model="tiny")).result
+    assert bird.scope.in_scope is True
+
+
+@pytest.mark.slow
+def test_all_views_takes_a_card_and_photos_to_everything_the_app_shows(tmp_path):
+    """One command: the scope rule beside the card (fitted on these photos and the installed packages' photos), the
+    table with its scope columns and embeddings, and the representation report; the app then loads all of them."""
+    import json
+
+    from explorer.services.resources import load_resources
+    from explorer.settings import parse_settings
+
+    write_tiny_checkpoint(tmp_path / "ckpt")
+    _photos(tmp_path / "photos", FOLDERS, per_folder=6)
+    run = _evaluate(
+        *("--model", "tiny", "--checkpoint-dir", "ckpt", "--images", "photos", "--out", "tables/tiny.parquet"),
+        *("--all-views", "--data-root", "empty"),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    from conftest import HAVE_CORAL
+
+    in_scope = "  in scope: coral-samples 3, photos 30" if HAVE_CORAL else "  in scope: photos 30"
+    assert in_scope in run.stdout.splitlines()
+    assert run.stdout.splitlines()[-1] == "representation report -> tables/tiny.representation.json"
+    table = load_table(tmp_path / "tables" / "tiny.parquet")
+    assert {"scope_score", "in_scope", "novelty_score"} <= set(table.columns)
+    report = json.loads((tmp_path / "tables" / "tiny.representation.json").read_text())
+    assert report["weights_sha256"] == table["weights_sha256"].iloc[0] and len(report["map"]["photo_id"]) == 30
+    args = ["--checkpoint-dir", str(tmp_path / "ckpt"), "--eval-dir", str(tmp_path / "tables")]
+    resources = load_resources(parse_settings([*args, "--data-root", str(tmp_path)]))  # the gate is a shipped model
+    assert "tiny" in resources.scope_rules and "tiny" in resources.representations
+    assert "tiny" in resources.photo_indexes  # similar photos from the table's embeddings

@@ -266,9 +266,14 @@ def fit_rule(model: str, subject: str, inside: Evidence, outside: Evidence, know
         ],
     }
     novelty = None
-    if known is not None and unknown is not None and len(unknown.own):
+    if known is not None and unknown is not None and len(unknown.own) and _both_halves(known):
         novelty, figures["open_set"] = _fit_novelty(known, unknown)
     return ScopeRule(model, subject, best, candidates[best]["threshold"], novelty, mean, scale, figures)
+
+
+def _both_halves(evidence: Evidence) -> bool:
+    """Photos in the choosing half and in the held-out half (an open-set threshold needs both)."""
+    return bool(len(evidence.half(False).own) and len(evidence.half(True).own))
 
 
 def _fit_novelty(known: Evidence, unknown: Evidence, keep: float = 0.95) -> tuple[float, dict]:

@@ -22,9 +22,12 @@ from explorer.diagnose.schema import save_table
 from explorer.models.label_matching import LabelReport, candidate_names, match_labels
 from explorer.photos.labelled import read_labelled
 from explorer.represent.embeddings import embeddings_path, save_embeddings
+from explorer.represent.report import representation_report
+from explorer.represent.taxonomy_fit import representation_path, write_representation
 from explorer.services.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
+from explorer.tools.scope import fit_and_save
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-embeddings",
         action="store_true",
         help="do not write OUT's embeddings file (by default NAME.embeddings.npz beside the table; local engine)",
+    )
+    parser.add_argument(
+        "--all-views",
+        action="store_true",
+        help="everything the app shows for the model, in one go: first its scope rule, fitted on these photos "
+        "(as explorer-scope --only MODEL --images ...), then the table and its embeddings, then the representation "
+        "report (as explorer-represent)",
     )
     parser.add_argument(
         "--no-scope",
@@ -106,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     if report.refusal:
         raise ValueError(report.refusal)
     manifest = with_matches(photos, report, classifier)
+    if args.all_views:
+        fit_and_save(settings, args.model, args.images)
     prior = None if args.no_geo else load_priors_for(settings, classifier)  # every prior, the default first
     scope, gate = (None, None) if args.no_scope else load_scope_for(settings, classifier)
     found = evaluate_photos(
@@ -127,6 +139,18 @@ def main(argv: list[str] | None = None) -> None:
     if found.embeddings is not None:
         save_embeddings(found.embeddings, embeddings_path(args.out))
     print(outcome(table, args.out))
+    if args.all_views and found.embeddings is not None:
+        write_report(args.out, table, found.embeddings)
+
+
+def write_report(out: Path, table: pd.DataFrame, embeddings) -> None:
+    """The representation report beside the table (what the dashboard's "Representation" section and map show)."""
+    try:
+        report = representation_report(table, embeddings)
+    except ValueError as err:  # too few photos or taxa to measure
+        print(f"no representation report: {err}")
+        return
+    print(f"representation report -> {write_representation(representation_path(out), report)}")
 
 
 def outcome(table: pd.DataFrame, out: Path) -> str:
