@@ -39,7 +39,7 @@ def first_try(tmp_path_factory):
             Image.fromarray(pixels).save(folder / "photos" / name / f"{i}.jpg")
     _evaluate(folder / "older", folder / "photos", folder / "tables" / "tiny.parquet", folder)
     args = ["--checkpoint-dir", str(folder / "mine"), "--eval-dir", str(folder / "tables")]
-    with launched_app(folder / "app.log", *args, "--data-root", str(folder)) as (url, _process):
+    with launched_app(folder / "app.log", *args) as (url, _process):  # their photos lie outside the data root
         yield folder, url
 
 
@@ -99,3 +99,62 @@ def test_the_models_tab_at_phone_width(first_try):
         page.locator("#reload").wait_for()
         assert page.evaluate("document.documentElement.scrollWidth") <= 400
         page.screenshot(path=str(SHOTS / "your_model_models_400.png"), full_page=True)
+
+
+def test_per_class_scores_confusion_cells_and_the_photo_set_filter(first_try):
+    """The shipped inat_bird table: one photo set alone; the per-class table and the largest confusions at
+    species; a click on a cell shows its photos, a click on one opens the inspector: one request each."""
+    _folder, url = first_try
+    with chromium_page(url) as page:
+        page.get_by_role("tab", name="Diagnose").click()
+        summary = page.locator("#dash_summary .prose").first
+        summary.filter(has_text="inat_bird").wait_for(timeout=60_000)
+        page.locator("#dash_photo_set input").first.click()
+        with NetworkWatch(page) as network:
+            page.get_by_role("option", name="birds525-valid", exact=True).click()
+            summary.filter(has_text="1075 photos of").wait_for(timeout=60_000)  # doubtful labels left out
+            network.wait_idle()
+        assert len([r for r in network.sent if r.method == "POST"]) == 1
+        page.get_by_text("Per class: precision, recall, F1 and the largest confusions").click()
+        scores = page.locator("#dash_class_scores")
+        scores.locator("tr").nth(3).wait_for(timeout=30_000)
+        assert scores.locator("th").all_inner_texts()[:7] == [
+            "class",
+            "photos",
+            "predicted",
+            "correct",
+            "precision",
+            "recall",
+            "f1",
+        ]
+        page.locator("#dash_confusion").scroll_into_view_if_needed()  # plots are drawn when shown
+        page.locator("#dash_confusion .js-plotly-plot").wait_for(timeout=30_000)
+        cells = page.locator("#dash_confusion_cells tbody tr")
+        first_cell = cells.first.inner_text().split("\t")
+        with NetworkWatch(page) as network:
+            cells.first.click()
+            page.locator("#dash_cell_gallery img").first.wait_for(state="attached", timeout=60_000)
+            page.locator("#dash_cell_gallery").scroll_into_view_if_needed()  # thumbnails load when shown
+            page.wait_for_function(
+                "() => { const i = [...document.querySelectorAll('#dash_cell_gallery img')];"
+                " return i.length > 0 && i.every(e => e.complete && e.naturalWidth > 0); }",
+                timeout=60_000,
+            )
+            network.wait_idle()
+        assert len([r for r in network.sent if r.method == "POST"]) == 1
+        count = page.locator("#dash_cell_gallery img").count()
+        assert count == int(first_cell[2])  # as many photos as the cell counts
+        with NetworkWatch(page) as network:
+            page.locator("#dash_cell_gallery img").first.click()
+            page.locator("#inspector img").nth(1).wait_for(timeout=90_000)  # the photo and its Grad-CAMs
+            network.wait_idle()
+        assert first_cell[0] in page.locator("#inspector_text").inner_text()
+        page.screenshot(path=str(SHOTS / "class_report.png"), full_page=True)
+    with chromium_page(url, width=400, height=900) as page:
+        page.get_by_role("tab", name="Diagnose").click()
+        page.get_by_text("Per class: precision, recall, F1 and the largest confusions").click()
+        page.locator("#dash_class_scores tr").nth(3).wait_for(timeout=60_000)
+        page.locator("#dash_confusion").scroll_into_view_if_needed()
+        page.locator("#dash_confusion .js-plotly-plot").wait_for(timeout=30_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 400
+        page.locator("#dash_confusion").screenshot(path=str(SHOTS / "class_report_400.png"))

@@ -242,3 +242,36 @@ def test_the_shared_photo_sets_class_folders_match_as_their_curated_names_say():
 
     report, _ = _folders_matched(data / "cub100" / "images", "cub100_effnet_head")
     assert report.summary() == "5902 photos, 100 labels: 100 by common name, 0 unmatched"
+
+
+def test_class_names_written_as_folder_names_get_their_species(tmp_path):
+    """A plain label file of a model trained on class folders: English names and CUB numbers resolve to species
+    (with their lineage, through the iNat taxonomy); a Latin binomial stays and gets its English name; anything
+    else stays as written."""
+    from conftest import write_tiny_checkpoint
+
+    from explorer.models.cards import load_model_card, read_card_labels
+    from explorer.models.classifier import load_classifier
+    from explorer.settings import Settings
+    from explorer.taxa.inat21 import class_name_as_taxon
+    from explorer.taxa.taxonomy import load_taxonomy
+
+    assert class_name_as_taxon("Blue_Jay") == ("Cyanocitta cristata", "Blue Jay")
+    assert class_name_as_taxon("001.Black_footed_Albatross") == ("Phoebastria nigripes", "Black-footed Albatross")
+    assert class_name_as_taxon("Parus_major") == ("Parus major", "Great Tit")
+    assert class_name_as_taxon("Not_a_bird_name") == ("Not_a_bird_name", "")
+    labels = ["Blue_Jay", "001.Black_footed_Albatross", "Parus major", "Not_a_bird_name", "background"]
+    card = write_tiny_checkpoint(tmp_path, labels=labels, labels_format="plain")
+    names = read_card_labels(load_model_card(card), Settings(checkpoint_dir=tmp_path))
+    assert [n for n, _ in names] == [
+        "Cyanocitta cristata",
+        "Phoebastria nigripes",
+        "Parus major",
+        "Not_a_bird_name",
+        "background",
+    ]
+    taxonomy = load_taxonomy([n for n, _ in names])
+    classifier = load_classifier(load_model_card(card), Settings(checkpoint_dir=tmp_path), taxonomy)
+    assert classifier.labels[0].lineage.at("family") == "Corvidae" and classifier.labels[0].common_name == "Blue Jay"
+    report = match_labels(["Blue_Jay", "Cyanocitta_cristata", "Not_a_bird_name"], classifier.labels, taxonomy)
+    assert [m.class_index for m in report.matches.values()] == [0, 0, 3]

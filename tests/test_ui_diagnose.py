@@ -209,7 +209,7 @@ def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_
 
     out = dashboard.outputs
     own = section_handlers(resources_without_photos, out)
-    assert set(own) == {"list_rank", "min_photos", "geo_kind", "geo_prior", "other", "map_rank"}
+    assert set(own) == {"list_rank", "min_photos", "geo_kind", "geo_prior", "other", "map_rank", "report_rank"}
     filters = DashboardFilters(
         table="cub100_effnet_head",
         clade_rank="order",
@@ -227,7 +227,7 @@ def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_
         for component in shown:
             if component is out.sent:  # what it remembers of its own outputs is what the whole handler remembers
                 assert shown[out.sent].marks.items() <= whole[out.sent].marks.items(), name
-            elif component in (out.compare_plot, out.compare_ranks_plot):
+            elif component in (out.compare_plot, out.compare_ranks_plot, out.confusion_plot):
                 assert shown[component].to_json() == whole[component].to_json()
             elif hasattr(shown[component], "equals"):
                 assert shown[component].equals(whole[component]), name
@@ -389,3 +389,40 @@ def test_a_table_of_other_weights_is_flagged_on_the_page_and_in_the_api(tiny_cla
     row = resources.row("other", 1)
     assert "made by other weights than the loaded tiny" in inspect_error(resources, row).html
     assert "other weights" not in inspect_error(resources, resources.row("current", 1)).html
+
+
+def test_the_photo_set_filter_narrows_every_chart_to_one_set(dashboard, resources_without_photos):
+    """The shipped inat_bird table holds two photo sets: each alone, then both, in the summary's photo count."""
+    import re
+
+    from explorer.ui.dashboard_layout import photo_sets
+
+    out = dashboard.outputs
+    menu = dashboard.inputs.controls["photo_set"].choices
+    assert [c[0] for c in menu] == ["(every photo set)", *photo_sets(resources_without_photos)]
+    assert {"birds525-valid", "cub100-test"} <= set(photo_sets(resources_without_photos))
+    counts = {}
+    for photo_set in ("(every photo set)", "birds525-valid", "cub100-test"):
+        shown = dashboard.refresh(DashboardFilters(table="inat_bird", photo_set=photo_set, exclude_noted=False))
+        counts[photo_set] = int(re.search(r"\): (\d+) photos of", shown[out.summary])[1])
+    assert counts == {"(every photo set)": 4109, "birds525-valid": 1110, "cub100-test": 2999}
+
+
+def test_a_comparison_with_no_shared_photo_says_how_to_get_one(tiny_classifier, hand_table):
+    from explorer.ui.diagnose_sections import comparison_outputs
+
+    elsewhere = hand_table.assign(photo_id=[f"other:{i}" for i in range(6)], model="other_model")
+    settings = Settings(checkpoint_dir=Path("."), data_root=Path("/nonexistent"))
+    resources = Resources({"tiny": tiny_classifier}, {}, [], settings, {"mine": hand_table, "theirs": elsewhere})
+    with gr.Blocks():
+        from explorer.ui.diagnose_tab import build_diagnose_tab
+
+        view = build_diagnose_tab(resources)
+    from explorer.ui.diagnose_sections import filtered_view
+
+    filters = DashboardFilters(table="mine", other="theirs", exclude_noted=False)
+    text = comparison_outputs(resources, view.outputs, filtered_view(resources, filters), filters)[
+        view.outputs.compare_text
+    ]
+    assert text.startswith("**0** photos in view that both tables hold (matched by their files' contents)")
+    assert "evaluate `other_model` on them too: `explorer-evaluate --model other_model --images YOUR_PHOTOS" in text

@@ -118,3 +118,29 @@ def test_a_state_dict_with_a_head_digests_both_files_and_takes_the_heads_tensors
     base, head = (hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in ("base.pt", "head.pt"))
     assert weights.sha256 == hashlib.sha256((base + head).encode()).hexdigest()
     assert (weights.class_names, weights.preprocessing, weights.options) == (None, None, {})
+
+
+def test_a_training_checkpoint_dict_is_unwrapped_or_refused_naming_its_keys(tmp_path):
+    """{"model": state_dict, "epoch": 30} as a training script saves it: the weights inside are read; a dict with
+    the weights under another key is refused, naming the keys it has."""
+    from explorer.models.formats.state_dict import load_state_dict
+
+    weights = {"module.fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}
+    for key in ("model", "state_dict", "model_state_dict"):
+        torch.save({key: weights, "epoch": 30, "optimizer": {"lr": 0.1}}, tmp_path / f"{key}.pth")
+        assert sorted(load_state_dict(tmp_path / f"{key}.pth")) == ["fc.bias", "fc.weight"], key
+    torch.save(weights, tmp_path / "plain.pth")
+    assert sorted(load_state_dict(tmp_path / "plain.pth")) == ["fc.bias", "fc.weight"]
+    torch.save({"ema_weights": weights, "epoch": 3}, tmp_path / "other.pth")
+    with pytest.raises(
+        ValueError,
+        match=r"without a state dict under any of \['state_dict', 'model'.*keys are \['ema_weights', 'epoch'\]",
+    ):
+        load_state_dict(tmp_path / "other.pth")
+
+
+def test_num_classes_in_architecture_args_is_explained():
+    from explorer.models.registry import create_model
+
+    with pytest.raises(ValueError, match=r"\(num_classes is set from the label file: leave it out\)"):
+        create_model("torchvision:resnet18", 3, {"num_classes": 3})

@@ -56,6 +56,7 @@ class Filters:
     outcome: str = "all"
     exclude_noted: bool = False
     in_vocab_only: bool = False
+    photo_set: str | None = None  # only the photos of this set (the table's ``source``); None: every set
 
 
 UNUSED_COLUMNS = ("topk_class_index", "topk_name", "topk_prob")  # per-photo lists: slow to copy, never shown
@@ -83,6 +84,8 @@ def predicate(filters: Filters) -> pl.Expr:
         keep &= pl.col("note").is_null() | (pl.col("note") == "")
     if filters.in_vocab_only:
         keep &= IN_VOCAB
+    if filters.photo_set:
+        keep &= pl.col("source").cast(pl.String) == filters.photo_set
     return keep.fill_null(False)
 
 

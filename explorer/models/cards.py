@@ -254,8 +254,14 @@ def card_label_names(
 
         return inat21_labels(raw), raw
     if not card.labels_file:
-        return [(name, "") for name in raw], None
-    return read_labels(find_file(card.labels_file, settings, card), card.labels_format), None
+        names = [(name, "") for name in raw]
+    else:
+        names = read_labels(find_file(card.labels_file, settings, card), card.labels_format)
+    if card.taxonomy == "inat" and card.labels_format == "plain":  # 'Blue_Jay' as a class: Cyanocitta cristata
+        from explorer.taxa.inat21 import class_name_as_taxon
+
+        names = [class_name_as_taxon(name) if not common else (name, common) for name, common in names]
+    return names, None
 
 
 def read_card_labels(card: ModelCard, settings: Settings) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from explorer.models.class_labels import ClassLabel
-from explorer.taxa.inat21 import common_names, parse_inat21
+from explorer.taxa.inat21 import common_names, english_keys, parse_inat21
 from explorer.taxa.synonymy import Synonyms, clean_name, load_synonyms
 from explorer.taxa.taxonomy import Taxonomy
 
@@ -127,7 +127,7 @@ def match_labels(
 
 def candidate_names(labels: Sequence[str]) -> set[str]:
     """Every scientific name the labels may stand for (for loading the taxonomy rows they need)."""
-    table = {k: scientific for scientific, common in common_names().items() for k in _keys(common)}
+    table = {k: scientific for scientific, common in common_names().items() for k in english_keys(common)}
     out = set()
     for label in set(map(str, labels)):
         inat = parse_inat21(label.strip())
@@ -141,14 +141,7 @@ def _is_index(label: str) -> bool:
 
 
 def _key(name: str) -> str:
-    """An English name's letters and digits, lower case: 'Black-footed Albatross' = 'BLACK_FOOTED_ALBATROSS',
-    "Anna's Hummingbird" = 'ANNAS HUMMINGBIRD'."""
-    return re.sub(r"[^0-9a-z]", "", name.lower())
-
-
-def _keys(name: str) -> tuple[str, ...]:
-    """The name's key, and its key without a possessive 's ("Anna's Hummingbird" = 'Anna_Hummingbird', CUB's)."""
-    return tuple(dict.fromkeys((_key(name), _key(re.sub(r"['’]s\b", "", name.lower())))))
+    return english_keys(name)[0]
 
 
 class _Matcher:
@@ -162,9 +155,9 @@ class _Matcher:
             self.exact[c.display] = c
         self.by_index = {c.class_index: c for c in self.classes}
         self.by_name = {synonyms.canonical(c.scientific_name): c for c in reversed(self.classes)}
-        self.by_common = {k: c for c in reversed(self.classes) if c.common_name for k in _keys(c.common_name)}
+        self.by_common = {k: c for c in reversed(self.classes) if c.common_name for k in english_keys(c.common_name)}
         table = common_names()
-        self.common_table = {k: scientific for scientific, common in table.items() for k in _keys(common)}
+        self.common_table = {k: scientific for scientific, common in table.items() for k in english_keys(common)}
         self.known_names = {synonyms.canonical(n) for n in (*table, *synonyms.accepted)}
 
     def match(self, label: str) -> LabelMatch:

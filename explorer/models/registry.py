@@ -54,7 +54,8 @@ def create_model(architecture: str, num_classes: int, options: dict | None = Non
         else:
             raise ValueError(f"unknown architecture {architecture!r}; known: {list_models()}")
     except TypeError as err:  # an option the constructor does not take
-        raise ValueError(f"architecture {architecture!r} does not take these architecture_args: {err}") from err
+        hint = " (num_classes is set from the label file: leave it out)" if "num_classes" in str(err) else ""
+        raise ValueError(f"architecture {architecture!r} does not take these architecture_args{hint}: {err}") from err
     return model.eval()
 
 

@@ -82,6 +82,40 @@ def common_names(path: Path = COMMON_NAMES_FILE) -> dict[str, str]:
         return {clean_name(row["scientific_name"]): row["common_name"] for row in csv.DictReader(handle)}
 
 
+LATIN = re.compile(r"^[A-Z][a-z-]+ [a-z-]+( [a-z-]+)?$")  # Genus epithet (subspecies), as written
+_CLASS_NUMBER = re.compile(r"^\d+[._\s-]+(?=\D)")  # CUB's "001." before a class folder's name
+
+
+def english_keys(name: str) -> tuple[str, ...]:
+    """An English name's letters and digits, lower case ('Black-footed Albatross' = 'BLACK_FOOTED_ALBATROSS'), and
+    the same without a possessive 's ("Anna's Hummingbird" = 'Anna_Hummingbird', CUB's spelling)."""
+    plain = re.sub(r"[^0-9a-z]", "", name.lower())
+    return tuple(dict.fromkeys((plain, re.sub(r"[^0-9a-z]", "", re.sub(r"['\u2019]s\b", "", name.lower())))))
+
+
+@functools.cache
+def _by_english() -> dict[str, str]:
+    return {key: scientific for scientific, common in common_names().items() for key in english_keys(common)}
+
+
+def scientific_for_english(name: str) -> str | None:
+    """The scientific name an English name stands for in the committed table (None when it is not one there)."""
+    return _by_english().get(english_keys(name)[0])
+
+
+def class_name_as_taxon(name: str) -> tuple[str, str]:
+    """(scientific name, English name) for a class name as a training set wrote it: a Latin binomial as it is
+    (its English name from the table), 'Blue_Jay' or '001.Black_footed_Albatross' through the table of English
+    names; any other name unchanged, with no English name."""
+    text = " ".join(_CLASS_NUMBER.sub("", name.strip()).replace("_", " ").split())
+    if LATIN.match(text):
+        return text, common_name(text)
+    scientific = scientific_for_english(text)
+    if scientific is None:
+        return name, ""
+    return scientific, common_names().get(clean_name(scientific), text)
+
+
 def common_name(scientific: str, synonyms=None) -> str:
     """The English name of a species, also through its accepted name; "" when no table has one."""
     table = common_names()

@@ -18,6 +18,7 @@ from explorer.diagnose.texts import summary_markdown
 from explorer.photos.thumbnails import thumbnails
 from explorer.services.resources import Resources
 from explorer.ui.changed import only_changed, slider_update
+from explorer.ui.class_report_section import class_report_outputs
 from explorer.ui.components import row_refs
 from explorer.ui.dashboard_layout import DashboardOutputs
 from explorer.ui.dashboard_state import ALL_RANKS, NEW_SESSION, DashboardFilters, DashboardSession
@@ -38,6 +39,7 @@ REMEMBERED = (
     *("summary", "errors_plot", "sunburst", "clades", "pairs", "reliability_plot", "tradeoff_plot", "calibration"),
     *("scope_plot", "scope_text", "gallery", "error_table", "geo_summary", "geo_clades", "geo_compare"),
     *("compare_plot", "compare_ranks_plot", "compare_text", "disagreements", "heads_text"),
+    *("class_scores", "confusion_plot", "confusion_cells"),
 )
 
 Handler = Callable[[DashboardFilters, DashboardSession], dict]
@@ -86,16 +88,19 @@ def section_handlers(resources: Resources, out: DashboardOutputs) -> dict[str, t
     """{filter name: (handler, outputs)} for the controls that belong to one section."""
     geo = [out.geo_summary, out.geo_clades, out.geo_gallery, out.geo_state, out.geo_compare]
     comparison = [out.compare_plot, out.compare_ranks_plot, out.compare_text, out.disagreements]
+    report = [out.class_scores, out.confusion_plot, out.confusion_cells, out.cell_gallery, out.cell_state]
     clade_tables = _section(resources, out, partial(_clade_tables, resources, out))
     geo_section = _section(resources, out, partial(_geo_section, resources, out))
     compared = _section(resources, out, partial(_compared, resources, out))
     mapped = _section(resources, out, partial(_mapped, resources, out))
+    reported = _section(resources, out, lambda view, filters, _session: class_report_outputs(out, view, filters))
     return {
         "list_rank": (clade_tables, [out.clades, out.geo_clades, out.sent]),
         "min_photos": (clade_tables, [out.clades, out.geo_clades, out.sent]),
         "geo_kind": (geo_section, [*geo, out.sent]),
         "geo_prior": (geo_section, [*geo, out.sent]),
         "other": (compared, [*comparison, out.sent]),
+        "report_rank": (reported, [*report, out.sent]),
         "map_rank": (mapped, [out.map_plot, out.map_text, out.map_state, out.sent]),
     }
 
@@ -175,6 +180,7 @@ def _whole_dashboard(
         errors,
         lambda: geo_outputs(resources, out, view, filters),
         lambda: comparison_outputs(resources, out, view, filters),
+        lambda: class_report_outputs(out, view, filters),
         lambda: representation_outputs(resources, out, view, filters, map_open),
     )
 

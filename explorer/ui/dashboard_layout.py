@@ -11,7 +11,7 @@ from explorer.diagnose.metrics import OUTCOMES
 from explorer.services.resources import Resources
 from explorer.taxa.taxonomy import RANKS
 from explorer.ui.components import LenientSlider, row_refs
-from explorer.ui.dashboard_state import ALL_RANKS, DEFAULTS
+from explorer.ui.dashboard_state import ALL_RANKS, ALL_SETS, DEFAULTS
 from explorer.ui.fast_plot import FastPlot
 from explorer.ui.light_table import LightTable
 from explorer.ui.thumb_gallery import ThumbGallery
@@ -48,6 +48,11 @@ class DashboardOutputs:
     map_state: gr.State
     heads_text: gr.Markdown
     heads_table: gr.Dataframe
+    class_scores: LightTable
+    confusion_plot: FastPlot
+    confusion_cells: LightTable
+    cell_gallery: ThumbGallery
+    cell_state: gr.State
     min_conf: gr.Slider  # also filters: a refused range is said beside them
     max_conf: gr.Slider
     clade: gr.Dropdown  # also a filter: its choices follow the table and the rank
@@ -80,7 +85,11 @@ def build_filters(resources: Resources) -> dict:
             DEFAULTS.exclude_noted, label="Exclude photos with doubtful labels", elem_id="dash_noted"
         )
         in_vocab = gr.Checkbox(DEFAULTS.in_vocab, label="Only species the model knows")
+        photo_set = gr.Dropdown(
+            [ALL_SETS, *photo_sets(resources)], value=DEFAULTS.photo_set, label="Photo set", elem_id="dash_photo_set"
+        )
     return dict(
+        photo_set=photo_set,
         table=table,
         clade_rank=clade_rank,
         clade=clade,
@@ -90,6 +99,11 @@ def build_filters(resources: Resources) -> dict:
         exclude_noted=exclude_noted,
         in_vocab=in_vocab,
     )
+
+
+def photo_sets(resources: Resources) -> list[str]:
+    """Every photo set (``source``) of the loaded tables, sorted: the photo-set menu."""
+    return sorted({str(s) for table in resources.tables.values() for s in table["source"].unique()})
 
 
 def build_charts() -> tuple[dict, dict, tuple[gr.Button, gr.File]]:

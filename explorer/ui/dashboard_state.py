@@ -18,6 +18,7 @@ from explorer.ui.components import clamp
 
 NO_COMPARISON = "(none)"  # the second table's menu entry for no comparison
 ALL_RANKS = "(all)"  # the clade rank's menu entry for no clade filter
+ALL_SETS = "(every photo set)"  # the photo-set menu's entry for no photo-set filter
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,14 @@ class DashboardFilters:
     outcome: str = "all"  # all, correct or incorrect photos
     exclude_noted: bool = True  # leave out photos with doubtful labels
     in_vocab: bool = False  # only species the model knows
+    photo_set: str = ALL_SETS  # only the photos of one set (the table's source)
     list_rank: str = "family"  # the clade tables' rank
     min_photos: int = 5  # the fewest photos a clade needs to be listed
     geo_kind: str = "fixed"  # the photos the geo-prior fixed, broke, ...
     other: str | None = NO_COMPARISON  # the second table to compare with
     map_rank: str = "family"  # the rank that colours the representation map
     geo_prior: str | None = None  # whose fixes and breaks the geo section shows
+    report_rank: str = "species"  # the rank of the per-class table and the confusion matrix
 
     def metric_filters(self) -> Filters:
         """These filters as ``explorer.diagnose.metrics`` takes them (a clade only once a rank and a clade are
@@ -53,6 +56,7 @@ class DashboardFilters:
             outcome=self.outcome,
             exclude_noted=bool(self.exclude_noted),
             in_vocab_only=bool(self.in_vocab),
+            photo_set=None if self.photo_set in (None, "", ALL_SETS) else self.photo_set,
         )
 
     def clamped(self) -> tuple[DashboardFilters, str, str]:

@@ -119,6 +119,13 @@ def comparison_outputs(resources: Resources, out, view, filters: DashboardFilter
         f"(`{html.escape(name)}`): its confidence and outcome."
     )
     if not compared.compared:
+        if compared.not_shared and not compared.out_of_vocabulary:  # none of these photos is in the other table
+            second = resources.tables[other]
+            model = html.escape(str(second["model"].iloc[0])) if len(second) else html.escape(other)
+            text += (
+                f" To compare the two models on these photos, evaluate `{model}` on them too: `explorer-evaluate "
+                f"--model {model} --images YOUR_PHOTOS --out ...` (see the guide, Bring your own model)."
+            )
         return {**nothing, out.compare_text: text}
     text += " " + comparison_counts(compared, html.escape(name), html.escape(other))
     return {

@@ -11,6 +11,7 @@ import gradio as gr
 
 from explorer.services.resources import Resources
 from explorer.ui.changed import Sent
+from explorer.ui.class_report_section import build_class_report, make_cell_photos
 from explorer.ui.components import MODEL_QUEUE, make_inspector
 from explorer.ui.dashboard_handlers import Handler, make_refresh, map_view, section_handlers
 from explorer.ui.dashboard_layout import DashboardOutputs, build_charts, build_errors, build_filters
@@ -45,14 +46,16 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     errors, inspector_text, inspector = build_errors()
     geo, geo_filters = build_geo_section(resources)
     comparison, compare_filter = build_comparison(resources)
+    report, report_filter = build_class_report()
     representation, map_filter, map_parts = build_representation_section(resources)
-    controls = {**top, **chart_filters, **geo_filters, **compare_filter, **map_filter}
+    controls = {**top, **chart_filters, **geo_filters, **compare_filter, **report_filter, **map_filter}
     filter_outputs = {name: controls[name] for name in ("min_conf", "max_conf", "clade")}  # their notes, the menu
     out = DashboardOutputs(
         **charts,
         **errors,
         **geo,
         **comparison,
+        **report,
         **representation,
         **filter_outputs,
         clade_key=gr.State(""),
@@ -101,8 +104,13 @@ def _wire_inspectors(resources: Resources, inputs: DashboardInputs, out: Dashboa
         (out.gallery, out.errors_state, False),
         (out.error_table, out.errors_state, False),
         (out.geo_gallery, out.geo_state, True),
+        (out.cell_gallery, out.cell_state, False),
     ):
         inspect = make_inspector(resources, place_changed)
         source.select(inspect, [rows], list(inspector), api_visibility="private", **MODEL_QUEUE)
     drilldown = inputs.select_handler(make_geo_drilldown(resources))
     out.geo_clades.select(drilldown, inputs.components, [out.geo_gallery, out.geo_state], api_visibility="private")
+    cell_photos = inputs.select_handler(make_cell_photos(resources))
+    out.confusion_cells.select(
+        cell_photos, inputs.components, [out.cell_gallery, out.cell_state], api_visibility="private"
+    )
