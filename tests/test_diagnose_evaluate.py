@@ -10,13 +10,18 @@ from conftest import SHARED
 @pytest.mark.slow
 def test_ray_engine_gives_the_same_table(real_resources, tmp_path):
     pytest.importorskip("ray")
-    from explorer.diagnose.model_pass import evaluate
     from explorer.photos.manifests import read_manifest
 
     manifest = read_manifest(SHARED / "data" / "birds525-valid" / "manifest.csv").head(10)
     classifier = real_resources.get("inat_bird")
-    local = evaluate(classifier, manifest, engine="local", batch_size=4, workers=0, progress=False)
-    on_ray = evaluate(classifier, manifest, engine="ray", batch_size=4)
+    from explorer.diagnose.model_pass import evaluate_photos
+
+    found = evaluate_photos(classifier, manifest, engine="local", batch_size=4, workers=0, progress=False, embed=True)
+    found_ray = evaluate_photos(classifier, manifest, engine="ray", batch_size=4, embed=True)
+    local, on_ray = found.table, found_ray.table
+    assert found_ray.embeddings.vectors.shape == found.embeddings.vectors.shape == (10, 1280)  # the map, similar photos
+    np.testing.assert_allclose(found_ray.embeddings.vectors, found.embeddings.vectors, rtol=1e-4, atol=1e-5)
+    assert found_ray.embeddings.photo_ids.tolist() == found.embeddings.photo_ids.tolist()
     floats = [c for c in local.columns if local[c].dtype.kind == "f"]
     others = [c for c in local.columns if c not in floats]
     pd.testing.assert_frame_equal(local[others], on_ray[others])

@@ -273,3 +273,13 @@ def test_all_views_takes_a_card_and_photos_to_everything_the_app_shows(tmp_path)
     resources = load_resources(parse_settings([*args, "--data-root", str(tmp_path)]))  # the gate is a shipped model
     assert "tiny" in resources.scope_rules and "tiny" in resources.representations
     assert "tiny" in resources.photo_indexes  # similar photos from the table's embeddings
+
+
+def test_evaluate_help_names_the_registered_architectures(capsys):
+    from explorer.models.registry import list_models
+    from explorer.tools.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"A model card's architecture is one of: {', '.join(list_models())}" in text

@@ -52,24 +52,24 @@ def evaluate_photos(
 ) -> Evaluation:
     """Run the model over a manifest and build the table, locally or on Ray Data. With the model's scope rule
     the table gets its scope columns; a rule that uses the ImageNet gate needs ``gate`` (run on the same photos).
-    ``embed``: also keep each photo's embedding (local engine only)."""
+    ``embed``: also keep each photo's embedding (either engine)."""
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     if scope is not None and scope.needs_gate and gate is None:
         raise ValueError(f"the scope rule of {classifier.name} needs the ImageNet gate model")
-    if embed and engine != "local":
-        raise ValueError("embeddings are kept by the local engine only")
     paths = manifest["abs_path"].tolist()
 
     def run(model: Classifier, keep_embeddings: bool = False, extra=None):
         if engine == "local":
             return run_outputs(model, paths, batch_size, workers, progress, embed=keep_embeddings, extra=extra)
-        from explorer.diagnose.ray_engine import run_logits_ray
+        from explorer.diagnose.ray_engine import run_outputs_ray
 
-        return (*run_logits_ray(model, paths, batch_size, address), None)
+        return run_outputs_ray(model, paths, batch_size, address, embed=keep_embeddings)
 
-    heads = classifier.rank_heads if engine == "local" else None
+    heads = classifier.rank_heads
     heads_in = classifier.rank_heads_input() if heads is not None else None
+    if engine == "ray" and heads_in is not None:  # heads that read another layer than the embedding: local only
+        heads, heads_in = None, None
     logits, statuses, vectors = run(classifier, embed or (heads is not None and heads_in is None), heads_in)
     gate_logits = run(gate)[0] if scope is not None and scope.needs_gate else None
     table = build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior, scope, gate_logits)

@@ -6,60 +6,86 @@ only where the work runs differs. ``address=None`` starts a local Ray; pass a cl
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 
 import numpy as np
 import torch
 
 from explorer.models.batches import Transform, transform_for
-from explorer.models.classifier import Classifier
+from explorer.models.classifier import Classifier, embedding_capture
 from explorer.models.registry import create_model
 
 log = logging.getLogger(__name__)
 
 
 class _Predictor:
-    """A Ray Data actor: builds the model once from the card's architecture and the driver's weights."""
+    """A Ray Data actor: builds the model once from the card's architecture and the driver's weights; with
+    ``embedding`` (the CAM layer's name, its layout, the pre-logits layer's name), it also keeps each photo's
+    embedding from the same forward pass, as the local engine does."""
 
-    def __init__(self, architecture: tuple, num_classes: int, state: dict, transform: Transform):
+    def __init__(self, architecture: tuple, num_classes: int, state: dict, transform: Transform, embedding=None):
         torch.set_num_threads(max(1, torch.get_num_threads()))
         name, options = architecture
         self.module = create_model(name, num_classes, options, transform.size)
         self.module.load_state_dict(state)
         self.module.eval().requires_grad_(False)
         self.transform = transform
+        self.embedding = embedding
 
     def __call__(self, batch: dict) -> dict:
         tensors, statuses = zip(*(self.transform(str(p)) for p in batch["path"]))
-        with torch.no_grad():
+        capture = embedding_capture(self.module, *self.embedding) if self.embedding else contextlib.nullcontext()
+        with torch.no_grad(), capture:
             logits = self.module(torch.stack(tensors)).float().numpy()
-        return {"index": batch["index"], "logits": list(logits), "status": list(statuses)}
+        out = {"index": batch["index"], "logits": list(logits), "status": list(statuses)}
+        if self.embedding:
+            out["embedding"] = list(capture.array())
+        return out
+
+
+def run_outputs_ray(
+    classifier: Classifier, paths: list[str], batch_size: int = 64, address: str | None = None, embed: bool = False
+) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """(n, N) logits, statuses and, with ``embed``, the (n, D) embeddings, in the order of ``paths``, computed by
+    Ray Data actors."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # our own log says what runs; Ray's would print every 10 s
+    context.enable_operator_progress_bars = False
+    state = {k: v.cpu() for k, v in classifier.module.state_dict().items()}
+    items = [{"index": i, "path": p} for i, p in enumerate(paths)]
+    layer = classifier.cam_layer_name or classifier.card.cam_layer
+    embedding = (layer, classifier.cam_layout, classifier.pre_logits) if embed else None
+    with warnings.catch_warnings():  # Ray Data's own deprecated settings, read by Ray itself: not ours to act on
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dataset = ray.data.from_items(items).map_batches(
+            _Predictor,
+            fn_constructor_args=(
+                (classifier.card.architecture, classifier.build_options),
+                len(classifier.labels),
+                state,
+                transform_for(classifier),
+                embedding,
+            ),
+            batch_size=batch_size,
+            compute=ray.data.ActorPoolStrategy(size=1),
+            batch_format="numpy",
+        )
+        rows = sorted(dataset.iter_rows(), key=lambda row: int(row["index"]))
+    if len(rows) != len(paths):
+        raise RuntimeError(f"Ray returned {len(rows)} rows for {len(paths)} photos")
+    logits = np.stack([np.asarray(row["logits"], dtype=np.float32) for row in rows])
+    vectors = np.stack([np.asarray(row["embedding"], dtype=np.float32) for row in rows]) if embed else None
+    return logits, [str(row["status"]) for row in rows], vectors
 
 
 def run_logits_ray(
     classifier: Classifier, paths: list[str], batch_size: int = 64, address: str | None = None
 ) -> tuple[np.ndarray, list[str]]:
     """(n, N) logits and statuses, in the order of ``paths``, computed by Ray Data actors."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    state = {k: v.cpu() for k, v in classifier.module.state_dict().items()}
-    items = [{"index": i, "path": p} for i, p in enumerate(paths)]
-    dataset = ray.data.from_items(items).map_batches(
-        _Predictor,
-        fn_constructor_args=(
-            (classifier.card.architecture, classifier.build_options),
-            len(classifier.labels),
-            state,
-            transform_for(classifier),
-        ),
-        batch_size=batch_size,
-        concurrency=1,
-        batch_format="numpy",
-    )
-    rows = sorted(dataset.iter_rows(), key=lambda row: int(row["index"]))
-    if len(rows) != len(paths):
-        raise RuntimeError(f"Ray returned {len(rows)} rows for {len(paths)} photos")
-    logits = np.stack([np.asarray(row["logits"], dtype=np.float32) for row in rows])
-    return logits, [str(row["status"]) for row in rows]
+    return run_outputs_ray(classifier, paths, batch_size, address)[:2]

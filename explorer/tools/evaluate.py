@@ -20,6 +20,7 @@ import pandas as pd
 from explorer.diagnose.model_pass import evaluate_photos
 from explorer.diagnose.schema import save_table
 from explorer.models.label_matching import LabelReport, candidate_names, match_labels
+from explorer.models.registry import list_models
 from explorer.photos.labelled import read_labelled
 from explorer.represent.embeddings import embeddings_path, save_embeddings
 from explorer.represent.report import representation_report
@@ -31,7 +32,11 @@ from explorer.tools.scope import fit_and_save
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    architectures = ", ".join(list_models())
+    epilog = f"A model card's architecture is one of: {architectures} (see the docs' model card reference)."
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True, help="model card name")
     parser.add_argument(
         "--images",
@@ -60,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-embeddings",
         action="store_true",
-        help="do not write OUT's embeddings file (by default NAME.embeddings.npz beside the table; local engine)",
+        help="do not write OUT's embeddings file (by default NAME.embeddings.npz beside the table)",
     )
     parser.add_argument(
         "--all-views",
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         prior=prior,
         scope=scope,
         gate=gate,
-        embed=args.engine == "local" and not args.no_embeddings,
+        embed=not args.no_embeddings,
     )
     table = found.table
     save_table(table, args.out)
