@@ -54,15 +54,15 @@ def run_outputs_ray(
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # our own log says what runs; Ray's would print every 10 s
-    context.enable_operator_progress_bars = False
     state = {k: v.cpu() for k, v in classifier.module.state_dict().items()}
     items = [{"index": i, "path": p} for i, p in enumerate(paths)]
     layer = classifier.cam_layer_name or classifier.card.cam_layer
     embedding = (layer, classifier.cam_layout, classifier.pre_logits) if embed else None
     with warnings.catch_warnings():  # Ray Data's own deprecated settings, read by Ray itself: not ours to act on
         warnings.simplefilter("ignore", DeprecationWarning)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # our own log says what runs; Ray's would print every 10 s
+        context.enable_operator_progress_bars = False
         dataset = ray.data.from_items(items).map_batches(
             _Predictor,
             fn_constructor_args=(
