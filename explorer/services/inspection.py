@@ -35,9 +35,8 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
     and the top-1 with the place (for a photo the prior broke, the first is the truth). A photo whose species the
     model has no class for gets the prediction's Grad-CAM alone."""
     text = comparison_html(row)
-    if row["model"] in resources.classifiers and resources.models()[row["model"]].weights_sha256 != str(
-        row["weights_sha256"]
-    ):
+    made_by = row.get("weights_sha256")  # a similar photo's row does not carry it
+    if made_by and row["model"] in resources.classifiers and resources.models()[row["model"]].weights_sha256 != made_by:
         text = (
             "<p><b>⚠ This photo's numbers come from a table made by other weights than the loaded "
             f"{html.escape(str(row['model']))}</b>; the Grad-CAMs below are the loaded weights'.</p>" + text

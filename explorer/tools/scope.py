@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
+        "--model",
+        dest="only",
         action="append",
         metavar="MODEL",
         help=f"a model card's name, repeatable (default: {', '.join(MODELS)})",
@@ -229,3 +231,7 @@ def fit_and_save(settings: Settings, model: str, images=(), shared=None, out_dir
 
 def _counts(sets: dict) -> str:
     return ", ".join(f"{name} {count:,}" for name, count in sets.items()) or "none"
+
+
+if __name__ == "__main__":
+    main()
