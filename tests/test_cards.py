@@ -79,3 +79,14 @@ def test_read_coral_labels(tmp_path):
 def test_find_file_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.bin not found"):
         find_file("nothing.bin", Settings(checkpoint_dir=tmp_path))
+
+
+def test_a_card_with_a_bird_scope_is_about_birds_unless_it_says_otherwise():
+    from explorer.models.cards import parse_model_card
+
+    base = {"name": "m", "architecture": "tiny_cnn", "weights": {"format": "safetensors", "file": "m.safetensors"}}
+    base["labels_file"] = "m.txt"
+    assert parse_model_card({**base, "taxon_scope": {"class": "Aves"}}).subject == "bird"
+    assert parse_model_card({**base, "taxon_scope": {"class": "Insecta"}}).subject == "insect"
+    assert parse_model_card({**base, "taxon_scope": {"class": "Aves"}, "subject": "owl"}).subject == "owl"
+    assert parse_model_card(base).subject == "organism"

@@ -77,6 +77,9 @@ class ModelCard:
 _REQUIRED = ("name", "architecture", "weights")
 
 
+SUBJECT_OF_CLASS = {"Aves": "bird", "Insecta": "insect"}  # a card's subject when it names only its taxon_scope
+
+
 def parse_model_card(data: dict, card_path: Path | None = None) -> ModelCard:
     """Build a ModelCard from a dict, naming any missing or invalid field."""
     where = f"model card {card_path}" if card_path else "model card"
@@ -101,6 +104,9 @@ def parse_model_card(data: dict, card_path: Path | None = None) -> ModelCard:
     for key in ("mean", "std"):
         if key in fields:
             fields[key] = tuple(float(v) for v in fields[key])
+    scope_class = dict(fields.get("taxon_scope") or {}).get("class")
+    if "subject" not in fields and scope_class in SUBJECT_OF_CLASS:  # a bird model says "bird", not "organism"
+        fields["subject"] = SUBJECT_OF_CLASS[scope_class]
     card = ModelCard(weights=WeightsSpec(**weights), card_path=card_path, stated=frozenset(data), **fields)
     _check_card_values(card, where)
     return card
