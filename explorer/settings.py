@@ -86,7 +86,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         type=Path,
         action="append",
         default=None,
-        help=f"a folder of model cards, added to the shipped {SHIPPED_CHECKPOINTS}; repeatable (a card in a later "
+        help="a folder of model cards, added to the shipped checkpoints/; repeatable (a card in a later "
         "folder replaces one of the same name, and the Models tab says so); tools write into the last one",
     )
     parser.add_argument(
@@ -125,7 +125,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         type=Path,
         action="append",
         default=None,
-        help=f"a folder of evaluation tables (*.parquet) for the dashboard, added to the shipped {SHIPPED_TABLES}; "
+        help="a folder of evaluation tables (*.parquet) for the dashboard, added to the shipped assets/eval/; "
         "repeatable (a table in a later folder replaces one of the same name)",
     )
     parser.add_argument("--max-upload-mb", type=float, default=25.0, help="upload size limit in MB")
