@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,8 +26,19 @@ from PIL import Image
 from explorer.settings import PROJECT_ROOT
 from explorer.ui.launcher import launched_app
 
-sys.path.insert(0, str(PROJECT_ROOT / "tests"))
-from test_readme import walkthrough_blocks  # noqa: E402  (the page's blocks, read as the walkthrough's test reads them)
+PAGE = PROJECT_ROOT / "docs" / "guide" / "bring-your-own-model.md"
+
+
+def walkthrough_blocks() -> tuple[str, dict, str, str]:
+    """The walkthrough's Python block, card, explorer-evaluate line and shown output (as tests/test_readme.py reads
+    them: one block of each language in the section)."""
+    text = PAGE.read_text(encoding="utf-8")
+    section = text[text.index("## From a saved state_dict to the dashboard") : text.index("## Model families")]
+    blocks = {
+        lang: re.findall(rf"```{lang}\n(.*?)\n```", section, flags=re.S) for lang in ("python", "json", "bash", "text")
+    }
+    (python,), (card,), (bash,), (output,) = blocks.values()
+    return python, json.loads(card), bash, output
 
 
 def timed(label: str, command: list[str], folder: Path) -> float:

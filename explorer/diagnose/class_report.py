@@ -108,7 +108,7 @@ def confusion_cells(table: View, rank: str = "species", top: int = 30) -> pd.Dat
     )
 
 
-def cell_filter(table: View, rank: str, truth: str, predicted: str) -> pl.Expr:
+def cell_filter(rank: str, truth: str, predicted: str) -> pl.Expr:
     """The photos of one confusion cell (named as confusion_cells names them), as a filter on the view."""
     truth_key, pred_key, _, _ = _keys(rank)
     if rank == "species":

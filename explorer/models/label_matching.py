@@ -21,13 +21,12 @@ listed with the nearest class names. When most labels are unmatched, nothing is 
 from __future__ import annotations
 
 import difflib
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from explorer.models.class_labels import ClassLabel
-from explorer.taxa.inat21 import common_names, english_keys, parse_inat21
+from explorer.taxa.inat21 import common_names, english_keys, parse_inat21, plain_name, scientific_for_english
 from explorer.taxa.synonymy import Synonyms, clean_name, load_synonyms
 from explorer.taxa.taxonomy import Taxonomy
 
@@ -42,7 +41,6 @@ EXACT, INDEX, SCIENTIFIC, SYNONYM, INAT21, COMMON = (
 )
 NOT_IN_MODEL, UNMATCHED = "not in the model", "unmatched"
 HOW_ORDER = (EXACT, INDEX, SCIENTIFIC, SYNONYM, INAT21, COMMON, NOT_IN_MODEL, UNMATCHED)
-_CUB_NUMBER = re.compile(r"^\d+[._\s-]+(?=\D)")
 
 
 @dataclass(frozen=True)
@@ -127,12 +125,10 @@ def match_labels(
 
 def candidate_names(labels: Sequence[str]) -> set[str]:
     """Every scientific name the labels may stand for (for loading the taxonomy rows they need)."""
-    table = {k: scientific for scientific, common in common_names().items() for k in english_keys(common)}
     out = set()
     for label in set(map(str, labels)):
-        inat = parse_inat21(label.strip())
-        plain = " ".join(_CUB_NUMBER.sub("", label.strip()).replace("_", " ").split())
-        out.update(n for n in (inat.binomial if inat else None, plain, table.get(_key(plain))) if n)
+        inat, plain = parse_inat21(label.strip()), plain_name(label)
+        out.update(n for n in (inat.binomial if inat else None, plain, scientific_for_english(plain)) if n)
     return out
 
 
@@ -156,9 +152,7 @@ class _Matcher:
         self.by_index = {c.class_index: c for c in self.classes}
         self.by_name = {synonyms.canonical(c.scientific_name): c for c in reversed(self.classes)}
         self.by_common = {k: c for c in reversed(self.classes) if c.common_name for k in english_keys(c.common_name)}
-        table = common_names()
-        self.common_table = {k: scientific for scientific, common in table.items() for k in english_keys(common)}
-        self.known_names = {synonyms.canonical(n) for n in (*table, *synonyms.accepted)}
+        self.known_names = {synonyms.canonical(n) for n in (*common_names(), *synonyms.accepted)}
 
     def match(self, label: str) -> LabelMatch:
         written = str(label).strip()
@@ -168,8 +162,7 @@ class _Matcher:
             return self._by_index(label, int(written))
         inat = parse_inat21(written)
         forms = [(inat.binomial, INAT21)] if inat else []
-        plain = _CUB_NUMBER.sub("", written).replace("_", " ")
-        forms.append((" ".join(plain.split()), SCIENTIFIC))
+        forms.append((plain_name(written), SCIENTIFIC))
         for form, how in forms:
             found = self._by_scientific(label, form, how)
             if found is not None:
@@ -212,7 +205,7 @@ class _Matcher:
             return None
         if key in self.by_common:
             return self._found(label, COMMON, self.by_common[key])
-        scientific = self.common_table.get(key)
+        scientific = scientific_for_english(form)
         if scientific is None:
             return None
         canonical = self.synonyms.canonical(scientific)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from explorer.photos.images import IMAGE_SUFFIXES
+from explorer.photos.manifests import resolve_path
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 PATH_COLUMNS = ("path", "file_name", "filename", "file", "filepath", "image_path", "image", "img")
@@ -157,7 +158,7 @@ def _table(source: Path, path_column: str | None, label_column: str | None, data
         if found is not None:
             frame[column] = table[found]
     frame = frame[~empty.to_numpy()].reset_index(drop=True)
-    frame["abs_path"] = [_resolve(source.parent, data_root, p) for p in frame["path"]]
+    frame["abs_path"] = [resolve_path(source.parent, data_root, p) for p in frame["path"]]
     left_out = (f"{int(empty.sum())} rows with an empty label",) if empty.any() else ()
     return LabelledPhotos(_with_defaults(frame), f"table: paths in {path_col!r}, labels in {label_col!r}", left_out)
 
@@ -193,7 +194,7 @@ def _coco_json(source: Path, data_root: Path | None) -> LabelledPhotos:
     if not rows:
         raise ValueError(f"{source}: no image has a category in 'annotations' ({len(data['images'])} images)")
     frame = pd.DataFrame(rows)
-    frame["abs_path"] = [_resolve(source.parent, data_root, p) for p in frame["path"]]
+    frame["abs_path"] = [resolve_path(source.parent, data_root, p) for p in frame["path"]]
     counts = ((unlabelled, "images without an annotation"), (several, "images of several categories"))
     left_out = tuple(f"{count} {what}" for count, what in counts if count)
     return LabelledPhotos(_with_defaults(frame), "COCO / iNat 2021 JSON: the label is the category's name", left_out)
@@ -203,10 +204,3 @@ def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("common_name", "note"):
         frame[column] = frame[column].fillna("").astype(str) if column in frame else ""
     return frame
-
-
-def _resolve(base: Path, data_root: Path | None, path: str) -> str:
-    candidate = base / path
-    if not candidate.exists() and data_root is not None and (Path(data_root) / path).exists():
-        candidate = Path(data_root) / path
-    return str(candidate.resolve())

@@ -43,7 +43,7 @@ def read_manifest(source: Path, data_root: Path | None = None, keep_notes: bool 
     for column in ("common_name", "note"):
         frame[column] = frame[column].fillna("") if column in frame else ""
     frame["source"] = source.parent.name if source.name == "manifest.csv" else source.stem
-    frame["abs_path"] = [_resolve(base, data_root, p) for p in frame["path"]]
+    frame["abs_path"] = [resolve_path(base, data_root, p) for p in frame["path"]]
     return frame.reset_index(drop=True)
 
 
@@ -57,10 +57,11 @@ def relative_path(path: str | Path, root: Path | None) -> str:
     return str(path)
 
 
-def _resolve(base: Path, data_root: Path | None, path: str) -> str:
-    candidate = base / path
-    if not candidate.exists() and data_root is not None and (data_root / path).exists():
-        candidate = data_root / path
+def resolve_path(base: Path, data_root: Path | None, path: str) -> str:
+    """A listed photo's absolute path: relative to the list's folder, else to the data root when it is there."""
+    candidate = Path(base) / path
+    if not candidate.exists() and data_root is not None and (Path(data_root) / path).exists():
+        candidate = Path(data_root) / path
     return str(candidate.resolve())
 
 

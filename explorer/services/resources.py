@@ -116,11 +116,15 @@ class Resources:
         loaded = self.classifiers.get(model)
         return model, loaded.weights_sha256 if loaded is not None else None
 
+    def made_by(self, name: str) -> list[str]:
+        """The weights hashes that made table ``name`` (one, unless tables were joined)."""
+        return sorted({str(h) for h in self.tables[name]["weights_sha256"].unique()})
+
     def stale_note(self, name: str) -> str:
         """'' when table ``name`` was made by the weights now loaded for its model (or that model is not loaded);
         else what that means, in Markdown: the table's numbers are of other weights than the maps drawn now."""
         model, loaded = self.table_weights(name)
-        made = sorted({str(h) for h in self.tables[name]["weights_sha256"].unique()})
+        made = self.made_by(name)
         if loaded is None or made == [loaded]:
             return ""
         return (
@@ -135,7 +139,7 @@ class Resources:
         out = []
         for name, table in self.tables.items():
             model, loaded = self.table_weights(name)
-            made = sorted({str(h) for h in table["weights_sha256"].unique()})
+            made = self.made_by(name)
             current = None if loaded is None else made == [loaded]
             out.append(
                 {
@@ -241,10 +245,7 @@ def _load_tables(settings: Settings, previous, stamps: dict, unavailable: dict) 
     """The tables of every folder (a later folder's wins), their folders, and their polars frames; a table whose
     file is unchanged since ``previous`` loaded it is kept, with its frame; one that cannot be read is left out and
     noted in ``unavailable`` ("table NAME")."""
-    paths = {}
-    for folder in settings.eval_dirs:
-        if Path(folder).is_dir():
-            paths.update({p.stem: p for p in sorted(Path(folder).glob("*.parquet"))})
+    paths = table_paths(settings.eval_dirs)
     stamps.update({table_key(name): file_stamp(path) for name, path in paths.items()})
     kept = unchanged(previous, stamps, "tables")
     tables, frames = {}, {}
@@ -382,23 +383,24 @@ def load_prior_for(settings: Settings, classifier: Classifier, name: str | None 
     return priors.get(name) if name else next(iter(priors.values()), None)
 
 
-def load_eval_tables(folder: Path | None) -> dict[str, pd.DataFrame]:
-    """Every evaluation table in a folder, validated (a bad table stops start-up with the missing columns)."""
-    return load_eval_tables_from([folder] if folder is not None else [])[0]
-
-
-def load_eval_tables_from(folders) -> tuple[dict[str, pd.DataFrame], dict[str, Path]]:
-    """Every evaluation table of the folders, by file stem, a later folder's table replacing an earlier one of the
-    same name (logged); and the folder each came from. A folder that is not there holds none."""
-    tables, where = {}, {}
+def table_paths(folders) -> dict[str, Path]:
+    """Every evaluation table file of the folders, by file stem, a later folder's replacing an earlier one of the
+    same name (logged); a folder that is not there holds none."""
+    paths: dict[str, Path] = {}
     for folder in folders:
         if folder is None or not Path(folder).is_dir():
             continue
         for path in sorted(Path(folder).glob("*.parquet")):
-            if path.stem in where:
-                log.warning("table %s in %s replaces the one in %s", path.stem, folder, where[path.stem])
-            tables[path.stem], where[path.stem] = for_dashboard(load_table(path)), Path(folder)
-    return tables, where
+            if path.stem in paths:
+                log.warning("table %s in %s replaces the one in %s", path.stem, folder, paths[path.stem].parent)
+            paths[path.stem] = path
+    return paths
+
+
+def load_eval_tables_from(folders) -> tuple[dict[str, pd.DataFrame], dict[str, Path]]:
+    """Every evaluation table of the folders (``table_paths``), validated, and the folder each came from."""
+    paths = table_paths(folders)
+    return {n: for_dashboard(load_table(p)) for n, p in paths.items()}, {n: p.parent for n, p in paths.items()}
 
 
 def _table_folder(folders: Path | dict[str, Path] | None, name: str) -> Path:

@@ -86,6 +86,12 @@ LATIN = re.compile(r"^[A-Z][a-z-]+ [a-z-]+( [a-z-]+)?$")  # Genus epithet (subsp
 _CLASS_NUMBER = re.compile(r"^\d+[._\s-]+(?=\D)")  # CUB's "001." before a class folder's name
 
 
+def plain_name(name: str) -> str:
+    """A class folder's name as words: CUB's number dropped, '_' as spaces ('001.Black_footed_Albatross' ->
+    'Black footed Albatross')."""
+    return " ".join(_CLASS_NUMBER.sub("", str(name).strip()).replace("_", " ").split())
+
+
 def english_keys(name: str) -> tuple[str, ...]:
     """An English name's letters and digits, lower case ('Black-footed Albatross' = 'BLACK_FOOTED_ALBATROSS'), and
     the same without a possessive 's ("Anna's Hummingbird" = 'Anna_Hummingbird', CUB's spelling)."""
@@ -107,7 +113,7 @@ def class_name_as_taxon(name: str) -> tuple[str, str]:
     """(scientific name, English name) for a class name as a training set wrote it: a Latin binomial as it is
     (its English name from the table), 'Blue_Jay' or '001.Black_footed_Albatross' through the table of English
     names; any other name unchanged, with no English name."""
-    text = " ".join(_CLASS_NUMBER.sub("", name.strip()).replace("_", " ").split())
+    text = plain_name(name)
     if LATIN.match(text):
         return text, common_name(text)
     scientific = scientific_for_english(text)

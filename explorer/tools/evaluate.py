@@ -28,7 +28,7 @@ from explorer.represent.taxonomy_fit import representation_path, write_represent
 from explorer.services.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
-from explorer.tools.scope import fit_and_save
+from explorer.tools.scope import fit_and_save, scope_rows
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(report.refusal)
     manifest = with_matches(photos, report, classifier)
     if args.all_views:
-        fit_and_save(settings, args.model, args.images)
+        fit_and_save(settings, classifier, taxonomy, scope_rows(manifest, classifier.card.subject))
     prior = None if args.no_geo else load_priors_for(settings, classifier)  # every prior, the default first
     scope, gate = (None, None) if args.no_scope else load_scope_for(settings, classifier)
     found = evaluate_photos(

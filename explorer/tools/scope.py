@@ -128,15 +128,26 @@ def own_photos(settings: Settings, sources: list[Path], classifier, taxonomy) ->
         report = match_labels(photos.frame["label"].astype(str).tolist(), classifier.labels, taxonomy)
         print(report.summary())
         matches = [report.matches[label] for label in photos.frame["label"].astype(str)]
-        frame = photos.frame.assign(
-            set=photos.frame["source"],
-            photo_id=photos.frame["source"] + ":" + photos.frame["path"],
-            group=classifier.card.subject,
-            scientific_name=[m.name for m in matches],
-            class_index=[m.class_index for m in matches],
+        matched = photos.frame.assign(
+            scientific_name=[m.name for m in matches], true_class_index=[m.class_index for m in matches]
         )
-        frames.append(frame[["abs_path", "photo_id", "group", "set", "scientific_name", "class_index"]])
+        frames.append(scope_rows(matched, classifier.card.subject))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def scope_rows(photos: pd.DataFrame, subject: str) -> pd.DataFrame:
+    """Labelled photos whose labels were matched (``scientific_name``, ``true_class_index``) as photos of the
+    model's subject, in the columns the scope fit reads."""
+    return pd.DataFrame(
+        {
+            "abs_path": photos["abs_path"],
+            "photo_id": photos["source"].astype(str) + ":" + photos["path"].astype(str),
+            "group": subject,
+            "set": photos["source"].astype(str),
+            "scientific_name": photos["scientific_name"],
+            "class_index": photos["true_class_index"],
+        }
+    )
 
 
 def fit_model(classifier, taxonomy, photos: pd.DataFrame, gate_logits, cache_dir: Path, workers=None):
@@ -205,19 +216,22 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_from_args(args)
     shared = photo_sets(settings)
     for model in args.only or MODELS:
-        fit_and_save(settings, model, args.images, shared, args.out_dir, args.workers)
+        classifier, taxonomy = load_classifier_for(settings, model, shared["scientific_name"].dropna())
+        mine = own_photos(settings, args.images, classifier, taxonomy)
+        fit_and_save(settings, classifier, taxonomy, mine, shared, args.out_dir, args.workers)
 
 
-def fit_and_save(settings: Settings, model: str, images=(), shared=None, out_dir=None, workers=None):
-    """Fit ``model``'s scope rule on the shared photo sets and ``images`` (the user's photos of its subject), write
-    it (beside the card, or in ``out_dir``) and print what it used and found. Returns the rule file."""
+def fit_and_save(settings: Settings, classifier, taxonomy, mine=None, shared=None, out_dir=None, workers=None):
+    """Fit the model's scope rule on the shared photo sets and ``mine`` (the user's photos of its subject, as
+    scope_rows gives them), write it (beside the card, or in ``out_dir``) and print what it used and found. Returns
+    the rule file."""
     cache_dir = settings.resolved_cache_dir / "scope"
     shared = photo_sets(settings) if shared is None else shared
     gate, _ = load_classifier_for(settings, GATE_MODEL, [])
-    classifier, taxonomy = load_classifier_for(settings, model, shared["scientific_name"].dropna())
-    photos = pd.concat([shared, own_photos(settings, list(images), classifier, taxonomy)], ignore_index=True)
+    photos = pd.concat([shared, mine], ignore_index=True) if mine is not None and len(mine) else shared
     gate_logits = cached_logits(gate, photos["abs_path"].tolist(), cache_dir, workers)
     rule = fit_model(classifier, taxonomy, photos, gate_logits, cache_dir, workers)
+    model = classifier.name
     path = save_rule(rule, (out_dir or card_folder(classifier.card, settings) / "scope") / f"{model}.json")
     chosen = rule.figures["candidates"][rule.score]["held_out_half"]
     print(f"{model}: {rule.score} >= {rule.threshold:.3f} -> {relative_path(path, PROJECT_ROOT)}")

@@ -72,7 +72,7 @@ def make_cell_photos(resources: Resources):
         if index is None or not 0 <= int(index) < len(cells):
             return [], row_refs(filters.table, None)
         cell = cells.iloc[int(index)]
-        where = cell_filter(view, filters.report_rank, cell["truth"], cell["predicted"])
+        where = cell_filter(filters.report_rank, cell["truth"], cell["predicted"])
         rows = error_rows(narrowed(view, where), keep_row=True, only=ERROR_COLUMNS)
         return thumbnails(resources, rows), row_refs(filters.table, rows)
 
