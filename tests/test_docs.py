@@ -265,6 +265,7 @@ SCHEMA_PRESENCE = {
     "IDENTITY_SCHEMA": "tables made since photos are matched by content",
     "GEO_SCHEMA": "with a place and a geo-prior",
     "HEAD_SCHEMA": "with per-rank heads",
+    "LABEL_ISSUE_SCHEMA": "tables made since the label check",
 }
 
 

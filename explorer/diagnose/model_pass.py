@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from explorer.diagnose.label_issues import with_label_issues
 from explorer.diagnose.table import build_eval_table
 from explorer.geo.combine import BoundPrior
 from explorer.identify.scope_check import ScopeRule
@@ -75,10 +76,11 @@ def evaluate_photos(
     table = build_eval_table(classifier, manifest, logits, statuses, taxonomy, data_root, prior, scope, gate_logits)
     if heads is not None:
         table = with_head_columns(table, heads, heads_in.array() if heads_in else vectors)
-    store = None
-    if embed and vectors is not None:
-        store = EmbeddingStore(classifier.name, classifier.weights_sha256, table["photo_id"].to_numpy(str), vectors)
-    return Evaluation(table, store)
+    found = None
+    if vectors is not None:
+        found = EmbeddingStore(classifier.name, classifier.weights_sha256, table["photo_id"].to_numpy(str), vectors)
+    table = with_label_issues(table, found, taxonomy)  # the neighbours' witness only where embeddings were made
+    return Evaluation(table, found if embed else None)
 
 
 def with_head_columns(table: pd.DataFrame, heads: RankHeads, vectors: np.ndarray) -> pd.DataFrame:

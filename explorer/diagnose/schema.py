@@ -80,6 +80,17 @@ HEAD_SCHEMA: dict[str, str] = {
         for r in ("order", "family", "genus", "species")
     },
 }
+# Optional: present in tables made since the label check (explorer.diagnose.label_issues)
+LABEL_ISSUE_SCHEMA: dict[str, str] = {
+    "label_issue_score": "how likely the given label is wrong, 0..1: one minus the mean support of the label at "
+    "species, genus, family and order by the model and the photo's nearest neighbours (NaN: unknown species)",
+    "label_issue_rank": "coarsest rank at which the label looks wrong ('' none; 'species': right at genus)",
+    "label_class_level": "the label's usual probability on this table (its class's mean, drawn to the median)",
+    "label_cl_flag": "confident learning: the photo is off the diagonal of the confident joint",
+    "label_cl_guess": "the class confident learning points to (-1: none)",
+    "label_neighbours": "photo_id of the 10 nearest photos in the model's embedding",
+    "label_neighbour_sims": "their cosine similarities",
+}
 GEO_SCHEMA: dict[str, str] = {
     "lat": "latitude of the photo (NaN: no place)",
     "lon": "longitude of the photo",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from explorer.settings import PROJECT_ROOT
 from explorer.tools.cli import one_line_errors
+from explorer.tools.results_causes import causes_page
 from explorer.tools.results_models import priors_page, rank_heads_page, representation_page, smoothing_page
 from explorer.tools.results_sources import Sources, count, load_sources, page, pct, strict
 from explorer.tools.results_tables import rollup_page, scope_page, tables_page
@@ -28,6 +29,7 @@ PAGES = {
     "representation.md": representation_page,
     "rank-heads.md": rank_heads_page,
     "smoothing.md": smoothing_page,
+    "causes.md": causes_page,
 }
 
 
@@ -48,7 +50,8 @@ def index_page(sources: Sources) -> str:
         "- [The geo-priors](priors.md): what the place changes, ours against BirdNET's range model.\n"
         "- [Representation](representation.md): does the embedding cluster by taxon?\n"
         "- [Per-rank heads](rank-heads.md): a rank's own head against the species head summed.\n"
-        "- [Taxonomy-aware label smoothing](smoothing.md).",
+        "- [Taxonomy-aware label smoothing](smoothing.md).\n"
+        "- [Why errors happen](causes.md): wrong labels found (planted and real), a cause for every error.",
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +35,8 @@ class Sources:
     rank_heads: dict  # checkpoints/rank_heads/cub100_effnet_head.json
     cards: dict[str, dict]  # checkpoints/NAME.json
     synonyms: pd.DataFrame  # explorer/taxa/data/synonyms.csv
+    embeddings: dict = field(default_factory=dict)  # NAME -> EmbeddingStore beside the table (or borrowed), or None
+    label_checks: dict = field(default_factory=dict)  # assets/eval/label_checks.csv: path -> (verdict, what it shows)
 
 
 def _json(path: Path) -> dict:
@@ -52,6 +54,7 @@ def _safetensors_header(path: Path) -> dict[str, dict]:
 def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
     """Read every shipped file the pages need; FileNotFoundError naming the first one missing."""
     from explorer.taxa.synonymy import SYNONYMS_FILE
+    from explorer.tools.label_columns import table_embeddings
 
     needed = [eval_dir / f"{name}.parquet" for name in TABLES]
     needed += [checkpoint_dir / "geo" / "inat_bird.safetensors", checkpoint_dir / "geo" / "prior_comparison.json"]
@@ -74,7 +77,17 @@ def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
         rank_heads=_json(checkpoint_dir / "rank_heads" / "cub100_effnet_head.json"),
         cards={name: _json(checkpoint_dir / f"{name}.json") for name in TABLES if name.startswith("cub")},
         synonyms=pd.read_csv(SYNONYMS_FILE),
+        embeddings={name: table_embeddings(eval_dir / f"{name}.parquet") for name in TABLES},
+        label_checks=_label_checks(eval_dir / "label_checks.csv"),
     )
+
+
+def _label_checks(path: Path) -> dict[str, tuple[str, str]]:
+    """{photo path: (verdict, what the photo shows)} of the photos looked at by eye (none without the file)."""
+    if not path.is_file():
+        return {}
+    checks = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return {r.path: (r.verdict, r[2]) for r in checks.itertuples(index=False)}
 
 
 def strict(table: pd.DataFrame, known: bool = False) -> pd.DataFrame:

@@ -1,0 +1,184 @@
+"""Why each error most likely happened: every test the table can answer, run per photo, a photo may have several.
+
+Each ``Cause`` is a polars expression over the table's columns and says which test gave it; a cause whose columns
+a table lacks (an older table, a table without places or a scope rule) is not tested, and the dashboard says so.
+The errors are the readable photos whose image-alone top-1 is wrong, plus, under "the place broke it", the photos
+whose image alone was right and whose answer with the place is wrong. An error no test explains is "no cause found":
+the tests are evidence, not a verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, as_lazy, as_text, columns, rows_at, to_pandas
+
+LABEL_THRESHOLD = 0.5  # label_issue_score at or above it: "the label is probably wrong"
+PAIR_MIN = 3  # a (truth, prediction) pair with at least this many errors in view is a known confused pair
+ANY = "(every error)"
+NO_CAUSE = "no cause found"
+
+
+@dataclass(frozen=True)
+class Cause:
+    key: str  # column suffix: cause_<key>
+    label: str  # what the page shows
+    test: str  # which test gave it, in words
+    needs: tuple[str, ...]  # the columns the test reads
+    expr: Callable[[], pl.Expr]  # True where the test gives this cause (over the errors)
+
+
+def _open_set() -> pl.Expr:
+    return ~IN_VOCAB
+
+
+def _out_of_scope() -> pl.Expr:
+    return ~pl.col("in_scope").fill_null(True)
+
+
+def _label() -> pl.Expr:
+    return (pl.col("label_issue_score") >= LABEL_THRESHOLD).fill_null(False)
+
+
+def _lookalike() -> pl.Expr:
+    same_genus = pl.col("divergence_rank").cast(pl.String) == "species"
+    pair = pl.len().over(pl.col("true_name").cast(pl.String), pl.col("pred_name").cast(pl.String)) >= PAIR_MIN
+    return (IN_VOCAB & ~pl.col("correct_1") & (same_genus | pair)).fill_null(False)
+
+
+def _place_broke() -> pl.Expr:
+    return (pl.col("correct_1") & ~pl.col("geo_correct_1")).fill_null(False)
+
+
+CAUSES: tuple[Cause, ...] = (
+    Cause("open_set", "unknown species", "the model has no class for the true species", ("in_vocab",), _open_set),
+    Cause(
+        "out_of_scope", "out of scope", "the scope check's score is under the model's threshold", ("in_scope",),
+        _out_of_scope,
+    ),
+    Cause(
+        "label",
+        "label probably wrong",
+        f"label_issue_score >= {LABEL_THRESHOLD}: the model and the photo's nearest neighbours give the label less "
+        "than half its usual support, over species, genus, family and order",
+        ("label_issue_score",),
+        _label,
+    ),
+    Cause(
+        "lookalike",
+        "lookalike",
+        f"the prediction is in the truth's genus, or (truth, prediction) has >= {PAIR_MIN} errors in view",
+        ("divergence_rank", "true_name", "pred_name"),
+        _lookalike,
+    ),
+    Cause(
+        "place",
+        "the place broke it",
+        "the image alone was right; with the place (geo-prior) the answer is wrong",
+        ("geo_correct_1",),
+        _place_broke,
+    ),
+)
+BY_LABEL = {c.label: c for c in CAUSES}
+CAUSE_CHOICES = (ANY, *(c.label for c in CAUSES), NO_CAUSE)
+
+
+def tested(view: View) -> tuple[Cause, ...]:
+    """The causes the view's columns can answer."""
+    have = set(columns(view))
+    return tuple(c for c in CAUSES if set(c.needs) <= have)
+
+
+def untested(view: View) -> tuple[Cause, ...]:
+    have = {c.key for c in tested(view)}
+    return tuple(c for c in CAUSES if c.key not in have)
+
+
+def _error_set(causes: tuple[Cause, ...]) -> pl.Expr:
+    wrong = ~pl.col("correct_1").fill_null(False)
+    if any(c.key == "place" for c in causes):
+        wrong |= _place_broke()
+    return OK & wrong
+
+
+def with_causes(view: View, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The view's errors (see the module's note): ``ROW``, the ``extra`` columns, a boolean ``cause_<key>`` per
+    tested cause, ``image_error`` (the image-alone top-1 is wrong) and ``causes`` (their labels, "; "-joined, or
+    "no cause found")."""
+    causes = tested(view)
+    flags = {f"cause_{c.key}": c.expr() for c in causes}
+    lazy = as_lazy(view).filter(_error_set(causes))
+    lazy = lazy.with_columns(image_error=~pl.col("correct_1").fill_null(False), **flags)
+    frame = lazy.select(ROW, *extra, "image_error", *list(flags)).collect()
+    labels = np.array([c.label for c in causes], dtype=object)
+    matrix = frame.select(list(flags)).to_numpy().astype(bool) if flags else np.zeros((len(frame), 0), bool)
+    texts = ["; ".join(labels[row]) or NO_CAUSE for row in matrix]
+    return frame.with_columns(causes=pl.Series(texts, dtype=pl.String))
+
+
+def cause_mask(frame: pl.DataFrame, cause: str) -> pl.Series:
+    """Which of ``with_causes``'s rows the gallery shows for ``cause`` (a label of ``CAUSE_CHOICES``): every
+    image-alone error, those with the cause, or those with none."""
+    if cause in (None, "", ANY):
+        return frame["image_error"]
+    if cause == NO_CAUSE:
+        return frame["causes"] == NO_CAUSE
+    if cause not in BY_LABEL:
+        raise ValueError(f"cause must be one of {CAUSE_CHOICES}, got {cause!r}")
+    column = f"cause_{BY_LABEL[cause].key}"
+    return frame[column] if column in frame.columns else pl.Series([False] * len(frame))
+
+
+ORDERS = ("most confident first", "label most doubtful first")
+
+
+def caused_errors(
+    view: View, cause: str = ANY, order: str = ORDERS[0], limit: int | None = 200, only: list[str] | None = None
+) -> pd.DataFrame:
+    """The errors with ``cause`` (``CAUSE_CHOICES``), ordered (``ORDERS``: top-1 confidence, or label_issue_score
+    with unscored photos last; ties in table order), at most ``limit``, with ``ROW`` and their ``causes``;
+    ``only``: just these columns."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    key = "confidence" if order == ORDERS[0] or "label_issue_score" not in columns(view) else "label_issue_score"
+    found = with_causes(view, extra=tuple(dict.fromkeys(["confidence", key])))
+    found = found.filter(cause_mask(found, cause))
+    found = found.sort([pl.col(key).fill_nan(None), pl.col(ROW)], descending=[True, False], nulls_last=True)
+    if limit is not None:
+        found = found.head(limit)
+    names = None if only is None else list(dict.fromkeys([*only, ROW]))
+    rows = rows_at(view, np.sort(found[ROW].to_numpy()), names)
+    rows = found.select(ROW, "causes").join(rows.drop("causes", strict=False), on=ROW, how="left", maintain_order="left")
+    out = to_pandas(rows, keep_row=True)
+    return out[[*(only if only is not None else [c for c in out.columns if c != "causes"]), "causes", ROW]]
+
+
+def causes_by_clade(view: View, rank: str, top: int = 15) -> pd.DataFrame:
+    """Per true clade at ``rank`` (the ``top`` with the most errors): the errors, and how many have each tested
+    cause and none (a photo with two causes counts under both)."""
+    causes = tested(view)
+    found = with_causes(view, extra=(f"true_{rank}",))
+    clade = pl.col(f"true_{rank}")
+    counts = found.group_by(clade).agg(
+        pl.len().alias("errors"),
+        *(pl.col(f"cause_{c.key}").sum().alias(c.label) for c in causes),
+        (pl.col("causes") == NO_CAUSE).sum().alias(NO_CAUSE),
+    )
+    counts = as_text(counts, f"true_{rank}").rename({f"true_{rank}": rank})
+    counts = counts.sort(["errors", rank], descending=[True, False], nulls_last=True).head(top)
+    return counts.to_pandas()
+
+
+def cause_totals(view: View) -> pd.DataFrame:
+    """Every tested cause's count over the view's errors (and "no cause found"), with the test that gives it."""
+    causes = tested(view)
+    found = with_causes(view)
+    rows = [
+        {"cause": c.label, "errors": int(found[f"cause_{c.key}"].sum()), "test": c.test} for c in causes
+    ] + [{"cause": NO_CAUSE, "errors": int((found["causes"] == NO_CAUSE).sum()), "test": "none of the above"}]
+    return pd.DataFrame(rows)
