@@ -209,7 +209,10 @@ def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_
 
     out = dashboard.outputs
     own = section_handlers(resources_without_photos, out)
-    assert set(own) == {"list_rank", "min_photos", "geo_kind", "geo_prior", "other", "map_rank", "report_rank"}
+    assert set(own) == {
+        *("list_rank", "min_photos", "geo_kind", "geo_prior", "other", "map_rank", "report_rank"),
+        *("cause", "error_order"),
+    }
     filters = DashboardFilters(
         table="cub100_effnet_head",
         clade_rank="order",
@@ -227,13 +230,18 @@ def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_
         for component in shown:
             if component is out.sent:  # what it remembers of its own outputs is what the whole handler remembers
                 assert shown[out.sent].marks.items() <= whole[out.sent].marks.items(), name
-            elif component in (out.compare_plot, out.compare_ranks_plot, out.confusion_plot):
+            elif component in (out.compare_plot, out.compare_ranks_plot, out.confusion_plot, out.cause_plot):
                 assert shown[component].to_json() == whole[component].to_json()
             elif hasattr(shown[component], "equals"):
                 assert shown[component].equals(whole[component]), name
             else:
                 assert shown[component] == whole[component], name
-    assert set(own["list_rank"][0](filters)) == {out.clades, out.geo_clades, out.sent}
+    assert set(own["list_rank"][0](filters)) == {out.clades, out.geo_clades, out.cause_plot, out.sent}
+    by_cause = own["cause"][0](replace(filters, cause="lookalike", error_order="label most doubtful first"))
+    assert set(by_cause) <= {out.gallery, out.error_table, out.errors_state, out.sent}
+    assert set(by_cause[out.error_table]["causes"]) and all(
+        "lookalike" in c for c in by_cause[out.error_table]["causes"]
+    )
     assert own["map_rank"][0](filters) == {}  # the map is closed: nothing to draw
     assert own["geo_kind"][0](replace(filters, min_conf=0.7, max_conf=0.4)) == {}  # refused range
 

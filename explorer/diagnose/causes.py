@@ -58,7 +58,10 @@ def _place_broke() -> pl.Expr:
 CAUSES: tuple[Cause, ...] = (
     Cause("open_set", "unknown species", "the model has no class for the true species", ("in_vocab",), _open_set),
     Cause(
-        "out_of_scope", "out of scope", "the scope check's score is under the model's threshold", ("in_scope",),
+        "out_of_scope",
+        "out of scope",
+        "the scope check's score is under the model's threshold",
+        ("in_scope",),
         _out_of_scope,
     ),
     Cause(
@@ -153,7 +156,9 @@ def caused_errors(
         found = found.head(limit)
     names = None if only is None else list(dict.fromkeys([*only, ROW]))
     rows = rows_at(view, np.sort(found[ROW].to_numpy()), names)
-    rows = found.select(ROW, "causes").join(rows.drop("causes", strict=False), on=ROW, how="left", maintain_order="left")
+    rows = found.select(ROW, "causes").join(
+        rows.drop("causes", strict=False), on=ROW, how="left", maintain_order="left"
+    )
     out = to_pandas(rows, keep_row=True)
     return out[[*(only if only is not None else [c for c in out.columns if c != "causes"]), "causes", ROW]]
 
@@ -178,7 +183,7 @@ def cause_totals(view: View) -> pd.DataFrame:
     """Every tested cause's count over the view's errors (and "no cause found"), with the test that gives it."""
     causes = tested(view)
     found = with_causes(view)
-    rows = [
-        {"cause": c.label, "errors": int(found[f"cause_{c.key}"].sum()), "test": c.test} for c in causes
-    ] + [{"cause": NO_CAUSE, "errors": int((found["causes"] == NO_CAUSE).sum()), "test": "none of the above"}]
+    rows = [{"cause": c.label, "errors": int(found[f"cause_{c.key}"].sum()), "test": c.test} for c in causes] + [
+        {"cause": NO_CAUSE, "errors": int((found["causes"] == NO_CAUSE).sum()), "test": "none of the above"}
+    ]
     return pd.DataFrame(rows)

@@ -261,3 +261,33 @@ def plot_errors_side_by_side(by_rank: pd.DataFrame, name_a: str, name_b: str):
         legend={"orientation": "h", "y": -0.25},
     )
     return fig
+
+
+def plot_causes_by_clade(counts: pd.DataFrame, rank: str):
+    """One horizontal bar per clade (``causes_by_clade``), a segment per cause (a photo with two causes is counted
+    in both, so a bar may be longer than the clade's errors, which the hover gives)."""
+    causes = [c for c in counts.columns if c not in (rank, "errors")]
+    clades = counts[rank].fillna("(unknown)").astype(str).tolist()[::-1]
+    errors = counts["errors"].to_numpy()[::-1]
+    bars = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "name": cause,
+            "y": clades,
+            "x": counts[cause].to_numpy()[::-1],
+            "customdata": errors,
+            "hovertemplate": f"%{{y}}: %{{x}} of %{{customdata}} errors: {cause}<extra></extra>",
+        }
+        for cause in causes
+    ]
+    return light(
+        bars,
+        barmode="stack",
+        title={"text": f"Why the errors happened, per {rank}"},
+        xaxis=axis("errors with each cause (a photo may have several)"),
+        yaxis=axis(None, automargin=True),
+        legend={"orientation": "h", "y": -0.2},
+        height=max(320, 60 + 26 * len(clades)),
+        margin={"t": 50, "b": 80, "l": 10, "r": 10},
+    )

@@ -123,7 +123,9 @@ def model_clade_probs(table: pd.DataFrame, lineages: dict[int, dict]) -> dict[st
             if given[i] < 0 or np.isnan(true_prob[i]):
                 continue
             in_clade = [
-                float(p) for c, p in zip(indices[i], probs[i]) if truth[i] and lineages.get(int(c), {}).get(rank) == truth[i]
+                float(p)
+                for c, p in zip(indices[i], probs[i])
+                if truth[i] and lineages.get(int(c), {}).get(rank) == truth[i]
             ]
             listed = given[i] in {int(c) for c in indices[i]}
             values[i] = sum(in_clade) + (0.0 if listed else true_prob[i])
@@ -131,9 +133,7 @@ def model_clade_probs(table: pd.DataFrame, lineages: dict[int, dict]) -> dict[st
     return out
 
 
-def confident_learning(
-    table: pd.DataFrame, thresholds: pd.Series, default: float
-) -> tuple[np.ndarray, np.ndarray]:
+def confident_learning(table: pd.DataFrame, thresholds: pd.Series, default: float) -> tuple[np.ndarray, np.ndarray]:
     """(flag, guess) per row, as cleanlab's ``compute_confident_joint`` counts it, over the stored top-k and the
     label: the classes whose probability reaches their threshold are the confident ones; with one, it is the guess,
     with several, the top-1; the photo is off the diagonal when there is a guess and it is not the label. A class

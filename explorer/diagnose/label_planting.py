@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from explorer.diagnose.label_issues import LABEL_RANKS, class_lineages, auroc, label_issue_columns
+from explorer.diagnose.label_issues import LABEL_RANKS, auroc, class_lineages, label_issue_columns
 from explorer.represent.embeddings import EmbeddingStore
 from explorer.taxa.taxonomy import Taxonomy
 

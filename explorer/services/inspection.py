@@ -14,7 +14,8 @@ from explorer.cam.gradcam import contrastive_cams, overlay_cams
 from explorer.diagnose.texts import comparison_html
 from explorer.identify.present import display_copy, format_probability, framed
 from explorer.photos.images import LoadedImage, load_image
-from explorer.photos.thumbnails import photo_path
+from explorer.photos.thumbnails import photo_path, thumbnail_file
+from explorer.services.error_causes import causes_html, error_causes, neighbour_captions
 from explorer.services.resources import Resources
 from explorer.services.workers import holds_worker
 
@@ -24,7 +25,7 @@ class Inspection:
     """An evaluation error looked at closely: truth vs prediction (escaped HTML) and captioned images."""
 
     html: str
-    images: list[tuple[np.ndarray | Image.Image, str]]
+    images: list[tuple[np.ndarray | Image.Image | str, str]]
 
 
 @holds_worker
@@ -71,6 +72,27 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
         layout=classifier.cam_layout,
     )
     return Inspection(text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)])
+
+
+def inspect_row(resources: Resources, table: str, position: int, prior: str | None, place_changed: bool) -> Inspection:
+    """A dashboard row (table ``table``, row ``position``, ``prior``'s answers) looked at closely: ``inspect_error``
+    and then why it most likely happened, with the label check's evidence and the nearest neighbours' photos."""
+    row = resources.row(table, position, prior)
+    found = inspect_error(resources, row, place_changed)
+    why = error_causes(resources, table, position)
+    images = list(found.images)
+    settings = resources.settings
+    for path, caption in neighbour_captions(why.label):
+        local = photo_path(settings.data_root, path)
+        if local is None:
+            continue
+        try:
+            images.append(
+                (thumbnail_file(str(local), settings.max_upload_bytes * 4, settings.max_image_pixels), caption)
+            )
+        except ValueError:
+            continue
+    return Inspection(causes_html(why) + found.html, images)
 
 
 def _compared_answers(row: dict, place_changed: bool) -> tuple[int, int, list[str]]:

@@ -3,6 +3,8 @@ manifests already doubt, the labels most likely wrong, and every error's causes 
 
 from __future__ import annotations
 
+import pandas as pd
+
 from explorer.diagnose.causes import CAUSES, LABEL_THRESHOLD, NO_CAUSE, cause_totals, causes_by_clade, tested
 from explorer.diagnose.frames import to_frame
 from explorer.diagnose.label_planting import PLANTED_SEED, PLANTED_SHARE, planted_experiment
@@ -38,8 +40,15 @@ def planted_text(sources: Sources) -> str:
             ]
         )
     header = [
-        "table", "witnesses", "photos", "planted", "AUROC", "model alone", "1 − p(label)",
-        f"{FLAGGED}: planted / others", "confident learning: planted / others",
+        "table",
+        "witnesses",
+        "photos",
+        "planted",
+        "AUROC",
+        "model alone",
+        "1 − p(label)",
+        f"{FLAGGED}: planted / others",
+        "confident learning: planted / others",
     ]
     return (
         "## Planted label errors\n\n"
@@ -77,6 +86,7 @@ def doubtful_text(sources: Sources) -> str:
         known = group[group["label_issue_score"].notna()]
         rows.append(
             [
+                ", ".join(sorted(set(_folders(group)))),
                 ", ".join(sorted({f"*{n}*" for n in group["true_name"].astype(str)})),
                 note.replace("|", "/"),
                 count(len(group)),
@@ -86,16 +96,30 @@ def doubtful_text(sources: Sources) -> str:
                 f"{int(known['label_cl_flag'].sum())} of {len(known)}",
             ]
         )
-    header = ["label", "the manifest's note", "photos", "scored", "mean score", FLAGGED, "confident learning"]
+    header = [
+        "class (folder)",
+        "label",
+        "the manifest's note",
+        "photos",
+        "scored",
+        "mean score",
+        FLAGGED,
+        "confident learning",
+    ]
     return (
         "## The labels BIRDS-525's manifest doubts\n\n"
-        f"`birds525-valid`'s manifest notes a doubt on {count(len(noted))} photos of "
-        f"{noted['true_name'].astype(str).nunique()} labels. What `inat_bird`'s label check says of them "
-        "(photos of a species the model has no class for are not scored):\n\n"
+        f"`birds525-valid`'s manifest notes a doubt on {count(len(noted))} photos of {_folders(noted).nunique()} "
+        f"classes (folders), labelled with {noted['true_name'].astype(str).nunique()} scientific names. What "
+        "`inat_bird`'s label check says of them (photos of a species the model has no class for are not scored):\n\n"
         + markdown_table(header, rows)
         + f"\n\nHighest: {_highest(noted)}. A note that only corrects how Kaggle spelled a name (the photos "
         "are right) should score low; a note that doubts what the photos show should score high."
     )
+
+
+def _folders(photos) -> pd.Series:
+    """Each photo's class folder (the folder that holds it)."""
+    return photos["path"].astype(str).str.rsplit("/", n=2).str[-2]
 
 
 def _highest(noted) -> str:
@@ -144,14 +168,24 @@ def _verdicts(sources: Sources, paths) -> str:
 
 def agreed_text(sources: Sources, first: str = "cub100_effnet_head", second: str = "inat_bird", top: int = 12) -> str:
     """The photos two models' label checks both doubt (matched by photo_hash): two witnesses trained apart."""
-    a, b = (sources.tables[n][["photo_hash", "path", "true_name", "label_issue_score", "pred_name"]] for n in (first, second))
+    a, b = (
+        sources.tables[n][["photo_hash", "path", "true_name", "label_issue_score", "pred_name"]]
+        for n in (first, second)
+    )
     both = a.merge(b.drop(columns=["path", "true_name"]), on="photo_hash", suffixes=("_a", "_b"))
     both = both.dropna(subset=["label_issue_score_a", "label_issue_score_b"])
     both["lower"] = both[["label_issue_score_a", "label_issue_score_b"]].min(axis=1)
     flagged = int((both["lower"] >= LABEL_THRESHOLD).sum())
     ranked = both.sort_values(["lower", "path"], ascending=[False, True], kind="stable").head(top)
     rows = [
-        [f"`{r.path}`", f"*{r.true_name}*", f"*{r.pred_name_a}*", f"*{r.pred_name_b}*", num(r.lower, 2), _checked(sources, r.path)]
+        [
+            f"`{r.path}`",
+            f"*{r.true_name}*",
+            f"*{r.pred_name_a}*",
+            f"*{r.pred_name_b}*",
+            num(r.lower, 2),
+            _checked(sources, r.path),
+        ]
         for r in ranked.itertuples()
     ]
     header = ["photo", "label", f"`{first}` says", f"`{second}` says", "lower score", "by eye"]
@@ -169,7 +203,9 @@ def causes_text(sources: Sources) -> str:
     for name in TABLES:
         totals = cause_totals(to_frame(sources.tables[name]))
         by = dict(zip(totals["cause"], totals["errors"]))
-        rows.append([f"`{name}`", *(count(by[c.label]) if c.label in by else "not tested" for c in CAUSES), count(by[NO_CAUSE])])
+        rows.append(
+            [f"`{name}`", *(count(by[c.label]) if c.label in by else "not tested" for c in CAUSES), count(by[NO_CAUSE])]
+        )
     tests = "\n".join(f"- **{c.label}**: {c.test}." for c in CAUSES)
     bird = to_frame(sources.tables["inat_bird"])
     clades = causes_by_clade(bird, "order", top=8)

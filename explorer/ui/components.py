@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.diagnose.frames import ROW
-from explorer.services.inspection import inspect_error
+from explorer.services.inspection import inspect_error, inspect_row
 from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 
 # Every event that runs the classifier shares the model queue: one call at a time by default, as torch already uses
@@ -151,10 +151,10 @@ def make_inspector(resources, place_changed: bool = False):
         if not refs or index is None or not 0 <= int(index) < len(refs):
             return "", []
         try:
-            row = (
-                refs[index] if not isinstance(rows, dict) else resources.row(rows["table"], refs[index], rows["prior"])
-            )
-            found = inspect_error(resources, row, place_changed)
+            if isinstance(rows, dict):
+                found = inspect_row(resources, rows["table"], refs[index], rows["prior"], place_changed)
+            else:
+                found = inspect_error(resources, refs[index], place_changed)
         except (KeyError, ValueError) as err:
             raise gr.Error(str(err).strip("'\"")) from err
         return found.html, found.images

@@ -13,17 +13,15 @@ import gradio as gr
 
 from explorer.diagnose.figures import plot_clade_sunburst, plot_errors_by_rank
 from explorer.diagnose.frames import View, side_by_side
-from explorer.diagnose.metrics import accuracy_by_clade, confused_pairs, error_rows, errors_by_rank, summary
+from explorer.diagnose.metrics import accuracy_by_clade, confused_pairs, errors_by_rank, summary
 from explorer.diagnose.texts import summary_markdown
-from explorer.photos.thumbnails import thumbnails
 from explorer.services.resources import Resources
+from explorer.ui.causes_section import cause_outputs, cause_plot_output, error_outputs
 from explorer.ui.changed import only_changed, slider_update
 from explorer.ui.class_report_section import class_report_outputs
-from explorer.ui.components import row_refs
 from explorer.ui.dashboard_layout import DashboardOutputs
 from explorer.ui.dashboard_state import ALL_RANKS, NEW_SESSION, DashboardFilters, DashboardSession
 from explorer.ui.diagnose_sections import (
-    ERROR_COLUMNS,
     calibration_outputs,
     comparison_outputs,
     filtered_view,
@@ -39,7 +37,7 @@ REMEMBERED = (
     *("summary", "errors_plot", "sunburst", "clades", "pairs", "reliability_plot", "tradeoff_plot", "calibration"),
     *("scope_plot", "scope_text", "gallery", "error_table", "geo_summary", "geo_clades", "geo_compare"),
     *("compare_plot", "compare_ranks_plot", "compare_text", "disagreements", "heads_text"),
-    *("class_scores", "confusion_plot", "confusion_cells"),
+    *("class_scores", "confusion_plot", "confusion_cells", "cause_totals", "cause_plot"),
 )
 
 Handler = Callable[[DashboardFilters, DashboardSession], dict]
@@ -90,17 +88,29 @@ def section_handlers(resources: Resources, out: DashboardOutputs) -> dict[str, t
     comparison = [out.compare_plot, out.compare_ranks_plot, out.compare_text, out.disagreements]
     report = [out.class_scores, out.confusion_plot, out.confusion_cells, out.cell_gallery, out.cell_state]
     clade_tables = _section(resources, out, partial(_clade_tables, resources, out))
+    by_rank = _section(
+        resources,
+        out,
+        lambda view, filters, session: {
+            **_clade_tables(resources, out, view, filters, session),
+            **cause_plot_output(out, view, filters),
+        },
+    )
     geo_section = _section(resources, out, partial(_geo_section, resources, out))
     compared = _section(resources, out, partial(_compared, resources, out))
     mapped = _section(resources, out, partial(_mapped, resources, out))
     reported = _section(resources, out, lambda view, filters, _session: class_report_outputs(out, view, filters))
+    listed = _section(resources, out, lambda view, filters, _session: error_outputs(resources, out, view, filters))
+    errors = [out.gallery, out.error_table, out.errors_state, out.sent]
     return {
-        "list_rank": (clade_tables, [out.clades, out.geo_clades, out.sent]),
+        "list_rank": (by_rank, [out.clades, out.geo_clades, out.cause_plot, out.sent]),
         "min_photos": (clade_tables, [out.clades, out.geo_clades, out.sent]),
         "geo_kind": (geo_section, [*geo, out.sent]),
         "geo_prior": (geo_section, [*geo, out.sent]),
         "other": (compared, [*comparison, out.sent]),
         "report_rank": (reported, [*report, out.sent]),
+        "cause": (listed, errors),
+        "error_order": (listed, errors),
         "map_rank": (mapped, [out.map_plot, out.map_text, out.map_state, out.sent]),
     }
 
@@ -160,14 +170,6 @@ def _whole_dashboard(
             out.errors_plot: plot_errors_by_rank(errors_by_rank(view)),
         }
 
-    def errors() -> dict:
-        rows = error_rows(view, keep_row=True, only=ERROR_COLUMNS)
-        return {
-            out.gallery: thumbnails(resources, rows),
-            out.error_table: rows[ERROR_COLUMNS].round(3),
-            out.errors_state: row_refs(name, rows),
-        }
-
     return side_by_side(
         headline,
         lambda: {out.sunburst: plot_clade_sunburst(view)},
@@ -177,7 +179,8 @@ def _whole_dashboard(
         },
         lambda: calibration_outputs(out, view),
         lambda: scope_outputs(resources, out, view, model),
-        errors,
+        lambda: error_outputs(resources, out, view, filters),
+        lambda: cause_outputs(out, view, filters),
         lambda: geo_outputs(resources, out, view, filters),
         lambda: comparison_outputs(resources, out, view, filters),
         lambda: class_report_outputs(out, view, filters),

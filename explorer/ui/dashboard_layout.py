@@ -10,6 +10,7 @@ import gradio as gr
 from explorer.diagnose.metrics import OUTCOMES
 from explorer.services.resources import Resources
 from explorer.taxa.taxonomy import RANKS
+from explorer.ui.causes_section import build_cause_controls
 from explorer.ui.components import LenientSlider, row_refs
 from explorer.ui.dashboard_state import ALL_RANKS, ALL_SETS, DEFAULTS
 from explorer.ui.fast_plot import FastPlot
@@ -34,6 +35,8 @@ class DashboardOutputs:
     gallery: ThumbGallery
     error_table: LightTable
     errors_state: gr.State
+    cause_totals: LightTable
+    cause_plot: FastPlot
     geo_summary: gr.Markdown
     geo_clades: LightTable
     geo_gallery: ThumbGallery
@@ -146,20 +149,22 @@ def build_charts() -> tuple[dict, dict, tuple[gr.Button, gr.File]]:
     return charts, dict(list_rank=list_rank, min_photos=min_photos), (csv_button, csv_files)
 
 
-def build_errors() -> tuple[dict, gr.HTML, gr.Gallery]:
-    """The error gallery and table (outputs) and the inspector they open."""
-    gr.Markdown("### Errors: click one to inspect it")
-    gallery = ThumbGallery(label="Errors (most confident first)", elem_id="dash_gallery")
+def build_errors() -> tuple[dict, dict, gr.HTML, gr.Gallery]:
+    """The error gallery and table with their causes (outputs), the section's controls ({DashboardFilters field:
+    control}) and the inspector they open."""
+    gr.Markdown("### Errors: why each happened; click one to inspect it and see the evidence")
+    controls, counts = build_cause_controls()
+    gallery = ThumbGallery(label="Errors", elem_id="dash_gallery")
     error_table = LightTable(label="Errors (click a row to inspect)", elem_id="dash_error_table", max_height=260)
     with gr.Row(elem_id="inspector_row"):  # on a narrow screen: the lineage table above the photos (CSS)
         inspector_text = gr.HTML(elem_id="inspector_text")
         inspector = gr.Gallery(
-            label="Inspector: photo, Grad-CAM of the prediction, of the truth, and of "
-            "'why the prediction and not the truth'",
+            label="Inspector: photo, Grad-CAM of the prediction, of the truth, of "
+            "'why the prediction and not the truth', and the nearest labelled photos",
             columns=4,
             height=300,
             elem_id="inspector",
             object_fit="contain",
         )
-    outputs = dict(gallery=gallery, error_table=error_table, errors_state=gr.State(row_refs("", None)))
-    return outputs, inspector_text, inspector
+    outputs = dict(gallery=gallery, error_table=error_table, errors_state=gr.State(row_refs("", None)), **counts)
+    return outputs, controls, inspector_text, inspector

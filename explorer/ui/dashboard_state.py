@@ -12,6 +12,8 @@ from typing import Any
 
 import gradio as gr
 
+from explorer.diagnose.causes import ANY as ANY_CAUSE
+from explorer.diagnose.causes import ORDERS as ERROR_ORDERS
 from explorer.diagnose.metrics import Filters
 from explorer.ui.changed import Sent
 from explorer.ui.components import clamp
@@ -43,6 +45,8 @@ class DashboardFilters:
     map_rank: str = "family"  # the rank that colours the representation map
     geo_prior: str | None = None  # whose fixes and breaks the geo section shows
     report_rank: str = "species"  # the rank of the per-class table and the confusion matrix
+    cause: str = ANY_CAUSE  # the errors the gallery shows: every one, or those with one cause
+    error_order: str = ERROR_ORDERS[0]  # the gallery's order: most confident first, or label most doubtful first
 
     def metric_filters(self) -> Filters:
         """These filters as ``explorer.diagnose.metrics`` takes them (a clade only once a rank and a clade are

@@ -43,12 +43,12 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
         return None
     top = build_filters(resources)
     charts, chart_filters, csv = build_charts()
-    errors, inspector_text, inspector = build_errors()
+    errors, error_filters, inspector_text, inspector = build_errors()
     geo, geo_filters = build_geo_section(resources)
     comparison, compare_filter = build_comparison(resources)
     report, report_filter = build_class_report()
     representation, map_filter, map_parts = build_representation_section(resources)
-    controls = {**top, **chart_filters, **geo_filters, **compare_filter, **report_filter, **map_filter}
+    controls = {**top, **chart_filters, **error_filters, **geo_filters, **compare_filter, **report_filter, **map_filter}
     filter_outputs = {name: controls[name] for name in ("min_conf", "max_conf", "clade")}  # their notes, the menu
     out = DashboardOutputs(
         **charts,

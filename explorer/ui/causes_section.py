@@ -1,0 +1,59 @@
+"""The Diagnose tab's errors, by cause: which cause to show and in what order (the section's own controls), how many
+errors each test explains and per clade, and the error gallery and table (explorer.diagnose.causes)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer.diagnose.causes import CAUSE_CHOICES, ORDERS, cause_totals, caused_errors, causes_by_clade, untested
+from explorer.diagnose.figures import plot_causes_by_clade
+from explorer.diagnose.frames import View, columns
+from explorer.photos.thumbnails import thumbnails
+from explorer.ui.components import row_refs
+from explorer.ui.dashboard_state import DEFAULTS, DashboardFilters
+from explorer.ui.diagnose_sections import ERROR_COLUMNS
+from explorer.ui.fast_plot import FastPlot
+from explorer.ui.light_table import LightTable
+
+LABEL_COLUMN = "label_issue_score"
+
+
+def build_cause_controls() -> tuple[dict, dict]:
+    """The section's controls ({DashboardFilters field: control}) and its cause counts (outputs)."""
+    with gr.Row():
+        cause = gr.Dropdown(
+            list(CAUSE_CHOICES), value=DEFAULTS.cause, label="Errors with this cause", elem_id="dash_cause"
+        )
+        error_order = gr.Dropdown(list(ORDERS), value=DEFAULTS.error_order, label="Order", elem_id="dash_error_order")
+    with gr.Row():
+        cause_totals_table = LightTable(label="What each test explains", elem_id="dash_cause_totals", max_height=260)
+        cause_plot = FastPlot(label="Causes per clade", elem_id="dash_cause_plot")
+    return dict(cause=cause, error_order=error_order), dict(cause_totals=cause_totals_table, cause_plot=cause_plot)
+
+
+def error_outputs(resources, out, view: View, filters: DashboardFilters) -> dict:
+    """The error gallery and table for the section's cause and order, and the rows they show (by position)."""
+    shown_columns = ERROR_COLUMNS + ([LABEL_COLUMN] if LABEL_COLUMN in columns(view) else [])
+    rows = caused_errors(view, filters.cause, filters.error_order, only=shown_columns)
+    shown = rows[[*shown_columns, "causes"]].round(3)
+    return {
+        out.gallery: thumbnails(resources, rows),
+        out.error_table: shown,
+        out.errors_state: row_refs(filters.table, rows),
+    }
+
+
+def cause_outputs(out, view: View, filters: DashboardFilters) -> dict:
+    """How many errors each test explains (with the test, and those the table cannot answer), and per clade at the
+    clade tables' rank."""
+    totals = cause_totals(view)
+    missing = untested(view)
+    if missing:
+        untested_row = {"cause": ", ".join(c.label for c in missing), "errors": None, "test": "not tested here"}
+        totals.loc[len(totals)] = untested_row
+    return {out.cause_totals: totals, **cause_plot_output(out, view, filters)}
+
+
+def cause_plot_output(out, view: View, filters: DashboardFilters) -> dict:
+    """The causes per clade at the clade tables' rank (what that rank's menu redraws)."""
+    return {out.cause_plot: plot_causes_by_clade(causes_by_clade(view, filters.list_rank), filters.list_rank)}
