@@ -238,3 +238,46 @@ def test_the_plain_rest_protocol_answers_and_refuses_as_the_client_does(app_url,
     assert gradio_rest.check(good, (43.65, -79.38, "")) is None and good["place"] is not None
     assert len(good["predictions"]) == 5 and again["place"] is None and gradio_rest.check(again, (None,)) is None
     assert gradio_rest.check({"predictions": []}, (None,)) == "no predictions"
+
+
+def test_errors_and_why_say_why_each_error_happened(client):
+    """`errors` lists a table's errors with one cause, with the test behind each cause; `why` gives one photo's
+    causes and the label check's evidence, the same photo's score in the other tables included."""
+    import pandas as pd
+    from conftest import ROOT
+    from gradio_client.exceptions import AppError
+
+    from explorer.diagnose.causes import cause_totals
+    from explorer.diagnose.frames import to_frame
+
+    table = pd.read_parquet(ROOT / "assets" / "eval" / "inat_bird.parquet")
+    expected = cause_totals(to_frame(table)).set_index("cause")["errors"]
+    listed = client.predict("inat_bird", "label probably wrong", "label most doubtful first", 1000, api_name="/errors")
+    assert listed["tested"] == [
+        "unknown species",
+        "out of scope",
+        "label probably wrong",
+        "lookalike",
+        "the place broke it",
+    ]
+    assert len(listed["errors"]) == expected["label probably wrong"] == 107
+    first = listed["errors"][0]
+    assert first["photo_id"] == "cub100-test:images/Pacific_Loon/0030.jpg" and first["label_issue_score"] > 0.99
+    assert {"cause": "label probably wrong", "test": first["causes"][0]["test"]} in first["causes"]
+    scores = [e["label_issue_score"] for e in listed["errors"]]
+    assert scores == sorted(scores, reverse=True)
+
+    why = client.predict("inat_bird", first["photo_id"], api_name="/why")
+    assert [c["cause"] for c in why["causes"]] == ["label probably wrong"] and why["untested"] == []
+    label = why["label"]
+    assert label["rank"] == "order" and len(label["neighbours"]) == 10
+    assert label["agreement"]["species"] == sum(n["shares"] == "species" for n in label["neighbours"]) / 10
+    assert label["other_tables"]["cub100_effnet_head"] > 0.99  # the CUB model doubts it too
+
+    with pytest.raises(AppError, match="no evaluation table 'nope'"):
+        client.predict("nope", "(every error)", "most confident first", 5, api_name="/errors")
+    with pytest.raises(AppError, match="cause must be one of"):
+        client.predict("inat_bird", "gremlins", "most confident first", 5, api_name="/errors")
+    with pytest.raises(AppError, match="has no photo 'nothing'"):
+        client.predict("inat_bird", "nothing", api_name="/why")
+    assert client.predict("inat_bird", "(every error)", "most confident first", 1, api_name="/errors")["errors"]

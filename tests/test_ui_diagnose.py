@@ -154,6 +154,7 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
         "cub100_effnet_head-clades-by-family.csv",
         "cub100_effnet_head-confused-pairs.csv",
         "cub100_effnet_head-errors.csv",
+        "cub100_effnet_head-causes.csv",
         "cub100_effnet_head-priors-compared.csv",
         "cub100_effnet_head-geo-inat_bird-fixed-by-family.csv",  # the prior chosen in the section
         "cub100_effnet_head-vs-inat_bird-by-family.csv",
@@ -164,8 +165,12 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     assert len(photos) == len(view) > 0 and set(photos["true_order"]) == {"Passeriformes"}
     clades = pd.read_csv(paths[1])
     assert clades["clade"].tolist() == accuracy_by_clade(view, "family", 5)["clade"].tolist()
-    assert len(pd.read_csv(paths[3])) == len(view)  # every photo in this view is an error
-    compared = pd.read_csv(paths[4])
+    errors = pd.read_csv(paths[3])
+    assert len(errors) == len(view)  # every photo in this view is an error, each with its causes
+    assert errors["causes"].notna().all() and "label_issue_score" in errors.columns
+    causes = pd.read_csv(paths[4]).set_index("cause")
+    assert causes.loc["lookalike", "errors"] == errors["causes"].str.contains("lookalike").sum()
+    compared = pd.read_csv(paths[5])
     assert compared["prior"].tolist() == ["birdnet", "inat_bird"]  # the table's default first
     placed = view[view["lat"].notna() & view["in_vocab"] & (view["status"] == "ok")]
     ours = compared.set_index("prior").loc["inat_bird"]

@@ -24,7 +24,7 @@ SHOWN_NEIGHBOURS = 5  # neighbours whose photos the inspector shows (all 10 are 
 @dataclass(frozen=True)
 class Neighbour:
     photo_id: str
-    path: str
+    photo_path: str  # not "path": gradio_client would take the record for a file to download
     label: str
     similarity: float
     shares: str  # the deepest rank its label shares with the photo's ("" none of species..order)
@@ -192,7 +192,7 @@ def neighbour_captions(evidence: LabelEvidence | None) -> list[tuple[str, str]]:
     if evidence is None:
         return []
     return [
-        (n.path, f"neighbour {i}: {n.label} (cos {n.similarity:.2f})")
+        (n.photo_path, f"neighbour {i}: {n.label} (cos {n.similarity:.2f})")
         for i, n in enumerate(evidence.neighbours[:SHOWN_NEIGHBOURS], start=1)
     ]
 
@@ -214,7 +214,9 @@ def errors_json(resources: Resources, table: str, cause: str = ANY, order: str =
     tests = {c.label: c.test for c in CAUSES}
     listed = [
         {
-            **{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items() if k in only},
+            **{
+                _key(k): (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items() if k in only
+            },
             "causes": [{"cause": c, "test": tests.get(c, "")} for c in str(r["causes"]).split("; ") if c != NO_CAUSE],
         }
         for r in rows.to_dict("records")
@@ -228,6 +230,11 @@ def errors_json(resources: Resources, table: str, cause: str = ANY, order: str =
     }
 
 
+def _key(column: str) -> str:
+    """A column's key in the JSON: "path" would make gradio_client take the record for a file to download."""
+    return "photo_path" if column == "path" else column
+
+
 def why_json(resources: Resources, table: str, photo_id: str) -> dict:
     """``error_causes`` of one photo as JSON; ValueError for an unknown table or photo."""
     if table not in resources.tables:
@@ -235,4 +242,4 @@ def why_json(resources: Resources, table: str, photo_id: str) -> dict:
     try:
         return asdict(error_causes(resources, table, find_row(resources, table, photo_id)))
     except KeyError as err:
-        raise ValueError(str(err).strip("'\"")) from err
+        raise ValueError(str(err.args[0])) from err

@@ -1,6 +1,7 @@
 """The named API endpoints (hidden from the page): ``identify`` (a photo -> JSON), ``explain`` (the same with the CAM
-of every suggestion, as numbers), ``similar``, ``range_map`` (a species -> a standalone map document) and ``tables``
-(the evaluation tables, and whether each was made by the weights loaded now). Errors become gradio AppErrors with
+of every suggestion, as numbers), ``similar``, ``range_map`` (a species -> a standalone map document), ``tables``
+(the evaluation tables, and whether each was made by the weights loaded now), ``errors`` (a table's errors with
+their causes) and ``why`` (one photo's causes and the label check's evidence). Errors become gradio AppErrors with
 the message the page shows."""
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.cam.gradcam import FAST_METHOD
+from explorer.diagnose.causes import ANY, ORDERS
 from explorer.identify.answer import DEFAULT_THRESHOLD, result_to_json
+from explorer.services.error_causes import errors_json, why_json
 from explorer.services.identification import Identification, IdentifyRequest, cams_to_json, identify_photo
 from explorer.services.range_maps import range_map_document
 from explorer.services.resources import Resources
@@ -57,8 +60,26 @@ def api_handlers(resources: Resources) -> dict:
         weights loaded now, and whether they are the same (null when the model is not loaded)."""
         return resources.tables_overview()
 
+    def errors_api(table, cause=ANY, order=ORDERS[0], limit=50):
+        """(table, cause, order, limit) -> the table's errors with that cause ("(every error)", a cause's name, or
+        "no cause found"), most confident first or "label most doubtful first", each with its causes (and the test
+        that gave each) and its label_issue_score; "tested" lists the causes this table can answer."""
+        try:
+            return errors_json(resources, str(table or ""), cause or ANY, order or ORDERS[0], int(limit or 50))
+        except ValueError as err:
+            raise gr.Error(str(err), title="No errors listed") from err
+
+    def why_api(table, photo_id):
+        """(table, photo_id) -> why that photo's error most likely happened: its causes with their tests, the causes
+        the table cannot test, and the label check's evidence (score, the label's probability against its usual
+        level, confident learning, the nearest labelled photos, the same photo's score in the other tables)."""
+        try:
+            return why_json(resources, str(table or ""), str(photo_id or ""))
+        except ValueError as err:
+            raise gr.Error(str(err), title="No such photo") from err
+
     handlers = {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
-    return {**handlers, "tables": tables_api}
+    return {**handlers, "tables": tables_api, "errors": errors_api, "why": why_api}
 
 
 def _identified(resources: Resources, title: str, **request) -> Identification:
@@ -96,6 +117,15 @@ def build_api(resources: Resources) -> None:
         explain_trigger = gr.Button("explain")
         tables = gr.JSON(label="tables")
         tables_trigger = gr.Button("tables")
+        table_name = gr.Textbox("", label="table")
+        cause = gr.Textbox(ANY, label="cause")
+        order = gr.Textbox(ORDERS[0], label="order")
+        limit = gr.Number(50, precision=0, label="limit")
+        photo_id = gr.Textbox("", label="photo_id")
+        errors_output = gr.JSON(label="errors")
+        errors_trigger = gr.Button("errors")
+        why_output = gr.JSON(label="why")
+        why_trigger = gr.Button("why")
 
     handlers = api_handlers(resources)
     explain_inputs = [file, top_k, model, cam_method]
@@ -107,3 +137,5 @@ def build_api(resources: Resources) -> None:
         handlers["range_map"], [model, species, lat, lon, date, prior, week], document, api_name="range_map"
     )
     tables_trigger.click(handlers["tables"], None, tables, api_name="tables")
+    errors_trigger.click(handlers["errors"], [table_name, cause, order, limit], errors_output, api_name="errors")
+    why_trigger.click(handlers["why"], [table_name, photo_id], why_output, api_name="why")

@@ -8,6 +8,7 @@ import html
 import gradio as gr
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
+from explorer.diagnose.causes import cause_totals, caused_errors
 from explorer.diagnose.figures import (
     plot_errors_side_by_side,
     plot_model_comparison,
@@ -15,13 +16,12 @@ from explorer.diagnose.figures import (
     plot_rollup_tradeoff,
     plot_scope_tradeoff,
 )
-from explorer.diagnose.frames import View, first_value, to_pandas
+from explorer.diagnose.frames import ROW, View, columns, first_value, to_pandas
 from explorer.diagnose.geo_effect import compare_priors, geo_effect_by_clade, geo_view, has_geo, table_priors
 from explorer.diagnose.metrics import (
     accuracy_by_clade,
     compare_models,
     confused_pairs,
-    error_rows,
     filter_view,
     rollup_tradeoff,
 )
@@ -153,6 +153,12 @@ def comparison_counts(compared, name: str, other: str) -> str:
     )
 
 
+def _errors_with_causes(view: View):
+    """Every error in view (most confident first), with its label score where the table has one and its causes."""
+    only = ERROR_COLUMNS + (["label_issue_score"] if "label_issue_score" in columns(view) else [])
+    return caused_errors(view, limit=None, only=only).drop(columns=[ROW])
+
+
 def view_csv_files(resources: Resources, filters: DashboardFilters) -> list[str]:
     """The photos in view and each of the view's tables, as CSV files written for this request."""
     if float(filters.min_conf) > float(filters.max_conf):
@@ -165,7 +171,8 @@ def view_csv_files(resources: Resources, filters: DashboardFilters) -> list[str]
         f"{name}-photos-in-view": to_pandas(view),
         f"{name}-clades-by-{rank}": accuracy_by_clade(view, rank, min_photos),
         f"{name}-confused-pairs": confused_pairs(view),
-        f"{name}-errors": error_rows(view, limit=None, only=ERROR_COLUMNS),
+        f"{name}-errors": _errors_with_causes(view),
+        f"{name}-causes": cause_totals(view),
     }
     if has_geo(view) and (not prior or prior in table_priors(view)):
         tables[f"{name}-priors-compared"] = compare_priors(view)
