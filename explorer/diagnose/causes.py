@@ -160,7 +160,7 @@ def caused_errors(
         rows.drop("causes", strict=False), on=ROW, how="left", maintain_order="left"
     )
     out = to_pandas(rows, keep_row=True)
-    return out[[*(only if only is not None else [c for c in out.columns if c != "causes"]), "causes", ROW]]
+    return out[[*(only if only is not None else [c for c in out.columns if c not in ("causes", ROW)]), "causes", ROW]]
 
 
 def causes_by_clade(view: View, rank: str, top: int = 15) -> pd.DataFrame:
