@@ -18,7 +18,7 @@ from explorer.diagnose.schema import PHOTO_HASH
 from explorer.identify.present import format_probability
 from explorer.services.resources import Resources
 
-SHOWN_NEIGHBOURS = 5  # neighbours whose photos the inspector shows (all 10 are listed)
+SHOWN_NEIGHBOURS = 4  # neighbours whose photos the inspector shows (a second row of four; all 10 are listed)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ def error_outputs(resources, out, view: View, filters: DashboardFilters) -> dict
     """The error gallery and table for the section's cause and order, and the rows they show (by position)."""
     shown_columns = ERROR_COLUMNS + ([LABEL_COLUMN] if LABEL_COLUMN in columns(view) else [])
     rows = caused_errors(view, filters.cause, filters.error_order, only=shown_columns)
-    shown = rows[[*shown_columns, "causes"]].round(3)
+    first = ["true_name", "pred_name", "confidence", *shown_columns[len(ERROR_COLUMNS) :], "causes"]
+    shown = rows[[*first, *(c for c in ERROR_COLUMNS if c not in first)]].round(3)
     return {
         out.gallery: thumbnails(resources, rows),
         out.error_table: shown,

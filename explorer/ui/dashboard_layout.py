@@ -159,10 +159,9 @@ def build_errors() -> tuple[dict, dict, gr.HTML, gr.Gallery]:
     with gr.Row(elem_id="inspector_row"):  # on a narrow screen: the lineage table above the photos (CSS)
         inspector_text = gr.HTML(elem_id="inspector_text")
         inspector = gr.Gallery(
-            label="Inspector: photo, Grad-CAM of the prediction, of the truth, of "
-            "'why the prediction and not the truth', and the nearest labelled photos",
+            label="Inspector: photo, Grad-CAMs (prediction, truth, why not the truth), nearest labelled photos",
             columns=4,
-            height=300,
+            height=440,
             elem_id="inspector",
             object_fit="contain",
         )

@@ -1,0 +1,72 @@
+"""Why each error happened, in a real Chromium: the errors filtered by cause and ordered by the label check, one
+request per choice, and the inspector's evidence (the causes with their tests, the label check, the neighbours)."""
+
+import pytest
+from conftest import BROWSER_MARKS, HAVE_CORAL, SHOTS, NetworkWatch, chromium_page
+
+pytestmark = [
+    *BROWSER_MARKS,
+    pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared"),
+]
+
+
+def choose(page, menu: str, option: str) -> int:
+    """Pick ``option`` in the dropdown ``menu``; the requests that one choice sent (once the network is quiet)."""
+    page.locator(f"{menu} input").first.click()
+    with NetworkWatch(page) as network:
+        page.get_by_role("option", name=option, exact=True).click()
+        network.wait_idle()
+    return len([r for r in network.sent if r.method == "POST"])
+
+
+def error_rows(page) -> list[str]:
+    return page.locator("#dash_error_table tbody tr").all_inner_texts()
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
+    with chromium_page(app_url) as page:
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.get_by_role("tab", name="Diagnose").click()
+        page.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)  # drawn on page load
+        totals = page.locator("#dash_cause_totals")
+        totals.locator("tbody tr").nth(5).wait_for(timeout=30_000)
+        assert totals.locator("th").all_inner_texts()[:3] == ["cause", "errors", "test"]
+        listed = {r.split("\t")[0]: r.split("\t")[1] for r in totals.locator("tbody tr").all_inner_texts()}
+        assert set(listed) == {
+            *("unknown species", "out of scope", "label probably wrong", "lookalike", "the place broke it"),
+            "no cause found",
+        }
+
+        assert choose(page, "#dash_cause", "label probably wrong") == 1  # one choice, one request
+        page.wait_for_function(
+            "() => { const rows = [...document.querySelectorAll('#dash_error_table tbody tr')];"
+            " return rows.length > 0 && rows.every(r => r.innerText.includes('label probably wrong')); }",
+            timeout=60_000,
+        )
+        assert choose(page, "#dash_error_order", "label most doubtful first") == 1
+        page.wait_for_function(
+            "() => { const r = document.querySelector('#dash_error_table tbody tr');"
+            " return r && r.innerText.includes('Pacific_Loon/0030.jpg'); }",
+            timeout=60_000,
+        )
+        rows = error_rows(page)
+        assert all("label probably wrong" in r for r in rows) and len(rows) > 20
+        # the summary and the other charts were not redrawn: the section's own controls redraw the section alone
+        assert page.locator("#dash_summary").filter(has_text="top-1").count() == 1
+
+        with NetworkWatch(page) as network:
+            page.locator("#dash_error_table tbody tr").first.click()
+            page.wait_for_function("document.querySelectorAll('#inspector img').length >= 8", timeout=90_000)
+            network.wait_idle()
+        assert len([r for r in network.sent if r.method == "POST"]) == 1
+        text = page.locator("#inspector_text").inner_text()
+        assert "Why this error, most likely" in text and "label probably wrong: label_issue_score >= 0.5" in text
+        assert "Label check: score 1.00, wrong up to the order" in text
+        assert "The same photo in other tables: cub100_effnet_head:" in text
+        captions = page.locator("#inspector .caption-label").all_inner_texts()
+        assert sum(c.startswith("neighbour ") for c in captions) == 4
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#inspector_row").scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"causes_{width}px.png"), full_page=False)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing wider than the screen
