@@ -38,6 +38,10 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
             "no cause found",
         }
 
+        page.locator("#dash_cause_plot").scroll_into_view_if_needed()  # plots are drawn when shown
+        page.locator("#dash_cause_plot .js-plotly-plot").wait_for(timeout=30_000)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"causes_counts_{width}px.png"), full_page=False)
         assert choose(page, "#dash_cause", "label probably wrong") == 1  # one choice, one request
         page.wait_for_function(
             "() => { const rows = [...document.querySelectorAll('#dash_error_table tbody tr')];"

@@ -285,7 +285,7 @@ def plot_causes_by_clade(counts: pd.DataFrame, rank: str):
         bars,
         barmode="stack",
         title={"text": f"Why the errors happened, per {rank}"},
-        xaxis=axis("errors with each cause (a photo may have several)"),
+        xaxis=axis("errors per cause"),
         yaxis=axis(None, automargin=True),
         legend={"orientation": "h", "y": -0.2},
         height=max(320, 60 + 26 * len(clades)),

@@ -60,6 +60,13 @@ def api_handlers(resources: Resources) -> dict:
         weights loaded now, and whether they are the same (null when the model is not loaded)."""
         return resources.tables_overview()
 
+    handlers = {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
+    return {**handlers, "tables": tables_api, **_diagnose_handlers(resources)}
+
+
+def _diagnose_handlers(resources: Resources) -> dict:
+    """The endpoints that read the evaluation tables: why errors happened."""
+
     def errors_api(table, cause=ANY, order=ORDERS[0], limit=50):
         """(table, cause, order, limit) -> the table's errors with that cause ("(every error)", a cause's name, or
         "no cause found"), most confident first or "label most doubtful first", each with its causes (and the test
@@ -78,8 +85,7 @@ def api_handlers(resources: Resources) -> dict:
         except ValueError as err:
             raise gr.Error(str(err), title="No such photo") from err
 
-    handlers = {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
-    return {**handlers, "tables": tables_api, "errors": errors_api, "why": why_api}
+    return {"errors": errors_api, "why": why_api}
 
 
 def _identified(resources: Resources, title: str, **request) -> Identification:

@@ -36,7 +36,10 @@ def error_outputs(resources, out, view: View, filters: DashboardFilters) -> dict
     shown_columns = ERROR_COLUMNS + ([LABEL_COLUMN] if LABEL_COLUMN in columns(view) else [])
     rows = caused_errors(view, filters.cause, filters.error_order, only=shown_columns)
     first = ["true_name", "pred_name", "confidence", *shown_columns[len(ERROR_COLUMNS) :], "causes"]
-    shown = rows[[*first, *(c for c in ERROR_COLUMNS if c not in first)]].round(3)
+    shown = rows[[*first, *(c for c in ERROR_COLUMNS if c not in first)]]
+    shown = shown.astype({c: float for c in shown.columns if shown[c].dtype.kind == "f"}).round(
+        3
+    )  # 0.938, not float32's
     return {
         out.gallery: thumbnails(resources, rows),
         out.error_table: shown,

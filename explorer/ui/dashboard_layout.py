@@ -161,7 +161,7 @@ def build_errors() -> tuple[dict, dict, gr.HTML, gr.Gallery]:
         inspector = gr.Gallery(
             label="Inspector: photo, Grad-CAMs (prediction, truth, why not the truth), nearest labelled photos",
             columns=4,
-            height=440,
+            height=380,
             elem_id="inspector",
             object_fit="contain",
         )
