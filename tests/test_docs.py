@@ -32,6 +32,7 @@ COMMANDS = {
     "explorer-shipped": "explorer.tools.shipped",
     "explorer-scope": "explorer.tools.scope",
     "explorer-represent": "explorer.tools.represent",
+    "explorer-faithfulness": "explorer.tools.faithfulness",
     "explorer-convert": "explorer.tools.convert",
     "explorer-train-geo": "explorer.tools.train_geo",
     "explorer-train-head": "explorer.tools.train_head",

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from explorer.cam.gradcam import contrastive_cams, overlay_cams
+from explorer.cam.faithfulness import removal_check
+from explorer.cam.gradcam import contrastive_cams, overlay_cams, scale_cams
 from explorer.diagnose.texts import comparison_html
 from explorer.identify.present import display_copy, format_probability, framed
 from explorer.photos.images import LoadedImage, load_image
@@ -60,6 +62,7 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
             if b < 0
             else "<p>The model got this photo right: its Grad-CAM for the truth.</p>"
         )
+        note += _removal_html(classifier, tensor, maps[0], a, captions[0])
         return Inspection(text + note, [(base, "photo"), *zip(overlay_cams(base, maps), captions[:1])])
     maps = contrastive_cams(
         classifier.module,
@@ -71,7 +74,25 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
         autocast=classifier.autocast,
         layout=classifier.cam_layout,
     )
+    text += _removal_html(classifier, tensor, maps[0], a, captions[0])
     return Inspection(text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)])
+
+
+def _removal_html(classifier, tensor, cam: np.ndarray, index: int, caption: str) -> str:
+    """Can you trust this map? The answer with the pixels it points at blurred, against the same area elsewhere."""
+    size = tuple(tensor.shape[-2:])
+    check = removal_check(classifier.module, tensor, scale_cams(torch.from_numpy(cam[None]), size)[0], index)
+    share, p = format_probability(check.share), format_probability
+    verdict = (
+        "the answer rests on what the map points at"
+        if check.drop > check.drop_elsewhere + 0.05
+        else "the answer does not rest on the map's pixels more than on the rest: trust this map less"
+    )
+    return (
+        f"<p><b>Can you trust the map</b> ({html.escape(caption)})? Blurring the {share} of pixels it points at "
+        f"moves the answer's probability from {p(check.probability)} to {p(check.without_map)}; blurring the same "
+        f"area where it points least, to {p(check.without_elsewhere)}: {verdict}.</p>"
+    )
 
 
 def inspect_row(resources: Resources, table: str, position: int, prior: str | None, place_changed: bool) -> Inspection:

@@ -17,6 +17,7 @@ from explorer.ui.dashboard_handlers import Handler, make_refresh, map_view, sect
 from explorer.ui.dashboard_layout import DashboardOutputs, build_charts, build_errors, build_filters
 from explorer.ui.dashboard_state import DashboardInputs
 from explorer.ui.diagnose_sections import build_comparison, view_csv_files
+from explorer.ui.faithfulness_section import build_faithfulness_section
 from explorer.ui.geo_section import build_geo_section, make_geo_drilldown
 from explorer.ui.representation_section import build_representation_section, wire_map_clicks, wire_map_opening
 
@@ -44,6 +45,7 @@ def build_diagnose_tab(resources: Resources) -> DashboardView | None:
     top = build_filters(resources)
     charts, chart_filters, csv = build_charts()
     errors, error_filters, inspector_text, inspector = build_errors()
+    build_faithfulness_section(resources)
     geo, geo_filters = build_geo_section(resources)
     comparison, compare_filter = build_comparison(resources)
     report, report_filter = build_class_report()
