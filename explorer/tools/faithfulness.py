@@ -32,7 +32,8 @@ from explorer.tools.cli import one_line_errors
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="explorer-faithfulness", description=(__doc__ or "").split("\n\n")[0].split(": ", 1)[1].replace("can", "Can", 1)
+        prog="explorer-faithfulness",
+        description=(__doc__ or "").split("\n\n")[0].split(": ", 1)[1].replace("can", "Can", 1),
     )
     parser.add_argument("--model", required=True, help="the model card's name (its table is the one of that name)")
     parser.add_argument(

@@ -17,6 +17,7 @@ from pathlib import Path
 from explorer.settings import PROJECT_ROOT
 from explorer.tools.cli import one_line_errors
 from explorer.tools.results_causes import causes_page
+from explorer.tools.results_faithfulness import faithfulness_page
 from explorer.tools.results_models import priors_page, rank_heads_page, representation_page, smoothing_page
 from explorer.tools.results_sources import Sources, count, load_sources, page, pct, strict
 from explorer.tools.results_tables import rollup_page, scope_page, tables_page
@@ -30,6 +31,7 @@ PAGES = {
     "rank-heads.md": rank_heads_page,
     "smoothing.md": smoothing_page,
     "causes.md": causes_page,
+    "faithfulness.md": faithfulness_page,
 }
 
 
@@ -51,7 +53,8 @@ def index_page(sources: Sources) -> str:
         "- [Representation](representation.md): does the embedding cluster by taxon?\n"
         "- [Per-rank heads](rank-heads.md): a rank's own head against the species head summed.\n"
         "- [Taxonomy-aware label smoothing](smoothing.md).\n"
-        "- [Why errors happen](causes.md): wrong labels found (planted and real), a cause for every error.",
+        "- [Why errors happen](causes.md): wrong labels found (planted and real), a cause for every error.\n"
+        "- [Can you trust the maps?](faithfulness.md): each CAM method's faithfulness per model.",
     )
 
 

@@ -37,6 +37,7 @@ class Sources:
     synonyms: pd.DataFrame  # explorer/taxa/data/synonyms.csv
     embeddings: dict = field(default_factory=dict)  # NAME -> EmbeddingStore beside the table (or borrowed), or None
     label_checks: dict = field(default_factory=dict)  # assets/eval/label_checks.csv: path -> (verdict, what it shows)
+    faithfulness: dict = field(default_factory=dict)  # assets/eval/NAME.faithfulness.json (explorer-faithfulness)
 
 
 def _json(path: Path) -> dict:
@@ -53,6 +54,7 @@ def _safetensors_header(path: Path) -> dict[str, dict]:
 
 def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
     """Read every shipped file the pages need; FileNotFoundError naming the first one missing."""
+    from explorer.diagnose.map_faithfulness import faithfulness_path, load_faithfulness
     from explorer.taxa.synonymy import SYNONYMS_FILE
     from explorer.tools.label_columns import table_embeddings
 
@@ -79,6 +81,11 @@ def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
         synonyms=pd.read_csv(SYNONYMS_FILE),
         embeddings={name: table_embeddings(eval_dir / f"{name}.parquet") for name in TABLES},
         label_checks=_label_checks(eval_dir / "label_checks.csv"),
+        faithfulness={
+            name: report
+            for name in TABLES
+            if (report := load_faithfulness(faithfulness_path(eval_dir / f"{name}.parquet"))) is not None
+        },
     )
 
 
