@@ -258,6 +258,7 @@ def test_errors_and_why_say_why_each_error_happened(client):
         "out of scope",
         "label probably wrong",
         "lookalike",
+        "atypical photo",
         "the place broke it",
     ]
     assert len(listed["errors"]) == expected["label probably wrong"] == 107
@@ -272,7 +273,8 @@ def test_errors_and_why_say_why_each_error_happened(client):
     label = why["label"]
     assert label["rank"] == "order" and len(label["neighbours"]) == 10
     assert label["agreement"]["species"] == sum(n["shares"] == "species" for n in label["neighbours"]) / 10
-    assert label["other_tables"]["cub100_effnet_head"] > 0.99  # the CUB model doubts it too
+    cub = label["other_tables"]["cub100_effnet_head"]  # the same photo, by content, in the CUB model's table
+    assert cub["label"] == "Gavia pacifica" and cub["score"] > 0.99  # the same label, and that model doubts it too
 
     with pytest.raises(AppError, match="no evaluation table 'nope'"):
         client.predict("nope", "(every error)", "most confident first", 5, api_name="/errors")

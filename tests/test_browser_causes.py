@@ -67,7 +67,7 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
         text = page.locator("#inspector_text").inner_text()
         assert "Why this error, most likely" in text and "label probably wrong: label_issue_score >= 0.5" in text
         assert "Label check: score 1.00, wrong up to the order" in text
-        assert "The same photo in other tables: cub100_effnet_head:" in text
+        assert "The same photo (by content) in other tables: cub100_effnet_head: the same label, score 1.00" in text
         captions = page.locator("#inspector .caption-label").all_inner_texts()
         assert sum(c.startswith("neighbour ") for c in captions) == 4
         SHOTS.mkdir(parents=True, exist_ok=True)

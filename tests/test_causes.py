@@ -97,7 +97,12 @@ def test_causes_add_up_per_clade_and_in_total(table):
 def test_a_table_without_a_tests_columns_does_not_test_it(table):
     older = to_frame(table.drop(columns=["label_issue_score", "geo_correct_1", "in_scope"]))
     assert [c.label for c in causes_tested(older)] == ["unknown species", "lookalike"]
-    assert [c.label for c in untested(older)] == ["out of scope", "label probably wrong", "the place broke it"]
+    assert [c.label for c in untested(older)] == [
+        "out of scope",
+        "label probably wrong",
+        "atypical photo",
+        "the place broke it",
+    ]
     found = with_causes(older).to_pandas()
     assert len(found) == 7 and found["causes"].tolist()[1] == "lookalike"
     assert caused_errors(older, "label probably wrong")["_row"].tolist() == []  # asked for, not tested: none

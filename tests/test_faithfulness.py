@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from explorer.cam.faithfulness import blurred, deletion_insertion, removal_check, road_scores
+from explorer.cam.gradcam import BATCHED_METHODS
 from explorer.diagnose.map_faithfulness import RANDOM_MAP, faithfulness_frame, summarise
 
 
@@ -99,3 +100,35 @@ def test_a_mean_and_its_interval():
     got = summarise([1.0, 2.0, 3.0, 4.0])
     assert got == {"mean": 2.5, "ci95": pytest.approx(1.96 * np.std([1, 2, 3, 4], ddof=1) / 2), "n": 4}
     assert math.isnan(summarise([1.0])["ci95"]) and summarise([])["n"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_the_tool_measures_a_shipped_model_and_writes_beside_its_table(tmp_path, capsys):
+    """explorer-faithfulness on two photos of the shipped insect table (copied): the JSON beside the copy, every
+    method and the random map measured on both photos; a user's mistake is one line and status 2."""
+    import json
+    import shutil
+
+    from conftest import HAVE_CORAL, HAVE_SHARED_DATA, ROOT, SHARED_REASON
+
+    from explorer.tools.faithfulness import main
+
+    if not (HAVE_CORAL and HAVE_SHARED_DATA):
+        pytest.skip(SHARED_REASON)
+    table = tmp_path / "inat_insect.parquet"
+    shutil.copy(ROOT / "assets" / "eval" / "inat_insect.parquet", table)
+    main(["--model", "inat_insect", "--table", str(table), "--sample", "2"])
+    report = json.loads((tmp_path / "inat_insect.faithfulness.json").read_text())
+    assert report["photos"] == 2 and len(report["photo_ids"]) == 2 and report["road_percentiles"] == [20, 40, 60, 80]
+    assert list(report["methods"]) == [*BATCHED_METHODS, RANDOM_MAP]
+    assert all(m["road_combined"]["n"] == 2 for m in report["methods"].values())
+    assert "2 photos in" in capsys.readouterr().out
+    for argv, message in (
+        (["--model", "inat_insect", "--table", str(table), "--sample", "1"], "--sample must be at least 2"),
+        (["--model", "nobody"], "no evaluation table for nobody"),
+        (["--model", "inat_bird", "--table", str(table)], "is inat_insect's table, not inat_bird's"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2 and message in capsys.readouterr().err

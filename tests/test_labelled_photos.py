@@ -275,3 +275,23 @@ def test_class_names_written_as_folder_names_get_their_species(tmp_path):
     assert classifier.labels[0].lineage.at("family") == "Corvidae" and classifier.labels[0].common_name == "Blue Jay"
     report = match_labels(["Blue_Jay", "Cyanocitta_cristata", "Not_a_bird_name"], classifier.labels, taxonomy)
     assert [m.class_index for m in report.matches.values()] == [0, 0, 3]
+
+
+def test_a_table_beside_the_folder_of_its_photos_finds_them_there(tmp_path):
+    """labels.csv naming bare files that sit in pics/ beside it (a stranger's first try): found, and said so."""
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "other").mkdir()
+    for name in ("IMG_1.jpg", "IMG_2.jpg", "IMG_3.jpg"):
+        _photo(tmp_path / "pics" / name)
+    pd.DataFrame(
+        {"file": ["IMG_1.jpg", "IMG_2.jpg", "IMG_3.jpg", "IMG_4.jpg"], "species": ["a", "b", "c", "d"]}
+    ).to_csv(tmp_path / "labels.csv", index=False)
+    photos = read_labelled(tmp_path / "labels.csv")
+    assert photos.layout == "table: paths in 'file', labels in 'species'; photo files found in pics/ beside it"
+    assert photos.frame["abs_path"].tolist()[:3] == [
+        str((tmp_path / "pics" / f"IMG_{i}.jpg").resolve()) for i in (1, 2, 3)
+    ]
+    assert photos.left_out == ("1 photo files not found (kept, unreadable)",)
+    _photo(tmp_path / "other" / "IMG_1.jpg")  # two folders hold the first photo: neither is guessed
+    with pytest.raises(FileNotFoundError, match="none of its 4 photo files was found"):
+        read_labelled(tmp_path / "labels.csv")

@@ -51,6 +51,10 @@ def _lookalike() -> pl.Expr:
     return (IN_VOCAB & ~pl.col("correct_1") & (same_genus | pair)).fill_null(False)
 
 
+def _atypical() -> pl.Expr:
+    return (IN_VOCAB & (pl.col("novelty_score") < pl.col("novelty_threshold"))).fill_null(False)
+
+
 def _place_broke() -> pl.Expr:
     return (pl.col("correct_1") & ~pl.col("geo_correct_1")).fill_null(False)
 
@@ -78,6 +82,14 @@ CAUSES: tuple[Cause, ...] = (
         f"the prediction is in the truth's genus, or (truth, prediction) has >= {PAIR_MIN} errors in view",
         ("divergence_rank", "true_name", "pred_name"),
         _lookalike,
+    ),
+    Cause(
+        "atypical",
+        "atypical photo",
+        "the model's largest logit is under its novelty threshold: the photo looks unlike the species it knows, "
+        "though the truth is one of them",
+        ("novelty_score", "novelty_threshold", "in_vocab"),
+        _atypical,
     ),
     Cause(
         "place",

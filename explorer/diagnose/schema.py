@@ -87,7 +87,8 @@ LABEL_ISSUE_SCHEMA: dict[str, str] = {
     "label_issue_rank": "coarsest rank at which the label looks wrong ('' none; 'species': right at genus)",
     "label_class_level": "the label's usual probability on this table (its class's mean, drawn to the median)",
     "label_cl_flag": "confident learning: the photo is off the diagonal of the confident joint",
-    "label_cl_guess": "the class confident learning points to (-1: none)",
+    "label_cl_guess": "the class confident learning points to: the label's own when on the diagonal, another when "
+    "off it (-1: no class reaches its threshold)",
     "label_neighbours": "photo_id of the 10 nearest photos in the model's embedding",
     "label_neighbour_sims": "their cosine similarities",
 }

@@ -76,6 +76,11 @@ def read_labelled(
     frame = photos.frame
     frame["source"] = name or _set_name(source)
     missing = [p for p, a in zip(frame["path"], frame["abs_path"]) if not Path(a).is_file()]
+    beside = _photo_folder_beside(source, frame) if source.is_file() and len(missing) == len(frame) else None
+    if beside is not None:  # a table beside the folder of its photos: "labels.csv" and "pics/IMG_1.jpg"
+        frame["abs_path"] = [str((beside / p).resolve()) for p in frame["path"]]
+        photos = replace(photos, layout=f"{photos.layout}; photo files found in {beside.name}/ beside it")
+        missing = [p for p, a in zip(frame["path"], frame["abs_path"]) if not Path(a).is_file()]
     where = f"{source.parent if source.is_file() else source}" + (f" or {data_root}" if data_root else "")
     if len(missing) == len(frame):
         raise FileNotFoundError(
@@ -87,6 +92,18 @@ def read_labelled(
             photos, left_out=(*photos.left_out, f"{len(missing)} photo files not found (kept, unreadable)")
         )
     return photos
+
+
+def _photo_folder_beside(source: Path, frame: pd.DataFrame) -> Path | None:
+    """The one folder beside a table (or JSON) that holds most of its photos when they are named relative to
+    it, not to the table's own folder; None when no folder, or more than one, does."""
+    folders = sorted(p for p in source.parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+    paths = frame["path"].astype(str).tolist()
+    holding = [f for f in folders if (f / paths[0]).is_file()]
+    if len(holding) != 1:
+        return None
+    found = sum((holding[0] / p).is_file() for p in paths)
+    return holding[0] if 2 * found >= len(paths) else None
 
 
 def _set_name(source: Path) -> str:

@@ -17,6 +17,7 @@ from explorer.diagnose.label_issues import LABEL_RANKS
 from explorer.diagnose.schema import PHOTO_HASH
 from explorer.identify.present import format_probability
 from explorer.services.resources import Resources
+from explorer.taxa.synonymy import load_synonyms
 
 SHOWN_NEIGHBOURS = 4  # neighbours whose photos the inspector shows (a second row of four; all 10 are listed)
 
@@ -40,13 +41,14 @@ class LabelEvidence:
     confident_learning_guess: str  # the class it points to ("" none)
     neighbours: list[Neighbour]
     agreement: dict[str, float]  # {rank: share of the neighbours in the label's clade}
-    other_tables: dict[str, float | None]  # {table: its label_issue_score of the same photo}
+    other_tables: dict[str, dict]  # {table: {"label": its label of the same photo, "score": its label_issue_score}}
 
 
 @dataclass(frozen=True)
 class ErrorCauses:
     table: str
     photo_id: str
+    true_name: str  # the photo's label in this table
     is_error: bool
     causes: list[dict]  # [{"cause", "test"}]: what the tests found
     untested: list[str]  # causes the table cannot answer
@@ -67,7 +69,8 @@ def error_causes(resources: Resources, table: str, position: int) -> ErrorCauses
         causes = [{"cause": c.label, "test": c.test} for c in tested(frame) if flags.get(f"cause_{c.key}")]
     untested = [c.label for c in CAUSES if c not in tested(frame)]
     evidence = _label_evidence(resources, table, row) if "label_issue_score" in row else None
-    return ErrorCauses(table, str(row["photo_id"]), bool(len(found)), causes, untested, evidence)
+    label = str(row.get("true_name") or "")
+    return ErrorCauses(table, str(row["photo_id"]), label, bool(len(found)), causes, untested, evidence)
 
 
 def find_row(resources: Resources, table: str, photo_id: str) -> int:
@@ -131,8 +134,9 @@ def _class_name(frame: pl.DataFrame, index: int) -> str:
     return f"class {index}"
 
 
-def _other_tables(resources: Resources, table: str, photo_hash) -> dict[str, float | None]:
-    """{another table holding the same photo (by content): its label_issue_score of it}."""
+def _other_tables(resources: Resources, table: str, photo_hash) -> dict[str, dict]:
+    """{another table holding the same photo (by content): {"label": its label of the photo, "score": its
+    label_issue_score of that label}}: the other table's own label, which may not be this one's."""
     if not photo_hash:
         return {}
     out = {}
@@ -140,9 +144,9 @@ def _other_tables(resources: Resources, table: str, photo_hash) -> dict[str, flo
         other = resources.frame(name)
         if name == table or PHOTO_HASH not in other.columns or "label_issue_score" not in other.columns:
             continue
-        hit = other.filter(pl.col(PHOTO_HASH) == photo_hash).select("label_issue_score").head(1)
+        hit = other.filter(pl.col(PHOTO_HASH) == photo_hash).select("true_name", "label_issue_score").head(1)
         if len(hit):
-            out[name] = _finite(hit[0, 0])
+            out[name] = {"label": str(hit[0, 0]), "score": _finite(hit[0, 1])}
     return out
 
 
@@ -158,10 +162,20 @@ def causes_html(found: ErrorCauses) -> str:
         head = f"<p><b>Why:</b> {NO_CAUSE}; none of the tests explains this error.</p>"
     if found.untested:
         head += f"<p><small>Not tested on this table: {esc(', '.join(found.untested))}.</small></p>"
-    return head + (_label_html(found.label) if found.label is not None else "")
+    return head + (_label_html(found.label, found.true_name) if found.label is not None else "")
 
 
-def _label_html(evidence: LabelEvidence) -> str:
+def _other_html(table: str, other: dict, label: str) -> str:
+    """What another table says of the same photo: its own label and that label's score."""
+    esc = html.escape
+    score = "not scored" if other["score"] is None else f"score {other['score']:.2f}"
+    synonyms = load_synonyms()
+    agree = synonyms.canonical(other["label"]) == synonyms.canonical(label)  # names match through synonyms
+    same = "the same label" if agree else f"labelled <i>{esc(other['label'])}</i> there"
+    return f"<code>{esc(table)}</code>: {same}, {score}"
+
+
+def _label_html(evidence: LabelEvidence, label: str = "") -> str:
     esc = html.escape
     if evidence.score is None:
         return "<p><b>Label check:</b> not scored (the model has no class for this label).</p>"
@@ -176,13 +190,11 @@ def _label_html(evidence: LabelEvidence) -> str:
         else "on the diagonal (no confident other class)"
     )
     agree = ", ".join(f"{r} {round(100 * v)} %" for r, v in evidence.agreement.items())
-    others = "; ".join(
-        f"<code>{esc(t)}</code>: {'not scored' if s is None else f'{s:.2f}'}" for t, s in evidence.other_tables.items()
-    )
+    others = "; ".join(_other_html(t, o, label) for t, o in evidence.other_tables.items())
     return (
         f"<p><b>Label check:</b> score <b>{evidence.score:.2f}</b>{wrong}. The model gives the label {given}{level}; "
         f"confident learning: {cl}. Its {len(evidence.neighbours)} nearest photos share the label's clade: {agree}."
-        + (f" The same photo in other tables: {others}." if others else "")
+        + (f" The same photo (by content) in other tables: {others}." if others else "")
         + "</p>"
     )
 

@@ -26,7 +26,7 @@ from explorer.diagnose.map_faithfulness import (
 )
 from explorer.diagnose.schema import load_table
 from explorer.services.resources import load_classifier_for, table_paths
-from explorer.settings import add_model_arguments, settings_from_args
+from explorer.settings import SHIPPED_TABLES, add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
 
 
@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="the model card's name (its table is the one of that name)")
     parser.add_argument(
         "--table", type=Path, help="the evaluation table (default: MODEL.parquet in the tables' folders)"
+    )
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        action="append",
+        help="a folder of evaluation tables, looked in after the shipped assets/eval/; repeatable",
     )
     parser.add_argument("--sample", type=int, default=SAMPLE, help=f"photos measured (default {SAMPLE})")
     parser.add_argument("--seed", type=int, default=SEED, help=f"which photos (default {SEED})")
@@ -51,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.sample < 2:
         raise ValueError(f"--sample must be at least 2 (a mean and its interval), got {args.sample}")
     settings = settings_from_args(args)
-    path = args.table or table_paths(settings.eval_dirs).get(args.model)
+    folders = [*([] if args.no_shipped else [SHIPPED_TABLES]), *(args.eval_dir or [])]
+    path = args.table or table_paths(folders).get(args.model)
     if path is None or not Path(path).is_file():
         raise ValueError(f"no evaluation table for {args.model}: make one with explorer-evaluate, or give --table")
     table = load_table(Path(path))

@@ -4,6 +4,7 @@ errors each test explains and per clade, and the error gallery and table (explor
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from explorer.diagnose.causes import CAUSE_CHOICES, ORDERS, cause_totals, caused_errors, causes_by_clade, untested
 from explorer.diagnose.figures import plot_causes_by_clade
@@ -53,8 +54,8 @@ def cause_outputs(out, view: View, filters: DashboardFilters) -> dict:
     totals = cause_totals(view)
     missing = untested(view)
     if missing:
-        untested_row = {"cause": ", ".join(c.label for c in missing), "errors": None, "test": "not tested here"}
-        totals.loc[len(totals)] = untested_row
+        untested_row = {"cause": ", ".join(c.label for c in missing), "errors": "", "test": "not tested here"}
+        totals = pd.concat([totals.astype({"errors": object}), pd.DataFrame([untested_row])], ignore_index=True)
     return {out.cause_totals: totals, **cause_plot_output(out, view, filters)}
 
 
