@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
+from explorer.diagnose.causes import cause_totals, caused_errors, causes_by_clade
 from explorer.diagnose.frames import ROW, side_by_side, to_frame
 from explorer.diagnose.geo_effect import compare_priors, geo_effect, geo_effect_by_clade, geo_rows
 from explorer.diagnose.metrics import (
@@ -73,7 +74,8 @@ def sections(view) -> list:
         lambda: {"clades": accuracy_by_clade(view, "family"), "pairs": confused_pairs(view)},
         calibration,
         scope,
-        lambda: {"errors": error_rows(view, only=["true_name", "pred_name", "confidence", "path"])},
+        lambda: {"errors": caused_errors(view, only=["true_name", "pred_name", "confidence", "path"])},
+        lambda: {"causes": cause_totals(view), "per_clade": causes_by_clade(view, "family")},
         geo,
         lambda: {"heads": rank_head_accuracy(view)},
     ]

@@ -59,7 +59,8 @@ class Filters:
     photo_set: str | None = None  # only the photos of this set (the table's ``source``); None: every set
 
 
-UNUSED_COLUMNS = ("topk_class_index", "topk_name", "topk_prob")  # per-photo lists: slow to copy, never shown
+# per-photo lists: slow to copy, and no chart reads them (the inspector reads a row's neighbours from the file)
+UNUSED_COLUMNS = ("topk_class_index", "topk_name", "topk_prob", "label_neighbours", "label_neighbour_sims")
 
 
 def for_dashboard(table: pd.DataFrame) -> pd.DataFrame:

@@ -154,6 +154,18 @@ def save_table(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def read_photo_columns(path: Path, photo_id: str, columns: list[str]) -> dict:
+    """``columns`` of the row of ``photo_id`` in the table file at ``path``, read from the file alone (the
+    per-photo lists the dashboard does not keep in memory); {} when the file or the photo is not there."""
+    import pyarrow.parquet as pq
+
+    try:
+        found = pq.read_table(path, columns=["photo_id", *columns], filters=[("photo_id", "=", str(photo_id))])
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {c: found[c][0].as_py() for c in columns} if found.num_rows else {}
+
+
 def load_table(path: Path) -> pd.DataFrame:
     """Read and validate an evaluation table (names and ranks as categories)."""
     return optimise_dtypes(validate_table(pd.read_parquet(path)))

@@ -14,9 +14,9 @@ import polars as pl
 from explorer.diagnose.causes import ANY, BY_LABEL, CAUSES, NO_CAUSE, ORDERS, caused_errors, tested, with_causes
 from explorer.diagnose.frames import ROW
 from explorer.diagnose.label_issues import LABEL_RANKS
-from explorer.diagnose.schema import PHOTO_HASH
+from explorer.diagnose.schema import PHOTO_HASH, read_photo_columns
 from explorer.identify.present import format_probability
-from explorer.services.resources import Resources
+from explorer.services.resources import Resources, table_paths
 from explorer.taxa.synonymy import load_synonyms
 
 SHOWN_NEIGHBOURS = 4  # neighbours whose photos the inspector shows (a second row of four; all 10 are listed)
@@ -88,8 +88,9 @@ def _finite(value) -> float | None:
 
 def _label_evidence(resources: Resources, table: str, row: dict) -> LabelEvidence:
     frame = resources.frame(table)
-    ids = [str(p) for p in (row.get("label_neighbours") or [])]
-    sims = [float(s) for s in (row.get("label_neighbour_sims") or [])]
+    stored = _stored_neighbours(resources, table, str(row["photo_id"]))
+    ids = [str(p) for p in (stored.get("label_neighbours") or [])]
+    sims = [float(s) for s in (stored.get("label_neighbour_sims") or [])]
     columns = ["photo_id", "path", "true_name", *(f"true_{r}" for r in LABEL_RANKS)]
     found = (
         frame.filter(pl.col("photo_id").is_in(ids)).select(columns).with_columns(pl.col(pl.Categorical).cast(pl.String))
@@ -116,6 +117,12 @@ def _label_evidence(resources: Resources, table: str, row: dict) -> LabelEvidenc
         agreement={r: round(v, 4) for r, v in agreement.items()},
         other_tables=_other_tables(resources, table, row.get(PHOTO_HASH)),
     )
+
+
+def _stored_neighbours(resources: Resources, table: str, photo_id: str) -> dict:
+    """The photo's neighbours as its table file stores them (the dashboard's copy leaves the lists out)."""
+    path = table_paths(resources.settings.eval_dirs).get(table) if resources.settings else None
+    return read_photo_columns(path, photo_id, ["label_neighbours", "label_neighbour_sims"]) if path else {}
 
 
 def _shares(row: dict, other: dict) -> str:

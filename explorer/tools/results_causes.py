@@ -6,10 +6,24 @@ from __future__ import annotations
 import pandas as pd
 
 from explorer.diagnose.causes import CAUSES, LABEL_THRESHOLD, NO_CAUSE, cause_totals, causes_by_clade, tested
+from explorer.diagnose.duplicates import CANDIDATE_QUANTILE, MIN_INLIERS, duplicate_effect
 from explorer.diagnose.frames import to_frame
 from explorer.diagnose.label_planting import PLANTED_SEED, PLANTED_SHARE, planted_experiment
+from explorer.taxa.synonymy import load_synonyms
 from explorer.tools.label_columns import EMBEDDINGS_OF, table_taxonomy
-from explorer.tools.results_sources import TABLES, Sources, by_source, count, markdown_table, num, page, pct
+from explorer.tools.results_sources import (
+    SOURCE_NAMES,
+    TABLES,
+    Sources,
+    by_source,
+    count,
+    markdown_table,
+    num,
+    page,
+    pct,
+)
+
+SOURCE_LABELS = {"cub100-test": "CUB-100 test", "birds525-valid": "BIRDS-525 validation", **SOURCE_NAMES}
 
 FLAGGED = f"score ≥ {LABEL_THRESHOLD:g}"
 
@@ -222,6 +236,59 @@ def causes_text(sources: Sources) -> str:
     )
 
 
+def _same_name(a: str, b: str) -> bool:
+    synonyms = load_synonyms()
+    return synonyms.canonical(str(a)) == synonyms.canonical(str(b))
+
+
+def duplicates_text(sources: Sources) -> str:
+    """The near-duplicates each table's check found, and each photo set's top-1 with and without the repeats."""
+    rows, listed = [], {}
+    for name in TABLES:
+        found = sources.duplicates.get(name)
+        if found is None:
+            rows.append([f"`{name}`", "not checked", "", "", ""])
+            continue
+        table = sources.tables[name]
+        for source in sorted(table["source"].astype(str).unique()):
+            effect = duplicate_effect(table, found, source)
+            rows.append(
+                [
+                    f"`{name}`",
+                    SOURCE_LABELS.get(source, source),
+                    f"{effect.duplicates} of {count(effect.photos)}",
+                    pct(effect.accuracy),
+                    pct(effect.accuracy_without),
+                ]
+            )
+        for pair in found.itertuples():
+            listed.setdefault((pair.photo_a, pair.photo_b), (pair, []))[1].append(name)
+    pairs = [
+        [
+            f"`{p.photo_a}`",
+            f"`{p.photo_b}`",
+            "across sets" if p.source_a != p.source_b else "within a set",
+            "same" if _same_name(p.label_a, p.label_b) else f"*{p.label_a}* / *{p.label_b}*",
+            p.how + (f" ({int(p.inliers)} keypoints)" if p.inliers >= 0 else ""),
+            ", ".join(f"`{n}`" for n in names),
+        ]
+        for p, names in listed.values()
+    ]
+    return (
+        "## Near-duplicates\n\n"
+        "The same photo twice inflates a test set's top-1, and the same photo in two sets is a leak. Each photo "
+        f"and its nearest neighbour in the model's embedding are checked when their cosine is in the table's top "
+        f"{pct(1 - CANDIDATE_QUANTILE, 0)} (each model's cosines spread differently), and so is every pair with "
+        f"the same bytes; a pair is a duplicate when at least {MIN_INLIERS} ORB keypoints agree on one "
+        "crop-and-resize (`python -m explorer.tools.duplicates`, written beside each table). Which candidates a "
+        "table checks depends on its model, so the tables find different pairs.\n\n"
+        + markdown_table(["photo A", "photo B", "where", "labels", "the test", "found in"], pairs)
+        + "\n\nTop-1 over the readable photos of species the model knows, with the repeats (the second photo "
+        "of each pair) and without:\n\n"
+        + markdown_table(["table", "photo set", "repeats", "top-1", "top-1 without them"], rows)
+    )
+
+
 def causes_page(sources: Sources) -> str:
     return page(
         "Why errors happen",
@@ -236,5 +303,6 @@ def causes_page(sources: Sources) -> str:
         top_issues_text(sources, "cub100_effnet_head"),
         top_issues_text(sources, "inat_bird"),
         agreed_text(sources),
+        duplicates_text(sources),
         causes_text(sources),
     )

@@ -38,6 +38,7 @@ class Sources:
     embeddings: dict = field(default_factory=dict)  # NAME -> EmbeddingStore beside the table (or borrowed), or None
     label_checks: dict = field(default_factory=dict)  # assets/eval/label_checks.csv: path -> (verdict, what it shows)
     faithfulness: dict = field(default_factory=dict)  # assets/eval/NAME.faithfulness.json (explorer-faithfulness)
+    duplicates: dict = field(default_factory=dict)  # assets/eval/NAME.duplicates.csv (python -m ...tools.duplicates)
 
 
 def _json(path: Path) -> dict:
@@ -81,6 +82,11 @@ def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
         synonyms=pd.read_csv(SYNONYMS_FILE),
         embeddings={name: table_embeddings(eval_dir / f"{name}.parquet") for name in TABLES},
         label_checks=_label_checks(eval_dir / "label_checks.csv"),
+        duplicates={
+            name: pd.read_csv(eval_dir / f"{name}.duplicates.csv")
+            for name in TABLES
+            if (eval_dir / f"{name}.duplicates.csv").is_file()
+        },
         faithfulness={
             name: report
             for name in TABLES
