@@ -77,7 +77,9 @@ def test_class_folders_in_five_spellings_give_the_table_an_independent_count_giv
     assert int(table["correct_1"].sum()) == right
     assert lines[-1] == (
         f"15 photos; 3 of species the model has no class for; 12 of species it knows: top-1 {right / 12:.1%}, "
-        f"top-5 {table.loc[table['in_vocab'], 'correct_k'].mean():.1%} -> {out}"
+        f"top-5 {table.loc[table['in_vocab'], 'correct_k'].mean():.1%}; "
+        f"{int((table['label_issue_score'] >= 0.5).sum())} labels look wrong (label_issue_score >= 0.5; Diagnose "
+        f"lists them) -> {out}"
     )
 
 

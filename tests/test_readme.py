@@ -233,7 +233,9 @@ def test_bring_your_own_model_walkthrough(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[: len(output.splitlines())] == output.splitlines()
     assert re.fullmatch(
-        r"6 photos; 6 of species it knows: top-1 \d+\.\d%, top-5 100\.0% -> assets/eval/my_tits\.parquet", lines[-1]
+        r"6 photos; 6 of species it knows: top-1 \d+\.\d%, top-5 100\.0%; \d labels look wrong "
+        r"\(label_issue_score >= 0\.5; Diagnose lists them\) -> assets/eval/my_tits\.parquet",
+        lines[-1],
     )
     table = load_table(tmp_path / "assets" / "eval" / "my_tits.parquet")
     assert sorted(set(table["true_name"])) == ["Cyanistes caeruleus", "Parus major", "Sitta europaea"]

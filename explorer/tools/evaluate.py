@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from explorer.diagnose.causes import LABEL_THRESHOLD
 from explorer.diagnose.model_pass import evaluate_photos
 from explorer.diagnose.schema import save_table
 from explorer.models.label_matching import LabelReport, candidate_names, match_labels
@@ -178,6 +179,9 @@ def outcome(table: pd.DataFrame, out: Path) -> str:
         parts.append(f"{len(known)} of species it knows: {scores}")
     else:
         parts.append("none of a species the model knows, so no accuracy")
+    if "label_issue_score" in table.columns and table["label_issue_score"].notna().any():
+        doubted = int((table["label_issue_score"] >= LABEL_THRESHOLD).sum())
+        parts.append(f"{doubted} labels look wrong (label_issue_score >= {LABEL_THRESHOLD}; Diagnose lists them)")
     return "; ".join(parts) + f" -> {out}"
 
 
