@@ -74,3 +74,12 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
         page.locator("#inspector_row").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"causes_{width}px.png"), full_page=False)
         assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing wider than the screen
+        assert "Can you trust the map" in text and "blurring the same area where it points least" in text
+
+        page.get_by_text("Can you trust the maps? Faithfulness of each CAM method").click()  # drawn at start-up
+        faith = page.locator("#dash_faith_table")
+        faith.locator("tbody tr").nth(27).wait_for(timeout=30_000)
+        rows = faith.locator("tbody tr").all_inner_texts()
+        assert len(rows) == 28 and sum("random map (baseline)" in r for r in rows) == 4  # 4 models x 7 maps
+        faith.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / f"faithfulness_{width}px.png"), full_page=False)

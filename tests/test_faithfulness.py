@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.cam.faithfulness import blurred, deletion_insertion, removal_check, road_scores
 from explorer.cam.gradcam import BATCHED_METHODS
+from explorer.cam.perturbation import blurred, deletion_insertion, removal_check, road_scores
 from explorer.diagnose.map_faithfulness import RANDOM_MAP, faithfulness_frame, summarise
 
 

@@ -16,6 +16,7 @@ PAGES = [
     "representation.md",
     "rank-heads.md",
     "causes.md",
+    "faithfulness.md",
 ]
 
 

@@ -439,3 +439,21 @@ def test_a_comparison_with_no_shared_photo_says_how_to_get_one(tiny_classifier, 
     ]
     assert text.startswith("**0** photos in view that both tables hold (matched by their files' contents)")
     assert "evaluate `other_model` on them too: `explorer-evaluate --model other_model --images YOUR_PHOTOS" in text
+
+
+def test_the_faithfulness_section_lists_every_measured_model_and_method(real_resources, tmp_path):
+    """The shipped reports: each table's six methods and the random map; a table without one is named with the
+    command that measures it."""
+    from dataclasses import replace
+
+    from explorer.cam.gradcam import BATCHED_METHODS
+    from explorer.diagnose.map_faithfulness import RANDOM_MAP
+    from explorer.ui.faithfulness_section import faithfulness_table
+
+    found, missing = faithfulness_table(real_resources)
+    assert missing == [] and len(found) == 7 * len(real_resources.tables)
+    assert found.groupby("model")["method"].apply(list).map(lambda m: m == [*BATCHED_METHODS, RANDOM_MAP]).all()
+    empty = replace(real_resources, settings=replace(real_resources.settings, eval_dir=tmp_path, base_eval_dirs=()))
+    found, missing = faithfulness_table(empty)
+    assert found.empty and len(missing) == len(real_resources.tables)  # no report found: each table named
+    assert "`inat_bird`: not measured (`explorer-faithfulness --model inat_bird`)" in missing

@@ -149,6 +149,24 @@ def contrastive_cams(
     return _minmax(_cams_for_targets(logits, activations, rows, head, layout or FeatureLayout())).cpu().numpy()
 
 
+def finer_cam(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    target_layer: nn.Module,
+    index: int,
+    layout: FeatureLayout | None = None,
+) -> np.ndarray:
+    """(H, W) in [0, 1]: pytorch-grad-cam's FinerCAM of class ``index`` against the classes whose logits are nearest
+    its own (the library's default: the 2nd to 4th nearest, weighted by their probabilities, alpha 1): what sets
+    the answer apart from its closest rivals, where "why a and not b" compares it with one class."""
+    from pytorch_grad_cam import FinerCAM
+
+    x = input_tensor.detach().clone().requires_grad_(True)
+    transform = layout if layout is not None and layout.kind != "nchw" else None
+    with FinerCAM(model=model, target_layers=[target_layer], reshape_transform=transform) as cam:
+        return cam(input_tensor=x, target_idx=int(index))[0].astype(np.float32)
+
+
 def _forward_capture(model, input_tensor, target_layer, need_graph: bool, autocast) -> tuple[torch.Tensor, ...]:
     """Logits (1, N) and the target layer's output (1, C, h, w); the graph, if any, starts at that output."""
     if input_tensor.ndim != 4 or input_tensor.shape[0] != 1:

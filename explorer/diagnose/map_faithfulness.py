@@ -1,5 +1,5 @@
 """Can you trust each CAM method's maps for a model? Faithfulness measured on a sample of a table's photos
-(explorer.cam.faithfulness: pytorch-grad-cam's ROAD, deletion and insertion), stored beside the table as
+(explorer.cam.perturbation: pytorch-grad-cam's ROAD, deletion and insertion), stored beside the table as
 ``NAME.faithfulness.json`` and shown per method on the Diagnose tab.
 
 Each photo's map explains the model's own top-1 (what it answered). A map of random noise (seeded) is measured
@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.cam.faithfulness import (
+from explorer.cam.gradcam import BATCHED_METHODS, scale_cams
+from explorer.cam.perturbation import (
     BLUR_SIGMA,
     CURVE_STEPS,
     ROAD_PERCENTILES,
     deletion_insertion,
     road_scores,
 )
-from explorer.cam.gradcam import BATCHED_METHODS, scale_cams
 from explorer.models.classifier import Classifier
 from explorer.photos.images import load_image
 from explorer.photos.thumbnails import photo_path

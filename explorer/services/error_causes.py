@@ -19,7 +19,7 @@ from explorer.identify.present import format_probability
 from explorer.services.resources import Resources, table_paths
 from explorer.taxa.synonymy import load_synonyms
 
-SHOWN_NEIGHBOURS = 4  # neighbours whose photos the inspector shows (a second row of four; all 10 are listed)
+SHOWN_NEIGHBOURS = 3  # neighbours whose photos the inspector shows (with the photo and 4 maps: 8; all 10 listed)
 
 
 @dataclass(frozen=True)

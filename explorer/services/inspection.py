@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.cam.faithfulness import removal_check
-from explorer.cam.gradcam import contrastive_cams, overlay_cams, scale_cams
+from explorer.cam.gradcam import contrastive_cams, finer_cam, overlay_cams, scale_cams
+from explorer.cam.perturbation import removal_check
 from explorer.diagnose.texts import comparison_html
 from explorer.identify.present import display_copy, format_probability, framed
 from explorer.photos.images import LoadedImage, load_image
@@ -75,7 +75,10 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
         layout=classifier.cam_layout,
     )
     text += _removal_html(classifier, tensor, maps[0], a, captions[0])
-    return Inspection(text, [(base, "photo"), *zip(overlay_cams(base, maps), captions)])
+    finer = finer_cam(classifier.module, tensor, classifier.cam_layer, a, classifier.cam_layout)
+    overlays = overlay_cams(base, np.concatenate([maps, finer[None]]))
+    finer_caption = f"FinerCAM: {captions[0].split(': ', 1)[-1]} against its nearest rivals"
+    return Inspection(text, [(base, "photo"), *zip(overlays, [*captions, finer_caption])])
 
 
 def _removal_html(classifier, tensor, cam: np.ndarray, index: int, caption: str) -> str:

@@ -47,12 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         help="labelled photos: a folder of class folders, a .csv/.tsv/.parquet table or a COCO / iNat 2021 .json "
         "(repeatable)",
     )
-    parser.add_argument(
-        "--name",
-        action="append",
-        help="the photo set's name, one per --images (default: a folder's name; a table's or JSON's file name, "
-        "or its folder's for manifest, annotations or labels files)",
-    )
+    name_help = "the photo set's name, one per --images (default: a folder's name; a table's or JSON's file name, "
+    parser.add_argument("--name", action="append", help=name_help + "or its folder's for manifest/labels files)")
     parser.add_argument("--path-column", help="a table's column of photo paths (default: path, file_name, ...)")
     parser.add_argument(
         "--label-column", help="a table's column of labels (default: scientific_name, label, species, ...)"

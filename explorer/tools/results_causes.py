@@ -280,7 +280,7 @@ def duplicates_text(sources: Sources) -> str:
         f"and its nearest neighbour in the model's embedding are checked when their cosine is in the table's top "
         f"{pct(1 - CANDIDATE_QUANTILE, 0)} (each model's cosines spread differently), and so is every pair with "
         f"the same bytes; a pair is a duplicate when at least {MIN_INLIERS} ORB keypoints agree on one "
-        "crop-and-resize (`python -m explorer.tools.duplicates`, written beside each table). Which candidates a "
+        "crop-and-resize (`python -m explorer.tools.duplicate_photos`, written beside each table). Which candidates a "
         "table checks depends on its model, so the tables find different pairs.\n\n"
         + markdown_table(["photo A", "photo B", "where", "labels", "the test", "found in"], pairs)
         + "\n\nTop-1 over the readable photos of species the model knows, with the repeats (the second photo "

@@ -38,7 +38,7 @@ class Sources:
     embeddings: dict = field(default_factory=dict)  # NAME -> EmbeddingStore beside the table (or borrowed), or None
     label_checks: dict = field(default_factory=dict)  # assets/eval/label_checks.csv: path -> (verdict, what it shows)
     faithfulness: dict = field(default_factory=dict)  # assets/eval/NAME.faithfulness.json (explorer-faithfulness)
-    duplicates: dict = field(default_factory=dict)  # assets/eval/NAME.duplicates.csv (python -m ...tools.duplicates)
+    duplicates: dict = field(default_factory=dict)  # assets/eval/NAME.duplicates.csv (python -m ...duplicate_photos)
 
 
 def _json(path: Path) -> dict:

@@ -3,10 +3,13 @@ errors each test explains and per clade, and the error gallery and table (explor
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 import pandas as pd
+import polars as pl
 
-from explorer.diagnose.causes import CAUSE_CHOICES, ORDERS, cause_totals, caused_errors, causes_by_clade, untested
+from explorer.diagnose.causes import ANY, CAUSE_CHOICES, ORDERS, cause_totals, caused_errors, causes_by_clade, untested
 from explorer.diagnose.figures import plot_causes_by_clade
 from explorer.diagnose.frames import View, columns
 from explorer.photos.thumbnails import thumbnails
@@ -46,6 +49,28 @@ def error_outputs(resources, out, view: View, filters: DashboardFilters) -> dict
         out.error_table: shown,
         out.errors_state: row_refs(filters.table, rows),
     }
+
+
+def make_pair_photos(resources, out):
+    """The select handler of the most-confused-pairs table, ``on_pair(filters, evt)``: the clicked pair's errors
+    in the error gallery and table (most confident first), for the inspector."""
+    from explorer.diagnose.frames import narrowed
+    from explorer.diagnose.metrics import confused_pairs
+    from explorer.ui.diagnose_sections import filtered_view
+
+    def on_pair(filters: DashboardFilters, evt: gr.SelectData):
+        view = filtered_view(resources, filters)
+        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        pairs = confused_pairs(view)
+        if index is None or not 0 <= int(index) < len(pairs):
+            return {}
+        pair = pairs.iloc[int(index)]
+        where = (pl.col("true_name").cast(pl.String) == str(pair["true_name"])) & (
+            pl.col("pred_name").cast(pl.String) == str(pair["pred_name"])
+        )
+        return error_outputs(resources, out, narrowed(view, where), replace(filters, cause=ANY))
+
+    return on_pair
 
 
 def cause_outputs(out, view: View, filters: DashboardFilters) -> dict:

@@ -35,7 +35,13 @@ NO_MATCH = "**No photos match these filters.** Widen the confidence range, the c
 # outputs written only by the dashboard's refresh and section handlers: sent only when they changed
 REMEMBERED = (
     *("summary", "errors_plot", "sunburst", "clades", "pairs", "reliability_plot", "tradeoff_plot", "calibration"),
-    *("scope_plot", "scope_text", "gallery", "error_table", "geo_summary", "geo_clades", "geo_compare"),
+    *(
+        "scope_plot",
+        "scope_text",
+        "geo_summary",
+        "geo_clades",
+        "geo_compare",
+    ),  # not the errors: a pair click writes them
     *("compare_plot", "compare_ranks_plot", "compare_text", "disagreements", "heads_text"),
     *("class_scores", "confusion_plot", "confusion_cells", "cause_totals", "cause_plot"),
 )

@@ -127,7 +127,11 @@ def build_charts() -> tuple[dict, dict, tuple[gr.Button, gr.File]]:
         elem_id="dash_clades",
         max_height=300,
     )
-    pairs = LightTable(label="Most confused pairs", elem_id="dash_pairs", max_height=300)
+    pairs = LightTable(
+        label="Most confused pairs (click one: its photos in the error gallery below)",
+        elem_id="dash_pairs",
+        max_height=300,
+    )
     with gr.Row():
         reliability_plot = FastPlot(label="Calibration", elem_id="dash_reliability")
         tradeoff_plot = FastPlot(label="Roll-up trade-off", elem_id="dash_tradeoff")

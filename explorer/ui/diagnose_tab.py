@@ -10,6 +10,7 @@ from functools import partial
 import gradio as gr
 
 from explorer.services.resources import Resources
+from explorer.ui.causes_section import make_pair_photos
 from explorer.ui.changed import Sent
 from explorer.ui.class_report_section import build_class_report, make_cell_photos
 from explorer.ui.components import MODEL_QUEUE, make_inspector
@@ -112,6 +113,9 @@ def _wire_inspectors(resources: Resources, inputs: DashboardInputs, out: Dashboa
         source.select(inspect, [rows], list(inspector), api_visibility="private", **MODEL_QUEUE)
     drilldown = inputs.select_handler(make_geo_drilldown(resources))
     out.geo_clades.select(drilldown, inputs.components, [out.geo_gallery, out.geo_state], api_visibility="private")
+    pair_photos = inputs.select_handler(make_pair_photos(resources, out))
+    errors = [out.gallery, out.error_table, out.errors_state]
+    out.pairs.select(pair_photos, inputs.components, errors, api_visibility="private", show_progress="minimal")
     cell_photos = inputs.select_handler(make_cell_photos(resources))
     out.confusion_cells.select(
         cell_photos, inputs.components, [out.cell_gallery, out.cell_state], api_visibility="private"

@@ -1,6 +1,6 @@
 """List the near-duplicate photos of evaluation tables (explorer.diagnose.duplicates), beside each table.
 
-    python -m explorer.tools.duplicates [--eval-dir assets/eval] [--only inat_bird] [--data-root ../shared/data]
+    python -m explorer.tools.duplicate_photos [--eval-dir assets/eval] [--only inat_bird] [--data-root ../shared/data]
 
 Writes NAME.duplicates.csv (one row per pair of photos that are the same photo: the same bytes, or matched
 keypoints after a crop or a resize) and prints, per table and photo set, the top-1 with and without the repeats.
@@ -46,7 +46,9 @@ def photo_loader(table: pd.DataFrame, data_root: Path | None):
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m explorer.tools.duplicates", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer.tools.duplicate_photos", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--eval-dir", type=Path, default=PROJECT_ROOT / "assets" / "eval", help="the tables' folder")
     parser.add_argument("--only", action="append", help="only this table (by name; repeatable)")
     parser.add_argument("--data-root", type=Path, default=DATA_DIR, help="where the tables' photos are")
