@@ -69,12 +69,26 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
         assert "Label check: score 1.00, wrong up to the order" in text
         assert "The same photo (by content) in other tables: cub100_effnet_head: the same label, score 1.00" in text
         captions = page.locator("#inspector .caption-label").all_inner_texts()
-        assert sum(c.startswith("neighbour ") for c in captions) == 4
+        assert sum(c.startswith("neighbour ") for c in captions) == 3
+        assert sum(c.startswith("FinerCAM: Aechmophorus clarkii against its nearest rivals") for c in captions) == 1
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.locator("#inspector_row").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"causes_{width}px.png"), full_page=False)
         assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing wider than the screen
         assert "Can you trust the map" in text and "blurring the same area where it points least" in text
+
+        # a confused pair's photos: a click on the pairs table lists them in the error gallery and table
+        first_pair = page.locator("#dash_pairs tbody tr").first.inner_text().split("\t")[:2]
+        with NetworkWatch(page) as network:
+            page.locator("#dash_pairs tbody tr").first.click()
+            page.wait_for_function(
+                "pair => [...document.querySelectorAll('#dash_error_table tbody tr')].every("
+                "r => r.innerText.startsWith(pair[0] + '\\t' + pair[1] + '\\t'))",
+                arg=first_pair,
+                timeout=60_000,
+            )
+            network.wait_idle()
+        assert len([r for r in network.sent if r.method == "POST"]) == 1
 
         page.get_by_text("Can you trust the maps? Faithfulness of each CAM method").click()  # drawn at start-up
         faith = page.locator("#dash_faith_table")
