@@ -131,6 +131,7 @@ def test_the_inspector_fits_a_narrow_screen(page, app_url):
         narrow.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)
         narrow.locator("#dash_gallery .thumbnail-item, #dash_gallery img").first.click()
         narrow.wait_for_function("document.querySelectorAll('#inspector img').length >= 8", timeout=60_000)
+        narrow.locator("#inspector").scroll_into_view_if_needed()  # the photos load lazily, once near the screen
         narrow.wait_for_function(LAYOUT_SETTLED, arg="#inspector .grid-container img", polling=100, timeout=30_000)
         boxes = narrow.evaluate(
             """() => ({table: document.querySelector('#inspector_text').getBoundingClientRect().toJSON(),

@@ -219,3 +219,22 @@ def test_wrong_cam_head_fails_at_load(tmp_path):
     card = write_tiny_checkpoint(tmp_path, cam_layer="features.0", cam_head="classifier")
     with pytest.raises(ValueError, match="cam_head"):
         load_classifier(load_model_card(card), Settings(checkpoint_dir=tmp_path))
+
+
+def test_why_a_and_not_b_is_finercam_against_one_class(tiny_classifier, photo_rgb):
+    """pytorch-grad-cam's FinerCAM against one class (alpha 1: the weight cancels) is the Grad-CAM of logit a −
+    logit b: our "why a and not b" upsampled as the library does; finer_cam is the library's default (the nearest
+    rivals), a map in [0, 1] at the input's size."""
+    from pytorch_grad_cam import FinerCAM
+    from pytorch_grad_cam.utils.model_targets import FinerWeightedTarget
+
+    from explorer.cam.gradcam import contrastive_cams, finer_cam
+
+    model, layer = tiny_classifier.module, tiny_classifier.cam_layer
+    x = tiny_classifier.preprocess(photo_rgb)
+    ours = scale_cams(torch.from_numpy(contrastive_cams(model, x, layer, 0, 2)[2:]), (64, 64))[0]
+    with FinerCAM(model=model, target_layers=[layer]) as cam:
+        theirs = cam(input_tensor=x.clone().requires_grad_(True), targets=[FinerWeightedTarget(0, [2], 1.0)])[0]
+    assert min(correlations([ours], [theirs])) > 0.999 and np.abs(ours - theirs).max() < 1e-3
+    rivals = finer_cam(model, x, layer, 0)
+    assert rivals.shape == (64, 64) and rivals.dtype == np.float32 and 0 <= rivals.min() and rivals.max() <= 1

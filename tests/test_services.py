@@ -73,6 +73,7 @@ def test_inspector_compares_the_two_answers_of_a_photo_the_prior_broke(real_reso
         f"image alone: {row['pred_name']}",
         f"with the place: {row['geo_pred_name']}",
         f"why the image says {row['pred_name']} and not {row['geo_pred_name']}",
+        f"FinerCAM: {row['pred_name']} against its nearest rivals",
     ]
     assert "with the place (" in found.html and ", wrong." in found.html
 

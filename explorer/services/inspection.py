@@ -76,7 +76,7 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
     )
     text += _removal_html(classifier, tensor, maps[0], a, captions[0])
     finer = finer_cam(classifier.module, tensor, classifier.cam_layer, a, classifier.cam_layout)
-    overlays = overlay_cams(base, np.concatenate([maps, finer[None]]))
+    overlays = [*overlay_cams(base, maps), *overlay_cams(base, finer[None])]  # 7 x 7 maps and a 224 x 224 one
     finer_caption = f"FinerCAM: {captions[0].split(': ', 1)[-1]} against its nearest rivals"
     return Inspection(text, [(base, "photo"), *zip(overlays, [*captions, finer_caption])])
 
