@@ -376,7 +376,7 @@ def test_the_inspector_explains_an_error_of_a_token_model(loaded, tmp_path):
     (shown, caption), *cams = found.images
     photo = np.asarray(Image.open(tmp_path / "photo.png"))
     assert caption == "photo" and np.array_equal(shown, photo)
-    assert len(cams) == 3  # prediction, truth, contrast
+    assert len(cams) == 4  # prediction, truth, contrast, FinerCAM (its token layout through pytorch-grad-cam)
     classifier = loaded["vit_cls_reg4"]
     x = classifier.preprocess(Image.fromarray(photo))
     reference = reference_cams(classifier.module, x, [0, 2], classifier.cam_layer, layout=classifier.cam_layout)

@@ -121,19 +121,30 @@ def _error_set(causes: tuple[Cause, ...]) -> pl.Expr:
     return OK & wrong
 
 
-def with_causes(view: View, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+def with_causes(view: View, extra: tuple[str, ...] = (), texts: bool = True) -> pl.DataFrame:
     """The view's errors (see the module's note): ``ROW``, the ``extra`` columns, a boolean ``cause_<key>`` per
-    tested cause, ``image_error`` (the image-alone top-1 is wrong) and ``causes`` (their labels, "; "-joined, or
-    "no cause found")."""
+    tested cause, ``image_error`` (the image-alone top-1 is wrong), ``no_cause`` and, with ``texts``, ``causes``
+    (their labels, "; "-joined, or "no cause found"). One query; no Python loop over the rows."""
     causes = tested(view)
     flags = {f"cause_{c.key}": c.expr() for c in causes}
     lazy = as_lazy(view).filter(_error_set(causes))
     lazy = lazy.with_columns(image_error=~pl.col("correct_1").fill_null(False), **flags)
-    frame = lazy.select(ROW, *extra, "image_error", *list(flags)).collect()
-    labels = np.array([c.label for c in causes], dtype=object)
-    matrix = frame.select(list(flags)).to_numpy().astype(bool) if flags else np.zeros((len(frame), 0), bool)
-    texts = ["; ".join(labels[row]) or NO_CAUSE for row in matrix]
-    return frame.with_columns(causes=pl.Series(texts, dtype=pl.String))
+    none = ~pl.any_horizontal(*map(pl.col, flags)) if flags else pl.lit(True)
+    lazy = lazy.with_columns(no_cause=none)
+    names = [ROW, *extra, "image_error", *flags, "no_cause"]
+    if texts:
+        lazy = lazy.with_columns(_cause_texts(causes))
+        names.append("causes")
+    return lazy.select(names).collect()
+
+
+def _cause_texts(causes: tuple[Cause, ...]) -> pl.Expr:
+    """Each error's causes, "; "-joined in CAUSES' order, or "no cause found"."""
+    if not causes:
+        return pl.lit(NO_CAUSE).alias("causes")
+    parts = [pl.when(pl.col(f"cause_{c.key}")).then(pl.lit(c.label)) for c in causes]
+    joined = pl.concat_list(parts).list.drop_nulls().list.join("; ")
+    return pl.when(pl.col("no_cause")).then(pl.lit(NO_CAUSE)).otherwise(joined).alias("causes")
 
 
 def cause_mask(frame: pl.DataFrame, cause: str) -> pl.Series:
@@ -142,7 +153,7 @@ def cause_mask(frame: pl.DataFrame, cause: str) -> pl.Series:
     if cause in (None, "", ANY):
         return frame["image_error"]
     if cause == NO_CAUSE:
-        return frame["causes"] == NO_CAUSE
+        return frame["no_cause"]
     if cause not in BY_LABEL:
         raise ValueError(f"cause must be one of {CAUSE_CHOICES}, got {cause!r}")
     column = f"cause_{BY_LABEL[cause].key}"
@@ -161,11 +172,12 @@ def caused_errors(
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     key = "confidence" if order == ORDERS[0] or "label_issue_score" not in columns(view) else "label_issue_score"
-    found = with_causes(view, extra=tuple(dict.fromkeys(["confidence", key])))
+    found = with_causes(view, extra=tuple(dict.fromkeys(["confidence", key])), texts=False)
     found = found.filter(cause_mask(found, cause))
     found = found.sort([pl.col(key).fill_nan(None), pl.col(ROW)], descending=[True, False], nulls_last=True)
     if limit is not None:
         found = found.head(limit)
+    found = found.with_columns(_cause_texts(tested(view)))  # the words for the rows shown only
     names = None if only is None else list(dict.fromkeys([*only, ROW]))
     rows = rows_at(view, np.sort(found[ROW].to_numpy()), names)
     rows = found.select(ROW, "causes").join(
@@ -175,27 +187,27 @@ def caused_errors(
     return out[[*(only if only is not None else [c for c in out.columns if c not in ("causes", ROW)]), "causes", ROW]]
 
 
-def causes_by_clade(view: View, rank: str, top: int = 15) -> pd.DataFrame:
+def causes_by_clade(view: View, rank: str, top: int = 15, found: pl.DataFrame | None = None) -> pd.DataFrame:
     """Per true clade at ``rank`` (the ``top`` with the most errors): the errors, and how many have each tested
-    cause and none (a photo with two causes counts under both)."""
+    cause and none (a photo with two causes counts under both). ``found``: ``with_causes(view, (true_rank,))``
+    when already computed."""
     causes = tested(view)
-    found = with_causes(view, extra=(f"true_{rank}",))
+    found = with_causes(view, extra=(f"true_{rank}",), texts=False) if found is None else found
     clade = pl.col(f"true_{rank}")
     counts = found.group_by(clade).agg(
         pl.len().alias("errors"),
         *(pl.col(f"cause_{c.key}").sum().alias(c.label) for c in causes),
-        (pl.col("causes") == NO_CAUSE).sum().alias(NO_CAUSE),
+        pl.col("no_cause").sum().alias(NO_CAUSE),
     )
     counts = as_text(counts, f"true_{rank}").rename({f"true_{rank}": rank})
     counts = counts.sort(["errors", rank], descending=[True, False], nulls_last=True).head(top)
     return counts.to_pandas()
 
 
-def cause_totals(view: View) -> pd.DataFrame:
+def cause_totals(view: View, found: pl.DataFrame | None = None) -> pd.DataFrame:
     """Every tested cause's count over the view's errors (and "no cause found"), with the test that gives it."""
     causes = tested(view)
-    found = with_causes(view)
-    rows = [{"cause": c.label, "errors": int(found[f"cause_{c.key}"].sum()), "test": c.test} for c in causes] + [
-        {"cause": NO_CAUSE, "errors": int((found["causes"] == NO_CAUSE).sum()), "test": "none of the above"}
-    ]
-    return pd.DataFrame(rows)
+    found = with_causes(view, texts=False) if found is None else found
+    sums = found.select(*(pl.col(f"cause_{c.key}").sum() for c in causes), pl.col("no_cause").sum()).row(0)
+    rows = [{"cause": c.label, "errors": int(n), "test": c.test} for c, n in zip(causes, sums)]
+    return pd.DataFrame([*rows, {"cause": NO_CAUSE, "errors": int(sums[-1]), "test": "none of the above"}])

@@ -9,7 +9,16 @@ import gradio as gr
 import pandas as pd
 import polars as pl
 
-from explorer.diagnose.causes import ANY, CAUSE_CHOICES, ORDERS, cause_totals, caused_errors, causes_by_clade, untested
+from explorer.diagnose.causes import (
+    ANY,
+    CAUSE_CHOICES,
+    ORDERS,
+    cause_totals,
+    caused_errors,
+    causes_by_clade,
+    untested,
+    with_causes,
+)
 from explorer.diagnose.figures import plot_causes_by_clade
 from explorer.diagnose.frames import View, columns
 from explorer.photos.thumbnails import thumbnails
@@ -76,14 +85,16 @@ def make_pair_photos(resources, out):
 def cause_outputs(out, view: View, filters: DashboardFilters) -> dict:
     """How many errors each test explains (with the test, and those the table cannot answer), and per clade at the
     clade tables' rank."""
-    totals = cause_totals(view)
+    found = with_causes(view, extra=(f"true_{filters.list_rank}",), texts=False)  # once, for both
+    totals = cause_totals(view, found)
     missing = untested(view)
     if missing:
         untested_row = {"cause": ", ".join(c.label for c in missing), "errors": "", "test": "not tested here"}
         totals = pd.concat([totals.astype({"errors": object}), pd.DataFrame([untested_row])], ignore_index=True)
-    return {out.cause_totals: totals, **cause_plot_output(out, view, filters)}
+    return {out.cause_totals: totals, **cause_plot_output(out, view, filters, found)}
 
 
-def cause_plot_output(out, view: View, filters: DashboardFilters) -> dict:
+def cause_plot_output(out, view: View, filters: DashboardFilters, found=None) -> dict:
     """The causes per clade at the clade tables' rank (what that rank's menu redraws)."""
-    return {out.cause_plot: plot_causes_by_clade(causes_by_clade(view, filters.list_rank), filters.list_rank)}
+    counts = causes_by_clade(view, filters.list_rank, found=found)
+    return {out.cause_plot: plot_causes_by_clade(counts, filters.list_rank)}
