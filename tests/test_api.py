@@ -240,7 +240,7 @@ def test_the_plain_rest_protocol_answers_and_refuses_as_the_client_does(app_url,
     assert gradio_rest.check({"predictions": []}, (None,)) == "no predictions"
 
 
-def test_errors_and_why_say_why_each_error_happened(client):
+def test_errors_and_why_say_why_each_error_happened(client, tmp_path_factory):
     """`errors` lists a table's errors with one cause, with the test behind each cause; `why` gives one photo's
     causes and the label check's evidence, the same photo's score in the other tables included."""
     import pandas as pd
@@ -283,3 +283,6 @@ def test_errors_and_why_say_why_each_error_happened(client):
     with pytest.raises(AppError, match="has no photo 'nothing'"):
         client.predict("inat_bird", "nothing", api_name="/why")
     assert client.predict("inat_bird", "(every error)", "most confident first", 1, api_name="/errors")["errors"]
+    log = (tmp_path_factory.getbasetemp() / "app0" / "app.log").read_text()  # the app_url fixture's server log
+    assert "refused: table 'inat_bird' has no photo 'nothing'" in log  # one line per refusal,
+    assert "gradio.exceptions.Error" not in log  # never a traceback for a user's mistake

@@ -16,7 +16,7 @@ from explorer.services.identification import Identification, IdentifyRequest, ca
 from explorer.services.range_maps import range_map_document
 from explorer.services.resources import Resources
 from explorer.services.similar import DEFAULT_SIMILAR, similar_photos, similar_to_json
-from explorer.ui.components import MODEL_QUEUE, UploadPath
+from explorer.ui.components import MODEL_QUEUE, UploadPath, refused
 
 
 def api_handlers(resources: Resources) -> dict:
@@ -43,7 +43,7 @@ def api_handlers(resources: Resources) -> dict:
         try:
             return range_map_document(resources, model or None, species, lat, lon, date, prior or None, week)
         except ValueError as err:
-            raise gr.Error(str(err), title="No range map") from err
+            raise refused(str(err), title="No range map") from err
 
     def similar_api(image, k, model):
         """(image file, k, model) -> the k labelled photos nearest in the model's embedding space, and the nearest
@@ -53,7 +53,7 @@ def api_handlers(resources: Resources) -> dict:
         try:
             return similar_to_json(similar_photos(resources, found.result, k), found.result)
         except ValueError as err:
-            raise gr.Error(str(err), title=title) from err
+            raise refused(str(err), title=title) from err
 
     def tables_api():
         """() -> each evaluation table the dashboard shows: its model, photo count, the weights that made it, the
@@ -74,7 +74,7 @@ def _diagnose_handlers(resources: Resources) -> dict:
         try:
             return errors_json(resources, str(table or ""), cause or ANY, order or ORDERS[0], int(limit or 50))
         except ValueError as err:
-            raise gr.Error(str(err), title="No errors listed") from err
+            raise refused(str(err), title="No errors listed") from err
 
     def why_api(table, photo_id):
         """(table, photo_id) -> why that photo's error most likely happened: its causes with their tests, the causes
@@ -83,7 +83,7 @@ def _diagnose_handlers(resources: Resources) -> dict:
         try:
             return why_json(resources, str(table or ""), str(photo_id or ""))
         except ValueError as err:
-            raise gr.Error(str(err), title="No such photo") from err
+            raise refused(str(err), title="No such photo") from err
 
     return {"errors": errors_api, "why": why_api}
 
@@ -92,11 +92,11 @@ def _identified(resources: Resources, title: str, **request) -> Identification:
     """The identification an endpoint asked for (``request``: IdentifyRequest's fields, by name); no image, or a
     ValueError, becomes the gr.Error with the message the page shows, under ``title``."""
     if not request["photo"]:
-        raise gr.Error("No image given.")
+        raise refused("No image given.")
     try:
         return identify_photo(resources, IdentifyRequest(**request))
     except ValueError as err:
-        raise gr.Error(str(err), title=title) from err
+        raise refused(str(err), title=title) from err
 
 
 def build_api(resources: Resources) -> None:

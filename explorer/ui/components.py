@@ -3,6 +3,8 @@ model queue, the page's CSS."""
 
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
 from explorer.diagnose.frames import ROW
@@ -14,6 +16,7 @@ from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 # threads: see services.workers), set at launch by `model_queue_limit`. Other events (the dashboard, range maps)
 # have their own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
 MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
+log = logging.getLogger(__name__)
 QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out
 # Enter in a slider's number box applies the value (Gradio applies it on blur only)
 ENTER_APPLIES = (
@@ -140,6 +143,13 @@ def clamp(value, low: float, high: float, whole: bool = False) -> tuple[float, s
     return kept, f"{float(value):g} is outside {shown}: using {kept:g}."
 
 
+def refused(message: str, title: str = "Error") -> gr.Error:
+    """A user's mistake: said on the page (or to the API's caller) and logged in one line, not as a traceback (the
+    server log's tracebacks are for the server's own failures)."""
+    log.info("refused: %s", message)
+    return gr.Error(message, title=title, print_exception=False)
+
+
 def make_inspector(resources, place_changed: bool = False):
     """The select handler of a gallery or table of evaluation rows: the clicked row in the inspector (its
     lineages and Grad-CAMs, computed now); ``place_changed``: rows the geo-prior changed (see inspect_error). The
@@ -156,7 +166,7 @@ def make_inspector(resources, place_changed: bool = False):
             else:
                 found = inspect_error(resources, refs[index], place_changed)
         except (KeyError, ValueError) as err:
-            raise gr.Error(str(err).strip("'\"")) from err
+            raise refused(str(err).strip("'\"")) from err
         return found.html, found.images
 
     return on_select

@@ -34,6 +34,7 @@ from explorer.diagnose.scope_effect import (
 )
 from explorer.diagnose.texts import NO_SCOPE, calibration_markdown, scope_markdown
 from explorer.services.resources import Resources
+from explorer.ui.components import refused
 from explorer.ui.dashboard_state import DEFAULTS, NO_COMPARISON, DashboardFilters
 from explorer.ui.fast_plot import FastPlot
 from explorer.ui.temp_files import write_download
@@ -47,7 +48,7 @@ def filtered_view(resources: Resources, filters: DashboardFilters) -> View:
     try:
         return filter_view(resources.frame(filters.table), filters.metric_filters())
     except ValueError as err:
-        raise gr.Error(str(err)) from err
+        raise refused(str(err)) from err
 
 
 def calibration_outputs(out, view: View) -> dict:
@@ -162,7 +163,7 @@ def _errors_with_causes(view: View):
 def view_csv_files(resources: Resources, filters: DashboardFilters) -> list[str]:
     """The photos in view and each of the view's tables, as CSV files written for this request."""
     if float(filters.min_conf) > float(filters.max_conf):
-        raise gr.Error(
+        raise refused(
             f"Min confidence {filters.min_conf:g} is above the max {filters.max_conf:g}: no photo could match."
         )
     view = filtered_view(resources, filters)

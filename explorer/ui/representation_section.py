@@ -15,7 +15,7 @@ from explorer.diagnose.frames import View, to_pandas
 from explorer.diagnose.representation import fits_frame, map_points, rank_head_accuracy, sources_line
 from explorer.services.inspection import inspect_error
 from explorer.services.resources import Resources
-from explorer.ui.components import MODEL_QUEUE
+from explorer.ui.components import MODEL_QUEUE, refused
 from explorer.ui.dashboard_state import DEFAULTS, DashboardFilters, DashboardInputs
 from explorer.ui.fast_plot import FastPlot
 
@@ -81,7 +81,7 @@ def wire_map_clicks(resources: Resources, state: gr.State, parts: dict) -> None:
         try:
             found = inspect_error(resources, row)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
+            raise refused(str(err)) from err
         return found.html, found.images
 
     parts["pick"].change(
