@@ -23,8 +23,6 @@ from explorer.tools.results_sources import (
     pct,
 )
 
-SOURCE_LABELS = {"cub100-test": "CUB-100 test", "birds525-valid": "BIRDS-525 validation", **SOURCE_NAMES}
-
 FLAGGED = f"score ≥ {LABEL_THRESHOLD:g}"
 
 
@@ -255,7 +253,7 @@ def duplicates_text(sources: Sources) -> str:
             rows.append(
                 [
                     f"`{name}`",
-                    SOURCE_LABELS.get(source, source),
+                    SOURCE_NAMES.get(source, source),
                     f"{effect.duplicates} of {count(effect.photos)}",
                     pct(effect.accuracy),
                     pct(effect.accuracy_without),

@@ -4,7 +4,7 @@ reports beside the tables), against a map of random noise."""
 from __future__ import annotations
 
 from explorer.diagnose.map_faithfulness import BETTER, MEASURES, RANDOM_MAP, faithfulness_frame
-from explorer.tools.results_sources import TABLES, Sources, count, markdown_table, num
+from explorer.tools.results_sources import TABLES, Sources, count, markdown_table, num, page
 
 LABELS = {
     "road_morf": "ROAD MoRF",
@@ -39,8 +39,6 @@ def _model_text(name: str, report: dict) -> str:
 
 
 def faithfulness_page(sources: Sources) -> str:
-    from explorer.tools.results_sources import page
-
     measured = [n for n in TABLES if n in sources.faithfulness]
     missing = [n for n in TABLES if n not in sources.faithfulness]
     return page(

@@ -18,7 +18,8 @@ from explorer.diagnose.schema import load_table
 from explorer.represent.taxonomy_fit import load_representation, representation_path
 
 TABLES = ("inat_bird", "inat_insect", "cub100_effnet_head", "cub100_effnet_taxsmooth")
-SOURCE_NAMES = {"birds525-valid": "BIRDS-525 validation", "cub100": "CUB-100 test", "leeds-butterflies": "Leeds"}
+# the tables' photo sets (their ``source``) as the pages name them
+SOURCE_NAMES = {"birds525-valid": "BIRDS-525 validation", "cub100-test": "CUB-100 test", "leeds-butterflies": "Leeds"}
 STRICT = Filters(exclude_noted=True)  # the dashboard's default: photos with a doubtful label left out
 STRICT_KNOWN = Filters(exclude_noted=True, in_vocab_only=True)
 
