@@ -259,6 +259,7 @@ def test_errors_and_why_say_why_each_error_happened(client, tmp_path_factory):
         "label probably wrong",
         "lookalike",
         "atypical photo",
+        "rests on the surroundings",
         "the place broke it",
     ]
     assert len(listed["errors"]) == expected["label probably wrong"] == 107
@@ -273,6 +274,10 @@ def test_errors_and_why_say_why_each_error_happened(client, tmp_path_factory):
     label = why["label"]
     assert label["rank"] == "order" and len(label["neighbours"]) == 10
     assert label["agreement"]["species"] == sum(n["shares"] == "species" for n in label["neighbours"]) / 10
+    measured = why["surroundings"]  # the organism-or-surroundings columns of the same row
+    assert measured["subject_locator"] == "coral_imagenet_mobilenet_v2" and 0 <= measured["off_subject_share"] <= 1
+    row = table[table["photo_id"] == first["photo_id"]].iloc[0]
+    assert measured["p_without_subject"] == pytest.approx(float(row["p_without_subject"]))
     cub = label["other_tables"]["cub100_effnet_head"]  # the same photo, by content, in the CUB model's table
     assert cub["label"] == "Gavia pacifica" and cub["score"] > 0.99  # the same label, and that model doubts it too
 

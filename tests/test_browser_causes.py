@@ -30,12 +30,12 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
         page.get_by_role("tab", name="Diagnose").click()
         page.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)  # drawn on page load
         totals = page.locator("#dash_cause_totals")
-        totals.locator("tbody tr").nth(6).wait_for(timeout=30_000)
+        totals.locator("tbody tr").nth(7).wait_for(timeout=30_000)
         assert totals.locator("th").all_inner_texts()[:3] == ["cause", "errors", "test"]
         listed = {r.split("\t")[0]: r.split("\t")[1] for r in totals.locator("tbody tr").all_inner_texts()}
         assert set(listed) == {
             *("unknown species", "out of scope", "label probably wrong", "lookalike", "atypical photo"),
-            *("the place broke it", "no cause found"),
+            *("rests on the surroundings", "the place broke it", "no cause found"),
         }
         assert listed["label probably wrong"] == "97"  # inat_bird's, doubtful-noted photos left out (the default)
 
@@ -62,7 +62,7 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
 
         with NetworkWatch(page) as network:
             page.locator("#dash_error_table tbody tr").first.click()
-            page.wait_for_function("document.querySelectorAll('#inspector img').length >= 8", timeout=90_000)
+            page.wait_for_function("document.querySelectorAll('#inspector img').length >= 10", timeout=90_000)
             network.wait_idle()
         assert len([r for r in network.sent if r.method == "POST"]) == 1
         text = page.locator("#inspector_text").inner_text()
@@ -72,6 +72,9 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
         captions = page.locator("#inspector .caption-label").all_inner_texts()
         assert sum(c.startswith("neighbour ") for c in captions) == 3
         assert sum(c.startswith("FinerCAM: Aechmophorus clarkii against its nearest rivals") for c in captions) == 1
+        assert sum(c.startswith("bird blurred away: Aechmophorus clarkii ") for c in captions) == 1
+        assert sum(c.startswith("surroundings blurred away: ") for c in captions) == 1
+        assert "The bird or its surroundings?" in text and "lies outside the bird (located by" in text
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.locator("#inspector_row").scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"causes_{width}px.png"), full_page=False)
@@ -102,3 +105,33 @@ def test_errors_filtered_by_cause_open_with_their_evidence(app_url, width):
         assert "cub100_effnet_head\ngradcam\n16\n" in shown and "inat_bird\nhirescam\n16\n" in shown
         faith.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / f"faithfulness_{width}px.png"), full_page=False)
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_clades_recognised_by_their_surroundings_are_listed_and_their_errors_filtered(app_url, width):
+    with chromium_page(app_url) as page:
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.get_by_role("tab", name="Diagnose").click()
+        page.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)
+        table = page.locator("#dash_surroundings")
+        table.locator("tbody tr").first.wait_for(timeout=30_000)
+        header = ["family", "photos", "rests_on_surroundings", "mean_off_subject_share", "top1_accuracy", "flagged"]
+        assert table.locator("th").all_inner_texts() == header
+        assert choose(page, "#dash_list_rank", "species") == 1  # the clade tables' rank redraws it, one request
+        page.wait_for_function(
+            "() => { const h = document.querySelector('#dash_surroundings th');"
+            " return h && h.innerText === 'species'; }",
+            timeout=30_000,
+        )
+        shares = [float(r.split("\t")[2]) for r in table.locator("tbody tr").all_inner_texts()]
+        assert shares == sorted(shares, reverse=True) and len(shares) > 3
+        table.scroll_into_view_if_needed()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"surroundings_{width}px.png"), full_page=False)
+        assert choose(page, "#dash_cause", "rests on the surroundings") == 1
+        page.wait_for_function(
+            "() => { const rows = [...document.querySelectorAll('#dash_error_table tbody tr')];"
+            " return rows.length > 0 && rows.every(r => r.innerText.includes('rests on the surroundings')); }",
+            timeout=60_000,
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -101,6 +101,7 @@ def test_a_table_without_a_tests_columns_does_not_test_it(table):
         "out of scope",
         "label probably wrong",
         "atypical photo",
+        "rests on the surroundings",
         "the place broke it",
     ]
     found = with_causes(older).to_pandas()

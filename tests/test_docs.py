@@ -267,6 +267,7 @@ SCHEMA_PRESENCE = {
     "GEO_SCHEMA": "with a place and a geo-prior",
     "HEAD_SCHEMA": "with per-rank heads",
     "LABEL_ISSUE_SCHEMA": "tables made since the label check",
+    "SUBJECT_SCHEMA": "tables extended by python -m explorer.tools.subject_columns (the organism or its surroundings)",
 }
 
 

@@ -269,6 +269,11 @@ def test_all_views_takes_a_card_and_photos_to_everything_the_app_shows(tmp_path)
     assert run.stdout.splitlines()[-1] == "representation report -> tables/tiny.representation.json"
     table = load_table(tmp_path / "tables" / "tiny.parquet")
     assert {"scope_score", "in_scope", "novelty_score"} <= set(table.columns)
+    if HAVE_CORAL:  # the organism located by the Coral ImageNet MobileNetV2, on every photo
+        assert table["off_subject_share"].notna().sum() == 30
+        assert set(table["subject_locator"].astype(str)) == {"coral_imagenet_mobilenet_v2"}
+    else:
+        assert any(line.startswith("no organism-or-surroundings columns: ") for line in run.stdout.splitlines())
     report = json.loads((tmp_path / "tables" / "tiny.representation.json").read_text())
     assert report["weights_sha256"] == table["weights_sha256"].iloc[0] and len(report["map"]["photo_id"]) == 30
     args = ["--checkpoint-dir", str(tmp_path / "ckpt"), "--eval-dir", str(tmp_path / "tables")]

@@ -132,3 +132,21 @@ def test_the_tool_measures_a_shipped_model_and_writes_beside_its_table(tmp_path,
         with pytest.raises(SystemExit) as stopped:
             main(argv)
         assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_arcc_from_its_parts_on_hand_built_maps(photo):
+    """ARCC of a map whose method gives it back unchanged (coherency 1) and of one it flips (coherency 0)."""
+    from explorer.cam.perturbation import arcc_scores
+
+    square = np.zeros((24, 24), np.float32)
+    square[:8, :8] = 1.0  # complexity: 64 of 576 pixels at 1
+    maps = np.stack([square, square])
+    again = [square, 1.0 - square]  # the first method repeats its map, the second gives the opposite
+    found = arcc_scores(photo, maps, lambda i, masked: again[i], np.array([0.25, 0.6]))
+    assert found.complexity == pytest.approx([1 / 9, 1 / 9])
+    assert found.coherency == pytest.approx([1.0, 0.0], abs=1e-6)
+    # 3 / (1/1 + 1/(8/9) + 1/clip(0.5)) and, with coherency 0, next to nothing
+    assert found.arcc[0] == pytest.approx(3 / (1 + 9 / 8 + 2))
+    assert found.arcc[1] == pytest.approx(0.0, abs=1e-6)
+    negative = arcc_scores(photo, maps[:1], lambda i, masked: square, np.array([-0.1]))
+    assert negative.arcc[0] == pytest.approx(0.0, abs=1e-6)  # a map worse than none at ROAD scores no ARCC

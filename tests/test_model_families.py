@@ -377,6 +377,7 @@ def test_the_inspector_explains_an_error_of_a_token_model(loaded, tmp_path):
     photo = np.asarray(Image.open(tmp_path / "photo.png"))
     assert caption == "photo" and np.array_equal(shown, photo)
     assert len(cams) == 4  # prediction, truth, contrast, FinerCAM (its token layout through pytorch-grad-cam)
+    assert "The bird cannot be located here: mobilenet_v2_1.0_224_quant.tflite not found" in found.html
     classifier = loaded["vit_cls_reg4"]
     x = classifier.preprocess(Image.fromarray(photo))
     reference = reference_cams(classifier.module, x, [0, 2], classifier.cam_layer, layout=classifier.cam_layout)

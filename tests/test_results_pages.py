@@ -17,6 +17,7 @@ PAGES = [
     "rank-heads.md",
     "causes.md",
     "faithfulness.md",
+    "surroundings.md",
 ]
 
 
@@ -107,3 +108,21 @@ def test_the_label_check_finds_planted_label_errors_on_every_shipped_table(gener
     assert (
         "| FRILL BACK PIGEON, JACOBIN PIGEON |" in page and "not tested" in page
     )  # inat_insect has no place: that cause untested
+
+
+def test_the_surroundings_page_reports_the_planted_shortcut_from_its_report(generated):
+    """The planted-shortcut experiment's report, as the page gives it: the clean model flags none of the planted
+    species, the planted one learned the disc and its maps point at it; every measured table has its section."""
+    import json
+
+    report = json.loads((ROOT / "assets" / "eval" / "shortcut_experiment.json").read_text(encoding="utf-8"))
+    planted, clean = report["heads"]["planted"], report["heads"]["clean"]
+    assert clean["planted_flagged"] == 0 and planted["planted_flagged"] >= 1
+    assert planted["map_on_mark_median"] > 3 * planted["mark_cells_share"] > 20 * clean["map_on_mark_median"]
+    assert planted["planted_accuracy_unmarked"] < planted["planted_accuracy_marked"] - 0.2  # it needs the disc
+    page = (generated / "surroundings.md").read_text(encoding="utf-8")
+    flagged = f"The test flags **{planted['planted_flagged']} of the 4 planted species** for the planted model"
+    assert flagged in page and "and **0 of 4** for the clean one" in page
+    assert "| planted species: share of the map on the disc (median) | 24.0 % | 0.2 % |" in page
+    for name in ("inat_bird", "inat_insect", "cub100_effnet_head", "cub100_effnet_taxsmooth"):
+        assert f"## `{name}`" in page

@@ -74,8 +74,12 @@ def test_inspector_compares_the_two_answers_of_a_photo_the_prior_broke(real_reso
         f"with the place: {row['geo_pred_name']}",
         f"why the image says {row['pred_name']} and not {row['geo_pred_name']}",
         f"FinerCAM: {row['pred_name']} against its nearest rivals",
+        f"bird blurred away: {row['pred_name']} {captions[-2].rsplit(' ', 1)[-1]}",
+        f"surroundings blurred away: {captions[-1].rsplit(' ', 1)[-1]}",
     ]
+    assert captions[-2].endswith("%") and captions[-1].endswith("%")
     assert "with the place (" in found.html and ", wrong." in found.html
+    assert "The bird or its surroundings?" in found.html and "lies outside the bird" in found.html
 
 
 @pytest.mark.skipif(not HAVE_SHARED_DATA, reason=SHARED_REASON)
@@ -85,7 +89,11 @@ def test_inspector_shows_the_prediction_cam_for_an_unknown_species(real_resource
     table = real_resources.tables["inat_bird"]
     row = table[~table["in_vocab"] & (table["status"] == "ok")].iloc[0].to_dict()
     found = inspect_error(real_resources, row)
-    assert [caption for _, caption in found.images] == ["photo", f"prediction: {row['pred_name']}"]
+    assert [caption for _, caption in found.images][:2] == ["photo", f"prediction: {row['pred_name']}"]
+    assert [caption.split(":")[0] for _, caption in found.images][2:] == [
+        "bird blurred away",
+        "surroundings blurred away",
+    ]
     assert found.images[1][0].shape == found.images[0][0].shape and "not one of the model's classes" in found.html
 
 

@@ -136,6 +136,7 @@ def test_only_the_outputs_that_changed_are_sent(dashboard):
 def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     import pandas as pd
 
+    from explorer.diagnose.causes import surroundings_by_clade
     from explorer.diagnose.metrics import Filters, accuracy_by_clade, filter_table
     from explorer.ui.diagnose_sections import view_csv_files
 
@@ -155,6 +156,7 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
         "cub100_effnet_head-confused-pairs.csv",
         "cub100_effnet_head-errors.csv",
         "cub100_effnet_head-causes.csv",
+        "cub100_effnet_head-surroundings-by-family.csv",
         "cub100_effnet_head-priors-compared.csv",
         "cub100_effnet_head-geo-inat_bird-fixed-by-family.csv",  # the prior chosen in the section
         "cub100_effnet_head-vs-inat_bird-by-family.csv",
@@ -170,7 +172,10 @@ def test_csv_downloads_hold_the_view_and_its_tables(resources_without_photos):
     assert errors["causes"].notna().all() and "label_issue_score" in errors.columns
     causes = pd.read_csv(paths[4]).set_index("cause")
     assert causes.loc["lookalike", "errors"] == errors["causes"].str.contains("lookalike").sum()
-    compared = pd.read_csv(paths[5])
+    surroundings = pd.read_csv(paths[5])  # every family with 5 photos in view, most often by their surroundings
+    expected = surroundings_by_clade(view, "family", 5, top=10**9)
+    assert surroundings["family"].tolist() == expected["family"].tolist() and len(surroundings) > 0
+    compared = pd.read_csv(paths[6])
     assert compared["prior"].tolist() == ["birdnet", "inat_bird"]  # the table's default first
     placed = view[view["lat"].notna() & view["in_vocab"] & (view["status"] == "ok")]
     ours = compared.set_index("prior").loc["inat_bird"]
@@ -241,7 +246,9 @@ def test_a_sections_own_control_redraws_that_section_alone(dashboard, resources_
                 assert shown[component].equals(whole[component]), name
             else:
                 assert shown[component] == whole[component], name
-    assert set(own["list_rank"][0](filters)) == {out.clades, out.geo_clades, out.cause_plot, out.sent}
+    redrawn = {out.clades, out.geo_clades, out.cause_plot, out.surroundings, out.sent}
+    assert set(own["list_rank"][0](filters)) == redrawn
+    assert set(own["min_photos"][0](filters)) == redrawn  # the fewest photos a clade needs: the same tables
     by_cause = own["cause"][0](replace(filters, cause="lookalike", error_order="label most doubtful first"))
     assert set(by_cause) <= {out.gallery, out.error_table, out.errors_state, out.sent}
     assert set(by_cause[out.error_table]["causes"]) and all(

@@ -134,3 +134,29 @@ def removal_check(
     masks.view(3, -1)[2, order[len(order) - count :]] = 1.0
     probs = _probability(model, photo * (1 - masks) + base * masks, index)
     return RemovalCheck(float(probs[0]), float(probs[1]), float(probs[2]), share)
+
+
+@dataclass(frozen=True)
+class Arcc:
+    """pytorch-grad-cam's ARCC and its parts, per map (Rong et al.'s ROAD combined with Complexity and Coherency)."""
+
+    complexity: np.ndarray  # the map's mean value (L1 per pixel), 0..1: lower is a sparser map
+    coherency: np.ndarray  # (Pearson r of the map and the map recomputed on photo x map, + 1) / 2: higher is better
+    arcc: np.ndarray  # 3 / (1/coherency + 1/(1 - complexity) + 1/clip(2 ROAD combined, 0, 1)): higher is better
+
+
+def arcc_scores(tensor: torch.Tensor, cams: np.ndarray, recompute, road_combined: np.ndarray) -> Arcc:
+    """ARCC of each map ``cams[i]`` (n, H, W) on one photo (1, C, H, W): ``recompute(i, masked photo)`` gives map
+    i's method's map of the same class on the photo multiplied by that map (pytorch-grad-cam's Coherency), and
+    ``road_combined`` the maps' ROAD combined (measured once, not again). pytorch-grad-cam's Complexity and Pearson
+    coherency, and its ARCC formula."""
+    from pytorch_grad_cam.metrics.arcc import Complexity, batch_pearson_coherency
+
+    maps = np.ascontiguousarray(cams, dtype=np.float32)
+    complexity = Complexity()(maps).astype(np.float64)
+    masked = [tensor[:1] * torch.from_numpy(maps[i]).to(tensor)[None, None] for i in range(len(maps))]
+    again = np.stack([recompute(i, m) for i, m in enumerate(masked)]).astype(np.float32)
+    coherency = ((batch_pearson_coherency(again, maps) + 1) / 2).astype(np.float64)
+    road = np.clip(2 * np.asarray(road_combined, np.float64), 0, 1)
+    arcc = 3 / (1 / (coherency + 1e-8) + 1 / ((1 - complexity) + 1e-8) + 1 / (road + 1e-8))
+    return Arcc(complexity, coherency, arcc)

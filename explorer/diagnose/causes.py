@@ -20,6 +20,8 @@ from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, as_lazy, as_text, 
 
 LABEL_THRESHOLD = 0.5  # label_issue_score at or above it: "the label is probably wrong"
 PAIR_MIN = 3  # a (truth, prediction) pair with at least this many errors in view is a known confused pair
+SURROUNDINGS_SHARE = 0.5  # more than this share of the answer's map outside the organism: it rests on the surroundings
+RECOGNISED_BY_SURROUNDINGS = 0.5  # a species whose photos' answers rest on the surroundings at least this often
 ANY = "(every error)"
 NO_CAUSE = "no cause found"
 
@@ -53,6 +55,22 @@ def _lookalike() -> pl.Expr:
 
 def _atypical() -> pl.Expr:
     return (IN_VOCAB & (pl.col("novelty_score") < pl.col("novelty_threshold"))).fill_null(False)
+
+
+SURROUNDINGS_COLUMNS = ("off_subject_share", "kept_without_subject", "p_without_subject", "p_without_surroundings")
+
+
+def rests_on_surroundings() -> pl.Expr:
+    """Per photo: the answer rests on the surroundings (the columns of explorer.diagnose.surroundings): more than
+    ``SURROUNDINGS_SHARE`` of its map lies outside the organism, or it stays the answer with the organism blurred
+    away, or blurring the surroundings costs it more than blurring the organism. Null where not measured."""
+    needs_more = pl.col("p_without_surroundings").fill_nan(None) < pl.col("p_without_subject").fill_nan(None)
+    outside = pl.col("off_subject_share").fill_nan(None) > SURROUNDINGS_SHARE
+    return outside | pl.col("kept_without_subject") | needs_more
+
+
+def _surroundings() -> pl.Expr:
+    return (IN_VOCAB & ~pl.col("correct_1") & rests_on_surroundings()).fill_null(False)
 
 
 def _place_broke() -> pl.Expr:
@@ -90,6 +108,15 @@ CAUSES: tuple[Cause, ...] = (
         "though the truth is one of them",
         ("novelty_score", "novelty_threshold", "in_vocab"),
         _atypical,
+    ),
+    Cause(
+        "surroundings",
+        "rests on the surroundings",
+        f"more than {SURROUNDINGS_SHARE:.0%} of the wrong answer's Grad-CAM lies outside the organism (located by an "
+        "ImageNet model), or the answer stays with the organism blurred away, or blurring the surroundings costs it "
+        "more than blurring the organism",
+        SURROUNDINGS_COLUMNS,
+        _surroundings,
     ),
     Cause(
         "place",
@@ -211,3 +238,34 @@ def cause_totals(view: View, found: pl.DataFrame | None = None) -> pd.DataFrame:
     sums = found.select(*(pl.col(f"cause_{c.key}").sum() for c in causes), pl.col("no_cause").sum()).row(0)
     rows = [{"cause": c.label, "errors": int(n), "test": c.test} for c, n in zip(causes, sums)]
     return pd.DataFrame([*rows, {"cause": NO_CAUSE, "errors": int(sums[-1]), "test": "none of the above"}])
+
+
+def surroundings_by_clade(view: View, rank: str = "species", min_photos: int = 3, top: int = 15) -> pd.DataFrame:
+    """The clades most often recognised by their surroundings: per true clade at ``rank`` with at least
+    ``min_photos`` measured photos of known species, how many there are, the share whose answer rests on the
+    surroundings (``rests_on_surroundings``, right or wrong), the mean ``off_subject_share``, the top-1 accuracy,
+    and ``flagged`` (the share reaches ``RECOGNISED_BY_SURROUNDINGS``); the ``top`` highest shares first (ties: the
+    mean share, then the name). Empty when the table has no such columns."""
+    names = ["photos", "rests_on_surroundings", "mean_off_subject_share", "top1_accuracy", "flagged"]
+    if not set(SURROUNDINGS_COLUMNS) <= set(columns(view)):
+        return pd.DataFrame(columns=[rank, *names])
+    clade = pl.col(f"true_{rank}")
+    measured = OK & IN_VOCAB & pl.col("off_subject_share").fill_nan(None).is_not_null()
+    rests = rests_on_surroundings().fill_null(False).cast(pl.Float64)
+    counts = (
+        as_lazy(view)
+        .filter(measured)
+        .group_by(clade)
+        .agg(
+            pl.len().alias("photos"),
+            rests.mean().alias("rests_on_surroundings"),
+            pl.col("off_subject_share").mean().alias("mean_off_subject_share"),
+            pl.col("correct_1").cast(pl.Float64).mean().alias("top1_accuracy"),
+        )
+        .filter(pl.col("photos") >= min_photos)
+        .collect()
+    )
+    counts = as_text(counts, f"true_{rank}").rename({f"true_{rank}": rank})
+    counts = counts.with_columns(flagged=pl.col("rests_on_surroundings") >= RECOGNISED_BY_SURROUNDINGS)
+    order = ["rests_on_surroundings", "mean_off_subject_share", rank]
+    return counts.sort(order, descending=[True, True, False], nulls_last=True).head(top).to_pandas()

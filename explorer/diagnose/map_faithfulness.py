@@ -1,5 +1,5 @@
 """Can you trust each CAM method's maps for a model? Faithfulness measured on a sample of a table's photos
-(explorer.cam.perturbation: pytorch-grad-cam's ROAD, deletion and insertion), stored beside the table as
+(explorer.cam.perturbation: pytorch-grad-cam's ROAD and ARCC, deletion and insertion), stored beside the table as
 ``NAME.faithfulness.json`` and shown per method on the Diagnose tab.
 
 Each photo's map explains the model's own top-1 (what it answered). A map of random noise (seeded) is measured
@@ -23,6 +23,7 @@ from explorer.cam.perturbation import (
     BLUR_SIGMA,
     CURVE_STEPS,
     ROAD_PERCENTILES,
+    arcc_scores,
     deletion_insertion,
     road_scores,
 )
@@ -33,14 +34,19 @@ from explorer.settings import Settings
 
 SUFFIX = ".faithfulness.json"
 RANDOM_MAP = "random map (baseline)"
-MEASURES = ("road_morf", "road_lerf", "road_combined", "deletion", "insertion")
+MEASURES = ("road_morf", "road_lerf", "road_combined", "deletion", "insertion", "complexity", "coherency", "arcc")
 BETTER = {
     "road_morf": "lower",
     "road_lerf": "higher",
     "road_combined": "higher",
     "deletion": "lower",
     "insertion": "higher",
+    "complexity": "lower",
+    "coherency": "higher",
+    "arcc": "higher",
 }
+# what "beats the random map on" counts: not complexity, a map's sparseness, which says nothing of faithfulness alone
+COUNTED = tuple(k for k in MEASURES if k != "complexity")
 SAMPLE = 20
 SEED = 0
 # the inspector's caps on a labelled photo: 4 x the default upload's bytes, the default pixels
@@ -73,6 +79,19 @@ def photo_maps(classifier: Classifier, tensor: torch.Tensor, index: int, methods
     return np.stack(maps)
 
 
+def _recompute(classifier: Classifier, index: int, methods, rng):
+    """recompute(i, photo): map i's method again on another photo (the random map: another random map)."""
+
+    def recompute(i: int, photo: torch.Tensor) -> np.ndarray:
+        size = tuple(photo.shape[-2:])
+        if i == len(methods):
+            return rng.random(size).astype(np.float32)
+        _, _, cams = classifier.forward_with_cams(photo, lambda _logits: [index], method=methods[i])
+        return scale_cams(torch.from_numpy(cams), size)[0]
+
+    return recompute
+
+
 def measure_table(
     classifier: Classifier,
     table: pd.DataFrame,
@@ -99,9 +118,11 @@ def measure_table(
         index = int(row.pred_class_index)
         maps = photo_maps(classifier, tensor, index, methods, rng)
         road = road_scores(classifier.module, tensor, maps, [index] * len(maps))
+        arcc = arcc_scores(tensor, maps, _recompute(classifier, index, methods, rng), road.combined)
         for i, method in enumerate(names):
             deletion, insertion, _, _ = deletion_insertion(classifier.module, tensor, maps[i], index)
             scores = (road.morf[i], road.lerf[i], road.combined[i], deletion, insertion)
+            scores += (arcc.complexity[i], arcc.coherency[i], arcc.arcc[i])
             for key, value in zip(MEASURES, scores):
                 values[method][key].append(float(value))
         used.append(str(row.photo_id))
@@ -153,12 +174,14 @@ def faithfulness_frame(report: dict) -> pd.DataFrame:
     rows = []
     for method, measures in methods.items():
         row = {"method": method, "photos": report["photos"]}
-        for key in MEASURES:
+        present = [k for k in MEASURES if k in measures]  # a report from before ARCC lacks its three
+        for key in present:
             mean, half = measures[key]["mean"], measures[key]["ci95"]
             row[key] = round(mean, 3)
             row[f"{key} ±"] = round(half, 3)
         if method != RANDOM_MAP and noise:
-            row["beats the random map on"] = sum(_beats(measures[k], noise[k], BETTER[k]) for k in MEASURES)
+            counted = [k for k in present if k in COUNTED]
+            row["beats the random map on"] = sum(_beats(measures[k], noise[k], BETTER[k]) for k in counted)
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -92,6 +92,16 @@ LABEL_ISSUE_SCHEMA: dict[str, str] = {
     "label_neighbours": "photo_id of the 10 nearest photos in the model's embedding",
     "label_neighbour_sims": "their cosine similarities",
 }
+# Optional: present when explorer.tools.subject_columns has run (explorer.diagnose.surroundings)
+SUBJECT_SCHEMA: dict[str, str] = {
+    "off_subject_share": "share of the top-1 Grad-CAM's mass outside the organism, 0..1 (the organism located by "
+    "an ImageNet model's map of the subject's classes, at 20 % of its peak; NaN: not measured or none found)",
+    "subject_area": "share of the photo the organism's mask covers (a map spread evenly scores 1 - this)",
+    "p_without_subject": "probability of the top-1 with the organism blurred away (Gaussian, sigma 10 px)",
+    "p_without_surroundings": "probability of the top-1 with everything but the organism blurred away",
+    "kept_without_subject": "the top-1 stays the top-1 with the organism blurred away",
+    "subject_locator": "the ImageNet model that located the organism",
+}
 GEO_SCHEMA: dict[str, str] = {
     "lat": "latitude of the photo (NaN: no place)",
     "lon": "longitude of the photo",
@@ -125,6 +135,7 @@ CATEGORICAL = (
     "geo_pred_name",
     GEO_PRIOR_COLUMN,
     "scope_kind",
+    "subject_locator",
 )
 
 

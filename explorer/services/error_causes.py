@@ -14,12 +14,13 @@ import polars as pl
 from explorer.diagnose.causes import ANY, BY_LABEL, CAUSES, NO_CAUSE, ORDERS, caused_errors, tested, with_causes
 from explorer.diagnose.frames import ROW
 from explorer.diagnose.label_issues import LABEL_RANKS
-from explorer.diagnose.schema import PHOTO_HASH, read_photo_columns
+from explorer.diagnose.schema import PHOTO_HASH, SUBJECT_SCHEMA, read_photo_columns
 from explorer.identify.present import format_probability
 from explorer.services.resources import Resources, table_paths
 from explorer.taxa.synonymy import load_synonyms
 
 SHOWN_NEIGHBOURS = 3  # neighbours whose photos the inspector shows (with the photo and 4 maps: 8; all 10 listed)
+SUBJECT_COLUMNS = tuple(SUBJECT_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ErrorCauses:
     causes: list[dict]  # [{"cause", "test"}]: what the tests found
     untested: list[str]  # causes the table cannot answer
     label: LabelEvidence | None  # None: the table has no label check
+    surroundings: dict | None = None  # the organism-or-surroundings columns (None: not measured for the table)
 
 
 def error_causes(resources: Resources, table: str, position: int) -> ErrorCauses:
@@ -70,7 +72,15 @@ def error_causes(resources: Resources, table: str, position: int) -> ErrorCauses
     untested = [c.label for c in CAUSES if c not in tested(frame)]
     evidence = _label_evidence(resources, table, row) if "label_issue_score" in row else None
     label = str(row.get("true_name") or "")
-    return ErrorCauses(table, str(row["photo_id"]), label, bool(len(found)), causes, untested, evidence)
+    measured = {c: _plain(row[c]) for c in SUBJECT_COLUMNS if c in row} or None
+    return ErrorCauses(table, str(row["photo_id"]), label, bool(len(found)), causes, untested, evidence, measured)
+
+
+def _plain(value):
+    """A table value as JSON takes it: NaN as None, numpy scalars as Python's."""
+    if isinstance(value, float | np.floating):
+        return _finite(value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def find_row(resources: Resources, table: str, photo_id: str) -> int:
@@ -226,7 +236,7 @@ def errors_json(resources: Resources, table: str, cause: str = ANY, order: str =
     frame = resources.frame(table)
     only = [
         c
-        for c in ("photo_id", "path", "true_name", "pred_name", "confidence", "label_issue_score")
+        for c in ("photo_id", "path", "true_name", "pred_name", "confidence", "label_issue_score", "off_subject_share")
         if c in frame.columns
     ]
     rows = caused_errors(frame, cause, order, limit=max(1, min(int(limit), 1000)), only=only)

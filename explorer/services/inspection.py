@@ -19,6 +19,7 @@ from explorer.photos.images import LoadedImage, load_image
 from explorer.photos.thumbnails import photo_path, thumbnail_file
 from explorer.services.error_causes import causes_html, error_causes, neighbour_captions
 from explorer.services.resources import Resources
+from explorer.services.surroundings_view import surroundings_evidence
 from explorer.services.workers import holds_worker
 
 
@@ -56,14 +57,7 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
     base, tensor = display_copy(framed(image, classifier.card.crop_pct)), classifier.preprocess(image)
     a, b, captions = _compared_answers(row, place_changed)
     if b < 0 or a == b:
-        _, _, maps = classifier.forward_with_cams(tensor, lambda _: [a])
-        note = (
-            "<p>The true species is not one of the model's classes: only the prediction's Grad-CAM.</p>"
-            if b < 0
-            else "<p>The model got this photo right: its Grad-CAM for the truth.</p>"
-        )
-        note += _removal_html(classifier, tensor, maps[0], a, captions[0])
-        return Inspection(text + note, [(base, "photo"), *zip(overlay_cams(base, maps), captions[:1])])
+        return _one_map(resources, classifier, image, (base, tensor), a, b, captions, text)
     maps = contrastive_cams(
         classifier.module,
         tensor,
@@ -75,10 +69,26 @@ def inspect_error(resources: Resources, row: dict, place_changed: bool = False) 
         layout=classifier.cam_layout,
     )
     text += _removal_html(classifier, tensor, maps[0], a, captions[0])
+    said, pictures = surroundings_evidence(resources.settings, classifier, image, maps[0], a, captions[0])
     finer = finer_cam(classifier.module, tensor, classifier.cam_layer, a, classifier.cam_layout)
     overlays = [*overlay_cams(base, maps), *overlay_cams(base, finer[None])]  # 7 x 7 maps and a 224 x 224 one
     finer_caption = f"FinerCAM: {captions[0].split(': ', 1)[-1]} against its nearest rivals"
-    return Inspection(text, [(base, "photo"), *zip(overlays, [*captions, finer_caption])])
+    return Inspection(text + said, [(base, "photo"), *zip(overlays, [*captions, finer_caption]), *pictures])
+
+
+def _one_map(resources, classifier, image, shown, a: int, b: int, captions: list[str], text: str) -> Inspection:
+    """A photo of a species the model does not know (``b`` < 0), or one it got right: the answer's map alone."""
+    base, tensor = shown
+    _, _, maps = classifier.forward_with_cams(tensor, lambda _: [a])
+    note = (
+        "<p>The true species is not one of the model's classes: only the prediction's Grad-CAM.</p>"
+        if b < 0
+        else "<p>The model got this photo right: its Grad-CAM for the truth.</p>"
+    )
+    note += _removal_html(classifier, tensor, maps[0], a, captions[0])
+    said, pictures = surroundings_evidence(resources.settings, classifier, image, maps[0], a, captions[0])
+    images = [(base, "photo"), *zip(overlay_cams(base, maps), captions[:1]), *pictures]
+    return Inspection(text + note + said, images)
 
 
 def _removal_html(classifier, tensor, cam: np.ndarray, index: int, caption: str) -> str:

@@ -20,6 +20,7 @@ from explorer.tools.results_causes import causes_page
 from explorer.tools.results_faithfulness import faithfulness_page
 from explorer.tools.results_models import priors_page, rank_heads_page, representation_page, smoothing_page
 from explorer.tools.results_sources import Sources, count, load_sources, page, pct, strict
+from explorer.tools.results_surroundings import surroundings_page
 from explorer.tools.results_tables import rollup_page, scope_page, tables_page
 
 PAGES = {
@@ -32,6 +33,7 @@ PAGES = {
     "smoothing.md": smoothing_page,
     "causes.md": causes_page,
     "faithfulness.md": faithfulness_page,
+    "surroundings.md": surroundings_page,
 }
 
 
@@ -54,7 +56,9 @@ def index_page(sources: Sources) -> str:
         "- [Per-rank heads](rank-heads.md): a rank's own head against the species head summed.\n"
         "- [Taxonomy-aware label smoothing](smoothing.md).\n"
         "- [Why errors happen](causes.md): wrong labels found (planted and real), a cause for every error.\n"
-        "- [Can you trust the maps?](faithfulness.md): each CAM method's faithfulness per model.",
+        "- [Can you trust the maps?](faithfulness.md): each CAM method's faithfulness per model.\n"
+        "- [The organism or its surroundings?](surroundings.md): which species are recognised by their "
+        "surroundings, and a planted shortcut found.",
     )
 
 

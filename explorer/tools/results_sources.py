@@ -40,6 +40,7 @@ class Sources:
     label_checks: dict = field(default_factory=dict)  # assets/eval/label_checks.csv: path -> (verdict, what it shows)
     faithfulness: dict = field(default_factory=dict)  # assets/eval/NAME.faithfulness.json (explorer-faithfulness)
     duplicates: dict = field(default_factory=dict)  # assets/eval/NAME.duplicates.csv (python -m ...duplicate_photos)
+    shortcut: dict = field(default_factory=dict)  # assets/eval/shortcut_experiment.json ({} when not run)
 
 
 def _json(path: Path) -> dict:
@@ -88,6 +89,7 @@ def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
             for name in TABLES
             if (eval_dir / f"{name}.duplicates.csv").is_file()
         },
+        shortcut=_json(shortcut) if (shortcut := eval_dir / "shortcut_experiment.json").is_file() else {},
         faithfulness={
             name: report
             for name in TABLES

@@ -19,7 +19,9 @@ anywhere in the range, or outside it).
 # logits; explorer.diagnose.calibration). To add only those to existing tables, leaving every other column as it
 # is, ``python -m explorer.tools.calibration_columns`` runs the models once more and nothing else (no geo-priors,
 # gate, embeddings or representation reports; it took 14 minutes for the four tables on 2 cores shared with other
-# jobs, 9 of them the iNat bird model over 4,109 photos). After either,
+# jobs, 9 of them the iNat bird model over 4,109 photos). The organism-or-surroundings columns alone:
+# ``python -m explorer.tools.subject_columns`` (about 45 minutes for the four tables on 2 cores shared with another
+# job; explorer-shipped adds them itself). After either,
 # ``explorer-results`` rewrites docs/results from the tables.
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from explorer.represent.taxonomy_fit import representation_path, write_represent
 from explorer.services.resources import load_classifier_for, load_priors_for, load_scope_for
 from explorer.settings import PROJECT_ROOT, Settings, add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
+from explorer.tools.subject_columns import with_surroundings
 
 SHIPPED = {
     "inat_bird": ["birds525-valid/manifest.csv", "cub100:test"],
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_from_args(args)
     for model in args.only or SHIPPED:
         found = shipped_evaluation(settings, model, args.workers)
-        table = found.table
+        table = shipped_surroundings(settings, model, found.table)
         save_table(table, args.out_dir / f"{model}.parquet")
         if model not in NO_EMBEDDINGS:
             save_embeddings(found.embeddings, embeddings_path(args.out_dir / f"{model}.parquet"))
@@ -84,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{model}: {len(table)} photos, top-1 {table['correct_1'].mean():.3f} -> {args.out_dir / model}.parquet")
         if "geo_correct_1" in table:
             print(geo_line(table))
+
+
+def shipped_surroundings(settings: Settings, model: str, table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its organism-or-surroundings columns (explorer.tools.subject_columns)."""
+    classifier, _ = load_classifier_for(settings, model, table["true_name"].astype(str).unique().tolist())
+    return with_surroundings(table, classifier, settings)
 
 
 def shipped_evaluation(settings: Settings, model: str, workers: int | None = None) -> Evaluation:

@@ -16,6 +16,7 @@ from explorer.diagnose.causes import (
     cause_totals,
     caused_errors,
     causes_by_clade,
+    surroundings_by_clade,
     untested,
     with_causes,
 )
@@ -41,7 +42,14 @@ def build_cause_controls() -> tuple[dict, dict]:
     with gr.Row():
         cause_totals_table = LightTable(label="What each test explains", elem_id="dash_cause_totals", max_height=260)
         cause_plot = FastPlot(label="Causes per clade", elem_id="dash_cause_plot")
-    return dict(cause=cause, error_order=error_order), dict(cause_totals=cause_totals_table, cause_plot=cause_plot)
+    surroundings = LightTable(
+        label="Clades most often recognised by their surroundings (at the clade tables' rank; photos of known "
+        "species whose answer rests on the surroundings, right or wrong)",
+        elem_id="dash_surroundings",
+        max_height=260,
+    )
+    outputs = dict(cause_totals=cause_totals_table, cause_plot=cause_plot, surroundings=surroundings)
+    return dict(cause=cause, error_order=error_order), outputs
 
 
 def error_outputs(resources, out, view: View, filters: DashboardFilters) -> dict:
@@ -97,4 +105,15 @@ def cause_outputs(out, view: View, filters: DashboardFilters) -> dict:
 def cause_plot_output(out, view: View, filters: DashboardFilters, found=None) -> dict:
     """The causes per clade at the clade tables' rank (what that rank's menu redraws)."""
     counts = causes_by_clade(view, filters.list_rank, found=found)
-    return {out.cause_plot: plot_causes_by_clade(counts, filters.list_rank)}
+    return {
+        out.cause_plot: plot_causes_by_clade(counts, filters.list_rank),
+        out.surroundings: surroundings_table(view, filters.list_rank, int(filters.min_photos)),
+    }
+
+
+def surroundings_table(view: View, rank: str, min_photos: int) -> pd.DataFrame:
+    """``surroundings_by_clade`` as the page shows it: shares as rounded numbers, a note where nothing is measured."""
+    found = surroundings_by_clade(view, rank, min_photos=max(1, min_photos))
+    if found.empty and "off_subject_share" not in columns(view):
+        return pd.DataFrame({"note": ["not measured for this table: python -m explorer.tools.subject_columns"]})
+    return found.round(3)

@@ -44,6 +44,7 @@ REMEMBERED = (
     ),  # not the errors: a pair click writes them
     *("compare_plot", "compare_ranks_plot", "compare_text", "disagreements", "heads_text"),
     *("class_scores", "confusion_plot", "confusion_cells", "cause_totals", "cause_plot"),
+    "surroundings",
 )
 
 Handler = Callable[[DashboardFilters, DashboardSession], dict]
@@ -93,7 +94,6 @@ def section_handlers(resources: Resources, out: DashboardOutputs) -> dict[str, t
     geo = [out.geo_summary, out.geo_clades, out.geo_gallery, out.geo_state, out.geo_compare]
     comparison = [out.compare_plot, out.compare_ranks_plot, out.compare_text, out.disagreements]
     report = [out.class_scores, out.confusion_plot, out.confusion_cells, out.cell_gallery, out.cell_state]
-    clade_tables = _section(resources, out, partial(_clade_tables, resources, out))
     by_rank = _section(
         resources,
         out,
@@ -109,8 +109,8 @@ def section_handlers(resources: Resources, out: DashboardOutputs) -> dict[str, t
     listed = _section(resources, out, lambda view, filters, _session: error_outputs(resources, out, view, filters))
     errors = [out.gallery, out.error_table, out.errors_state, out.sent]
     return {
-        "list_rank": (by_rank, [out.clades, out.geo_clades, out.cause_plot, out.sent]),
-        "min_photos": (clade_tables, [out.clades, out.geo_clades, out.sent]),
+        "list_rank": (by_rank, [out.clades, out.geo_clades, out.cause_plot, out.surroundings, out.sent]),
+        "min_photos": (by_rank, [out.clades, out.geo_clades, out.cause_plot, out.surroundings, out.sent]),
         "geo_kind": (geo_section, [*geo, out.sent]),
         "geo_prior": (geo_section, [*geo, out.sent]),
         "other": (compared, [*comparison, out.sent]),

@@ -37,6 +37,7 @@ class DashboardOutputs:
     errors_state: gr.State
     cause_totals: LightTable
     cause_plot: FastPlot
+    surroundings: LightTable
     geo_summary: gr.Markdown
     geo_clades: LightTable
     geo_gallery: ThumbGallery
@@ -120,7 +121,9 @@ def build_charts() -> tuple[dict, dict, tuple[gr.Button, gr.File]]:
         errors_plot = FastPlot(label="Errors by taxonomic rank", elem_id="dash_errors")
         sunburst = FastPlot(label="Accuracy per clade", elem_id="dash_sunburst")
     with gr.Row():
-        list_rank = gr.Dropdown(list(RANKS[1:-1]), value=DEFAULTS.list_rank, label="Clade table rank")
+        list_rank = gr.Dropdown(
+            list(RANKS[1:-1]), value=DEFAULTS.list_rank, label="Clade table rank", elem_id="dash_list_rank"
+        )
         min_photos = gr.Slider(1, 50, value=DEFAULTS.min_photos, step=1, label="Min photos per clade")
     clades = LightTable(
         label="Clades, best first by the lower end of the 95 % interval (click a column to sort)",

@@ -8,7 +8,7 @@ import html
 import gradio as gr
 
 from explorer.diagnose.calibration import CalibrationData, fit_temperature, reliability
-from explorer.diagnose.causes import cause_totals, caused_errors
+from explorer.diagnose.causes import cause_totals, caused_errors, surroundings_by_clade
 from explorer.diagnose.figures import (
     plot_errors_side_by_side,
     plot_model_comparison,
@@ -175,6 +175,8 @@ def view_csv_files(resources: Resources, filters: DashboardFilters) -> list[str]
         f"{name}-errors": _errors_with_causes(view),
         f"{name}-causes": cause_totals(view),
     }
+    if "off_subject_share" in columns(view):
+        tables[f"{name}-surroundings-by-{rank}"] = surroundings_by_clade(view, rank, int(min_photos), top=10**9)
     if has_geo(view) and (not prior or prior in table_priors(view)):
         tables[f"{name}-priors-compared"] = compare_priors(view)
         stem = f"{name}-geo-{prior or table_priors(view)[0]}-{filters.geo_kind}-by-{rank}"

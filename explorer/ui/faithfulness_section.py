@@ -19,11 +19,14 @@ ABOUT = (
     "(LeRF − MoRF) / 2, higher is better. ROAD favours smooth, blob-like maps: a blob removed is hard to fill in, "
     "a sharp map's scattered pixels are filled in from their neighbours. **Deletion** (lower is better) and "
     "**insertion** (higher is better): the area under the probability as the map's pixels, most relevant first, "
-    "are blurred away or put back into a blurred photo. ± is the half-width of a 95 % interval over the photos. "
+    "are blurred away or put back into a blurred photo. **ARCC** (pytorch-grad-cam's; higher is better) combines "
+    "ROAD combined, **coherency** (the map recomputed on the photo times the map agrees with it) and "
+    "**complexity** (the map's mean value; a sparse map is lower). "
+    "± is the half-width of a 95 % interval over the photos. "
     "The inspector says, for each photo, how much its answer drops when the map's pixels are blurred."
 )
 SHOWN = ["model", "method", "photos", "road_combined", "road_combined ±", "road_morf", "road_lerf", "deletion"]
-SHOWN += ["insertion", "beats the random map on"]
+SHOWN += ["insertion", "arcc", "arcc ±", "coherency", "complexity", "beats the random map on"]
 
 
 def faithfulness_table(resources: Resources) -> tuple[pd.DataFrame, list[str]]:

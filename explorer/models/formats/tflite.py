@@ -67,6 +67,10 @@ def tflite_to_state_dict(path: Path) -> dict[str, torch.Tensor]:
     layers = read_tflite_layers(path)
     convs = [layer for layer in layers if layer[0] in _CONV_OPS]
     heads = [layer for layer in layers if layer[0] == "FULLY_CONNECTED"]
+    if not heads and convs and convs[-1][0] == "CONV_2D" and convs[-1][1].shape[1:3] == (1, 1):
+        # ImageNet's MobileNetV2: the logits come from a final 1x1 convolution (OHWI (N, 1, 1, C)), a linear head
+        op, weight, bias = convs.pop()
+        heads = [("FULLY_CONNECTED", weight.reshape(weight.shape[0], -1), bias)]
     if len(heads) != 1:
         raise ValueError(f"{path}: expected one FULLY_CONNECTED head, found {len(heads)}")
     num_classes = heads[0][1].shape[0]
