@@ -117,10 +117,9 @@ def test_clades_recognised_by_their_surroundings_are_listed_and_their_errors_fil
         table.locator("tbody tr").first.wait_for(timeout=30_000)
         header = ["family", "photos", "rests_on_surroundings", "mean_off_subject_share", "top1_accuracy", "flagged"]
         assert table.locator("th").all_inner_texts() == header
-        assert choose(page, "#dash_list_rank", "species") == 1  # the clade tables' rank redraws it, one request
+        assert choose(page, "#dash_list_rank", "genus") == 1  # the clade tables' rank redraws it, one request
         page.wait_for_function(
-            "() => { const h = document.querySelector('#dash_surroundings th');"
-            " return h && h.innerText === 'species'; }",
+            "() => { const h = document.querySelector('#dash_surroundings th'); return h && h.innerText === 'genus'; }",
             timeout=30_000,
         )
         shares = [float(r.split("\t")[2]) for r in table.locator("tbody tr").all_inner_texts()]

@@ -272,6 +272,7 @@ def test_all_views_takes_a_card_and_photos_to_everything_the_app_shows(tmp_path)
     if HAVE_CORAL:  # the organism located by the Coral ImageNet MobileNetV2, on every photo
         assert table["off_subject_share"].notna().sum() == 30
         assert set(table["subject_locator"].astype(str)) == {"coral_imagenet_mobilenet_v2"}
+        assert any(" of 30 measured answers rest on the surroundings (" in line for line in run.stdout.splitlines())
     else:
         assert any(line.startswith("no organism-or-surroundings columns: ") for line in run.stdout.splitlines())
     report = json.loads((tmp_path / "tables" / "tiny.representation.json").read_text())

@@ -22,6 +22,7 @@ LABEL_THRESHOLD = 0.5  # label_issue_score at or above it: "the label is probabl
 PAIR_MIN = 3  # a (truth, prediction) pair with at least this many errors in view is a known confused pair
 SURROUNDINGS_SHARE = 0.5  # more than this share of the answer's map outside the organism: it rests on the surroundings
 RECOGNISED_BY_SURROUNDINGS = 0.5  # a species whose photos' answers rest on the surroundings at least this often
+SURROUNDINGS_MARGIN = 0.05  # blurring the surroundings costs the answer this much more than blurring the organism
 ANY = "(every error)"
 NO_CAUSE = "no cause found"
 
@@ -63,8 +64,10 @@ SURROUNDINGS_COLUMNS = ("off_subject_share", "kept_without_subject", "p_without_
 def rests_on_surroundings() -> pl.Expr:
     """Per photo: the answer rests on the surroundings (the columns of explorer.diagnose.surroundings): more than
     ``SURROUNDINGS_SHARE`` of its map lies outside the organism, or it stays the answer with the organism blurred
-    away, or blurring the surroundings costs it more than blurring the organism. Null where not measured."""
-    needs_more = pl.col("p_without_surroundings").fill_nan(None) < pl.col("p_without_subject").fill_nan(None)
+    away, or blurring the surroundings costs its probability more than blurring the organism, by over
+    ``SURROUNDINGS_MARGIN`` (two probabilities near 0 say nothing). Null where not measured."""
+    costs = pl.col("p_without_subject").fill_nan(None) - pl.col("p_without_surroundings").fill_nan(None)
+    needs_more = costs > SURROUNDINGS_MARGIN
     outside = pl.col("off_subject_share").fill_nan(None) > SURROUNDINGS_SHARE
     return outside | pl.col("kept_without_subject") | needs_more
 
@@ -114,7 +117,7 @@ CAUSES: tuple[Cause, ...] = (
         "rests on the surroundings",
         f"more than {SURROUNDINGS_SHARE:.0%} of the wrong answer's Grad-CAM lies outside the organism (located by an "
         "ImageNet model), or the answer stays with the organism blurred away, or blurring the surroundings costs it "
-        "more than blurring the organism",
+        f"over {SURROUNDINGS_MARGIN * 100:.0f} points more than blurring the organism",
         SURROUNDINGS_COLUMNS,
         _surroundings,
     ),

@@ -10,12 +10,14 @@ import torch
 from PIL import Image
 
 from explorer.cam.subject import off_subject_share, on_grid, subject_masks, without
-from explorer.diagnose.causes import SURROUNDINGS_SHARE
-from explorer.diagnose.surroundings import LOCATOR_LOCK, locator_name, shared_locator
+from explorer.diagnose.causes import SURROUNDINGS_MARGIN, SURROUNDINGS_SHARE
+from explorer.diagnose.surroundings import CORAL_IMAGENET, LOCATOR_LOCK, locator_name, shared_locator
 from explorer.identify.present import format_probability
 from explorer.identify.scope_check import IMAGENET_GROUPS
 from explorer.models.classifier import Classifier
 from explorer.settings import Settings
+
+LOCATOR_NAMES = {CORAL_IMAGENET: "the Coral ImageNet MobileNetV2"}
 
 
 def surroundings_evidence(
@@ -43,12 +45,13 @@ def surroundings_evidence(
     share = float(off_subject_share(on_grid(torch.from_numpy(cam[None])), masks)[0])
     shown = torch.from_numpy(pixels).permute(2, 0, 1)[None].float()
     views = [without(shown, masks, keep)[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy() for keep in (0, 1)]
-    rests = share > SURROUNDINGS_SHARE or kept or p[2] < p[1]
+    rests = share > SURROUNDINGS_SHARE or kept or p[1] - p[2] > SURROUNDINGS_MARGIN
     verdict = "the answer rests on the surroundings" if rests else f"the answer rests on the {subject}"
     fmt, name = format_probability, html.escape(caption.split(": ", 1)[-1])
+    by = html.escape(LOCATOR_NAMES.get(locator.name, locator.name))
     text = (
         f"<p><b>The {html.escape(subject)} or its surroundings?</b> {fmt(share)} of the map of {html.escape(caption)} "
-        f"lies outside the {html.escape(subject)} (located by {html.escape(locator.name)}'s map of ImageNet's "
+        f"lies outside the {html.escape(subject)} (located by {by}'s map of ImageNet's "
         f"{html.escape(subject)} classes; it covers {fmt(float(masks.mean()))} of the photo). With the "
         f"{html.escape(subject)} blurred away, {name} has {fmt(float(p[1]))} (from {fmt(float(p[0]))}) and "
         f"{'stays' if kept else 'is no longer'} the top answer; with the surroundings blurred away, "

@@ -30,7 +30,7 @@ from explorer.services.resources import load_classifier_for, load_priors_for, lo
 from explorer.settings import add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
 from explorer.tools.scope import fit_and_save, scope_rows
-from explorer.tools.subject_columns import with_surroundings
+from explorer.tools.subject_columns import surroundings_line, with_surroundings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,6 +190,8 @@ def outcome(table: pd.DataFrame, out: Path) -> str:
         parts.append(f"{len(known)} of species it knows: {scores}")
     else:
         parts.append("none of a species the model knows, so no accuracy")
+    if "off_subject_share" in table.columns and table["off_subject_share"].notna().any():
+        parts.append(surroundings_line(table))
     if "label_issue_score" in table.columns and table["label_issue_score"].notna().any():
         doubted = int((table["label_issue_score"] >= LABEL_THRESHOLD).sum())
         parts.append(f"{doubted} labels look wrong (label_issue_score >= {LABEL_THRESHOLD}; Diagnose lists them)")

@@ -230,7 +230,9 @@ def causes_text(sources: Sources) -> str:
         + markdown_table(["table", *(c.label for c in CAUSES), NO_CAUSE], rows)
         + "\n\n`inat_bird`'s orders with the most errors (a photo with two causes counts under both):\n\n"
         + markdown_table([str(c) for c in clades.columns], clade_rows)
-        + f"\n\n`inat_bird` tests {len(tested(bird))} causes; *the organism or its surroundings* is not measured yet."
+        + f"\n\n`inat_bird` tests {len(tested(bird))} of the {len(CAUSES)} causes. The counts here are over every "
+        "photo of the table; [The organism or its surroundings?](surroundings.md) counts over the photos of known "
+        "species without a doubtful label, so its numbers for *rests on the surroundings* are smaller."
     )
 
 

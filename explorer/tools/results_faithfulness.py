@@ -34,12 +34,17 @@ def _model_text(name: str, report: dict) -> str:
     best = methods.sort_values("road_combined", ascending=False, kind="stable").iloc[0]
     fewest = methods.sort_values("beats the random map on", kind="stable").iloc[0]
     header = ["method", *(f"{LABELS[k]} ({BETTER[k]} is better)" for k in shown), "beats the random map on"]
+    older = (
+        f" This report predates ARCC (`explorer-faithfulness --model {name}` measures it too)."
+        if "arcc" not in shown
+        else ""
+    )
     return (
         f"## `{name}`\n\n"
         f"{count(report['photos'])} photos (seed {report['seed']}), each map explaining the model's top-1; "
         f"measured in {report['seconds']:.0f} s. Highest ROAD combined: **{best['method']}** "
         f"({num(best['road_combined'])}); beats the random map on the fewest measures: **{fewest['method']}** "
-        f"({int(fewest['beats the random map on'])} of {counted}).\n\n" + markdown_table(header, rows)
+        f"({int(fewest['beats the random map on'])} of {counted}).{older}\n\n" + markdown_table(header, rows)
     )
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from explorer.diagnose.causes import rests_on_surroundings, surroundings_by_clade
+from explorer.diagnose.frames import select
 from explorer.diagnose.schema import save_table
 from explorer.diagnose.surroundings import SUBJECT_COLUMNS, load_locator, locator_name, subject_columns
 from explorer.identify.scope_check import IMAGENET_GROUPS
@@ -48,6 +50,20 @@ def with_surroundings(table: pd.DataFrame, classifier, settings, batch_size=32, 
         return subject_columns(table, classifier, locator, root, subject, batch_size, bar.update, paths=paths)
 
 
+def surroundings_line(table: pd.DataFrame) -> str:
+    """What the columns say, in the dashboard's words: how many measured answers rest on the surroundings (and of
+    them, errors), and the species flagged (at least 5 measured photos, half of them resting on the surroundings)."""
+    measured = table[table["off_subject_share"].notna()]
+    rests = select(measured, rests=rests_on_surroundings().fill_null(False))["rests"].to_numpy()
+    wrong = rests & ~measured["correct_1"].fillna(False).astype(bool).to_numpy()
+    flagged = surroundings_by_clade(table, "species", min_photos=5, top=10**9)
+    names = flagged.loc[flagged["flagged"], "species"].tolist()
+    return (
+        f"{int(rests.sum())} of {len(measured)} measured answers rest on the surroundings ({int(wrong.sum())} of "
+        f"them wrong); species recognised by their surroundings (5+ photos): {', '.join(names) or 'none'}"
+    )
+
+
 def extended(path: Path, settings, batch_size: int) -> tuple[pd.DataFrame, str]:
     """(the table at ``path`` with its subject columns measured, what was done)."""
     table = pd.read_parquet(path)
@@ -60,7 +76,8 @@ def extended(path: Path, settings, batch_size: int) -> tuple[pd.DataFrame, str]:
     pd.testing.assert_frame_equal(out[unchanged], table[unchanged])
     measured = int(out["off_subject_share"].notna().sum())
     locator = out["subject_locator"].dropna().iloc[0] if measured else "nothing"
-    return out, f"{path.name}: {measured} of {len(out)} photos measured (organism located by {locator})"
+    said = f"{path.name}: {measured} of {len(out)} photos measured (organism located by {locator})"
+    return out, said + (f"; {surroundings_line(out)}" if measured else "")
 
 
 @one_line_errors
