@@ -121,8 +121,9 @@ LAYOUT_SETTLED = """selector => { const images = [...document.querySelectorAll(s
 
 @pytest.mark.skipif(not HAVE_CORAL, reason="the inspector needs the real model and photos from ../shared")
 def test_the_inspector_fits_a_narrow_screen(page, app_url):
-    """At 400 px the lineage table sits above the photos, and the photos (the photo, three Grad-CAMs and four
-    nearest labelled photos) show two per row, all of them on the screen (four 100 px tiles beside the table
+    """At 400 px the lineage table sits above the photos, and the photos (the photo, three Grad-CAMs, FinerCAM, the
+    photo with the bird and with the surroundings blurred away, and three nearest labelled photos) show two per
+    row, all of them on the screen (four 100 px tiles beside the table
     overflowed it, with the gallery's label over the photos)."""
     narrow = page.context.browser.new_page(viewport={"width": 400, "height": 850})  # one Playwright per module
     try:
@@ -130,7 +131,7 @@ def test_the_inspector_fits_a_narrow_screen(page, app_url):
         narrow.get_by_role("tab", name="Diagnose").click()
         narrow.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)
         narrow.locator("#dash_gallery .thumbnail-item, #dash_gallery img").first.click()
-        narrow.wait_for_function("document.querySelectorAll('#inspector img').length >= 8", timeout=60_000)
+        narrow.wait_for_function("document.querySelectorAll('#inspector img').length >= 10", timeout=60_000)
         narrow.locator("#inspector").scroll_into_view_if_needed()  # the photos load lazily, once near the screen
         narrow.wait_for_function(LAYOUT_SETTLED, arg="#inspector .grid-container img", polling=100, timeout=30_000)
         boxes = narrow.evaluate(
@@ -149,7 +150,7 @@ def test_the_inspector_fits_a_narrow_screen(page, app_url):
     assert boxes["page"] == 400  # nothing wider than the screen
     assert boxes["table"]["bottom"] <= boxes["gallery"]["top"]  # above, not beside
     photos = boxes["photos"]
-    assert len(photos) == 8
+    assert len(photos) == 10
     assert len({round(p["left"]) for p in photos}) == 2  # two per row
     assert all(boxes["gallery"]["left"] <= p["left"] and p["right"] <= boxes["gallery"]["right"] for p in photos)
     assert all(p["top"] >= boxes["label"]["bottom"] and p["bottom"] <= boxes["gallery"]["bottom"] for p in photos)

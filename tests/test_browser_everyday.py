@@ -99,10 +99,10 @@ def test_similar_labelled_photos_open_in_the_inspector(app_url):
         assert "#1 Poecile atricapillus" in page.locator("#suggestion_examples").inner_text()
         assert "4109 labelled photos of the inat_bird evaluation table" in page.locator("#similar_note").inner_text()
         page.locator("#similar button.thumbnail-item").first.click()
-        page.wait_for_function("document.querySelectorAll('#similar_inspector img').length >= 2", timeout=90_000)
+        page.wait_for_function("document.querySelectorAll('#similar_inspector img').length >= 4", timeout=90_000)
         text = page.locator("#similar_inspector_text").inner_text()
         assert "truth" in text and "The model got this photo right" in text  # the nearest chickadee: one CAM
-        assert page.locator("#similar_inspector img").count() == 2
+        assert page.locator("#similar_inspector img").count() == 4  # the photo, its CAM, bird and surroundings blurred
         page.screenshot(path=str(SHOTS / "similar.png"), full_page=True)
 
 
