@@ -166,8 +166,7 @@ def build_errors() -> tuple[dict, dict, gr.HTML, gr.Gallery]:
     with gr.Row(elem_id="inspector_row"):  # on a narrow screen: the lineage table above the photos (CSS)
         inspector_text = gr.HTML(elem_id="inspector_text")
         inspector = gr.Gallery(
-            label="Inspector: photo, Grad-CAMs (prediction, truth, why not the truth), the organism or its "
-            "surroundings blurred away, nearest labelled photos",
+            label="Inspector: photo, Grad-CAMs (prediction, truth, why not the truth), nearest labelled photos",
             columns=4,
             height=380,
             elem_id="inspector",
