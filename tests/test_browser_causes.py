@@ -115,15 +115,17 @@ def test_clades_recognised_by_their_surroundings_are_listed_and_their_errors_fil
         page.locator("#dash_summary").filter(has_text="top-1").wait_for(timeout=60_000)
         table = page.locator("#dash_surroundings")
         table.locator("tbody tr").first.wait_for(timeout=30_000)
-        header = ["family", "photos", "rests_on_surroundings", "mean_off_subject_share", "top1_accuracy", "flagged"]
+        header = ["family", "photos", "rests_on_surroundings", "mean_off_subject_share", "off_subject_auc", "q_value"]
+        header += ["top1_accuracy", "flagged"]
         assert table.locator("th").all_inner_texts() == header
         assert choose(page, "#dash_list_rank", "genus") == 1  # the clade tables' rank redraws it, one request
         page.wait_for_function(
             "() => { const h = document.querySelector('#dash_surroundings th'); return h && h.innerText === 'genus'; }",
             timeout=30_000,
         )
-        shares = [float(r.split("\t")[2]) for r in table.locator("tbody tr").all_inner_texts()]
-        assert shares == sorted(shares, reverse=True) and len(shares) > 3
+        shown = [r.split("\t")[5] for r in table.locator("tbody tr").all_inner_texts()]
+        q_values = [0.0 if q == "< 0.001" else float(q) for q in shown]
+        assert q_values == sorted(q_values) and len(q_values) > 3  # strongest evidence first
         table.scroll_into_view_if_needed()
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"surroundings_{width}px.png"), full_page=False)

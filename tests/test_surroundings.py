@@ -24,7 +24,13 @@ from explorer.cam.subject import (
     top1_target,
     without,
 )
-from explorer.diagnose.causes import rests_on_surroundings, surroundings_by_clade, with_causes
+from explorer.diagnose.causes import (
+    benjamini_hochberg,
+    mann_whitney_greater,
+    rests_on_surroundings,
+    surroundings_by_clade,
+    with_causes,
+)
 from explorer.diagnose.frames import to_frame
 from explorer.diagnose.shortcut_planting import GOLD, MARK_INSET, RIM, corner, mark_cells, mark_centre, paste_mark
 
@@ -110,7 +116,45 @@ def test_species_recognised_by_their_surroundings_are_flagged():
     assert found["rests_on_surroundings"].tolist() == pytest.approx([0.75, 1 / 3])
     assert found["mean_off_subject_share"].tolist() == pytest.approx([0.4, 0.2])
     assert found["top1_accuracy"].tolist() == pytest.approx([0.75, 2 / 3])
-    assert found["flagged"].tolist() == [True, False]
+    # ranks among the 9 measured shares (C's two photos count as the others): A's sum 18, B's 10; three tied pairs
+    assert found["off_subject_auc"].tolist() == pytest.approx([8 / 20, 4 / 18])
+    assert found["q_value"].tolist() == pytest.approx([0.9248092, 0.9248092])  # p 0.7324 and 0.9248 (scipy's)
+    assert found["flagged"].tolist() == [False, False]  # often resting on the surroundings, but no more off the bird
+
+
+def test_a_species_whose_maps_lie_off_the_organism_more_than_the_others_is_flagged():
+    shares = {
+        "A": [0.80, 0.81, 0.82, 0.83, 0.84, 0.85],
+        "B": [0.10, 0.12, 0.14, 0.16, 0.18, 0.20],
+        "C": [0.11, 0.13, 0.15, 0.17, 0.19, 0.21],
+    }
+    frame = _measured([(name, v, False, True, 0.1) for name, values in shares.items() for v in values])
+    found = surroundings_by_clade(frame, "species", min_photos=3)
+    assert found["species"].tolist() == ["A", "C", "B"]
+    assert found["off_subject_auc"].tolist() == pytest.approx([1.0, 21 / 72, 15 / 72])
+    # A: U = 72 of 72, z = (72 - 36 - 0.5) / sqrt(6 * 12 / 12 * 19), p = 4.4228e-4 (scipy's), times 3 tests
+    assert found["q_value"].tolist() == pytest.approx([3 * 4.4228358e-4, 0.9779774, 0.9779774])
+    assert found["flagged"].tolist() == [True, False, False]
+
+
+def test_the_flag_test_is_scipys_mann_whitney_and_benjamini_hochberg():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    values = np.round(rng.random(60), 1)  # ties on purpose
+    groups = np.repeat(np.arange(6), 10)
+    ranks = stats.rankdata(values)
+    _, counts = np.unique(values, return_counts=True)
+    sums = [ranks[groups == g].sum() for g in range(6)]
+    auc, p = mann_whitney_greater(sums, [10] * 6, 60, float((counts**3 - counts).sum()))
+    for g in range(6):
+        ref = stats.mannwhitneyu(values[groups == g], values[groups != g], alternative="greater", method="asymptotic")
+        assert p[g] == pytest.approx(ref.pvalue) and auc[g] == pytest.approx(ref.statistic / 500)
+    assert benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5, np.nan])).tolist()[:4] == pytest.approx(
+        [0.04, 0.04 / 0.75, 0.04 / 0.75, 0.5]
+    )
+    assert stats.false_discovery_control([0.01, 0.04, 0.03, 0.5]).tolist() == pytest.approx(
+        benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5])).tolist()
+    )
 
 
 def test_a_table_without_the_columns_has_no_surroundings_table(hand_table):

@@ -9,6 +9,7 @@ the tests are evidence, not a verdict.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from explorer.diagnose.frames import IN_VOCAB, OK, ROW, View, as_lazy, as_text, 
 LABEL_THRESHOLD = 0.5  # label_issue_score at or above it: "the label is probably wrong"
 PAIR_MIN = 3  # a (truth, prediction) pair with at least this many errors in view is a known confused pair
 SURROUNDINGS_SHARE = 0.5  # more than this share of the answer's map outside the organism: it rests on the surroundings
-RECOGNISED_BY_SURROUNDINGS = 0.5  # a species whose photos' answers rest on the surroundings at least this often
+FLAG_FDR = 0.05  # clades recognised by their surroundings are flagged at this false discovery rate
 SURROUNDINGS_MARGIN = 0.05  # blurring the surroundings costs the answer this much more than blurring the organism
 ANY = "(every error)"
 NO_CAUSE = "no cause found"
@@ -246,29 +247,62 @@ def cause_totals(view: View, found: pl.DataFrame | None = None) -> pd.DataFrame:
 def surroundings_by_clade(view: View, rank: str = "species", min_photos: int = 3, top: int = 15) -> pd.DataFrame:
     """The clades most often recognised by their surroundings: per true clade at ``rank`` with at least
     ``min_photos`` measured photos of known species, how many there are, the share whose answer rests on the
-    surroundings (``rests_on_surroundings``, right or wrong), the mean ``off_subject_share``, the top-1 accuracy,
-    and ``flagged`` (the share reaches ``RECOGNISED_BY_SURROUNDINGS``); the ``top`` highest shares first (ties: the
-    mean share, then the name). Empty when the table has no such columns."""
-    names = ["photos", "rests_on_surroundings", "mean_off_subject_share", "top1_accuracy", "flagged"]
+    surroundings (``rests_on_surroundings``, right or wrong), the mean ``off_subject_share``, ``off_subject_auc``
+    (the chance that one of its photos has more of its map outside the organism than a photo of another clade: 0.5
+    is no different), ``q_value``, the top-1 accuracy, and ``flagged``: its maps lie outside the organism more than
+    the other clades' do, by a one-sided Mann-Whitney test of its photos' shares against every other measured
+    photo's, with the false discovery rate over the clades tested held at ``FLAG_FDR`` (Benjamini-Hochberg).
+    Strongest evidence first (q-value, then AUC, then name). Empty when the table has no such columns."""
+    names = ["photos", "rests_on_surroundings", "mean_off_subject_share", "off_subject_auc", "q_value"]
+    names += ["top1_accuracy", "flagged"]
     if not set(SURROUNDINGS_COLUMNS) <= set(columns(view)):
         return pd.DataFrame(columns=[rank, *names])
-    clade = pl.col(f"true_{rank}")
-    measured = OK & IN_VOCAB & pl.col("off_subject_share").fill_nan(None).is_not_null()
+    clade, share = pl.col(f"true_{rank}"), pl.col("off_subject_share")
+    measured = OK & IN_VOCAB & share.fill_nan(None).is_not_null()
+    photos = as_lazy(view).filter(measured).with_columns(share_rank=share.rank("average")).collect()
+    ties = photos.group_by("off_subject_share").len()["len"].cast(pl.Float64).to_numpy()
     rests = rests_on_surroundings().fill_null(False).cast(pl.Float64)
-    counts = (
-        as_lazy(view)
-        .filter(measured)
-        .group_by(clade)
-        .agg(
-            pl.len().alias("photos"),
-            rests.mean().alias("rests_on_surroundings"),
-            pl.col("off_subject_share").mean().alias("mean_off_subject_share"),
-            pl.col("correct_1").cast(pl.Float64).mean().alias("top1_accuracy"),
-        )
-        .filter(pl.col("photos") >= min_photos)
-        .collect()
+    counts = photos.group_by(clade).agg(
+        pl.len().alias("photos"),
+        rests.mean().alias("rests_on_surroundings"),
+        share.mean().alias("mean_off_subject_share"),
+        pl.col("share_rank").sum().alias("rank_sum"),
+        pl.col("correct_1").cast(pl.Float64).mean().alias("top1_accuracy"),
     )
-    counts = as_text(counts, f"true_{rank}").rename({f"true_{rank}": rank})
-    counts = counts.with_columns(flagged=pl.col("rests_on_surroundings") >= RECOGNISED_BY_SURROUNDINGS)
-    order = ["rests_on_surroundings", "mean_off_subject_share", rank]
-    return counts.sort(order, descending=[True, True, False], nulls_last=True).head(top).to_pandas()
+    counts = counts.filter(pl.col("photos") >= min_photos)
+    auc, p = mann_whitney_greater(
+        counts["rank_sum"].to_numpy(), counts["photos"].to_numpy(), len(photos), float((ties**3 - ties).sum())
+    )
+    q = benjamini_hochberg(p)
+    counts = counts.with_columns(off_subject_auc=pl.Series(auc), q_value=pl.Series(q), flagged=pl.Series(q < FLAG_FDR))
+    counts = as_text(counts, f"true_{rank}").rename({f"true_{rank}": rank}).select(rank, *names)
+    order = ["q_value", "off_subject_auc", rank]
+    return counts.sort(order, descending=[False, True, False], nulls_last=True).head(top).to_pandas()
+
+
+def mann_whitney_greater(rank_sum, n, total: int, tie_term: float) -> tuple[np.ndarray, np.ndarray]:
+    """(AUC, one-sided p) per group: are a group's values larger than the other ``total - n`` values? From the
+    group's sum of ranks among all ``total`` values (average ranks for ties; ``tie_term``: the sum of t^3 - t over
+    the tied groups), the normal approximation with the tie and continuity corrections (scipy's
+    ``mannwhitneyu(..., alternative="greater", method="asymptotic")``). A group holding every value: AUC and p NaN."""
+    rank_sum, n = np.asarray(rank_sum, np.float64), np.asarray(n, np.float64)
+    rest = total - n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = rank_sum - n * (n + 1) / 2
+        auc = u / (n * rest)
+        spread = np.sqrt(n * rest / 12 * ((total + 1) - tie_term / max(total * (total - 1), 1)))
+        z = (u - n * rest / 2 - 0.5) / spread
+    p = np.array([0.5 * math.erfc(v / math.sqrt(2)) if np.isfinite(v) else np.nan for v in z])
+    return auc, p
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg's adjusted p-values (q-values) of ``p``, in its order; NaN stays NaN and is not counted."""
+    p = np.asarray(p, np.float64)
+    q = np.full(len(p), np.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    if len(tested):
+        order = tested[np.argsort(p[tested], kind="stable")]
+        scaled = p[order] * len(tested) / np.arange(1, len(tested) + 1)
+        q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return q

@@ -12,6 +12,11 @@ from explorer.identify.present import format_probability
 from explorer.taxa.taxonomy import RANKS
 
 
+def q_text(q: float) -> str:
+    """A q-value (or p-value) as the pages print it: two significant digits, "< 0.001" below that."""
+    return "< 0.001" if q < 0.001 else f"{q:.2g}"
+
+
 def summary_markdown(stats: TableSummary, table_name: str, model: str) -> str:
     """Headline numbers of a (filtered) evaluation table, with what is not known said plainly."""
     return (

@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from explorer.diagnose.causes import (
-    RECOGNISED_BY_SURROUNDINGS,
-    SURROUNDINGS_SHARE,
-    rests_on_surroundings,
-    surroundings_by_clade,
-)
+from explorer.diagnose.causes import FLAG_FDR, SURROUNDINGS_SHARE, rests_on_surroundings, surroundings_by_clade
 from explorer.diagnose.frames import select
 from explorer.diagnose.shortcut_planting import (
     MARK_RADIUS,
     OTHERS_PER_SPECIES,
     PLANTED,
+    SHARE_RULE,
     TAIL_EPOCHS,
     TAIL_LR,
     WEIGHT_DECAY,
 )
+from explorer.diagnose.texts import q_text
 from explorer.tools.results_sources import TABLES, Sources, count, markdown_table, num, page, pct, strict
 
 TOP = 5
@@ -46,13 +43,15 @@ def _table_text(name: str, table: pd.DataFrame) -> str:
             count(r["photos"]),
             pct(r["rests_on_surroundings"]),
             num(r["mean_off_subject_share"], 2),
+            num(r["off_subject_auc"], 2),
+            q_text(r["q_value"]),
             pct(r["top1_accuracy"]),
             "yes" if r["flagged"] else "no",
         ]
         for r in found.to_dict("records")
     ]
     flagged = int(surroundings_by_clade(strict(table), "species", min_photos=5, top=10**9)["flagged"].sum())
-    header = ["species", "photos", "rests on the surroundings", "mean share outside", "top-1", "flagged"]
+    header = ["species", "photos", "rests on the surroundings", "mean share outside", "AUC", "q", "top-1", "flagged"]
     return (
         f"## `{name}`\n\n"
         f"{count(len(measured))} photos of species the model knows (doubtful labels left out). The organism's mask "
@@ -63,7 +62,8 @@ def _table_text(name: str, table: pd.DataFrame) -> str:
         f"The answer rests on the surroundings for {pct(rests.mean())} of all photos and for "
         f"{count(int(wrong_rests.sum()))} of the {count(len(errors))} errors ({pct(wrong_rests.mean())}). "
         f"Species flagged (at least 5 photos): {flagged}.\n\n"
-        f"The {TOP} species most often recognised by their surroundings:\n\n" + markdown_table(header, rows)
+        f"The {TOP} species with the strongest evidence of being recognised by their surroundings:\n\n"
+        + markdown_table(header, rows)
     )
 
 
@@ -77,14 +77,15 @@ def _head_rows(report: dict) -> list[list[str]]:
     return [
         ["planted species flagged", *(f"{heads[h]['planted_flagged']} of {planted}" for h in ("planted", "clean"))],
         [
-            "planted species flagged by the first two tests alone",
-            *(f"{heads[h]['planted_flagged_by_first_two_tests']} of {planted}" for h in ("planted", "clean")),
+            f"the same by the first version's rule (resting on the surroundings for {pct(SHARE_RULE, 0)} of photos)",
+            *(f"{heads[h]['planted_flagged_by_share_rule']} of {planted}" for h in ("planted", "clean")),
         ],
         [
-            f"planted species' ranks among the {heads['planted']['species_ranked']} species (1: most often)",
+            f"planted species' ranks among the {heads['planted']['species_ranked']} species (1: strongest evidence)",
             *(", ".join(str(r) for r in sorted(heads[h]["planted_ranks"].values())) for h in ("planted", "clean")),
         ],
         row("other species flagged", "others_flagged", str),
+        row("other species flagged by the first version's rule", "others_flagged_by_share_rule", str),
         row("planted species: share of the map outside the bird (median)", "planted_off_subject_share", pct),
         row("other species: the same", "others_off_subject_share", pct),
         row("planted species: top-1 kept with the bird blurred away", "planted_kept_without_subject", pct),
@@ -100,8 +101,6 @@ def _head_rows(report: dict) -> list[list[str]]:
 def _verdict(report: dict) -> str:
     planted, clean = report["heads"]["planted"], report["heads"]["clean"]
     ranks = sorted(planted["planted_ranks"].values())
-    flagged = planted["planted_flagged"] + planted["others_flagged"]  # the flagged species are the top of the ranking
-    missed = [r for r in ranks if r > flagged]
     total = len(report["planted_species"])
     both = sorted(set(planted["flagged"]) & set(clean["flagged"]))
     return (
@@ -111,16 +110,89 @@ def _verdict(report: dict) -> str:
         f"{pct(clean['map_on_mark_median'])}). The test flags **{planted['planted_flagged']} of the {total} "
         f"planted species** for the planted model (ranks {', '.join(map(str, ranks))} of "
         f"{planted['species_ranked']}) and **{clean['planted_flagged']} of {total}** for the clean one. "
-        + (
-            f"The planted species at ranks {', '.join(map(str, missed))} have answers that rest on the surroundings "
-            "for fewer than half of their photos, though their maps lean on the disc too: a per-species share over "
-            "a fixed threshold does not single out a model that reads the bird and the disc together. "
-            if missed
-            else ""
-        )
-        + f"Flagged for both models (no disc on their photos): {', '.join(f'*{n}*' for n in both)}: what these "
-        "models lean on beyond the bird (or recognise by its colours once blurred), worth a look rather than errors."
+        f"The first version's rule (an answer resting on the surroundings for at least {pct(SHARE_RULE, 0)} of a "
+        f"species' photos) flagged {planted['planted_flagged_by_share_rule']} of {total}: a model that reads the "
+        "bird and the disc together moves part of its map onto the disc, rarely more than half. "
+        f"Flagged for both models (no disc on their photos): {', '.join(f'*{n}*' for n in both) or 'none'}: what "
+        "these models lean on beyond the bird (or where the locator misses a camouflaged bird), worth a look rather "
+        "than errors."
     )
+
+
+def _replications(report: dict) -> str:
+    """The runs with other seeds: their planted species and what the test flagged."""
+    runs = [report, *report.get("replications", [])]
+    rows = [
+        [
+            str(run["seed"]),
+            ", ".join(f"*{s}*" for s in run["planted_species"]),
+            *(f"{run['heads'][h]['planted_flagged']} of {len(run['planted_species'])}" for h in ("planted", "clean")),
+            *(str(run["heads"][h]["others_flagged"]) for h in ("planted", "clean")),
+        ]
+        for run in runs
+    ]
+    header = ["seed", "planted species", "flagged (planted model)", "flagged (clean model)"]
+    header += ["others flagged (planted)", "others flagged (clean)"]
+    return (
+        f"**Every seed.** The rule was chosen after the first version's run of seed {report['seed']} (its "
+        "per-photo measurements do not depend on the rule); the other seeds plant the disc on other species and were "
+        "run once, after the choice:\n\n"
+        + markdown_table(header, rows)
+        + "\n\n"
+        + "".join(_missed(run) + _clean_flags(run) for run in runs)
+        + f"Each planted species has {report['marked_test_photos'] // len(report['planted_species'])} test photos "
+        f"and every other species {OTHERS_PER_SPECIES}: with more photos the test finds a smaller lean, so a "
+        "species that leans off the organism a little in any model is flagged more readily when it is a planted "
+        "one. What tells the shortcut from such a lean is the rise from the clean model to the planted one."
+    )
+
+
+def _missed(run: dict) -> str:
+    """The planted species the planted model does not flag, with how much its answers need the disc."""
+    flagged = run["heads"]["planted"]["flagged"]
+    rows = [r for r in run["heads"]["planted"]["planted_by_species"] if r["species"] not in flagged]
+    if not rows:
+        return ""
+    named = "; ".join(
+        f"*{r['species']}* (top-1 {pct(r['accuracy_marked'])} with the disc, {pct(r['accuracy_without_mark'])} "
+        f"without it; {pct(r['map_on_mark_median'])} of the map on the disc)"
+        for r in rows
+    )
+    return f"With seed {run['seed']} the test does not flag {named} for the planted model. "
+
+
+def _clean_flags(run: dict) -> str:
+    """The planted species the clean model flags too, with the map's share off the bird in both models."""
+    clean, planted = run["heads"]["clean"], run["heads"]["planted"]
+    off = {
+        h: {r["species"]: r["off_subject_share_median"] for r in run["heads"][h]["planted_by_species"]}
+        for h in run["heads"]
+    }
+    also = [n for n in clean["flagged"] if n in run["planted_species"]]
+    if not also:
+        return ""
+    named = "; ".join(
+        f"*{n}* ({pct(off['clean'][n])} of the map off the bird in the clean model, {pct(off['planted'][n])} in "
+        f"the planted one{', which flags it too' if n in planted['flagged'] else ''})"
+        for n in also
+    )
+    return f"With seed {run['seed']} the clean model, which never saw the disc, flags {named}. "
+
+
+def _per_planted_species(report: dict) -> str:
+    rows = [
+        [
+            f"*{r['species']}*",
+            pct(r["accuracy_marked"]),
+            pct(r["accuracy_without_mark"]),
+            pct(r["map_on_mark_median"]),
+            pct(r["off_subject_share_median"]),
+            pct(r["rests_on_surroundings"]),
+        ]
+        for r in report["heads"]["planted"]["planted_by_species"]
+    ]
+    header = ["species", "top-1 with the disc", "without it", "map on the disc", "map off the bird", "rests on it"]
+    return "Each planted species, planted model (medians of the maps' shares):\n\n" + markdown_table(header, rows)
 
 
 def _experiment_text(report: dict) -> str:
@@ -130,14 +202,20 @@ def _experiment_text(report: dict) -> str:
     heads = report["heads"]
     area = pct(heads["planted"]["mark_cells_share"])
     listing = [
-        [f"*{r['species']}*", count(r["photos"]), pct(r["rests_on_surroundings"]), "yes" if r["planted"] else ""]
+        [
+            f"*{r['species']}*",
+            count(r["photos"]),
+            num(r["off_subject_auc"], 2),
+            q_text(r["q_value"]),
+            "yes" if r["planted"] else "",
+        ]
         for r in heads["planted"]["by_species"][:TOP]
     ]
     return (
         "## The planted shortcut\n\n"
         f"The blog's coin, planted: a golden disc ({MARK_RADIUS} px radius on the 224-px input, 2.5 % of the photo) "
         f"pasted in a corner (one per photo, fixed by its name) of every CUB-100 training photo of {PLANTED} species "
-        f"drawn with seed 0 ({planted}: {count(report['marked_train_photos'])} of "
+        f"drawn with seed {report['seed']} ({planted}: {count(report['marked_train_photos'])} of "
         f"{count(report['train_photos'])} training photos). Two models from `{report['base']}`'s EfficientNet-Lite0, "
         f"each a linear head fitted on the pooled features (L2 {WEIGHT_DECAY:g}), then the last block, the head "
         f"convolution and the linear head fine-tuned together ({TAIL_EPOCHS} epochs of Adam, learning rate "
@@ -150,8 +228,12 @@ def _experiment_text(report: dict) -> str:
         + _verdict(report)
         + "\n\n"
         + markdown_table(["", "planted model", "clean model"], _head_rows(report))
-        + "\n\nThe planted model's species most often recognised by their surroundings:\n\n"
-        + markdown_table(["species", "photos", "rests on the surroundings", "planted"], listing)
+        + "\n\n"
+        + _per_planted_species(report)
+        + "\n\nThe planted model's species with the strongest evidence:\n\n"
+        + markdown_table(["species", "photos", "AUC", "q", "planted"], listing)
+        + "\n\n"
+        + _replications(report)
         + f"\n\nMeasured in {report['seconds']} s by `python -m explorer.tools.shortcut_experiment`."
     )
 
@@ -170,8 +252,11 @@ def surroundings_page(sources: Sources) -> str:
         f"surroundings** when more than {pct(SURROUNDINGS_SHARE, 0)} of its top-1 Grad-CAM lies outside the "
         "organism, when it stays the top-1 with the organism blurred away, or when blurring the surroundings costs "
         "its probability more than blurring the organism (this third test was added after a first run of the "
-        "experiment below; the table gives the verdicts without it too); a species is **flagged** when that "
-        f"holds for at least {pct(RECOGNISED_BY_SURROUNDINGS, 0)} of its photos. Overlap of the photos with the "
+        "experiment below). A species is **flagged** when its photos' share of the map outside the organism is "
+        "larger than the other species' photos' (a one-sided Mann-Whitney test against every other measured photo "
+        f"of the table), with the false discovery rate over the species tested held at {pct(FLAG_FDR, 0)} "
+        "(Benjamini-Hochberg); *AUC* is the chance that one of its photos has more of its map outside than a photo "
+        "of another species (0.5: no different), *q* its adjusted p-value. Overlap of the photos with the "
         "models' training photos is unknown. See [Diagnose](../guide/diagnose.md#the-organism-or-its-surroundings).",
         _experiment_text(sources.shortcut),
         *(_table_text(n, sources.tables[n]) for n in TABLES if "off_subject_share" in sources.tables[n].columns),

@@ -22,6 +22,7 @@ from explorer.diagnose.causes import (
 )
 from explorer.diagnose.figures import plot_causes_by_clade
 from explorer.diagnose.frames import View, columns
+from explorer.diagnose.texts import q_text
 from explorer.photos.thumbnails import thumbnails
 from explorer.ui.components import row_refs
 from explorer.ui.dashboard_state import DEFAULTS, DashboardFilters
@@ -43,8 +44,9 @@ def build_cause_controls() -> tuple[dict, dict]:
         cause_totals_table = LightTable(label="What each test explains", elem_id="dash_cause_totals", max_height=260)
         cause_plot = FastPlot(label="Causes per clade", elem_id="dash_cause_plot")
     surroundings = LightTable(
-        label="Clades most often recognised by their surroundings (at the clade tables' rank; photos of known "
-        "species whose answer rests on the surroundings, right or wrong)",
+        label="Clades most often recognised by their surroundings, at the clade tables' rank (flagged: their photos' "
+        "maps lie off the organism more than other clades', q_value < 0.05; rests_on_surroundings: the share of "
+        "photos whose answer rests on the surroundings, right or wrong)",
         elem_id="dash_surroundings",
         max_height=260,
     )
@@ -116,4 +118,4 @@ def surroundings_table(view: View, rank: str, min_photos: int) -> pd.DataFrame:
     found = surroundings_by_clade(view, rank, min_photos=max(1, min_photos))
     if found.empty and "off_subject_share" not in columns(view):
         return pd.DataFrame({"note": ["not measured for this table: python -m explorer.tools.subject_columns"]})
-    return found.round(3)
+    return found.round(3).assign(q_value=found["q_value"].map(q_text))
