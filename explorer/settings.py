@@ -58,6 +58,9 @@ class Settings:
     min_image_side: int = 16
     # model calls served at once, each with its own copy of the models (services.workers)
     model_workers: int = 1
+    # concurrent calls of one model gathered into one forward pass (services.batching): at most this many; 1: none
+    max_batch: int = 8
+    batch_wait_ms: float = 0.0  # how long a batch's first call waits for others when the batch is not full
 
     @property
     def card_dirs(self) -> tuple[Path, ...]:
@@ -143,7 +146,32 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         help="model calls served at once, each with its own copy of the models and cores/N torch threads (default "
         "1: one call at a time on every core, the lowest latency for one user; more: higher throughput under load)",
     )
+    parser.add_argument(
+        "--max-batch",
+        type=positive_int,
+        default=os.environ.get("EXPLORER_MAX_BATCH", "8"),
+        help="concurrent calls of one model gathered into one forward pass, at most this many (default 8; 1: each "
+        "call alone). A batch is what arrives while the previous one runs: a lone call waits for nothing",
+    )
+    parser.add_argument(
+        "--batch-wait-ms",
+        type=non_negative_float,
+        default=os.environ.get("EXPLORER_BATCH_WAIT_MS", "0"),
+        help="milliseconds a batch's first call waits for others when the batch is not full (default 0; a few on "
+        "a GPU, where a fuller batch costs almost nothing more)",
+    )
     return parser
+
+
+def non_negative_float(text: str) -> float:
+    """A number >= 0 (argparse type: a clear message for anything else)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -194,6 +222,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             eval_dir=tables[-1] if tables else None,
             base_eval_dirs=tuple(tables[:-1]),
             model_workers=args.model_workers,
+            max_batch=args.max_batch,
+            batch_wait_ms=args.batch_wait_ms,
         )
     return Settings(**fields)
 

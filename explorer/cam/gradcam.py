@@ -64,33 +64,64 @@ def forward_with_cams(
     ``layout`` turns the layer's output (tokens, channels-last) into (1, C, h, w), as pytorch-grad-cam's
     ``reshape_transform`` does, for activations and gradients alike.
     """
+    if input_tensor.ndim != 4 or input_tensor.shape[0] != 1:
+        raise ValueError(f"input_tensor must be (1, C, H, W), got {tuple(input_tensor.shape)}")
+    logits, chosen, cams = forward_with_cams_batch(
+        model, input_tensor, target_layer, [select], autocast, head, layout, method
+    )
+    return logits, chosen[0], cams[0]
+
+
+def forward_with_cams_batch(
+    model: nn.Module,
+    input_tensor: torch.Tensor,
+    target_layer: nn.Module,
+    selects: Sequence[Callable[[torch.Tensor], Sequence[int]]],
+    autocast: Callable | None = None,
+    head: nn.Linear | None = None,
+    layout: FeatureLayout | None = None,
+    method: str = FAST_METHOD,
+) -> tuple[torch.Tensor, list[list[int]], list[np.ndarray]]:
+    """``forward_with_cams`` for a batch (B, C, H, W), one ``select`` per photo (given its own logits, (1, N)): one
+    forward pass, one batched backward through the tail for every photo's targets (none with ``head``) ->
+    (logits (B, N), each photo's classes, each photo's CAMs (k_b, h, w)). Eval mode: photos do not mix, so each
+    photo's answer and maps are its own, equal to one-at-a-time up to float rounding (a batched convolution
+    may sum in another order)."""
     if method not in BATCHED_METHODS:
         raise ValueError(f"unknown batched CAM method {method!r}; choose from {list(BATCHED_METHODS)}")
+    if input_tensor.ndim != 4 or len(selects) != input_tensor.shape[0]:
+        raise ValueError(f"one select per photo: {len(selects)} for input {tuple(input_tensor.shape)}")
     need_graph = head is None and method not in CLASS_AGNOSTIC
-    logits, activations = _forward_capture(model, input_tensor, target_layer, need_graph, autocast)
-    indices = [int(i) for i in select(logits.detach())]
-    rows = torch.zeros((len(indices), logits.shape[1]), dtype=torch.float32, device=logits.device)
-    rows[torch.arange(len(indices)), torch.tensor(indices, dtype=torch.long)] = 1.0  # (k, N) one-hot targets
+    logits, activations = forward_capture(model, input_tensor, target_layer, need_graph, autocast)
+    chosen = [[int(i) for i in select(logits[b : b + 1].detach())] for b, select in enumerate(selects)]
     layout = layout or FeatureLayout()
-    if method == FAST_METHOD:
-        cams = _cams_for_targets(logits, activations, rows, head, layout, one_hot=indices)
-    else:
-        spatial = layout(activations.detach())[0].float()
-        cams = method_cams(method, spatial, _gradients(logits, activations, rows, head, layout))
-        cams = cams.expand(len(indices), -1, -1) if method in CLASS_AGNOSTIC else cams
-    return logits.detach().float(), indices, _minmax(cams).cpu().numpy()
+    spatial = layout(activations.detach()).float()  # (B, C, h, w)
+    grads = _photo_gradients(logits, activations, chosen) if need_graph else None
+    cams = []
+    for b, indices in enumerate(chosen):
+        if head is not None and method != "eigencam":  # constant over the map: W_c / (h w)
+            h, w = spatial.shape[-2:]
+            rows = head.weight[torch.tensor(indices, dtype=torch.long, device=head.weight.device)].float() / (h * w)
+            if method == FAST_METHOD:  # Grad-CAM's weights are these rows themselves
+                cams.append(_minmax(torch.relu(torch.einsum("kc,chw->khw", rows, spatial[b]))).cpu().numpy())
+                continue
+            g = rows[:, :, None, None].expand(-1, -1, h, w)
+        else:
+            g = None if grads is None else layout(grads[: len(indices), b]).float()  # (k, C, h, w)
+        maps = method_cams(method, spatial[b], g)
+        maps = maps.expand(len(indices), -1, -1) if method in CLASS_AGNOSTIC else maps
+        cams.append(_minmax(maps).cpu().numpy())
+    return logits.detach().float(), chosen, cams
 
 
-def _gradients(logits, activations, rows: torch.Tensor, head: nn.Linear | None, layout) -> torch.Tensor | None:
-    """(k, C, h, w) d(target)/dA for each target row; None when nothing needs them (a class-agnostic method)."""
-    if not activations.requires_grad and head is None:
-        return None
-    spatial = layout(activations.detach())
-    if head is not None:  # constant over the map: W_c / (h w)
-        h, w = spatial.shape[-2:]
-        weights = rows @ head.weight.float() / (h * w)  # (k, C)
-        return weights[:, :, None, None].expand(-1, -1, h, w)
-    return layout(_tail_gradients(logits, activations, rows)).float()
+def _photo_gradients(logits: torch.Tensor, activations: torch.Tensor, chosen: list[list[int]]) -> torch.Tensor:
+    """(k_max, B, ...) d(logit of each photo's j-th class)/dA, for every photo at once: the j-th vector-Jacobian
+    product puts a one-hot row on each photo's j-th class (a zero row where a photo has fewer)."""
+    k = max((len(c) for c in chosen), default=0)
+    rows = torch.zeros((k, *logits.shape), dtype=torch.float32, device=logits.device)  # (k, B, N)
+    for b, indices in enumerate(chosen):
+        rows[torch.arange(len(indices)), b, torch.tensor(indices, dtype=torch.long)] = 1.0
+    return _tail_gradients(logits, activations, rows, batched_rows=True)
 
 
 def first_component(activations: np.ndarray) -> np.ndarray:
@@ -141,7 +172,7 @@ def contrastive_cams(
 ) -> np.ndarray:
     """(3, h, w) in [0, 1]: Grad-CAM of class a, of class b, and of logit_a - logit_b ("why a and not b"),
     all from one forward pass."""
-    logits, activations = _forward_capture(model, input_tensor, target_layer, head is None, autocast)
+    logits, activations = forward_capture(model, input_tensor, target_layer, head is None, autocast)
     rows = torch.zeros((3, logits.shape[1]), dtype=torch.float32, device=logits.device)
     rows[0, a], rows[1, b] = 1.0, 1.0
     rows[2, a] += 1.0
@@ -167,10 +198,10 @@ def finer_cam(
         return cam(input_tensor=x, target_idx=int(index))[0].astype(np.float32)
 
 
-def _forward_capture(model, input_tensor, target_layer, need_graph: bool, autocast) -> tuple[torch.Tensor, ...]:
-    """Logits (1, N) and the target layer's output (1, C, h, w); the graph, if any, starts at that output."""
-    if input_tensor.ndim != 4 or input_tensor.shape[0] != 1:
-        raise ValueError(f"input_tensor must be (1, C, H, W), got {tuple(input_tensor.shape)}")
+def forward_capture(model, input_tensor, target_layer, need_graph: bool, autocast) -> tuple[torch.Tensor, ...]:
+    """Logits (B, N) and the target layer's output (B, C, h, w); the graph, if any, starts at that output."""
+    if input_tensor.ndim != 4:
+        raise ValueError(f"input_tensor must be (B, C, H, W), got {tuple(input_tensor.shape)}")
     captured: list[torch.Tensor] = []
 
     def hook(_module, _inputs, output):
@@ -206,20 +237,23 @@ def _cams_for_targets(
     return torch.relu(torch.einsum("kc,chw->khw", weights, spatial))
 
 
-def _tail_gradients(logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """(k, ...) gradients of each target w.r.t. the layer's output A (its own layout); backprop covers only the
-    tail. The k vector-Jacobian products run as one batched backward (vmap); tails with ops vmap cannot batch fall
-    back to k retained backward passes."""
+def _tail_gradients(
+    logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor, batched_rows: bool = False
+) -> torch.Tensor:
+    """(k, ...) gradients of each target w.r.t. the layer's output A (its own layout) of one photo; with
+    ``batched_rows``, ``rows`` is (k, B, N) and the result (k, B, ...). Backprop covers only the tail. The k
+    vector-Jacobian products run as one batched backward (vmap); tails with ops vmap cannot batch fall back to k
+    retained backward passes."""
     if not logits.requires_grad:
         raise ValueError("the CAM layer's output does not reach the logits through differentiable ops")
     if rows.shape[0] == 0:
-        return activations.new_zeros((0, *activations.shape[1:]))
-    grad_outputs = rows[:, None, :].to(logits.dtype)  # (k, 1, N)
+        return activations.new_zeros((0, *activations.shape[int(not batched_rows) :]))
+    grad_outputs = (rows if batched_rows else rows[:, None, :]).to(logits.dtype)  # (k, B, N)
     try:
         (grads,) = torch.autograd.grad(logits, activations, grad_outputs=grad_outputs, is_grads_batched=True)
     except RuntimeError:
         grads = torch.stack([torch.autograd.grad(logits, activations, g, retain_graph=True)[0] for g in grad_outputs])
-    return grads[:, 0]
+    return grads if batched_rows else grads[:, 0]
 
 
 def check_linear_head(model: nn.Module, target_layer: nn.Module, head: nn.Linear, input_size: int) -> None:

@@ -9,7 +9,6 @@ an ImageNet model that does not share the tested model's weights.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explorer.cam.gradcam import forward_capture
 from explorer.cam.layout import FeatureLayout
 from explorer.cam.perturbation import blurred
 
@@ -35,25 +35,10 @@ def batched_gradcam(
     """(logits (B, N), Grad-CAM maps (B, h, w), not rescaled) of ``target(logits) -> (B,)`` for a batch: one
     forward pass and one backward pass through the layers after ``layer``. Each photo's map is its own (eval mode:
     photos do not mix), so the maps equal one-at-a-time Grad-CAM."""
-    captured: list[torch.Tensor] = []
-
-    def hook(_module, _inputs, output):
-        leaf = output.detach().requires_grad_(True)
-        captured.append(leaf)
-        return leaf
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad(), autocast() if autocast else contextlib.nullcontext():
-            logits = module(batch)
-            goal = target(logits.float()).sum()
-    finally:
-        handle.remove()
-    if len(captured) != 1:
-        raise ValueError(f"the CAM layer ran {len(captured)} times in one forward pass; it must run once")
-    (grads,) = torch.autograd.grad(goal, captured[0])
+    logits, activations = forward_capture(module, batch, layer, True, autocast)
+    (grads,) = torch.autograd.grad(target(logits.float()).sum(), activations)
     layout = layout or FeatureLayout()
-    spatial, grads = layout(captured[0].detach()).float(), layout(grads).float()
+    spatial, grads = layout(activations.detach()).float(), layout(grads).float()
     weights = grads.mean(dim=(2, 3))  # (B, C)
     return logits.detach().float(), torch.relu(torch.einsum("bc,bchw->bhw", weights, spatial))
 

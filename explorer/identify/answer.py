@@ -4,6 +4,7 @@ for every suggestion, all from one forward pass."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -100,6 +101,18 @@ class IdentifyResult:
     prior: PriorSummary | None = None  # the geo-prior offered (None: the model has none, or it was switched off)
 
 
+@dataclass(frozen=True)
+class IdentifyJob:
+    """One photo to identify and how (``identify``'s arguments); jobs identified together share a CAM method."""
+
+    image: object  # an RGB PIL image
+    top_k: int = 5
+    threshold: float = DEFAULT_THRESHOLD
+    cam_method: str | None = FAST_METHOD
+    place: Place | None = None
+    prior: BoundPrior | None = None
+
+
 def identify(
     classifier: Classifier,
     image,
@@ -111,12 +124,50 @@ def identify(
 ) -> IdentifyResult:
     """Top-k suggestions, roll-up, CAMs, the embedding and the rank heads' answers for one RGB PIL image, from one
     forward pass; with a place and a prior, ranked on vision x geo (both reported). ``cam_method=None``: no CAMs."""
-    top_k, capped = _check_arguments(top_k, threshold, cam_method, len(classifier.labels))
-    geo_scores, notes = _geo_scores(prior, place)
-    notes = [*capped, *notes]
-    scored: dict[str, Combined] = {}
+    return identify_many(classifier, [IdentifyJob(image, top_k, threshold, cam_method, place, prior)])[0]
 
-    def select(logits: torch.Tensor) -> list[int]:  # rank on vision x geo, inside the same forward pass
+
+def identify_many(classifier: Classifier, jobs: list[IdentifyJob]) -> list[IdentifyResult]:
+    """``identify`` for several photos from one batched forward pass (and one batched backward for the CAMs where
+    the model needs one): each photo's answer is its own (eval mode), equal to one-at-a-time up to float rounding.
+    The jobs share one CAM method; everything else (top-k, threshold, place, prior) is per photo. Raises
+    ValueError for a job's impossible top-k, threshold or CAM method before any model runs."""
+    methods = {job.cam_method for job in jobs}
+    if len(methods) != 1:
+        raise ValueError(f"photos identified together share one CAM method, got {sorted(map(str, methods))}")
+    cam_method = methods.pop()
+    checked = [_checked_job(classifier, job) for job in jobs]
+    x = torch.cat([classifier.preprocess(job.image) for job in jobs])  # (B, 3, S, S)
+    selects = [select for select, _scored in checked]
+    heads_in = classifier.rank_heads_input()  # None: the rank heads read the embedding (or there are none)
+    with classifier.embedding_capture() as embedding, heads_in or contextlib.nullcontext():
+        if cam_method in BATCHED_METHODS:
+            _logits, indices, cams = classifier.forward_with_cams_batch(x, selects, cam_method)
+        else:  # no CAMs, or pytorch-grad-cam's reference below: a plain forward pass ranks
+            with torch.no_grad(), classifier.autocast():
+                logits = classifier.module(x).float()
+            indices = [select(logits[b : b + 1]) for b, select in enumerate(selects)]
+            cams = [np.zeros((len(i), 0, 0), dtype=np.float32) for i in indices]
+    if cam_method in REFERENCE_METHODS:
+        module, layer, layout = classifier.module, classifier.cam_layer, classifier.cam_layout
+        cams = [reference_cams(module, x[b : b + 1], i, layer, cam_method, layout) for b, i in enumerate(indices)]
+    vectors = embedding.array()  # (B, D): the pooled pre-logit features
+    features = heads_in.array() if heads_in else vectors
+    return [
+        _result(classifier, job, scored, indices[b], cams[b], vectors[b], features[b])
+        for b, (job, (_select, scored)) in enumerate(zip(jobs, checked))
+    ]
+
+
+def _checked_job(classifier: Classifier, job: IdentifyJob) -> tuple[Callable, dict]:
+    """(select, scored) for one photo: ``select(logits (1, N))`` ranks on vision x geo inside the forward pass and
+    leaves the logits, the combined scores, the notes and the top-k in ``scored``."""
+    top_k, capped = _check_arguments(job.top_k, job.threshold, job.cam_method, len(classifier.labels))
+    geo_scores, notes = _geo_scores(job.prior, job.place)
+    prior = job.prior
+    scored: dict = {"notes": [*capped, *notes], "geo_used": geo_scores is not None}
+
+    def select(logits: torch.Tensor) -> list[int]:
         scored["logits"] = logits[0].float().cpu().numpy()
         vision = torch.softmax(logits[0].float(), dim=0).cpu().numpy().astype(np.float64)
         alignment = prior.alignment if prior is not None else np.full(len(vision), -1)
@@ -125,30 +176,23 @@ def identify(
         scored["result"] = combine(vision, geo_scores, alignment, known, threshold=threshold)
         return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
 
-    x = classifier.preprocess(image)  # (1, 3, S, S)
-    heads_in = classifier.rank_heads_input()  # None: the rank heads read the embedding (or there are none)
-    with classifier.embedding_capture() as embedding, heads_in or contextlib.nullcontext():
-        if cam_method in BATCHED_METHODS:
-            _logits, indices, cams = classifier.forward_with_cams(x, select, cam_method)
-        else:  # no CAMs, or pytorch-grad-cam's reference below: a plain forward pass ranks
-            with torch.no_grad(), classifier.autocast():
-                indices = select(classifier.module(x).float())
-            cams = np.zeros((len(indices), 0, 0), dtype=np.float32)
-    if cam_method in REFERENCE_METHODS:
-        cams = reference_cams(classifier.module, x, indices, classifier.cam_layer, cam_method, classifier.cam_layout)
-    combined, vector = scored["result"], embedding.array()[0]  # vector: the pooled pre-logit features
+    return select, scored
+
+
+def _result(classifier: Classifier, job: IdentifyJob, scored: dict, indices, cams, vector, features) -> IdentifyResult:
+    combined: Combined = scored["result"]
     return IdentifyResult(
         model=classifier.name,
-        predictions=tuple(_predictions(classifier, indices, combined)),
-        rollup=rollup(classifier, combined.combined, threshold),
+        predictions=tuple(_predictions(classifier, list(indices), combined)),
+        rollup=rollup(classifier, combined.combined, job.threshold),
         cams=cams,
-        cam_method=cam_method,
-        notes=tuple(notes),
-        place=place,
+        cam_method=job.cam_method,
+        notes=tuple(scored["notes"]),
+        place=job.place,
         logits=scored["logits"],
         embedding=vector,
-        rank_answers=tuple(rank_answers(classifier, heads_in.array()[0] if heads_in else vector, combined.vision)),
-        prior=_prior_summary(prior, geo_scores is not None, classifier),
+        rank_answers=tuple(rank_answers(classifier, features, combined.vision)),
+        prior=_prior_summary(job.prior, scored["geo_used"], classifier),
     )
 
 

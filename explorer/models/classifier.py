@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.cam.gradcam import forward_with_cams
+from explorer.cam.gradcam import forward_with_cams, forward_with_cams_batch
 from explorer.cam.layout import FeatureLayout
 from explorer.models.cards import ModelCard, card_label_names, read_card_weights
 from explorer.models.class_labels import ClassLabel, build_labels
@@ -86,6 +86,12 @@ class Classifier:
         """``cam.gradcam.forward_with_cams`` on this model's CAM layer, head and layout: (logits, indices, maps)."""
         return forward_with_cams(
             self.module, x, self.cam_layer, select, self.autocast, self.cam_head, self.cam_layout, method
+        )
+
+    def forward_with_cams_batch(self, x: torch.Tensor, selects, method: str = "gradcam"):
+        """``cam.gradcam.forward_with_cams_batch`` on this model: (logits (B, N), classes per photo, maps per photo)."""
+        return forward_with_cams_batch(
+            self.module, x, self.cam_layer, selects, self.autocast, self.cam_head, self.cam_layout, method
         )
 
     @property

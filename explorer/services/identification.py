@@ -10,14 +10,24 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from explorer.geo.combine import NO_PRIOR, BoundPrior
-from explorer.identify.answer import DEFAULT_THRESHOLD, IdentifyResult, check_options, identify, no_claim, with_scope
+from explorer.identify.answer import (
+    DEFAULT_THRESHOLD,
+    IdentifyJob,
+    IdentifyResult,
+    check_options,
+    identify_many,
+    no_claim,
+    with_scope,
+)
 from explorer.models.classifier import Classifier
 from explorer.photos.images import LoadedImage, load_image
 from explorer.photos.places import Place, make_place
 from explorer.services.resources import Resources
-from explorer.services.routing import AUTO, route, scope_check
-from explorer.services.workers import holds_worker
+from explorer.services.routing import AUTO, gate_logits, route, scope_check
 
+# EigenCAM's map is the activations' first principal component, whose sign LAPACK picks (as in pytorch-grad-cam):
+# the float rounding of a batched convolution (1e-7) can flip it, so its calls are not batched.
+UNBATCHED = frozenset({"eigencam"})
 DATE_ONLY_NOTE = "A date without a location is not used by the geo-prior."
 
 
@@ -54,11 +64,11 @@ class Identification:
     result: IdentifyResult
 
 
-@holds_worker
 def identify_photo(resources: Resources, request: IdentifyRequest) -> Identification:
     """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given), with the
     model's scope verdict; ``request.model == AUTO`` first picks the model whose scope fits the photo
-    (``routing.route``).
+    (``routing.route``). The model's pass is batched with concurrent calls of the same model and CAM method
+    (``Resources.batched``); the routing and the scope gate hold a model worker each.
 
     Raises:
         ValueError: with a message for the user (the photo, the model, its geo-prior).
@@ -66,15 +76,26 @@ def identify_photo(resources: Resources, request: IdentifyRequest) -> Identifica
     settings = resources.settings
     loaded = load_image(request.photo, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
     gate_cache: dict = {}  # the ImageNet gate's logits, computed at most once for this photo
-    model, routing = route(resources, loaded.image, gate_cache) if request.model == AUTO else (request.model, "")
+    if request.model == AUTO:
+        with resources.worker():
+            model, routing = route(resources, loaded.image, gate_cache)
+    else:
+        model, routing = request.model, ""
     classifier = resources.get(model)
     notes = list(loaded.notes)
     bound = _chosen_prior(resources, classifier.name, request, notes)
     notes += _place_notes(request, classifier.name, bound)
-    result = identify(
-        classifier, loaded.image, request.top_k, request.threshold, request.cam_method, request.place, bound
-    )
-    check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
+    job = IdentifyJob(loaded.image, request.top_k, request.threshold, request.cam_method, request.place, bound)
+    name = classifier.name
+    run = lambda jobs: identify_many(resources.get(name), jobs)  # noqa: E731
+    if request.cam_method in UNBATCHED:  # alone: see UNBATCHED
+        with resources.worker():
+            result = run([job])[0]
+    else:
+        result = resources.batched((name, request.cam_method), job, run)
+    gate_logits(resources, classifier, loaded.image, gate_cache)
+    with resources.worker():
+        check = scope_check(resources, resources.get(name), result.logits, loaded.image, gate_cache)
     if check is not None:
         result = with_scope(classifier, result, check)
     if routing:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,8 +29,9 @@ from explorer.models.classifier import Classifier, load_classifier
 from explorer.photos.images import IMAGE_SUFFIXES
 from explorer.represent.embeddings import PhotoIndex, embeddings_path, load_embeddings, photo_index
 from explorer.represent.taxonomy_fit import load_representation, representation_path
+from explorer.services.batching import Batcher
 from explorer.services.stamps import card_stamp, file_stamp, model_key, table_key, unchanged
-from explorer.services.workers import ModelWorkers, share_cores
+from explorer.services.workers import ModelWorkers, model_workers
 from explorer.settings import Settings
 from explorer.taxa.taxonomy import Taxonomy, load_taxonomy
 
@@ -55,11 +57,20 @@ class Resources:
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # the tables as the dashboard filters them
     workers: ModelWorkers | None = None  # N copies of the classifiers for N model calls at once (None: one)
     stamps: dict[str, tuple] = field(default_factory=dict)  # each model's and table's files as loaded (a reload)
+    batcher: Batcher | None = None  # concurrent model calls gathered into batches (None: each call alone)
 
     def worker(self) -> contextlib.AbstractContextManager:
         """Hold a model worker for a call that runs models (the same one inside another call's; a no-op without
         workers): see explorer.services.workers."""
         return self.workers.slot() if self.workers is not None else contextlib.nullcontext()
+
+    def batched(self, key: Hashable, item, run: Callable[[list], list]):
+        """``run([item])[0]`` on a model worker, in one batch with the concurrent calls of the same ``key`` when
+        batching is on (explorer.services.batching; ``run`` takes a list and returns one result per item)."""
+        if self.batcher is None:
+            with self.worker():
+                return run([item])[0]
+        return self.batcher.call(key, item, run)
 
     def models(self) -> dict[str, Classifier]:
         """The classifiers by card name, the held worker's own copies when there are workers."""
@@ -188,7 +199,10 @@ def load_resources(settings: Settings, previous: Resources | None = None) -> Res
     examples = find_examples(settings.examples_dir)
     indexes = load_photo_indexes(table_dirs, classifiers, tables)
     reports = load_representations(table_dirs, tables)
-    workers = _model_workers(classifiers, settings.model_workers)
+    workers = model_workers(classifiers, settings.model_workers)
+    batcher = (
+        Batcher(workers.slot, settings.max_batch, settings.batch_wait_ms / 1000) if settings.max_batch > 1 else None
+    )
     return Resources(
         classifiers,
         unavailable,
@@ -203,6 +217,7 @@ def load_resources(settings: Settings, previous: Resources | None = None) -> Res
         frames,
         workers,
         stamps,
+        batcher,
     )
 
 
@@ -258,15 +273,6 @@ def _load_tables(settings: Settings, previous, stamps: dict, unavailable: dict) 
             continue
         frames[name] = previous.frames[name] if name in kept and name in previous.frames else to_frame(tables[name])
     return tables, {name: paths[name].parent for name in tables}, frames
-
-
-def _model_workers(classifiers: dict[str, Classifier], count: int) -> ModelWorkers | None:
-    """None for one worker (the loaded classifiers, all the cores); else the copies, and the cores shared."""
-    if count <= 1:
-        return None
-    workers = ModelWorkers(classifiers, count)
-    log.info("%d model workers, %d torch threads each", count, share_cores(count))
-    return workers
 
 
 def load_photo_indexes(

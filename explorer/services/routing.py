@@ -41,8 +41,24 @@ def scope_check(
 
 
 def _logits(classifier: Classifier, image) -> np.ndarray:
+    return batch_logits(classifier, [image])[0]
+
+
+def batch_logits(classifier: Classifier, images: list) -> list[np.ndarray]:
+    """Each photo's raw outputs (N,), from one forward pass over them all."""
     with torch.no_grad(), classifier.autocast():
-        return classifier.module(classifier.preprocess(image)).float().cpu().numpy()[0]
+        logits = classifier.module(torch.cat([classifier.preprocess(image) for image in images]))
+    return list(logits.float().cpu().numpy())
+
+
+def gate_logits(resources: Resources, classifier: Classifier, image, gate_cache: dict) -> None:
+    """Put the ImageNet gate's logits for the photo in ``gate_cache`` when the model's scope rule needs them,
+    batched with the concurrent calls' (``Resources.batched``)."""
+    rule = resources.scope_rules.get(classifier.name)
+    if rule is None or not rule.needs_gate or "logits" in gate_cache:
+        return
+    run = lambda images: batch_logits(resources.models()[GATE_MODEL], images)  # noqa: E731
+    gate_cache["logits"] = resources.batched((GATE_MODEL, "logits"), image, run)
 
 
 def route(resources: Resources, image, gate_cache: dict) -> tuple[str, str]:

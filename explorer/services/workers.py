@@ -15,6 +15,7 @@ import contextvars
 import copy
 import dataclasses
 import functools
+import logging
 import os
 import queue
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from explorer.models.classifier import Classifier
 P = ParamSpec("P")
 R = TypeVar("R")
 
+log = logging.getLogger(__name__)
 _CURRENT: contextvars.ContextVar[int | None] = contextvars.ContextVar("model_worker", default=None)
 
 
@@ -74,6 +76,20 @@ class ModelWorkers:
         """The classifiers of the worker this call holds (worker 0's outside any slot: read-only uses)."""
         held = _CURRENT.get()
         return self.sets[0 if held is None else held]
+
+
+def model_workers(classifiers: dict[str, Classifier], count: int) -> ModelWorkers:
+    """One worker: the loaded classifiers on every core (a slot is then the lock that lets batched calls take
+    turns); more: the copies, and the cores shared."""
+    workers = ModelWorkers(classifiers, count)
+    if count > 1:
+        log.info("%d model workers, %d torch threads each", count, share_cores(count))
+    return workers
+
+
+def holding() -> bool:
+    """Whether this call already holds a model worker (it runs inside another call's slot)."""
+    return _CURRENT.get() is not None
 
 
 def share_cores(count: int) -> int:

@@ -11,10 +11,12 @@ from explorer.diagnose.frames import ROW
 from explorer.services.inspection import inspect_error, inspect_row
 from explorer.ui.fast_plot import BLOCK_CSS as FAST_PLOT_CSS
 
-# Every event that runs the classifier shares the model queue: one call at a time by default, as torch already uses
-# every core for one photo; with --model-workers N, N at a time (each on its own copy of the models, with cores / N
-# threads: see services.workers), set at launch by `model_queue_limit`. Other events (the dashboard, range maps)
-# have their own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
+# Every event that runs the classifier shares the model queue. The models themselves run one call (or one batch) at
+# a time per model worker (services.workers: --model-workers N copies, cores / N torch threads each); up to
+# --max-batch identifications of one model are gathered into one forward pass (services.batching), so the queue lets
+# workers x max-batch events in at once (set at launch by `model_queue_limit`): the photos are read while the model
+# runs, and the calls that arrive during a batch make the next. Other events (the dashboard, range maps) have their
+# own slot each (Gradio's default_concurrency_limit, set to 1 in launch).
 MODEL_QUEUE = {"concurrency_id": "model", "concurrency_limit": 1}
 log = logging.getLogger(__name__)
 QUEUE_MAX_SIZE = 256  # waiting requests beyond this are refused at once ("queue is full"), not left to time out
