@@ -3,6 +3,7 @@
 import logging
 
 from explorer.services.resources import load_resources
+from explorer.services.workers import limit_malloc_arenas
 from explorer.settings import parse_settings
 from explorer.tools.cli import one_line_errors
 from explorer.ui import build_demo, launch, stage_examples
@@ -12,6 +13,7 @@ from explorer.ui import build_demo, launch, stage_examples
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = parse_settings(argv)
+    limit_malloc_arenas()  # before any thread allocates: see services.workers
     resources = load_resources(settings)
     resources.warm_maps()
     stage_examples(resources, settings.resolved_cache_dir / "examples")

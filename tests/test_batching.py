@@ -214,3 +214,16 @@ def test_the_real_models_batched_answer_equals_one_at_a_time(real_resources, pho
                 [p.probability for p in got.predictions], [p.probability for p in alone.predictions], atol=1e-4
             )
             np.testing.assert_allclose(got.cams, alone.cams, atol=1e-3)
+
+
+def test_the_server_caps_mallocs_arenas_unless_told(monkeypatch):
+    """glibc gives every allocating thread its own arena; the server caps them (mallopt) before its threads start,
+    and leaves the cap to glibc when MALLOC_ARENA_MAX is set."""
+    import sys
+
+    from explorer.services.workers import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_malloc_arenas() is sys.platform.startswith("linux")
