@@ -135,6 +135,9 @@ def test_a_species_whose_maps_lie_off_the_organism_more_than_the_others_is_flagg
     # A: U = 72 of 72, z = (72 - 36 - 0.5) / sqrt(6 * 12 / 12 * 19), p = 4.4228e-4 (scipy's), times 3 tests
     assert found["q_value"].tolist() == pytest.approx([3 * 4.4228358e-4, 0.9779774, 0.9779774])
     assert found["flagged"].tolist() == [True, False, False]
+    assert surroundings_by_clade(frame, "species", min_photos=3, top=1)["species"].tolist() == ["A"]
+    assert surroundings_by_clade(frame, "species", min_photos=7).empty  # 6 photos each
+    assert surroundings_by_clade(frame, "species")["species"].tolist() == ["A", "C", "B"]  # at least 5, every one
 
 
 def test_the_flag_test_is_scipys_mann_whitney_and_benjamini_hochberg():

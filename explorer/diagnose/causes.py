@@ -244,15 +244,19 @@ def cause_totals(view: View, found: pl.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame([*rows, {"cause": NO_CAUSE, "errors": int(sums[-1]), "test": "none of the above"}])
 
 
-def surroundings_by_clade(view: View, rank: str = "species", min_photos: int = 3, top: int = 15) -> pd.DataFrame:
+def surroundings_by_clade(
+    view: View, rank: str = "species", min_photos: int = 5, top: int | None = None
+) -> pd.DataFrame:
     """The clades most often recognised by their surroundings: per true clade at ``rank`` with at least
-    ``min_photos`` measured photos of known species, how many there are, the share whose answer rests on the
+    ``min_photos`` measured photos of known species (the dashboard's default), how many there are (``photos``:
+    measured ones, with an ``off_subject_share``), the share whose answer rests on the
     surroundings (``rests_on_surroundings``, right or wrong), the mean ``off_subject_share``, ``off_subject_auc``
     (the chance that one of its photos has more of its map outside the organism than a photo of another clade: 0.5
     is no different), ``q_value``, the top-1 accuracy, and ``flagged``: its maps lie outside the organism more than
     the other clades' do, by a one-sided Mann-Whitney test of its photos' shares against every other measured
     photo's, with the false discovery rate over the clades tested held at ``FLAG_FDR`` (Benjamini-Hochberg).
-    Strongest evidence first (q-value, then AUC, then name). Empty when the table has no such columns."""
+    Strongest evidence first (q-value, then AUC, then name); every clade tested, or the ``top`` first. Empty when the
+    table has no such columns."""
     names = ["photos", "rests_on_surroundings", "mean_off_subject_share", "off_subject_auc", "q_value"]
     names += ["top1_accuracy", "flagged"]
     if not set(SURROUNDINGS_COLUMNS) <= set(columns(view)):
@@ -277,7 +281,8 @@ def surroundings_by_clade(view: View, rank: str = "species", min_photos: int = 3
     counts = counts.with_columns(off_subject_auc=pl.Series(auc), q_value=pl.Series(q), flagged=pl.Series(q < FLAG_FDR))
     counts = as_text(counts, f"true_{rank}").rename({f"true_{rank}": rank}).select(rank, *names)
     order = ["q_value", "off_subject_auc", rank]
-    return counts.sort(order, descending=[False, True, False], nulls_last=True).head(top).to_pandas()
+    counts = counts.sort(order, descending=[False, True, False], nulls_last=True)
+    return (counts if top is None else counts.head(top)).to_pandas()
 
 
 def mann_whitney_greater(rank_sum, n, total: int, tie_term: float) -> tuple[np.ndarray, np.ndarray]:

@@ -269,7 +269,7 @@ def _one_run(base, locator, train: Photos, test: Photos, clean, seed: int, progr
 
 def _head_report(classifier, frame, on_mark, used: Photos, everything, planted, planted_rows) -> dict:
     names = set(report_names(used, planted))
-    table = surroundings_by_clade(frame, "species", min_photos=3, top=len(frame))
+    table = surroundings_by_clade(frame, "species", min_photos=3)
     flagged = table[table["flagged"]]
     table["planted"] = table["species"].isin(names)
     others = ~planted_rows

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from explorer.diagnose.causes import FLAG_FDR, SURROUNDINGS_SHARE, rests_on_surroundings, surroundings_by_clade
+from explorer.diagnose.causes import (
+    FLAG_FDR,
+    SURROUNDINGS_MARGIN,
+    SURROUNDINGS_SHARE,
+    rests_on_surroundings,
+    surroundings_by_clade,
+)
 from explorer.diagnose.frames import select
 from explorer.diagnose.shortcut_planting import (
     MARK_RADIUS,
@@ -50,7 +56,7 @@ def _table_text(name: str, table: pd.DataFrame) -> str:
         ]
         for r in found.to_dict("records")
     ]
-    flagged = int(surroundings_by_clade(strict(table), "species", min_photos=5, top=10**9)["flagged"].sum())
+    flagged = int(surroundings_by_clade(strict(table), "species")["flagged"].sum())
     header = ["species", "photos", "rests on the surroundings", "mean share outside", "AUC", "q", "top-1", "flagged"]
     return (
         f"## `{name}`\n\n"
@@ -251,7 +257,8 @@ def surroundings_page(sources: Sources) -> str:
         f"without the organism* can also mean a bird recognised by its colours. An answer **rests on the "
         f"surroundings** when more than {pct(SURROUNDINGS_SHARE, 0)} of its top-1 Grad-CAM lies outside the "
         "organism, when it stays the top-1 with the organism blurred away, or when blurring the surroundings costs "
-        "its probability more than blurring the organism (this third test was added after a first run of the "
+        f"its probability over {SURROUNDINGS_MARGIN * 100:.0f} points more than blurring the organism (this third "
+        "test was added after a first run of the "
         "experiment below). A species is **flagged** when its photos' share of the map outside the organism is "
         "larger than the other species' photos' (a one-sided Mann-Whitney test against every other measured photo "
         f"of the table), with the false discovery rate over the species tested held at {pct(FLAG_FDR, 0)} "

@@ -56,7 +56,7 @@ def surroundings_line(table: pd.DataFrame) -> str:
     measured = table[table["off_subject_share"].notna()]
     rests = select(measured, rests=rests_on_surroundings().fill_null(False))["rests"].to_numpy()
     wrong = rests & ~measured["correct_1"].fillna(False).astype(bool).to_numpy()
-    flagged = surroundings_by_clade(table, "species", min_photos=5, top=10**9)
+    flagged = surroundings_by_clade(table, "species")
     names = flagged.loc[flagged["flagged"], "species"].tolist()
     return (
         f"{int(rests.sum())} of {len(measured)} measured answers rest on the surroundings ({int(wrong.sum())} of "

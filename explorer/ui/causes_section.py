@@ -113,9 +113,12 @@ def cause_plot_output(out, view: View, filters: DashboardFilters, found=None) ->
     }
 
 
+SURROUNDINGS_SHOWN = 15  # clades in the dashboard's table (the CSV has them all)
+
+
 def surroundings_table(view: View, rank: str, min_photos: int) -> pd.DataFrame:
     """``surroundings_by_clade`` as the page shows it: shares as rounded numbers, a note where nothing is measured."""
-    found = surroundings_by_clade(view, rank, min_photos=max(1, min_photos))
+    found = surroundings_by_clade(view, rank, min_photos=max(1, min_photos), top=SURROUNDINGS_SHOWN)
     if found.empty and "off_subject_share" not in columns(view):
         return pd.DataFrame({"note": ["not measured for this table: python -m explorer.tools.subject_columns"]})
     return found.round(3).assign(q_value=found["q_value"].map(q_text))

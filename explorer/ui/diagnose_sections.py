@@ -176,7 +176,7 @@ def view_csv_files(resources: Resources, filters: DashboardFilters) -> list[str]
         f"{name}-causes": cause_totals(view),
     }
     if "off_subject_share" in columns(view):
-        tables[f"{name}-surroundings-by-{rank}"] = surroundings_by_clade(view, rank, int(min_photos), top=10**9)
+        tables[f"{name}-surroundings-by-{rank}"] = surroundings_by_clade(view, rank, int(min_photos))
     if has_geo(view) and (not prior or prior in table_priors(view)):
         tables[f"{name}-priors-compared"] = compare_priors(view)
         stem = f"{name}-geo-{prior or table_priors(view)[0]}-{filters.geo_kind}-by-{rank}"
