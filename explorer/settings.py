@@ -109,7 +109,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--data-root", type=Path, default=DATA_DIR, help="folder the evaluation tables' photo paths are relative to"
     )
-    parser.add_argument("--device", default=os.environ.get("EXPLORER_DEVICE", "auto"), help="auto, cpu or cuda")
+    parser.add_argument(
+        "--device",
+        default=os.environ.get("EXPLORER_DEVICE", "auto"),
+        help="auto (CUDA when there is one), cpu or cuda (default auto)",
+    )
     return parser
 
 
@@ -120,7 +124,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         default=os.environ.get("EXPLORER_HOST", "127.0.0.1"),
         help="interface to bind (default 127.0.0.1; 0.0.0.0 to serve the network)",
     )
-    parser.add_argument("--port", type=int, default=int(os.environ.get("EXPLORER_PORT", 7860)))
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("EXPLORER_PORT", 7860)), help="port to serve (default 7860)"
+    )
     parser.add_argument("--model", default=None, help="default model (a card name in the checkpoint dir)")
     parser.add_argument("--examples-dir", type=Path, default=CORAL_DIR, help="folder of example photos")
     parser.add_argument(
@@ -131,12 +137,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         help="a folder of evaluation tables (*.parquet) for the dashboard, added to the shipped assets/eval/; "
         "repeatable (a table in a later folder replaces one of the same name)",
     )
-    parser.add_argument("--max-upload-mb", type=float, default=25.0, help="upload size limit in MB")
+    parser.add_argument("--max-upload-mb", type=float, default=25.0, help="upload size limit in MB (default 25)")
     parser.add_argument(
         "--temp-ttl",
         type=int,
         default=3600,
-        help="seconds an upload or a rendered image is kept in Gradio's temporary folder before it is deleted",
+        help="seconds an upload or a rendered image is kept in Gradio's temporary folder before it is deleted "
+        "(default 3600)",
     )
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link (off by default)")
     parser.add_argument(
@@ -144,7 +151,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         type=positive_int,
         default=os.environ.get("EXPLORER_MODEL_WORKERS", "1"),
         help="model calls served at once, each with its own copy of the models and cores/N torch threads (default "
-        "1: one call at a time on every core, the lowest latency for one user; more: higher throughput under load)",
+        "1: one call (or batch) at a time on every core; more: higher throughput under load: for many users on a "
+        "CPU, 2 served 1.7x the calls/s of 1 on 2 cores, see docs/performance/holding-up.md)",
     )
     parser.add_argument(
         "--max-batch",
