@@ -154,6 +154,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "1: one call (or batch) at a time on every core; more: higher throughput under load: for many users on a "
         "CPU, 2 served 1.7x the calls/s of 1 on 2 cores, see docs/performance/holding-up.md)",
     )
+    return add_batch_arguments(parser)
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The server's batching flags (services.batching)."""
     parser.add_argument(
         "--max-batch",
         type=positive_int,
