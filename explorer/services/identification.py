@@ -68,7 +68,7 @@ def identify_photo(resources: Resources, request: IdentifyRequest) -> Identifica
     """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given), with the
     model's scope verdict; ``request.model == AUTO`` first picks the model whose scope fits the photo
     (``routing.route``). The model's pass is batched with concurrent calls of the same model and CAM method
-    (``Resources.batched``); the routing and the scope gate hold a model worker each.
+    (``Resources.batched``); the routing holds a model worker.
 
     Raises:
         ValueError: with a message for the user (the photo, the model, its geo-prior).
@@ -88,14 +88,9 @@ def identify_photo(resources: Resources, request: IdentifyRequest) -> Identifica
     job = IdentifyJob(loaded.image, request.top_k, request.threshold, request.cam_method, request.place, bound)
     name = classifier.name
     run = lambda jobs: identify_many(resources.get(name), jobs)  # noqa: E731
-    if request.cam_method in UNBATCHED:  # alone: see UNBATCHED
-        with resources.worker():
-            result = run([job])[0]
-    else:
-        result = resources.batched((name, request.cam_method), job, run)
-    gate_logits(resources, classifier, loaded.image, gate_cache)
-    with resources.worker():
-        check = scope_check(resources, resources.get(name), result.logits, loaded.image, gate_cache)
+    result = resources.batched((name, request.cam_method), job, run, alone=request.cam_method in UNBATCHED)
+    gate_logits(resources, classifier, loaded.image, gate_cache)  # batched too; the check below runs no model
+    check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
     if check is not None:
         result = with_scope(classifier, result, check)
     if routing:

@@ -64,10 +64,10 @@ class Resources:
         workers): see explorer.services.workers."""
         return self.workers.slot() if self.workers is not None else contextlib.nullcontext()
 
-    def batched(self, key: Hashable, item, run: Callable[[list], list]):
+    def batched(self, key: Hashable, item, run: Callable[[list], list], alone: bool = False):
         """``run([item])[0]`` on a model worker, in one batch with the concurrent calls of the same ``key`` when
-        batching is on (explorer.services.batching; ``run`` takes a list and returns one result per item)."""
-        if self.batcher is None:
+        batching is on and not ``alone`` (explorer.services.batching; ``run`` returns one result per item)."""
+        if self.batcher is None or alone:
             with self.worker():
                 return run([item])[0]
         return self.batcher.call(key, item, run)
