@@ -91,12 +91,38 @@ def forward_with_cams_batch(
         raise ValueError(f"unknown batched CAM method {method!r}; choose from {list(BATCHED_METHODS)}")
     if input_tensor.ndim != 4 or len(selects) != input_tensor.shape[0]:
         raise ValueError(f"one select per photo: {len(selects)} for input {tuple(input_tensor.shape)}")
-    need_graph = head is None and method not in CLASS_AGNOSTIC
-    logits, activations = forward_capture(model, input_tensor, target_layer, need_graph, autocast)
+    logits, activations = forward_capture(model, input_tensor, target_layer, needs_graph(method, head), autocast)
     chosen = [[int(i) for i in select(logits[b : b + 1].detach())] for b, select in enumerate(selects)]
+    cams = cams_from_capture(logits, activations, chosen, head, layout, method)
+    return logits.detach().float(), chosen, cams
+
+
+def needs_graph(method: str | None, head: nn.Linear | None) -> bool:
+    """Whether ``method``'s maps need a backward pass from the logits to the CAM layer (no: a ``head``, or a map
+    that ignores the class)."""
+    return method in BATCHED_METHODS and head is None and method not in CLASS_AGNOSTIC
+
+
+def cams_from_capture(
+    logits: torch.Tensor,
+    activations: torch.Tensor,
+    chosen: list[list[int]],
+    head: nn.Linear | None = None,
+    layout: FeatureLayout | None = None,
+    method: str = FAST_METHOD,
+    photos: Sequence[int] | None = None,
+    retain_graph: bool = False,
+) -> list[np.ndarray]:
+    """Each photo's maps (k_b, h, w) of its ``chosen`` classes, from a pass already run (``forward_capture``):
+    ``logits`` (n, N), in the graph from ``activations`` (B, ...) when the method needs a backward pass; ``photos``:
+    the row of ``activations`` of each logits row (default: the same rows); ``retain_graph`` keeps the graph for
+    another model's maps read from the same activations (``models.shared_trunk``)."""
+    photos = list(range(len(chosen))) if photos is None else list(photos)
     layout = layout or FeatureLayout()
-    spatial = layout(activations.detach()).float()  # (B, C, h, w)
-    grads = _photo_gradients(logits, activations, chosen) if need_graph else None
+    spatial = layout(activations.detach()[photos]).float()  # (n, C, h, w)
+    grads = None
+    if needs_graph(method, head):
+        grads = _photo_gradients(logits, activations, chosen, retain_graph)[:, photos]
     cams = []
     for b, indices in enumerate(chosen):
         if head is not None and method != "eigencam":  # constant over the map: W_c / (h w)
@@ -111,17 +137,19 @@ def forward_with_cams_batch(
         maps = method_cams(method, spatial[b], g)
         maps = maps.expand(len(indices), -1, -1) if method in CLASS_AGNOSTIC else maps
         cams.append(_minmax(maps).cpu().numpy())
-    return logits.detach().float(), chosen, cams
+    return cams
 
 
-def _photo_gradients(logits: torch.Tensor, activations: torch.Tensor, chosen: list[list[int]]) -> torch.Tensor:
+def _photo_gradients(
+    logits: torch.Tensor, activations: torch.Tensor, chosen: list[list[int]], retain_graph: bool = False
+) -> torch.Tensor:
     """(k_max, B, ...) d(logit of each photo's j-th class)/dA, for every photo at once: the j-th vector-Jacobian
     product puts a one-hot row on each photo's j-th class (a zero row where a photo has fewer)."""
     k = max((len(c) for c in chosen), default=0)
     rows = torch.zeros((k, *logits.shape), dtype=torch.float32, device=logits.device)  # (k, B, N)
     for b, indices in enumerate(chosen):
         rows[torch.arange(len(indices)), b, torch.tensor(indices, dtype=torch.long)] = 1.0
-    return _tail_gradients(logits, activations, rows, batched_rows=True)
+    return _tail_gradients(logits, activations, rows, batched_rows=True, retain_graph=retain_graph)
 
 
 def first_component(activations: np.ndarray) -> np.ndarray:
@@ -238,7 +266,11 @@ def _cams_for_targets(
 
 
 def _tail_gradients(
-    logits: torch.Tensor, activations: torch.Tensor, rows: torch.Tensor, batched_rows: bool = False
+    logits: torch.Tensor,
+    activations: torch.Tensor,
+    rows: torch.Tensor,
+    batched_rows: bool = False,
+    retain_graph: bool = False,
 ) -> torch.Tensor:
     """(k, ...) gradients of each target w.r.t. the layer's output A (its own layout) of one photo; with
     ``batched_rows``, ``rows`` is (k, B, N) and the result (k, B, ...). Backprop covers only the tail. The k
@@ -250,7 +282,9 @@ def _tail_gradients(
         return activations.new_zeros((0, *activations.shape[int(not batched_rows) :]))
     grad_outputs = (rows if batched_rows else rows[:, None, :]).to(logits.dtype)  # (k, B, N)
     try:
-        (grads,) = torch.autograd.grad(logits, activations, grad_outputs=grad_outputs, is_grads_batched=True)
+        (grads,) = torch.autograd.grad(
+            logits, activations, grad_outputs=grad_outputs, is_grads_batched=True, retain_graph=retain_graph
+        )
     except RuntimeError:
         grads = torch.stack([torch.autograd.grad(logits, activations, g, retain_graph=True)[0] for g in grad_outputs])
     return grads if batched_rows else grads[:, 0]

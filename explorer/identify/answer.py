@@ -10,7 +10,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from explorer.cam.gradcam import BATCHED_METHODS, FAST_METHOD, METHODS, REFERENCE_METHODS, reference_cams
+from explorer.cam.gradcam import (
+    BATCHED_METHODS,
+    FAST_METHOD,
+    METHODS,
+    REFERENCE_METHODS,
+    cams_from_capture,
+    reference_cams,
+)
 from explorer.geo.combine import BoundPrior, Combined, combine
 from explorer.identify.scope_check import ScopeCheck, article
 from explorer.models.classifier import Classifier
@@ -157,6 +164,41 @@ def identify_many(classifier: Classifier, jobs: list[IdentifyJob]) -> list[Ident
         _result(classifier, job, scored, indices[b], cams[b], vectors[b], features[b])
         for b, (job, (_select, scored)) in enumerate(zip(jobs, checked))
     ]
+
+
+def identify_captured(classifier: Classifier, jobs: list[IdentifyJob], captured: Captured) -> list[IdentifyResult]:
+    """``identify_many`` from a forward pass already run (``models.shared_trunk.trunk_pass``, which gave several
+    models' logits at once): the jobs' photos are rows ``captured.photos`` of its activations. The CAM method must
+    be None or a batched one (pytorch-grad-cam's references run their own passes)."""
+    methods = {job.cam_method for job in jobs}
+    if len(methods) != 1 or not methods <= {None, *BATCHED_METHODS}:
+        raise ValueError(f"captured passes give one batched CAM method or none, got {sorted(map(str, methods))}")
+    cam_method = methods.pop()
+    checked = [_checked_job(classifier, job) for job in jobs]
+    logits = captured.logits
+    indices = [select(logits[b : b + 1].detach()) for b, (select, _scored) in enumerate(checked)]
+    if cam_method is None:
+        cams = [np.zeros((len(i), 0, 0), dtype=np.float32) for i in indices]
+    else:
+        head, layout = classifier.cam_head, classifier.cam_layout
+        cams = cams_from_capture(
+            logits, captured.activations, indices, head, layout, cam_method, captured.photos, retain_graph=True
+        )
+    return [
+        _result(classifier, job, scored, indices[b], cams[b], captured.embeddings[b], captured.features[b])
+        for b, (job, (_select, scored)) in enumerate(zip(jobs, checked))
+    ]
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One model's part of a pass already run, for ``identify_captured``."""
+
+    logits: torch.Tensor  # (n, N) this model's logits for the n photos (in the graph from ``activations``)
+    activations: torch.Tensor  # (B, ...) the CAM layer's output for the whole pass
+    photos: tuple[int, ...]  # the row of ``activations`` of each logits row
+    embeddings: np.ndarray  # (n, D) the pooled pre-logit features
+    features: np.ndarray  # (n, F) what the rank heads read (the embeddings when they read those)
 
 
 def _checked_job(classifier: Classifier, job: IdentifyJob) -> tuple[Callable, dict]:

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from explorer.cam.gradcam import BATCHED_METHODS
 from explorer.geo.combine import NO_PRIOR, BoundPrior
 from explorer.identify.answer import (
     DEFAULT_THRESHOLD,
     IdentifyJob,
     IdentifyResult,
     check_options,
+    identify_captured,
     identify_many,
     no_claim,
     with_scope,
@@ -23,7 +25,7 @@ from explorer.models.classifier import Classifier
 from explorer.photos.images import LoadedImage, load_image
 from explorer.photos.places import Place, make_place
 from explorer.services.resources import Resources
-from explorer.services.routing import AUTO, gate_logits, route, scope_check
+from explorer.services.routing import AUTO, gate_logits, route_many, scope_check
 
 # EigenCAM's map is the activations' first principal component, whose sign LAPACK picks (as in pytorch-grad-cam):
 # the float rounding of a batched convolution (1e-7) can flip it, so its calls are not batched.
@@ -66,39 +68,70 @@ class Identification:
 
 def identify_photo(resources: Resources, request: IdentifyRequest) -> Identification:
     """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given), with the
-    model's scope verdict; ``request.model == AUTO`` first picks the model whose scope fits the photo
-    (``routing.route``). The model's pass is batched with concurrent calls of the same model and CAM method
-    (``Resources.batched``); the routing holds a model worker.
+    model's scope verdict; ``request.model == AUTO`` picks the model whose scope fits the photo
+    (``identify_auto``). The model's pass is batched with concurrent calls of the same model (or of "auto") and
+    CAM method (``Resources.batched``).
 
     Raises:
         ValueError: with a message for the user (the photo, the model, its geo-prior).
     """
     settings = resources.settings
     loaded = load_image(request.photo, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
-    gate_cache: dict = {}  # the ImageNet gate's logits, computed at most once for this photo
     if request.model == AUTO:
-        with resources.worker():
-            model, routing = route(resources, loaded.image, gate_cache)
+        run = lambda items: identify_auto(resources, items)  # noqa: E731
+        alone = request.cam_method not in (None, *BATCHED_METHODS) or request.cam_method in UNBATCHED
+        result, notes = resources.batched((AUTO, request.cam_method), (loaded, request), run, alone=alone)
     else:
-        model, routing = request.model, ""
-    classifier = resources.get(model)
-    notes = list(loaded.notes)
-    bound = _chosen_prior(resources, classifier.name, request, notes)
-    notes += _place_notes(request, classifier.name, bound)
-    job = IdentifyJob(loaded.image, request.top_k, request.threshold, request.cam_method, request.place, bound)
-    name = classifier.name
-    run = lambda jobs: identify_many(resources.get(name), jobs)  # noqa: E731
-    result = resources.batched((name, request.cam_method), job, run, alone=request.cam_method in UNBATCHED)
-    gate_logits(resources, classifier, loaded.image, gate_cache)  # batched too; the check below runs no model
-    check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
-    if check is not None:
-        result = with_scope(classifier, result, check)
-    if routing:
-        result = _routed(result, routing, claims=classifier.name in resources.scope_rules)
+        result, notes = _identify_named(resources, loaded, request)
     if result.prior is not None and result.prior.used:
         notes.append(f"Re-ranked with the place by the geo-prior {result.prior.label}. {result.prior.credit}.")
     result = replace(result, notes=(*result.notes, *notes))
     return Identification(replace(loaded, notes=tuple(notes)), result)
+
+
+def _identify_named(resources: Resources, loaded: LoadedImage, request: IdentifyRequest) -> tuple:
+    """(result with its scope verdict, notes) of the model the request names: its pass batched with concurrent
+    calls of the same model and CAM method, then the gate's, when its scope rule needs it."""
+    classifier = resources.get(request.model)
+    notes = list(loaded.notes)
+    job = _job(resources, classifier.name, loaded, request, notes)
+    name = classifier.name
+    run = lambda jobs: identify_many(resources.get(name), jobs)  # noqa: E731
+    result = resources.batched((name, request.cam_method), job, run, alone=request.cam_method in UNBATCHED)
+    gate_cache: dict = {}
+    gate_logits(resources, classifier, loaded.image, gate_cache)  # batched too; the check below runs no model
+    check = scope_check(resources, classifier, result.logits, loaded.image, gate_cache)
+    return (result if check is None else with_scope(classifier, result, check)), notes
+
+
+def identify_auto(resources: Resources, items: list[tuple[LoadedImage, IdentifyRequest]]) -> list[tuple]:
+    """(result, notes) of each ``model="auto"`` request (one CAM method for all): the photos routed together
+    (``routing.route_many``: one pass per distinct trunk), each chosen model's answer and maps read from that
+    pass; a model outside it (the gate's fallback without a rule that needs it, pytorch-grad-cam's reference
+    methods) runs its own. Runs models: call it holding a worker."""
+    routing = route_many(resources, [loaded.image for loaded, _request in items], items[0][1].cam_method)
+    answers: list = [None] * len(items)
+    chosen: dict[str, list[int]] = {}
+    for b, found in enumerate(routing.routes):
+        chosen.setdefault(found.model, []).append(b)
+    for model, photos in chosen.items():
+        classifier = resources.models()[model]
+        notes = {b: list(items[b][0].notes) for b in photos}
+        jobs = [_job(resources, model, items[b][0], items[b][1], notes[b]) for b in photos]
+        captured = routing.captured(model, photos) if jobs[0].cam_method in (None, *BATCHED_METHODS) else None
+        results = identify_captured(classifier, jobs, captured) if captured else identify_many(classifier, jobs)
+        for b, result in zip(photos, results):
+            found = routing.routes[b]
+            result = result if found.check is None else with_scope(classifier, result, found.check)
+            answers[b] = (_routed(result, found.why, claims=model in resources.scope_rules), notes[b])
+    return answers
+
+
+def _job(resources: Resources, model: str, loaded: LoadedImage, request: IdentifyRequest, notes: list) -> IdentifyJob:
+    """The request as a job for ``model``, its geo-prior chosen (notes on the place added to ``notes``)."""
+    bound = _chosen_prior(resources, model, request, notes)
+    notes += _place_notes(request, model, bound)
+    return IdentifyJob(loaded.image, request.top_k, request.threshold, request.cam_method, request.place, bound)
 
 
 def _chosen_prior(resources: Resources, model: str, request: IdentifyRequest, notes: list[str]) -> BoundPrior | None:
