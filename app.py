@@ -2,6 +2,7 @@
 
 import logging
 
+from explorer.services.model_tier import start_model_tier
 from explorer.services.resources import load_resources
 from explorer.services.workers import limit_malloc_arenas
 from explorer.settings import parse_settings
@@ -15,6 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(argv)
     limit_malloc_arenas()  # before any thread allocates: see services.workers
     resources = load_resources(settings)
+    if settings.ray_serve:  # the identify calls on Ray Serve replicas
+        resources.tier = start_model_tier(settings)
     resources.warm_maps()
     stage_examples(resources, settings.resolved_cache_dir / "examples")
     launch(build_demo(resources), resources)

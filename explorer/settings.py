@@ -61,6 +61,10 @@ class Settings:
     # concurrent calls of one model gathered into one forward pass (services.batching): at most this many; 1: none
     max_batch: int = 8
     batch_wait_ms: float = 0.0  # how long a batch's first call waits for others when the batch is not full
+    # the identify calls on Ray Serve replicas (services.model_tier): a local Ray, or the cluster at ray_address
+    ray_serve: bool = False
+    ray_address: str | None = None
+    tier_replicas: int = 2
 
     @property
     def card_dirs(self) -> tuple[Path, ...]:
@@ -173,6 +177,28 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="milliseconds a batch's first call waits for others when the batch is not full (default 0; a few on "
         "a GPU, where a fuller batch costs almost nothing more)",
     )
+    return add_tier_arguments(parser)
+
+
+def add_tier_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The model tier's flags (services.model_tier)."""
+    parser.add_argument(
+        "--ray-serve",
+        action="store_true",
+        help="run the identify calls on Ray Serve replicas (a local Ray started here unless --ray-address); this "
+        "process serves the page",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=os.environ.get("EXPLORER_RAY_ADDRESS") or None,
+        help="an existing Ray cluster for the replicas (HEAD:6379, or 'auto' on one of its machines); implies --ray-serve",
+    )
+    parser.add_argument(
+        "--tier-replicas",
+        type=positive_int,
+        default=os.environ.get("EXPLORER_TIER_REPLICAS", "2"),
+        help="replicas of the models on Ray Serve, each with its own copy (default 2)",
+    )
     return parser
 
 
@@ -237,6 +263,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             model_workers=args.model_workers,
             max_batch=args.max_batch,
             batch_wait_ms=args.batch_wait_ms,
+            ray_serve=args.ray_serve or bool(args.ray_address),
+            ray_address=args.ray_address,
+            tier_replicas=args.tier_replicas,
         )
     return Settings(**fields)
 

@@ -54,6 +54,10 @@ PYTHON_WITHOUT_A_SERVER = (
 RUN_BY: dict[tuple[str, str], str] = {
     ("README.md", "pip install -r requirements.txt"): _CI_TEST,  # and conftest's app_url launches `python app.py`
     ("README.md", "pytest"): _CI_TEST,
+    (
+        "docs/setup.md",
+        "python app.py --ray-serve --tier-replicas 2",
+    ): "tests/test_model_tier.py::test_the_tier_answers_as_one_process_does",
     ("docs/testing.md", "pytest"): _CI_TEST,
     (
         "README.md",

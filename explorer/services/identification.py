@@ -70,11 +70,13 @@ def identify_photo(resources: Resources, request: IdentifyRequest) -> Identifica
     """Load the photo and identify it (re-ranked by the model's geo-prior when a place is given), with the
     model's scope verdict; ``request.model == AUTO`` picks the model whose scope fits the photo
     (``identify_auto``). The model's pass is batched with concurrent calls of the same model (or of "auto") and
-    CAM method (``Resources.batched``).
+    CAM method (``Resources.batched``); with a model tier (``--ray-serve``), the whole call runs on a replica.
 
     Raises:
         ValueError: with a message for the user (the photo, the model, its geo-prior).
     """
+    if resources.tier is not None:  # the models run on Ray Serve replicas (services.model_tier)
+        return resources.tier.identify(request)
     settings = resources.settings
     loaded = load_image(request.photo, settings.max_upload_bytes, settings.max_image_pixels, settings.min_image_side)
     if request.model == AUTO:

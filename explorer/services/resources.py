@@ -1,5 +1,5 @@
-"""Start-up: find every usable model card, load the taxonomy once, each classifier and geo-prior once, and the
-evaluation tables; and the same loading for one model, for the tools."""
+"""Start-up: every usable model card, the taxonomy, each classifier and geo-prior once, the evaluation tables; and
+the same loading for one model, for the tools."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,7 @@ class Resources:
     workers: ModelWorkers | None = None  # N copies of the classifiers for N model calls at once (None: one)
     stamps: dict[str, tuple] = field(default_factory=dict)  # each model's and table's files as loaded (a reload)
     batcher: Batcher | None = None  # concurrent model calls gathered into batches (None: each call alone)
+    tier: Any = None  # services.model_tier.RayTier: identify on Ray Serve replicas (None: in this process)
 
     def worker(self) -> contextlib.AbstractContextManager:
         """Hold a model worker for a call that runs models (the same one inside another call's; a no-op without
@@ -333,8 +335,7 @@ def load_scope_for(settings: Settings, classifier: Classifier) -> tuple[ScopeRul
 
 
 def _check_default_model(settings: Settings, classifiers: dict, unavailable: dict) -> None:
-    wanted = settings.default_model
-    if wanted and wanted not in classifiers:
+    if (wanted := settings.default_model) and wanted not in classifiers:
         why = f"; {wanted}: {unavailable[wanted]}" if wanted in unavailable else ""
         raise ValueError(f"--model {wanted!r} is not available; available: {list(classifiers)}{why}")
 
@@ -431,9 +432,8 @@ def _load_shared_taxonomy(cards: list[ModelCard], settings: Settings) -> Taxonom
 
 def find_examples(folder: Path | None) -> list[Path]:
     """Example photos offered in the UI (sorted); none when the folder is absent."""
-    if folder is None or not Path(folder).is_dir():
-        return []
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    found = Path(folder).iterdir() if folder is not None and Path(folder).is_dir() else ()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load_classifier_for(settings: Settings, model: str, extra_names) -> tuple[Classifier, Taxonomy | None]:

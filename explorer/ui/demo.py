@@ -136,7 +136,8 @@ def launch(demo: gr.Blocks, resources: Resources) -> None:
     """Start the server on the settings' host and port with the upload cap; only staged examples are served."""
     settings = resources.settings
     allowed = sorted({str(p.parent) for p in resources.examples})
-    model_queue_limit(demo, settings.model_workers * settings.max_batch)  # see components.MODEL_QUEUE
+    copies = resources.tier.replicas if resources.tier is not None else settings.model_workers
+    model_queue_limit(demo, copies * settings.max_batch)  # see components.MODEL_QUEUE
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX_SIZE)
     start_temp_sweeper(demo, settings.temp_ttl_s)
     demo.launch(
