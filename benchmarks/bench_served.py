@@ -8,7 +8,8 @@
 2. Served: `python app.py --model-workers W --max-batch B` for each W:B of ``--servers`` in turn (1:1 is every
    call alone on one worker, the server before batching), 16 clients x 25 `identify` calls each (light REST client,
    every call a different real photo, half with a place: load_test.py's load), after a warm-up: calls/s, errors,
-   and the server's resident memory growth under the load.
+   and the server's resident memory growth under the load. ``rayR:B`` is the model tier on Ray Serve
+   (`--ray-serve --tier-replicas R --max-batch B`: R replicas on a local Ray, the page in its own process).
 
 Prints each server's calls/s, its ratio to the bare forwards' images/s and to the first server. Last line:
 served_vs_forward of the last server (by default 2:8: two model workers, the docs' setting for a crowd on a CPU;
@@ -63,10 +64,11 @@ def bare_images_per_s(photos: list[Path], sizes=(1, 4, 8), rounds: int = 7) -> d
 
 
 def served_calls_per_s(server: str, photos: list[Path], clients: int, calls: int, log: Path) -> tuple:
-    """(calls/s, errors, memory growth) of `python app.py --model-workers W --max-batch B` (``server``: "W:B")
-    under ``clients`` x ``calls`` identify calls."""
-    workers, batch = server.split(":")
-    with load_test.launched_app(log, "--model-workers", workers, "--max-batch", batch) as (url, proc):
+    """(calls/s, errors, memory growth) of `python app.py --model-workers W --max-batch B` (``server``: "W:B"; "rayR:B":
+    `--ray-serve --tier-replicas R`, the front end's memory only) under ``clients`` x ``calls`` identify calls."""
+    copies, batch = server.split(":")
+    flags = ["--model-workers", copies] if copies.isdigit() else ["--ray-serve", "--tier-replicas", copies[3:]]
+    with load_test.launched_app(log, *flags, "--max-batch", batch) as (url, proc):
         wait_warm(log)
         warm = load_test.run_clients(url, photos, clients, WARM_CALLS, 0)
         used, before = clients * WARM_CALLS, load_test.rss_mib(proc.pid)
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--calls", type=int, default=25, help="calls per client")
     parser.add_argument(
-        "--servers", nargs="+", default=["1:1", "1:8", "2:1", "2:8"], help="each server's --model-workers:--max-batch"
+        "--servers", nargs="+", default=["1:1", "1:8", "2:1", "2:8"], help="each server's --model-workers:--max-batch, or rayR:B for --ray-serve --tier-replicas R --max-batch B"
     )
     parser.add_argument("--data-root", type=Path, default=SHARED_DIR / "data")
     args = parser.parse_args(argv)
