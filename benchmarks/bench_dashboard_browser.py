@@ -11,7 +11,10 @@ the time of every change inside the dashboard's outputs, and the change counts a
 change's server-side computation alone (``bench_dashboard.regroup`` on the same table), so the ratio says how much
 of the wait is not the computation.
 
-    python benchmarks/bench_dashboard_browser.py [--changes 20] [--quiet-ms 400]
+    python benchmarks/bench_dashboard_browser.py [--changes 20] [--quiet-ms 400] [--validation-sized 100000:10000]
+
+With --validation-sized, a table of that many photos and species (validation_sized.py) is added with a synthetic map
+layout, and the page then switches to it, changes its filter and opens its map, each timed the same way.
 
 Last line: dashboard_filter_p50_s (target <= 0.4; p95 <= 0.8; table switch <= 1 s; first dashboard <= 1 s).
 """
@@ -24,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+BIG = "validation_sized"  # the table --validation-sized adds
 # Runs in the page: act, then resolve with the ms from the act to the last DOM change of a dashboard output (an
 # element inside one whose id starts with "dash_") before ``quiet`` ms of calm. Changes elsewhere (a tooltip layer, a
 # toast) do not count: one such change ~1 s after the outputs were drawn would otherwise be taken for drawing.
@@ -93,7 +99,7 @@ def wait_warm(log: Path, timeout_s: float = 180) -> None:
         time.sleep(0.5)
 
 
-def browser_ms(url: str, changes: int, quiet: int) -> dict:
+def browser_ms(url: str, changes: int, quiet: int, big: str | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     out: dict = {}
@@ -119,20 +125,70 @@ def browser_ms(url: str, changes: int, quiet: int) -> dict:
             option = page.get_by_role("option", name=target, exact=True)
             out["switch"].append(timed(page, option.click, quiet))
             out["switched"].append(f"-> {page.locator('#dash_table input').first.input_value()}")
+        if big:
+            out["big"] = big_table_ms(page, big, radios, max(4, changes // 2), quiet)
         browser.close()
     return out
+
+
+def validation_sized_folder(folder: Path, rows: int, classes: int) -> list[str]:
+    """An extra table folder holding a validation-sized table (validation_sized.py) and a synthetic map layout for
+    it; the app's flags that add it."""
+    import json
+
+    import pandas as pd
+    from bench_validation_set import SHIPPED, synthetic_layout
+    from validation_sized import validation_sized
+
+    table = validation_sized(pd.read_parquet(SHIPPED), rows, classes)
+    tables = folder / "tables"
+    tables.mkdir()
+    table.to_parquet(tables / f"{BIG}.parquet")
+    layout = synthetic_layout(table)["map"]
+    report = {"model": "inat_bird", "weights_sha256": "", "sources": {}, "protocol": {}, "ranks": []}
+    report["map"] = {k: np.asarray(v).tolist() for k, v in layout.items()}
+    (tables / f"{BIG}.representation.json").write_text(json.dumps(report), encoding="utf-8")
+    return ["--eval-dir", str(tables)]
+
+
+def big_table_ms(page, name: str, radios, changes: int, quiet: int) -> dict:
+    """Switch to the table ``name``, change its filter ``changes`` times, then open the Representation section (its
+    map drawn): each timed from the input event to the last change drawn."""
+    page.locator("#dash_table input").first.click()
+    found = {"switch": timed(page, page.get_by_role("option", name=name, exact=True).click, quiet)}
+    found["filter"] = [timed(page, radios.nth(i % radios.count()).click, quiet) for i in range(1, changes + 1)]
+    opener = page.locator("#dash_representation button").first
+    found["map"] = timed(page, opener.click, quiet)
+    page.wait_for_selector("#dash_map .scatterlayer, #dash_map canvas", timeout=60_000)
+    return found
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--quiet-ms", type=int, default=400)
+    parser.add_argument(
+        "--validation-sized",
+        metavar="ROWS:CLASSES",
+        help="also time a table of ROWS photos over CLASSES species (e.g. 100000:10000; validation_sized.py): "
+        "switching to it, its filter changes and opening its map",
+    )
     args = parser.parse_args(argv)
     from explorer.ui.launcher import launched_app
 
-    with tempfile.TemporaryDirectory() as folder, launched_app(Path(folder) / "app.log") as (url, _process):
-        wait_warm(Path(folder) / "app.log")
-        found = browser_ms(url, args.changes, args.quiet_ms)
+    with tempfile.TemporaryDirectory() as folder:
+        rows, classes = map(int, args.validation_sized.split(":")) if args.validation_sized else (0, 0)
+        flags = validation_sized_folder(Path(folder), rows, classes) if rows else []
+        with launched_app(Path(folder) / "app.log", *flags, timeout_s=600) as (url, _process):
+            wait_warm(Path(folder) / "app.log", timeout_s=600)
+            found = browser_ms(url, args.changes, args.quiet_ms, BIG if rows else None)
+    if rows:
+        big = found["big"]
+        print(
+            f"{BIG} ({rows:,} photos, {classes:,} species): switch to it {big['switch'] / 1000:.2f} s; filter change "
+            f"p50 {statistics.median(big['filter']) / 1000:.2f} s, p95 {quantile(big['filter'], 0.95) / 1000:.2f} s; "
+            f"opening its map {big['map'] / 1000:.2f} s"
+        )
     filters = [ms / 1000 for ms in found["filter"]]
     server = server_side_ms(found["table"], ["correct", "incorrect", "all"], max(5, args.changes // 2)) / 1000
     p50, p95 = statistics.median(filters), quantile(filters, 0.95)

@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--calls", type=int, default=25, help="calls per client")
     parser.add_argument(
-        "--servers", nargs="+", default=["1:1", "1:8", "2:1", "2:8"], help="each server's --model-workers:--max-batch, or rayR:B for --ray-serve --tier-replicas R --max-batch B"
+        "--servers",
+        nargs="+",
+        default=["1:1", "1:8", "2:1", "2:8"],
+        help="each server's --model-workers:--max-batch, or rayR:B for --ray-serve --tier-replicas R --max-batch B",
     )
     parser.add_argument("--data-root", type=Path, default=SHARED_DIR / "data")
     args = parser.parse_args(argv)

@@ -191,7 +191,8 @@ def add_tier_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "--ray-address",
         default=os.environ.get("EXPLORER_RAY_ADDRESS") or None,
-        help="an existing Ray cluster for the replicas (HEAD:6379, or 'auto' on one of its machines); implies --ray-serve",
+        help="an existing Ray cluster for the replicas (HEAD:6379, or 'auto' on one of its machines); implies "
+        "--ray-serve",
     )
     parser.add_argument(
         "--tier-replicas",

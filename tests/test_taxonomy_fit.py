@@ -110,9 +110,42 @@ def test_map_points_colour_the_largest_clades_and_keep_the_views_order():
     assert points["x"].tolist() == [3.0, 1.0, 0.0, 2.0]
     assert points["clade"].tolist() == ["Paridae", "Paridae", "other", "other"]  # (unknown) is grey too
     assert points["wrong"].tolist() == [False, True, False, False]
-    assert points["hover"].iloc[1] == "B b ()<br>family: Paridae<br>top-1: X x 50.0 %"
+    assert points["hover"].iloc[1] == "B b<br>family: Paridae<br>top-1: X x 50.0 %"
+    assert points["hover"].iloc[0] == "A a (a)<br>family: Paridae<br>top-1: A a 90.0 %"
+    assert points.attrs["on_map"] == 4
     fit = rank_fit(GROUPS, GROUPS, ["a", "a", "b", "b", "c", "c"], "species")
     genus = rank_fit(GROUPS, GROUPS, ["a", "a", "a", "a", "c", "c"], "genus")
     frame = fits_frame({"t2": {"ranks": [fit, genus]}, "t1": {"ranks": [fit]}})
     assert frame[["rank", "table"]].values.tolist() == [["genus", "t2"], ["species", "t1"], ["species", "t2"]]
     assert frame["Recall@1"].tolist() == ["1.000 (1.000–1.000)"] * 3
+
+
+def test_the_map_draws_a_fixed_sample_beyond_its_limit_and_a_photo_drawn_stays_drawn():
+    """60 photos on the map, at most 10 drawn: the same 10 every time, in the view's order; a narrower view draws
+    every photo of that sample it holds (and others up to the limit); the colours are chosen over all 60."""
+    from explorer.diagnose.representation import map_points
+
+    ids = [f"p{i:02d}" for i in range(60)]
+    report = {"map": {"photo_id": np.array(ids), "x": np.arange(60.0), "y": np.zeros(60)}}
+    view = pd.DataFrame(
+        {
+            "photo_id": ids,
+            "true_family": ["Paridae"] * 40 + ["Corvidae"] * 20,
+            "true_name": ["A a"] * 60,
+            "true_common_name": [None] * 60,
+            "pred_name": ["A a"] * 60,
+            "confidence": [0.5] * 60,
+            "correct_1": [True] * 60,
+        }
+    )
+    drawn = map_points(view, report, "family", coloured=1, limit=10)
+    assert len(drawn) == 10 and drawn.attrs["on_map"] == 60
+    assert drawn["photo_id"].tolist() == sorted(drawn["photo_id"])  # the view's order
+    assert drawn.equals(map_points(view, report, "family", coloured=1, limit=10))
+    assert set(drawn["clade"]) <= {"Paridae", "other"}  # Paridae: the largest of all 60, sample or not
+    assert drawn.loc[drawn["photo_id"] < "p40", "clade"].eq("Paridae").all()
+    narrower = view[view["photo_id"].isin(set(drawn["photo_id"][:5]) | set(ids[::3]))]
+    again = map_points(narrower, report, "family", coloured=1, limit=10)
+    assert set(drawn["photo_id"][:5]) <= set(again["photo_id"]) and len(again) == 10
+    assert again.attrs["on_map"] == len(narrower)
+    assert len(map_points(view, report, "family", limit=None)) == 60

@@ -3,6 +3,7 @@ table, so points stay put as the filters change), and the per-rank figures of ev
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -10,27 +11,50 @@ from explorer.diagnose.frames import OK, View, columns, select
 
 OTHER = "other"
 COLOURED = 10  # the largest clades in view get a colour each; the rest are grey
+MAP_MAX_POINTS = 12_000  # photos drawn on the map at most (a fixed sample beyond): ~1.3 MB a redraw at any size
 
 
-def map_points(view: pd.DataFrame, report: dict, rank: str, coloured: int = COLOURED) -> pd.DataFrame:
+def map_points(
+    view: pd.DataFrame, report: dict, rank: str, coloured: int = COLOURED, limit: int | None = MAP_MAX_POINTS
+) -> pd.DataFrame:
     """One row per photo in view that the map holds, in the view's order: x, y, its true clade at ``rank`` (the
-    ``coloured`` largest clades in view by name, the rest ``other``), whether the top-1 is wrong, a hover text."""
-    layout = pd.DataFrame(
-        {"x": report["map"]["x"], "y": report["map"]["y"]}, index=pd.Index(report["map"]["photo_id"].astype(str))
-    )
+    ``coloured`` largest clades in view by name, the rest ``other``), whether the top-1 is wrong, a hover text.
+
+    At most ``limit`` photos (None: all): beyond it, a fixed sample, the photos whose ids hash lowest, so that a
+    photo drawn stays drawn as the filters narrow and the payload stays bounded at any table size (a 100,000-photo
+    table would otherwise send ~14 MB per redraw). The colours are chosen over every photo in view, sample or not.
+    ``attrs["on_map"]`` says how many photos in view the map holds."""
     ids = view["photo_id"].astype(str)
-    rows = view[ids.isin(layout.index).to_numpy()]
-    if rows.empty:
-        return pd.DataFrame(columns=["photo_id", "x", "y", "clade", "wrong", "hover"])
-    place = layout.loc[rows["photo_id"].astype(str)]
+    where = pd.Index(np.asarray(report["map"]["photo_id"]).astype(str)).get_indexer(ids)
+    held = where >= 0
+    rows, where = view[held], where[held]
     clade = rows[f"true_{rank}"].astype(object).fillna("(unknown)").astype(str)
     largest = clade.value_counts().sort_values(ascending=False, kind="stable").index[:coloured]
-    wrong = ~rows["correct_1"].astype(bool)
-    hover = (
+    if limit is not None and len(rows) > limit:
+        priority = pd.util.hash_array(ids[held].to_numpy(dtype=object))
+        keep = np.sort(np.argsort(priority, kind="stable")[:limit])  # the sample, in the view's order
+        rows, where, clade = rows.iloc[keep], where[keep], clade.iloc[keep]
+    points = pd.DataFrame(
+        {
+            "photo_id": rows["photo_id"].astype(str).to_numpy(),
+            "x": np.asarray(report["map"]["x"], dtype=np.float64)[where],
+            "y": np.asarray(report["map"]["y"], dtype=np.float64)[where],
+            "clade": clade.where(clade.isin(largest), OTHER).to_numpy(),
+            "wrong": (~rows["correct_1"].astype(bool)).to_numpy(),
+            "hover": _hover(rows, rank, clade).to_numpy(),
+        },
+        columns=["photo_id", "x", "y", "clade", "wrong", "hover"],
+    )
+    points.attrs["on_map"] = int(held.sum())
+    return points
+
+
+def _hover(rows: pd.DataFrame, rank: str, clade: pd.Series) -> pd.Series:
+    common = rows["true_common_name"].astype(object).fillna("").astype(str)
+    return (
         rows["true_name"].astype(str)
-        + " ("
-        + rows["true_common_name"].astype(object).fillna("").astype(str)
-        + ")<br>"
+        + common.where(common == "", " (" + common + ")")
+        + "<br>"
         + rank
         + ": "
         + clade
@@ -39,16 +63,6 @@ def map_points(view: pd.DataFrame, report: dict, rank: str, coloured: int = COLO
         + " "
         + (rows["confidence"] * 100).round(1).astype(str)
         + " %"
-    )
-    return pd.DataFrame(
-        {
-            "photo_id": rows["photo_id"].astype(str).to_numpy(),
-            "x": place["x"].to_numpy(),
-            "y": place["y"].to_numpy(),
-            "clade": clade.where(clade.isin(largest), OTHER).to_numpy(),
-            "wrong": wrong.to_numpy(),
-            "hover": hover.to_numpy(),
-        }
     )
 
 

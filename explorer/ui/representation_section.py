@@ -142,9 +142,16 @@ def map_outputs(resources: Resources, out, view: View, filters: DashboardFilters
     rank = rank if rank in MAP_RANKS else "family"
     view = to_pandas(view, MAP_COLUMNS + [f"true_{rank}"])
     points = map_points(view, report, rank)
+    on_map = points.attrs.get("on_map", len(points))
+    sample = (
+        f" {len(points):,} of them are drawn, a fixed sample: a photo drawn stays drawn as you filter, and a "
+        "narrower filter (one order, one family) draws every photo it holds, up to that many."
+        if len(points) < on_map
+        else ""
+    )
     text = (
-        f"{len(points):,} of the {len(view):,} photos in view are on the map of `{html.escape(name)}`'s "
-        f"{len(report['map']['photo_id']):,} photos. Each point is a photo, placed by UMAP (cosine) from the "
+        f"{on_map:,} of the {len(view):,} photos in view are on the map of `{html.escape(name)}`'s "
+        f"{len(report['map']['photo_id']):,} photos.{sample} Each point is a photo, placed by UMAP (cosine) from the "
         "model's embedding of it: photos the model sees as alike sit close together. The layout is computed once "
         "per table (`explorer-represent`), so points stay where they are as you filter. Colours: the "
         f"{points['clade'].nunique() - int('other' in set(points['clade']))} largest {rank} clades in view "
