@@ -1,6 +1,7 @@
 """Dashboard metrics on the hand-built table: exact counts and shares."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import ROOT
 
@@ -200,3 +201,30 @@ def test_compare_models_counts_errors_fixes_breaks_and_mcnemar(hand_table):
     assert mcnemar_exact(1, 9) == pytest.approx(2 * (1 + 10) / 1024)  # P(X <= 1), X ~ Binomial(10, 1/2)
     assert mcnemar_exact(9, 1) == mcnemar_exact(1, 9) and mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(400, 600) == pytest.approx(2.5e-10, rel=0.2)  # large n, no overflow
+
+
+def test_the_sunburst_leaves_out_its_deepest_rings_beyond_its_wedge_limit_and_says_so():
+    """1 class, 1 order, 2 families, 6 genera: 10 wedges. With a limit of 4 the genera go (4 wedges: class, order,
+    two families), with 3 the families too; the title names what was left out; at 10 nothing is."""
+    table = pd.DataFrame(
+        {
+            "true_class": ["Aves"] * 6,
+            "true_order": ["Passeriformes"] * 6,
+            "true_family": ["Paridae"] * 3 + ["Corvidae"] * 3,
+            "true_genus": ["Poecile", "Parus", "Periparus", "Corvus", "Pica", "Garrulus"],
+            "correct_1": [True, False, True, True, True, False],
+        }
+    )
+    everything = plot_clade_sunburst(table, limit=10)
+    assert len(everything.data[0].ids) == 10
+    assert everything.layout.title.text == "Accuracy per clade (class → order → family → genus)"
+    four = plot_clade_sunburst(table, limit=4)
+    assert sorted(four.data[0].ids) == sorted(
+        ["Aves", "Aves/Passeriformes", "Aves/Passeriformes/Paridae", "Aves/Passeriformes/Corvidae"]
+    )
+    assert four.layout.title.text == (
+        "Accuracy per clade (class → order → family); too many to draw, so not drawn: 6 genus wedges "
+        "(choose a clade to see them)"
+    )
+    three = plot_clade_sunburst(table, limit=3)
+    assert len(three.data[0].ids) == 2 and "2 family wedges, 6 genus wedges" in three.layout.title.text

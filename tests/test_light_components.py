@@ -22,8 +22,22 @@ def test_table_cells_are_text_with_missing_values_empty():
     assert table_cells(frame) == {
         "columns": ["clade", "photos", "accuracy"],
         "rows": [["Paridae", "12", "0.5"], ["", "9", ""]],
+        "note": "",
     }
     assert table_cells(None) is None
+
+
+def test_a_long_class_table_lists_the_worst_and_says_how_many_more():
+    """The per-class table of 7 classes capped at 3: the first 3 rows as sorted (worst F1 first), and a note under
+    the table with the count; at or under the cap, the table as it is, without a note."""
+    from explorer.ui.class_report_section import listed
+    from explorer.ui.light_table import table_cells
+
+    scores = pd.DataFrame({"class": list("abcdefg"), "f1": [0.0, 0.1, 0.2, 0.5, 0.6, 0.9, 1.0]})
+    shown = table_cells(listed(scores, "species", limit=3))
+    assert shown["rows"] == [["a", "0.0"], ["b", "0.1"], ["c", "0.2"]]
+    assert shown["note"].startswith("The 3 worst of 7 species classes in view")
+    assert table_cells(listed(scores, "species", limit=7))["note"] == "" and "note" not in scores.attrs
 
 
 def test_gallery_sends_addresses_and_captions_only():
@@ -56,7 +70,7 @@ def test_each_light_component_converts_a_value_once_for_the_fingerprint_and_the_
         other = table.postprocess(pd.DataFrame({"clade": ["Laridae"], "photos": [3]}))
     finally:
         light_table.table_cells = original
-    assert first is again and first == {"columns": ["clade", "photos"], "rows": [["Paridae", "12"]]}
+    assert first is again and first == {"columns": ["clade", "photos"], "rows": [["Paridae", "12"]], "note": ""}
     assert other["rows"] == [["Laridae", "3"]] and len(calls) == 2  # the same frame converted once
 
 

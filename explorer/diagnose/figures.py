@@ -16,6 +16,9 @@ from explorer.diagnose.schema import ROLLUP_RANKS
 RED_TO_GREEN = make_colorscale(diverging.RdYlGn)  # spelt out: unvalidated figures do not expand Python's names
 
 
+MAX_WEDGES = 2_000  # the sunburst drops its deepest rings beyond this many wedges
+
+
 def light(data: list[dict], **layout) -> go.Figure:
     """A figure from trace dicts (each with its ``type``) and layout properties, without plotly's validation."""
     return go.Figure({"data": data, "layout": layout}, _validate=False)
@@ -45,11 +48,22 @@ def plot_errors_by_rank(counts: pd.DataFrame):
     )
 
 
-def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus")):
-    """Drill-down: sized by photos, coloured by top-1 accuracy (click a wedge to zoom in)."""
+def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus"), limit: int = MAX_WEDGES):
+    """Drill-down: sized by photos, coloured by top-1 accuracy (click a wedge to zoom in). Its deepest rings are
+    left out while it would have more than ``limit`` wedges (a 10,000-species table: 6,300 wedges, ~0.9 MB a
+    redraw), and the title says which: filtering to a clade brings them back."""
     tree = clade_tree(table, ranks)
     if tree.empty:
         tree = pd.DataFrame({"id": [], "label": [], "parent": [], "photos": [], "accuracy": []})
+    depth = tree["id"].astype(str).str.count("/")
+    kept = len(ranks)
+    while kept > 1 and int((depth < kept).sum()) > limit:
+        kept -= 1
+    left_out = ""
+    if kept < len(ranks):
+        counts = ", ".join(f"{int((depth == d).sum()):,} {ranks[d]} wedges" for d in range(kept, len(ranks)))
+        left_out = f"; too many to draw, so not drawn: {counts} (choose a clade to see them)"
+        tree = tree[depth < kept]
     wedges = {
         "type": "sunburst",
         "ids": tree["id"].tolist(),
@@ -69,7 +83,7 @@ def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", 
     }
     return light(
         [wedges],
-        title={"text": "Accuracy per clade (class → order → family → genus)"},
+        title={"text": f"Accuracy per clade ({' → '.join(ranks[:kept])}){left_out}"},
         height=520,
         margin={"t": 50, "b": 10, "l": 10, "r": 10},
     )

@@ -22,6 +22,7 @@ TEMPLATE = (
     "{{{{/each}}}}</tr></thead><tbody>{{{{#each value.rows}}}}<tr data-index='{{{{@index}}}}'>{{{{#each this}}}}"
     "<td data-col='{{{{@index}}}}'>{{{{this}}}}</td>{{{{/each}}}}</tr>{{{{/each}}}}</tbody></table></div>"
     "{{{{else}}}}<div class='lt-empty'>{{{{#if value}}}}No rows.{{{{/if}}}}</div>{{{{/if}}}}"
+    "{{{{#if value.note}}}}<div class='lt-note'>{{{{value.note}}}}</div>{{{{/if}}}}"
 )
 CSS = """
 .lt-label {font-size: var(--block-label-text-size); color: var(--block-label-text-color); margin: 4px}
@@ -35,6 +36,7 @@ CSS = """
 .light-table tbody tr {cursor: pointer} .light-table tbody tr:hover {background: var(--background-fill-secondary)}
 .light-table tbody tr.lt-picked {background: var(--color-accent-soft)}
 .lt-empty {color: var(--body-text-color-subdued); padding: 4px 8px}
+.lt-note {color: var(--body-text-color-subdued); font-size: var(--text-sm); padding: 4px 8px}
 """
 # Sorting moves the rows in the page only; each row keeps the position it was sent at (data-index), which is what
 # a click reports. A new value is sorted again by the same column.
@@ -84,11 +86,13 @@ watch('value', () => requestAnimationFrame(() => {
 
 
 def table_cells(frame: pd.DataFrame | None) -> dict | None:
-    """The frame as the page shows it: column names and each row's cells as text (a missing value: empty)."""
+    """The frame as the page shows it: column names and each row's cells as text (a missing value: empty), and
+    ``frame.attrs["note"]``, a line under the table (e.g. that only some rows are listed)."""
     if frame is None:
         return None
     shown = frame.astype(object).where(frame.notna(), "")
-    return {"columns": [str(c) for c in frame.columns], "rows": [[str(v) for v in row] for row in shown.to_numpy()]}
+    rows = [[str(v) for v in row] for row in shown.to_numpy()]
+    return {"columns": [str(c) for c in frame.columns], "rows": rows, "note": str(frame.attrs.get("note", ""))}
 
 
 class LightTable(gr.HTML):
