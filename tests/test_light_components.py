@@ -187,3 +187,17 @@ def test_light_components_in_chromium():
             browser.close()
     finally:
         demo.close()
+
+
+def test_a_long_table_sends_its_first_rows_or_its_best_and_worst_with_a_note():
+    from explorer.ui.light_table import best_and_worst, table_cells
+
+    frame = pd.DataFrame({"clade": [f"c{i}" for i in range(9)], "accuracy": [0.9 - 0.1 * i for i in range(9)]})
+    first = table_cells(frame, max_rows=4)
+    assert [r[0] for r in first["rows"]] == ["c0", "c1", "c2", "c3"]
+    assert first["note"] == "The first 4 of 9 rows; narrow the filters to list the others."
+    ends = best_and_worst(frame, "family clades", limit=4)
+    assert ends["clade"].tolist() == ["c0", "c1", "c7", "c8"]
+    assert ends.attrs["note"].startswith("The 2 best and the 2 worst of 9 family clades; the 5 between them")
+    assert table_cells(ends, max_rows=4)["note"] == ends.attrs["note"]  # its own note kept
+    assert best_and_worst(frame, "x", limit=9) is frame and table_cells(frame, max_rows=9)["note"] == ""

@@ -20,7 +20,7 @@ from explorer.ui.light_table import LightTable
 from explorer.ui.thumb_gallery import ThumbGallery
 
 REPORT_RANKS = tuple(reversed(RANKS[2:]))  # species, genus, family, order, class
-CLASSES_LISTED = 500  # the per-class table lists this many classes at most (the worst F1 first)
+CLASSES_LISTED = 200  # the per-class table lists this many classes at most (the worst F1 first)
 
 
 def build_class_report() -> tuple[dict, dict]:

@@ -28,6 +28,7 @@ from explorer.ui.diagnose_sections import (
     scope_outputs,
 )
 from explorer.ui.geo_section import geo_outputs
+from explorer.ui.light_table import best_and_worst
 from explorer.ui.representation_section import map_outputs, representation_outputs
 
 NO_MATCH = "**No photos match these filters.** Widen the confidence range, the clade or the outcome."
@@ -140,8 +141,13 @@ def _section(resources: Resources, out: DashboardOutputs, draw) -> Handler:
 def _clade_tables(resources: Resources, out: DashboardOutputs, view: View, filters: DashboardFilters, _session) -> dict:
     """The two tables whose rank and minimum photos the clade-table controls set."""
     geo = geo_outputs(resources, out, view, filters)
-    clades = accuracy_by_clade(view, filters.list_rank, filters.min_photos).round(3)
-    return {out.clades: clades, out.geo_clades: geo[out.geo_clades]}
+    return {out.clades: clade_table(view, filters), out.geo_clades: geo[out.geo_clades]}
+
+
+def clade_table(view: View, filters: DashboardFilters):
+    """Accuracy per clade at the list's rank, best first; a long one cut to its best and worst rows."""
+    table = accuracy_by_clade(view, filters.list_rank, filters.min_photos).round(3)
+    return best_and_worst(table, f"{filters.list_rank} clades")
 
 
 def _geo_section(resources: Resources, out: DashboardOutputs, view: View, filters: DashboardFilters, _session) -> dict:
@@ -180,7 +186,7 @@ def _whole_dashboard(
         headline,
         lambda: {out.sunburst: plot_clade_sunburst(view)},
         lambda: {
-            out.clades: accuracy_by_clade(view, filters.list_rank, filters.min_photos).round(3),
+            out.clades: clade_table(view, filters),
             out.pairs: confused_pairs(view).round(3),
         },
         lambda: calibration_outputs(out, view),

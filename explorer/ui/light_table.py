@@ -14,6 +14,7 @@ import pandas as pd
 
 from explorer.ui.light_html import sent_once, template_html
 
+MAX_ROWS = 200  # rows a table sends at most (the rest counted in a note)
 # Handlebars escapes {{this}}: a clade or species name is shown as text, never read as HTML
 TEMPLATE = (
     '<div class="lt-label">{label}</div>'
@@ -85,14 +86,33 @@ watch('value', () => requestAnimationFrame(() => {
 """
 
 
-def table_cells(frame: pd.DataFrame | None) -> dict | None:
+def table_cells(frame: pd.DataFrame | None, max_rows: int = MAX_ROWS) -> dict | None:
     """The frame as the page shows it: column names and each row's cells as text (a missing value: empty), and
-    ``frame.attrs["note"]``, a line under the table (e.g. that only some rows are listed)."""
+    ``frame.attrs["note"]``, a line under the table (e.g. that only some rows are listed). At most ``max_rows``
+    rows (a table of a thousand rows cost the page ~0.5 s per redraw): the first ones, and a note that says so."""
     if frame is None:
         return None
+    note = str(frame.attrs.get("note", ""))
+    if len(frame) > max_rows:
+        note = note or f"The first {max_rows:,} of {len(frame):,} rows; narrow the filters to list the others."
+        frame = frame.iloc[:max_rows]
     shown = frame.astype(object).where(frame.notna(), "")
     rows = [[str(v) for v in row] for row in shown.to_numpy()]
-    return {"columns": [str(c) for c in frame.columns], "rows": rows, "note": str(frame.attrs.get("note", ""))}
+    return {"columns": [str(c) for c in frame.columns], "rows": rows, "note": note}
+
+
+def best_and_worst(frame: pd.DataFrame, what: str, limit: int = MAX_ROWS) -> pd.DataFrame:
+    """A table sorted best first, cut to its ``limit // 2`` first and last rows when longer, with a note naming
+    ``what`` was left out between them (the rows keep their positions in the table as cut)."""
+    if len(frame) <= limit:
+        return frame
+    half = limit // 2
+    shown = pd.concat([frame.iloc[:half], frame.iloc[-half:]]).reset_index(drop=True)
+    shown.attrs["note"] = (
+        f"The {half:,} best and the {half:,} worst of {len(frame):,} {what}; the {len(frame) - 2 * half:,} between "
+        "them are not listed (narrow the filters to list them). A header sorts the rows listed."
+    )
+    return shown
 
 
 class LightTable(gr.HTML):
