@@ -100,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     for server in args.servers:
         log = PROJECT_ROOT / "tmp" / f"bench_served_{server.replace(':', 'x')}.log"
         served[server], errors, growth = served_calls_per_s(server, photos, args.clients, args.calls, log)
-        workers, batch = server.split(":")
+        copies, batch = server.split(":")
+        how = f"--model-workers {copies}" if copies.isdigit() else f"--ray-serve --tier-replicas {copies[3:]}"
         print(
-            f"served --model-workers {workers} --max-batch {batch}: {served[server]:.1f} calls/s, {errors} errors, "
-            f"memory {growth:+.1%} under load; {served[server] / bare:.2f} of the bare forwards, "
+            f"served {how} --max-batch {batch}: {served[server]:.1f} calls/s, {errors} errors, "
+            f"memory {growth:+.1%} under load (the page's process); {served[server] / bare:.2f} of the bare forwards, "
             f"{served[server] / served[args.servers[0]]:.2f}x the first server"
         )
     print(f"served_vs_forward: {served[args.servers[-1]] / bare:.2f} (target >= 0.6)")
