@@ -222,9 +222,10 @@ def test_the_sunburst_leaves_out_its_deepest_rings_beyond_its_wedge_limit_and_sa
     assert sorted(four.data[0].ids) == sorted(
         ["Aves", "Aves/Passeriformes", "Aves/Passeriformes/Paridae", "Aves/Passeriformes/Corvidae"]
     )
-    assert four.layout.title.text == (
-        "Accuracy per clade (class → order → family); too many to draw, so not drawn: 6 genus wedges "
-        "(choose a clade to see them)"
+    assert four.layout.title.text == "Accuracy per clade (class → order → family)"
+    assert (
+        four.layout.title.subtitle.text == "Too many to draw, so not drawn: 6 genus wedges. Choose a clade to see them."
     )
     three = plot_clade_sunburst(table, limit=3)
-    assert len(three.data[0].ids) == 2 and "2 family wedges, 6 genus wedges" in three.layout.title.text
+    assert len(three.data[0].ids) == 2 and "2 family wedges, 6 genus wedges" in three.layout.title.subtitle.text
+    assert everything.layout.title.subtitle.text is None

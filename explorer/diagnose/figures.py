@@ -51,7 +51,7 @@ def plot_errors_by_rank(counts: pd.DataFrame):
 def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", "genus"), limit: int = MAX_WEDGES):
     """Drill-down: sized by photos, coloured by top-1 accuracy (click a wedge to zoom in). Its deepest rings are
     left out while it would have more than ``limit`` wedges (a 10,000-species table: 6,300 wedges, ~0.9 MB a
-    redraw), and the title says which: filtering to a clade brings them back."""
+    redraw), and its subtitle says which: filtering to a clade brings them back."""
     tree = clade_tree(table, ranks)
     if tree.empty:
         tree = pd.DataFrame({"id": [], "label": [], "parent": [], "photos": [], "accuracy": []})
@@ -59,10 +59,10 @@ def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", 
     kept = len(ranks)
     while kept > 1 and int((depth < kept).sum()) > limit:
         kept -= 1
-    left_out = ""
+    title = {"text": f"Accuracy per clade ({' → '.join(ranks[:kept])})"}
     if kept < len(ranks):
         counts = ", ".join(f"{int((depth == d).sum()):,} {ranks[d]} wedges" for d in range(kept, len(ranks)))
-        left_out = f"; too many to draw, so not drawn: {counts} (choose a clade to see them)"
+        title["subtitle"] = {"text": f"Too many to draw, so not drawn: {counts}. Choose a clade to see them."}
         tree = tree[depth < kept]
     wedges = {
         "type": "sunburst",
@@ -83,9 +83,9 @@ def plot_clade_sunburst(table: pd.DataFrame, ranks=("class", "order", "family", 
     }
     return light(
         [wedges],
-        title={"text": f"Accuracy per clade ({' → '.join(ranks[:kept])}){left_out}"},
+        title=title,
         height=520,
-        margin={"t": 50, "b": 10, "l": 10, "r": 10},
+        margin={"t": 70 if "subtitle" in title else 50, "b": 10, "l": 10, "r": 10},
     )
 
 
