@@ -26,3 +26,11 @@ def test_ray_engine_gives_the_same_table(real_resources, tmp_path):
     others = [c for c in local.columns if c not in floats]
     pd.testing.assert_frame_equal(local[others], on_ray[others])
     np.testing.assert_allclose(local[floats].to_numpy(float), on_ray[floats].to_numpy(float), rtol=1e-5, atol=1e-6)
+
+
+def test_ray_data_puts_one_actor_on_each_gpu_and_one_on_the_cpu_without():
+    from explorer.diagnose.ray_engine import actor_plan
+
+    assert actor_plan({"CPU": 2.0, "memory": 1e10}) == {"actors": 1, "num_gpus": 0, "device": "cpu"}
+    assert actor_plan({"CPU": 16.0, "GPU": 1.0}) == {"actors": 1, "num_gpus": 1, "device": "cuda"}
+    assert actor_plan({"CPU": 64.0, "GPU": 4.0}) == {"actors": 4, "num_gpus": 1, "device": "cuda"}
