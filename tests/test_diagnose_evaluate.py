@@ -17,7 +17,12 @@ def test_ray_engine_gives_the_same_table(real_resources, tmp_path):
     from explorer.diagnose.model_pass import evaluate_photos
 
     found = evaluate_photos(classifier, manifest, engine="local", batch_size=4, workers=0, progress=False, embed=True)
-    found_ray = evaluate_photos(classifier, manifest, engine="ray", batch_size=4, embed=True)
+    try:
+        found_ray = evaluate_photos(classifier, manifest, engine="ray", batch_size=4, embed=True)
+    finally:
+        import ray
+
+        ray.shutdown()  # the local Ray it started, so that later tests start or join their own
     local, on_ray = found.table, found_ray.table
     assert found_ray.embeddings.vectors.shape == found.embeddings.vectors.shape == (10, 1280)  # the map, similar photos
     np.testing.assert_allclose(found_ray.embeddings.vectors, found.embeddings.vectors, rtol=1e-4, atol=1e-5)

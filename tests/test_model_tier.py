@@ -4,6 +4,9 @@ replica killed while sixteen calls are under way loses none of them."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -19,15 +22,43 @@ PHOTOS = ["bird.bmp", "owl.jpg", "dragonfly.bmp", "cat.bmp"]
 
 @pytest.fixture(scope="module")
 def tier_url(tmp_path_factory):
-    with launched_app(tmp_path_factory.mktemp("tier") / "app.log", "--ray-serve", "--tier-replicas", "2") as (url, _p):
-        yield url
+    """The app on two replicas; stopped by SIGTERM after the module's tests, it must exit cleanly (status 0, no
+    stack dump from Ray's signal handler) and leave no replica running."""
+    log = tmp_path_factory.mktemp("tier") / "app.log"
+    with launched_app(log, "--ray-serve", "--tier-replicas", "2") as (url, process):
+        yield url, _ray_address(log)
+    assert process.returncode == 0, log.read_text()[-2000:]
+    assert "SIGTERM received" not in log.read_text()
+    deadline = threading.Event()
+    for _ in range(40):  # the local Ray's processes end with the server (ray.shutdown), within seconds
+        ps = subprocess.run(["ps", "-eo", "cmd"], capture_output=True, text=True).stdout
+        if f"ServeReplica:{APP_NAME}" not in ps:
+            break
+        deadline.wait(0.5)
+    assert f"ServeReplica:{APP_NAME}" not in ps
+
+
+def _ray_address(log) -> str:
+    """The app's Ray, as its log says (``model tier: N replicas of ModelTier on Ray at HOST:PORT``)."""
+    found = re.search(r"model tier: \d+ replicas of \S+ on Ray at (\S+)", log.read_text())
+    assert found, log.read_text()[-2000:]
+    return found.group(1)
+
+
+def _connect(address: str) -> None:
+    """This process joins the app's Ray (leaving any other Ray an earlier test started here)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(address=address, log_to_driver=False)
 
 
 @pytest.fixture(scope="module")
 def client(tier_url):
     from gradio_client import Client
 
-    return Client(tier_url, verbose=False)
+    return Client(tier_url[0], verbose=False)
 
 
 def _call(client, photo: str, **kwargs) -> dict:
@@ -75,7 +106,8 @@ def test_a_replica_killed_under_load_loses_no_call(client, tier_url, real_resour
     from gradio_client import Client
 
     wanted = {p: _expected(real_resources, p, top_k=3, model="auto") for p in PHOTOS}
-    clients = [Client(tier_url, verbose=False) for _ in range(16)]
+    url, address = tier_url
+    clients = [Client(url, verbose=False) for _ in range(16)]
     out: list = [None] * 16
     first = threading.Event()
 
@@ -87,7 +119,7 @@ def test_a_replica_killed_under_load_loses_no_call(client, tier_url, real_resour
         first.set()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
-    ray.init(address="auto", log_to_driver=False)
+    _connect(address)
     try:
         replicas = _replicas()
         assert len(replicas) == 2
@@ -122,8 +154,8 @@ def _until_two_replicas_again(killed: str) -> None:
 
 
 def test_a_second_front_end_attaches_to_the_running_tier(tier_url, real_resources):
-    """Another front end given the cluster's address (here this test, with --ray-address auto) shares the running
-    replicas instead of deploying its own: the same answer, and still two replicas."""
+    """Another front end given the cluster's address (here this test, with --ray-address HOST:PORT from the app's
+    log) shares the running replicas instead of deploying its own: the same answer, and still two replicas."""
     import signal
 
     import ray
@@ -133,7 +165,9 @@ def test_a_second_front_end_attaches_to_the_running_tier(tier_url, real_resource
 
     before = signal.getsignal(signal.SIGTERM)
     try:
-        tier = start_model_tier(parse_settings(["--ray-address", "auto"]))
+        if ray.is_initialized():
+            ray.shutdown()
+        tier = start_model_tier(parse_settings(["--ray-address", tier_url[1]]))
         replicas = _replicas()
         found = tier.identify(IdentifyRequest((CORAL / "owl.jpg").read_bytes(), top_k=3, model="auto"))
         want = _expected(real_resources, "owl.jpg", top_k=3, model="auto")
@@ -143,3 +177,30 @@ def test_a_second_front_end_attaches_to_the_running_tier(tier_url, real_resource
     finally:
         signal.signal(signal.SIGTERM, before)
         ray.shutdown()
+
+
+def test_a_cluster_address_that_does_not_answer_is_told_at_once_before_the_models_load():
+    """No minutes of Ray's own retries: one line, exit status 2, in seconds (port 1 refuses at once)."""
+    import time
+
+    from conftest import ROOT
+
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "app.py", "--ray-address", "127.0.0.1:1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and time.monotonic() - start < 30
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("python app.py: error: cannot reach the Ray cluster at 127.0.0.1:1")
+    )
+    done = subprocess.run(
+        [sys.executable, "app.py", "--ray-address", "nonsense"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "--ray-address takes HOST:PORT (e.g. HEAD:6379) or 'auto', got 'nonsense'" in done.stderr

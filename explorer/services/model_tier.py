@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import signal
-import sys
+import socket
 from dataclasses import dataclass, replace
 
 from explorer.services.identification import Identification, IdentifyRequest, identify_photo
@@ -85,6 +85,12 @@ class RayTier:
             return found
         raise ValueError(LOST)
 
+    def close(self) -> None:
+        """Disconnect from Ray; a local Ray started by this process stops with it (a cluster's replicas stay)."""
+        import ray
+
+        ray.shutdown()
+
 
 def start_model_tier(settings: Settings) -> RayTier:
     """Connect to Ray (``settings.ray_address``: a cluster's address, or none for a local Ray started here), run
@@ -97,7 +103,7 @@ def start_model_tier(settings: Settings) -> RayTier:
         raise ValueError(
             "--ray-serve needs Ray Serve: pip install 'ray[serve]==2.60.0' (requirements-tools.txt)"
         ) from None
-    signal.signal(signal.SIGTERM, _exit)  # a stopped server stops the local Ray it started (atexit: ray.shutdown)
+    check_ray_address(settings.ray_address)
     if not ray.is_initialized():
         ray.init(
             address=settings.ray_address or None,
@@ -125,5 +131,28 @@ def start_model_tier(settings: Settings) -> RayTier:
     return RayTier(handle, settings.tier_replicas, address)
 
 
-def _exit(_signum, _frame) -> None:
-    sys.exit(0)
+def stop_on_sigterm() -> None:
+    """SIGTERM stops the server as Ctrl-C does (Gradio closes it, then ``RayTier.close``), in place of the handler
+    Ray's core installs, which dumps a stack trace and aborts (exit 134)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """ValueError, with a message for the user, unless ``address`` is none, 'auto' or a HOST:PORT that answers (Ray
+    itself would retry an unreachable cluster for minutes without saying so)."""
+    if address in (None, "", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address takes HOST:PORT (e.g. HEAD:6379) or 'auto', got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ValueError(
+            f"cannot reach the Ray cluster at {address} ({err}); is `ray start --head` running there, and is the "
+            "port open?"
+        ) from None
