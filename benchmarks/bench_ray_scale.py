@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.diagnose.ray_engine import _Predictor, actor_plan
+from explorer.diagnose.ray_engine import Predictor, actor_plan
 from explorer.models.batches import Transform
 from explorer.models.registry import create_model
 
@@ -39,7 +39,7 @@ def pixels(batch: dict, size: int) -> dict:
     return {"id": ids, "pixels": rng.integers(0, 256, (len(ids), size, size, 3), dtype=np.uint8)}
 
 
-class SyntheticPredictor(_Predictor):
+class SyntheticPredictor(Predictor):
     """The engine's actor, fed pixels instead of paths: normalised here, then its forward pass."""
 
     def __call__(self, batch: dict) -> dict:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_dashboard import regroup
+from bench_dashboard import median_s, regroup
 from validation_sized import validation_sized
 
 from explorer.diagnose.figures import plot_embedding_map
@@ -34,15 +33,6 @@ from explorer.settings import PROJECT_ROOT
 from explorer.ui.fast_plot import figure_json
 
 SHIPPED = PROJECT_ROOT / "assets" / "eval" / "inat_bird.parquet"
-
-
-def median_s(work, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def synthetic_layout(table: pd.DataFrame, seed: int = 0) -> dict:
@@ -60,7 +50,6 @@ def measure(path: Path, report: dict, repeats: int) -> dict:
     frame = to_frame(table)
     clade = table["true_class"].value_counts().index[0]
     filters = [Filters(), Filters(clade_rank="class", clade_name=clade), Filters(outcome="incorrect")]
-    regroup(frame, filters[0])  # warm-up
     times = [median_s(lambda f=f: regroup(frame, f), repeats) for f in filters]
 
     def draw_map() -> str:

@@ -227,3 +227,48 @@ def test_the_server_caps_mallocs_arenas_unless_told(monkeypatch):
     assert limit_malloc_arenas() is False
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert limit_malloc_arenas() is sys.platform.startswith("linux")
+
+
+def test_a_model_tier_batch_returns_each_calls_failure_as_its_own(tiny_classifier, tmp_path, monkeypatch):
+    """A replica's batch of three calls (Serve fails a whole batch that raises): a good photo's answer, a text file's
+    ValueError with the user's message, and another call's unexpected error as a RuntimeError naming it; the front
+    end raises each call's own."""
+    import asyncio
+
+    import explorer.services.model_tier as model_tier
+
+    good, bad = tmp_path / "p.png", tmp_path / "notes.png"
+    _photos(1)[0].save(good)
+    bad.write_bytes(b"just some text")
+    tier = object.__new__(model_tier.ModelTier)
+    tier.resources = Resources({"tiny": tiny_classifier}, settings=Settings(checkpoint_dir=tmp_path))
+    real = model_tier.identify_photo
+
+    def flaky(resources, request):
+        if request.top_k == 2:
+            raise KeyError("lost")
+        return real(resources, request)
+
+    monkeypatch.setattr(model_tier, "identify_photo", flaky)
+    requests = [IdentifyRequest(str(p), model="tiny", top_k=k) for p, k in ((good, 3), (bad, 3), (good, 2))]
+    answer, mistake, failure = asyncio.run(tier.identify_batch(requests))
+    assert len(answer.result.predictions) == 3
+    assert type(mistake) is ValueError and "not an image we can read" in str(mistake)
+    assert type(failure) is RuntimeError and str(failure) == "the model server failed on this call: KeyError: 'lost'"
+
+    class Handle:  # the front end's side, given what the replica returned
+        def __init__(self, found):
+            self.identify = self
+            self.found = found
+
+        def remote(self, _request):
+            return self
+
+        def result(self, timeout_s):
+            return self.found
+
+    with pytest.raises(RuntimeError, match="KeyError: 'lost'"):
+        model_tier.RayTier(Handle(failure), 2, "").identify(requests[2])
+    with pytest.raises(ValueError, match="not an image we can read"):
+        model_tier.RayTier(Handle(mistake), 2, "").identify(requests[1])
+    assert model_tier.RayTier(Handle(answer), 2, "").identify(requests[0]) is answer

@@ -22,7 +22,7 @@ from explorer.models.registry import create_model
 log = logging.getLogger(__name__)
 
 
-class _Predictor:
+class Predictor:
     """A Ray Data actor: builds the model once from the card's architecture and the driver's weights; with
     ``embedding`` (the CAM layer's name, its layout, the pre-logits layer's name), it also keeps each photo's
     embedding from the same forward pass, as the local engine does."""
@@ -41,8 +41,7 @@ class _Predictor:
 
     def __call__(self, batch: dict) -> dict:
         tensors, statuses = zip(*(self.transform(str(p)) for p in batch["path"]))
-        out = {"index": batch["index"], "status": list(statuses), **self.forward(torch.stack(tensors))}
-        return out
+        return {"index": batch["index"], "status": list(statuses), **self.forward(torch.stack(tensors))}
 
     def forward(self, x: torch.Tensor) -> dict:
         """A batch (B, 3, S, S) -> {"logits": (N,) per photo, and with ``embedding`` "embedding": (D,) per photo}."""
@@ -88,7 +87,7 @@ def run_outputs_ray(
         context.enable_progress_bars = False  # our own log says what runs; Ray's would print every 10 s
         context.enable_operator_progress_bars = False
         dataset = ray.data.from_items(items).map_batches(
-            _Predictor,
+            Predictor,
             fn_constructor_args=(
                 (classifier.card.architecture, classifier.build_options),
                 len(classifier.labels),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 from dataclasses import dataclass, replace
@@ -34,27 +33,25 @@ class ModelTier:
 
         self.resources = load_resources(settings)
 
-    async def identify(self, request: IdentifyRequest) -> Identification | ValueError:
+    async def identify(self, request: IdentifyRequest) -> Identification | Exception:
         """One call; Serve's batch handler below gathers the concurrent ones."""
         return await self.identify_batch(request)
 
-    async def identify_batch(self, requests: list[IdentifyRequest]) -> list[Identification | ValueError]:
-        """Each request on its own thread (the replica's batcher gathers them into model batches); a user's mistake
-        is returned, not raised, so that it stays that call's own."""
+    async def identify_batch(self, requests: list[IdentifyRequest]) -> list[Identification | Exception]:
+        """Each request on its own thread (the replica's batcher gathers them into model batches). A call's failure
+        is returned, not raised, so that it stays that call's own (Serve fails a whole batch that raises): a user's
+        mistake as the same ValueError, anything else as a RuntimeError naming it."""
         calls = [asyncio.to_thread(identify_photo, self.resources, request) for request in requests]
         found = await asyncio.gather(*calls, return_exceptions=True)
         return [_returned(item) for item in found]
 
-    def pid(self) -> int:
-        """The replica's process id (tests kill one)."""
-        return os.getpid()
-
 
 def _returned(item):
+    """A call's answer as it travels back (plain exceptions pickle; a subclass's extra state may not)."""
     if isinstance(item, ValueError):
-        return ValueError(str(item))  # a plain ValueError pickles; a subclass's extra state may not
+        return ValueError(str(item))
     if isinstance(item, BaseException):
-        raise item
+        return RuntimeError(f"the model server failed on this call: {type(item).__name__}: {item}")
     return item
 
 
@@ -67,20 +64,21 @@ class RayTier:
     address: str
 
     def identify(self, request: IdentifyRequest) -> Identification:
-        """``identify_photo`` on a replica. Raises ValueError with the user's message (their mistake, or LOST)."""
-        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+        """``identify_photo`` on a replica. Raises ValueError with the user's message (their mistake, or LOST), or
+        the RuntimeError of a call that failed on the replica."""
+        from ray.exceptions import RayActorError  # a replica that died or cannot be reached
 
         for attempt in (1, 2):
             try:
                 found = self.handle.identify.remote(request).result(timeout_s=TIMEOUT_S)
-            except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
+            except RayActorError as err:
                 log.warning("identify call lost with its replica (attempt %d): %s", attempt, type(err).__name__)
                 continue
             except TimeoutError:
                 raise ValueError(
                     f"The model server did not answer within {TIMEOUT_S:.0f} s. Please try again."
                 ) from None
-            if isinstance(found, ValueError):
+            if isinstance(found, Exception):
                 raise found
             return found
         raise ValueError(LOST)

@@ -16,11 +16,10 @@ from explorer.ui.components import row_refs
 from explorer.ui.dashboard_state import DEFAULTS, DashboardFilters
 from explorer.ui.diagnose_sections import ERROR_COLUMNS, filtered_view
 from explorer.ui.fast_plot import FastPlot
-from explorer.ui.light_table import LightTable
+from explorer.ui.light_table import MAX_ROWS, LightTable
 from explorer.ui.thumb_gallery import ThumbGallery
 
 REPORT_RANKS = tuple(reversed(RANKS[2:]))  # species, genus, family, order, class
-CLASSES_LISTED = 200  # the per-class table lists this many classes at most (the worst F1 first)
 
 
 def build_class_report() -> tuple[dict, dict]:
@@ -62,7 +61,7 @@ def class_report_outputs(out, view, filters: DashboardFilters) -> dict:
     }
 
 
-def listed(scores, rank: str, limit: int = CLASSES_LISTED):
+def listed(scores, rank: str, limit: int = MAX_ROWS):
     """The ``limit`` worst classes (the table is sorted worst F1 first), saying how many more there are: a
     10,000-class table would send ~0.6 MB of rows per filter change."""
     if len(scores) <= limit:
