@@ -33,6 +33,7 @@ COMMANDS = {
     "explorer-scope": "explorer.tools.scope",
     "explorer-represent": "explorer.tools.represent",
     "explorer-faithfulness": "explorer.tools.faithfulness",
+    "explorer-fusion": "explorer.tools.fusion",
     "explorer-convert": "explorer.tools.convert",
     "explorer-train-geo": "explorer.tools.train_geo",
     "explorer-train-head": "explorer.tools.train_head",
@@ -67,6 +68,10 @@ RUN_BY: dict[tuple[str, str], str] = {
         "docs/reference/api.md",
         "URL=http://127.0.0.1:7860",
     ): "tests/test_readme.py::test_api_curl_example_runs_and_answers_with_the_chickadee",
+    (
+        "docs/reference/api.md",
+        "from gradio_client import Client, handle_file",
+    ): "tests/test_api_observation.py::test_api_page_observation_example_runs_and_its_output_is_true",
     ("docs/reference/api.md", PYTHON_WITHOUT_A_SERVER): (
         "tests/test_docs.py::test_the_python_without_a_server_block_runs"
     ),

@@ -17,6 +17,7 @@ PAGES = [
     "rank-heads.md",
     "causes.md",
     "faithfulness.md",
+    "observations.md",
     "surroundings.md",
 ]
 
@@ -126,3 +127,16 @@ def test_the_surroundings_page_reports_the_planted_shortcut_from_its_report(gene
     assert "| planted species: share of the map on the disc (median) | 24.0 % | 0.2 % |" in page
     for name in ("inat_bird", "inat_insect", "cub100_effnet_head", "cub100_effnet_taxsmooth"):
         assert f"## `{name}`" in page
+
+
+def test_the_observations_page_says_what_the_fusion_reports_measured(generated):
+    import json
+
+    report = json.loads((ROOT / "assets" / "eval" / "inat_bird.fusion.json").read_text(encoding="utf-8"))
+    product, one = report["rules"]["product"], report["one_photo"]
+    page = (generated / "observations.md").read_text(encoding="utf-8")
+    fused = product["correct"] / report["observations"]
+    assert f"The default rule gets **{fused:.1%}** of them right".replace("%", " %") in page
+    assert f"against {one['top1']:.1%} for one photo".replace("%", " %") in page
+    assert f"| **product** (the default) | {product['top1']:.1%}".replace("%", " %") in page
+    assert f"{report['observations']:,} pseudo-observations" in page

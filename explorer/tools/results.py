@@ -19,6 +19,7 @@ from explorer.tools.cli import one_line_errors
 from explorer.tools.results_causes import causes_page
 from explorer.tools.results_faithfulness import faithfulness_page
 from explorer.tools.results_models import priors_page, rank_heads_page, representation_page, smoothing_page
+from explorer.tools.results_observations import observations_page
 from explorer.tools.results_sources import Sources, count, load_sources, page, pct, strict
 from explorer.tools.results_surroundings import surroundings_page
 from explorer.tools.results_tables import rollup_page, scope_page, tables_page
@@ -33,6 +34,7 @@ PAGES = {
     "smoothing.md": smoothing_page,
     "causes.md": causes_page,
     "faithfulness.md": faithfulness_page,
+    "observations.md": observations_page,
     "surroundings.md": surroundings_page,
 }
 
@@ -57,6 +59,7 @@ def index_page(sources: Sources) -> str:
         "- [Taxonomy-aware label smoothing](smoothing.md).\n"
         "- [Why errors happen](causes.md): wrong labels found (planted and real), a cause for every error.\n"
         "- [Can you trust the maps?](faithfulness.md): each CAM method's faithfulness per model.\n"
+        "- [Several photos of one organism](observations.md): how much a second and third photo help, per rule.\n"
         "- [The organism or its surroundings?](surroundings.md): which species are recognised by their "
         "surroundings, and a planted shortcut found.",
     )

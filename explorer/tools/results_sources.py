@@ -39,6 +39,7 @@ class Sources:
     embeddings: dict = field(default_factory=dict)  # NAME -> EmbeddingStore beside the table (or borrowed), or None
     label_checks: dict = field(default_factory=dict)  # assets/eval/label_checks.csv: path -> (verdict, what it shows)
     faithfulness: dict = field(default_factory=dict)  # assets/eval/NAME.faithfulness.json (explorer-faithfulness)
+    fusion: dict = field(default_factory=dict)  # assets/eval/NAME.fusion.json (explorer-fusion)
     duplicates: dict = field(default_factory=dict)  # assets/eval/NAME.duplicates.csv (python -m ...duplicate_photos)
     shortcut: dict = field(default_factory=dict)  # assets/eval/shortcut_experiment.json ({} when not run)
 
@@ -58,6 +59,7 @@ def _safetensors_header(path: Path) -> dict[str, dict]:
 def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
     """Read every shipped file the pages need; FileNotFoundError naming the first one missing."""
     from explorer.diagnose.map_faithfulness import faithfulness_path, load_faithfulness
+    from explorer.diagnose.pseudo_observations import fusion_path, load_fusion
     from explorer.taxa.synonymy import SYNONYMS_FILE
     from explorer.tools.label_columns import table_embeddings
 
@@ -94,6 +96,11 @@ def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
             name: report
             for name in TABLES
             if (report := load_faithfulness(faithfulness_path(eval_dir / f"{name}.parquet"))) is not None
+        },
+        fusion={
+            name: report
+            for name in TABLES
+            if (report := load_fusion(fusion_path(eval_dir / f"{name}.parquet"))) is not None
         },
     )
 

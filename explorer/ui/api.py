@@ -1,4 +1,5 @@
-"""The named API endpoints (hidden from the page): ``identify`` (a photo -> JSON), ``explain`` (the same with the CAM
+"""The named API endpoints (hidden from the page): ``identify`` (a photo -> JSON), ``observation`` (several photos
+of one organism -> the fused answer and each photo's), ``explain`` (the same with the CAM
 of every suggestion, as numbers), ``similar``, ``range_map`` (a species -> a standalone map document), ``tables``
 (the evaluation tables, and whether each was made by the weights loaded now), ``errors`` (a table's errors with
 their causes) and ``why`` (one photo's causes and the label check's evidence). Errors become gradio AppErrors with
@@ -13,10 +14,11 @@ from explorer.diagnose.causes import ANY, ORDERS
 from explorer.identify.answer import DEFAULT_THRESHOLD, result_to_json
 from explorer.services.error_causes import errors_json, why_json
 from explorer.services.identification import Identification, IdentifyRequest, cams_to_json, identify_photo
+from explorer.services.observation import ObservationRequest, identify_observation, observation_to_json
 from explorer.services.range_maps import range_map_document
 from explorer.services.resources import Resources
 from explorer.services.similar import DEFAULT_SIMILAR, similar_photos, similar_to_json
-from explorer.ui.components import MODEL_QUEUE, UploadPath, refused
+from explorer.ui.components import MODEL_QUEUE, UploadPath, UploadPaths, refused
 
 
 def api_handlers(resources: Resources) -> dict:
@@ -61,7 +63,29 @@ def api_handlers(resources: Resources) -> dict:
         return resources.tables_overview()
 
     handlers = {"identify": identify_api, "explain": explain_api, "range_map": range_map_api, "similar": similar_api}
-    return {**handlers, "tables": tables_api, **_diagnose_handlers(resources)}
+    return {**handlers, "tables": tables_api, **_observation_handlers(resources), **_diagnose_handlers(resources)}
+
+
+def _observation_handlers(resources: Resources) -> dict:
+    """The endpoint that takes several photos of one organism."""
+
+    def observation_api(images, top_k, model, threshold, lat=None, lon=None, date=None, prior=None, cam_method=""):
+        """(image files: 1 to 6 photos of one organism, top_k, model, threshold, lat, lon, date, prior, cam_method)
+        -> the fused answer (each suggestion with the photo that carried it and every photo's own probability and
+        rank of it), each photo's own answer with its scope verdict, and notes (where the place came from: the
+        fields, else the first photo's EXIF). cam_method ("" for none): each photo's maps of the fused
+        suggestions, as numbers."""
+        fields = dict(model=model or None, top_k=top_k, threshold=threshold, lat=lat, lon=lon, date=date)
+        try:
+            request = ObservationRequest(
+                photos=tuple(images or ()), prior=prior, cam_method=cam_method or None, **fields
+            )
+            found = identify_observation(resources, request)
+        except ValueError as err:
+            raise refused(str(err), title="Cannot identify this observation") from err
+        return observation_to_json(resources, found, cams=bool(cam_method))
+
+    return {"observation": observation_api}
 
 
 def _diagnose_handlers(resources: Resources) -> dict:
@@ -132,6 +156,7 @@ def build_api(resources: Resources) -> None:
         errors_trigger = gr.Button("errors")
         why_output = gr.JSON(label="why")
         why_trigger = gr.Button("why")
+        observation = _observation_components()
 
     handlers = api_handlers(resources)
     explain_inputs = [file, top_k, model, cam_method]
@@ -143,5 +168,16 @@ def build_api(resources: Resources) -> None:
         handlers["range_map"], [model, species, lat, lon, date, prior, week], document, api_name="range_map"
     )
     tables_trigger.click(handlers["tables"], None, tables, api_name="tables")
+    files, cams, output, trigger = observation
+    inputs = [files, top_k, model, threshold, lat, lon, date, prior, cams]
+    trigger.click(handlers["observation"], inputs, output, api_name="observation", **MODEL_QUEUE)
     errors_trigger.click(handlers["errors"], [table_name, cause, order, limit], errors_output, api_name="errors")
     why_trigger.click(handlers["why"], [table_name, photo_id], why_output, api_name="why")
+
+
+def _observation_components() -> tuple:
+    """The observation endpoint's own components (in the API's hidden row): its photos, its CAM method (none unless
+    asked), its output and trigger."""
+    files = UploadPaths(file_count="multiple", label="images")
+    cams = gr.Textbox("", label="cam_method")
+    return files, cams, gr.JSON(label="observation"), gr.Button("observation")

@@ -81,7 +81,8 @@ CSS = (
     # narrow screens: the photo, then the results, then the rest of the form; toasts at the bottom
     " @media (max-width: 700px) { #identify_row, #inspector_row {flex-direction: column}"
     " #form_col, #results_col {display: contents}"
-    " #form_col > * {order: 3} #form_col > #photo, #form_col > #photo_limit_note, #form_col > #examples {order: 1}"
+    " #form_col > * {order: 3} #form_col > #photo, #form_col > #photo_limit_note, #form_col > #more_photos,"
+    " #form_col > #examples {order: 1}"
     " #results_col > * {order: 2} }"
     # four-wide galleries (their 100 px tiles overflowed a 400 px screen): two per row, room for a two-line label
     f" @media (max-width: 500px) {{ {FOUR_WIDE} {{--grid-cols: 2 !important; padding-top: 2.75rem !important}}"
@@ -112,6 +113,19 @@ class UploadPath(gr.File):
         if payload is None or getattr(payload, "path", None) is None:
             return super().preprocess(payload)
         return str(payload.path)
+
+
+class UploadPaths(gr.File):
+    """gr.File that hands over the uploaded files' paths (a list), as UploadPath does one; build it with
+    ``file_count="multiple"`` (an __init__ of our own would hide gr.File's arguments from the page's config)."""
+
+    is_template = True  # use gr.File's front end
+
+    def preprocess(self, payload):
+        files = getattr(payload, "root", None)
+        if files is None:
+            return [] if payload is None else super().preprocess(payload)
+        return [str(f.path) for f in files if getattr(f, "path", None)]
 
 
 class LenientSlider(gr.Slider):

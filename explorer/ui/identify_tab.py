@@ -9,9 +9,7 @@ from dataclasses import dataclass, replace
 import gradio as gr
 
 from explorer.cam.gradcam import FAST_METHOD, METHODS
-from explorer.geo.birdnet import WEEKS, week_of_year
-from explorer.geo.combine import NO_PRIOR
-from explorer.geo.maps import map_iframe
+from explorer.geo.birdnet import WEEKS
 from explorer.identify.answer import DEFAULT_THRESHOLD, MAX_TOP_K, result_to_json
 from explorer.identify.present import (
     cam_captions,
@@ -26,12 +24,19 @@ from explorer.identify.present import (
     topk_label,
 )
 from explorer.photos.images import read_place_time
-from explorer.photos.places import check_date, place_problems
+from explorer.photos.places import place_problems
 from explorer.services.identification import DATE_ONLY_NOTE, Identification, IdentifyRequest, identify_photo
-from explorer.services.range_maps import range_map_document
+from explorer.services.observation import ObservationRequest, identify_observation
 from explorer.services.resources import Resources
-from explorer.services.routing import AUTO
-from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, clamp
+from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, UploadPaths, clamp
+from explorer.ui.identify_menus import (
+    WHOLE_YEAR,
+    model_choices,
+    observation_week,
+    prior_choices,
+    range_map_html,
+)
+from explorer.ui.observation_section import MORE_LABEL, observation_views
 from explorer.ui.similar_section import SimilarView, build_similar_section, cleared, similar_outputs, wire_similar
 from explorer.ui.temp_files import write_download
 
@@ -41,14 +46,12 @@ EXAMPLES_CREDIT = (
 )
 THRESHOLD_RANGE = (0.5, 0.99)
 THRESHOLD_LABEL = "'Not sure' roll-up threshold"
-AUTO_LABEL = "Best model for this photo (chosen by each model's scope check)"
 PRIOR_CAVEAT = (
     "<small>Default: the prior that ranked held-out eBird sites best for the model (docs/results/priors.md). "
     "BirdNET's range model (Kahl et al., Cornell Lab of Ornithology / Chemnitz University of Technology) is CC "
     "BY-NC-SA 4.0: non-commercial use only. Our own prior is open, but was trained on eBird records from a "
     "handful of observers: it knows where they went, not each species' whole range.</small>"
 )
-WHOLE_YEAR = 0  # the week slider's "no week": the map for any date
 PLACE_NOT_USED = "The place was not used (see the fields above): this ranking is the image's alone."
 
 
@@ -66,6 +69,7 @@ class IdentifyView:
     """The tab's components: the form (inputs) and what it shows (outputs)."""
 
     photo: gr.Image
+    more: gr.File  # more photos of the same organism: an observation, fused
     model: gr.Dropdown
     top_k: gr.Slider
     threshold: gr.Slider
@@ -92,7 +96,7 @@ class IdentifyView:
     @property
     def inputs(self) -> list:
         form = [self.photo, self.model, self.top_k, self.threshold, self.method, self.lat, self.lon, self.date]
-        return [*form, self.prior]
+        return [*form, self.prior, self.more]
 
     @property
     def outputs(self) -> list:
@@ -122,6 +126,7 @@ def _build_form(resources: Resources) -> dict:
         height=360,
         elem_id="photo",
     )
+    more = UploadPaths(file_count="multiple", label=MORE_LABEL, file_types=["image"], elem_id="more_photos", height=120)
     choices, default = model_choices(resources)
     model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
     top_k, threshold = _build_sliders()
@@ -148,6 +153,7 @@ def _build_form(resources: Resources) -> dict:
         gr.Markdown(f"<small>{EXAMPLES_CREDIT}</small>")
     return dict(
         photo=photo,
+        more=more,
         model=model,
         top_k=top_k,
         threshold=threshold,
@@ -237,6 +243,7 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
     # photo.upload (a drop, a pick or a paste), not photo.change: change fires twice for one upload, which ran
     # every identification twice
     triggers = [view.photo.upload, view.button.click, view.model.change, view.threshold.release, view.method.change]
+    triggers += [view.more.upload, view.more.delete, view.more.clear]
     triggers += [box.submit for box in (view.lat, view.lon, view.date)] + [view.top_k.release]
     for trigger in triggers:  # always_last: a photo dropped while another is being identified is not lost
         trigger(handler, inputs, outputs, api_visibility="private", trigger_mode="always_last", **MODEL_QUEUE)
@@ -269,9 +276,13 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
 
 
 def _make_identify_handler(resources: Resources, view: IdentifyView):
-    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, prior, session: IdentifySession):
+    def on_identify(path, model_name, top_k, threshold, method, lat, lon, date, prior, more, session: IdentifySession):
         """Identify; a photo not seen before first gets its EXIF place and date (in the same call, so the first
-        ranking already uses them; the user can then edit or clear them, and is never overwritten)."""
+        ranking already uses them; the user can then edit or clear them, and is never overwritten). With more
+        photos of the organism: the observation's fused answer (observation_section)."""
+        if more:
+            options = dict(model=model_name, threshold=threshold, cam_method=method, prior=prior)
+            return _observation(resources, view, [p for p in (path, *more) if p], options, (top_k, lat, lon, date))
         if not path:
             return {**_cleared(view), view.session: replace(session, photo=None, model=None)}
         form, top_k, threshold = _slider_fields(view, top_k, threshold)
@@ -294,6 +305,33 @@ def _make_identify_handler(resources: Resources, view: IdentifyView):
         return {**_shown(resources, view, found, request, session), **form}
 
     return on_identify
+
+
+def _observation(resources: Resources, view: IdentifyView, photos: list, options: dict, fields: tuple) -> dict:
+    """The observation's outputs: the fused answer in the tab's own components (the place fields as typed: empty,
+    the first photo's EXIF place is used and the notes say so)."""
+    form, top_k, threshold = _slider_fields(view, fields[0], options["threshold"])
+    lat, lon, date = fields[1:]
+    place, problems = place_problems(lat, lon, date)
+    form.update(_place_fields(view, None, problems, date_unused=place is None and not problems and bool(date)))
+    where = dict(lat=lat, lon=lon, date=date) if place is not None else {}
+    try:
+        options = {**options, "top_k": top_k, "threshold": threshold, "strict_prior": False}
+        found = identify_observation(resources, ObservationRequest(photos=tuple(photos), **options, **where))
+    except ValueError as err:
+        gr.Warning(str(err), title="Cannot identify this observation")
+        message = f"### Cannot identify this observation\n{html.escape(str(err))}"
+        return {**_cleared(view), view.verdict: message, **form}
+    shown = {getattr(view, role): value for role, value in observation_views(resources, found).items()}
+    result = found.fused.result
+    subject = resources.get(result.model).card.subject
+    species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
+    at = result.place
+    where = (at.lat, at.lon, at.date.isoformat() if at.date else "") if at is not None else ("", "", "")
+    session = IdentifySession(photo=None, model=result.model, prior=result.prior.name if result.prior else None)
+    first = next((a for a in found.answers if a.scope is None or a.scope.in_scope), found.answers[0])
+    similar = similar_outputs(resources, view.similar, first)
+    return {**shown, **_range_map(resources, view, result, species, where), **similar, view.session: session, **form}
 
 
 def _slider_fields(view: IdentifyView, top_k, threshold) -> tuple[dict, int, float]:
@@ -384,47 +422,6 @@ def _range_map(resources: Resources, view: IdentifyView, result, species: list, 
         view.map_week: gr.Slider(value=week, visible=True),
         view.range_html: gr.HTML(range_map_html(resources, result.model, first, *where, prior, week), visible=True),
     }
-
-
-def observation_week(date) -> int:
-    """The week slider's start: the observation's week of BirdNET's calendar, or 0 (the whole year)."""
-    if not str(date or "").strip():
-        return WHOLE_YEAR
-    try:
-        return int(week_of_year(check_date(date).timetuple().tm_yday))
-    except ValueError:
-        return WHOLE_YEAR
-
-
-def range_map_html(resources: Resources, model_name, name, lat=None, lon=None, date=None, prior=None, week=0) -> str:
-    """The range map embedded for the page, or a short message saying why there is none."""
-    if not name:
-        return ""
-    try:
-        return map_iframe(range_map_document(resources, model_name, name, lat, lon, date, prior, week))
-    except ValueError as err:
-        return f"<p class='range-map-note'>{html.escape(str(err))}</p>"
-
-
-def model_choices(resources: Resources) -> tuple[list[tuple[str, str]], str]:
-    """The model menu and its default: every loaded model, led by "the best model for this photo" when more than one
-    model has a scope rule (and no --model was given)."""
-    choices = [(c.card.label, name) for name, c in resources.classifiers.items()]
-    default = resources.default_model
-    if len(resources.scope_rules) > 1 and not (resources.settings and resources.settings.default_model):
-        choices, default = [(AUTO_LABEL, AUTO), *choices], AUTO
-    return choices, default
-
-
-def prior_choices(resources: Resources) -> list[tuple[str, str]]:
-    """The geo-prior menu: each model's default, every prior some model offers, or none."""
-    offered = {}
-    for by_name in resources.priors.values():
-        for name, prior in by_name.items():
-            offered.setdefault(name, prior.label.split(": ", 1)[-1].split(" (")[0])
-    choices = [("Each model's default (the better one measured)", "")]
-    choices += [(f"{name}: {text}", name) for name, text in offered.items()]
-    return [*choices, ("None: the image alone", NO_PRIOR)]
 
 
 def _exif_place_time(path) -> tuple[str, str, str]:

@@ -14,7 +14,8 @@ from explorer.services.reloading import reload_resources
 from explorer.services.resources import Resources
 from explorer.ui.dashboard_state import NO_COMPARISON
 from explorer.ui.diagnose_tab import DashboardView
-from explorer.ui.identify_tab import IdentifyView, model_choices, prior_choices
+from explorer.ui.identify_menus import model_choices, prior_choices
+from explorer.ui.identify_tab import IdentifyView
 
 RELOAD_LABEL = "Look for new or changed models and tables"
 
