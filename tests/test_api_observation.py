@@ -64,14 +64,14 @@ def test_observation_endpoint_maps_and_refusals(client, tmp_path):
     assert observe(client, goldfinches(1), top_k=1)["fused"]["predictions"]  # still serving
 
 
-def drop_files(page, selector: str, paths: list[str]) -> None:
-    """Drop several files at once on an upload box, as a user's drag of a selection does."""
+def drop_files(page, selector: str, paths: list[str], mime: str = "image/jpeg") -> None:
+    """Drop several files at once on an upload box, as a user's drag of a selection does (each with ``mime``)."""
     items = [[base64.b64encode(open(p, "rb").read()).decode(), p.rsplit("/", 1)[-1]] for p in paths]
     transfer = page.evaluate_handle(
-        """(items) => { const dt = new DataTransfer(); for (const [b64, name] of items) {
+        """([items, mime]) => { const dt = new DataTransfer(); for (const [b64, name] of items) {
         const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-        dt.items.add(new File([bytes], name, {type: 'image/jpeg'})); } return dt; }""",
-        items,
+        dt.items.add(new File([bytes], name, {type: mime})); } return dt; }""",
+        [items, mime],
     )
     target = page.locator(f"{selector} button.upload-container").first
     for event in ("dragenter", "dragover", "drop"):
@@ -124,3 +124,32 @@ def test_api_page_observation_example_runs_and_its_output_is_true(app_url, capsy
     printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("Loaded as API")]
     promised = [line[2:] for line in code.splitlines() if line.startswith("# ")]
     assert printed == promised
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)")
+def test_photos_added_and_removed_each_answer_once_and_another_organism_is_flagged(app_url):
+    waxwing = str(DATA_DIR / "cub100" / "images" / "Cedar_Waxwing" / "0001.jpg")
+    verdict = lambda: page.locator("#verdict")  # noqa: E731
+
+    def joins(network) -> int:
+        network.wait_idle()
+        count = len([r for r in network.sent if r.method == "POST" and "/queue/join" in r.url])
+        network.sent.clear()
+        return count
+
+    with chromium_page(app_url, 1400, 1000) as page, NetworkWatch(page) as network:
+        network.wait_idle()
+        network.sent.clear()
+        drop_files(page, "#more_photos", goldfinches(2))
+        verdict().filter(has_text="One organism, 2 of 2 photos fused.").wait_for(timeout=90_000)
+        assert joins(network) == 1
+        drop_files(page, "#more_photos", [goldfinches(3)[2], waxwing])  # added to the two already there
+        verdict().filter(has_text="One organism, 4 of 4 photos fused.").wait_for(timeout=90_000)
+        assert joins(network) == 1
+        assert "⚠ Photo 4 disagrees with this answer: the same organism? See the notes." in verdict().inner_text()
+        assert "Photo 4 disagrees: on its own it says Bombycilla cedrorum" in page.locator("#notes").inner_text()
+        page.locator("#more_photos .label-clear-button").last.click()  # the waxwing's ×
+        verdict().filter(has_text="One organism, 3 of 3 photos fused.").wait_for(timeout=90_000)
+        assert joins(network) == 1
+        assert "disagrees" not in verdict().inner_text()

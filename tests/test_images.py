@@ -142,3 +142,48 @@ def test_exif_of_non_image():
     from explorer.photos.images import read_place_time
 
     assert "no readable EXIF" in read_place_time(b"not an image").note
+
+
+def smooth_rgb(size=(96, 64)) -> Image.Image:
+    """A smooth gradient (lossy codecs keep it close), so a decoded copy can be compared with the source."""
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    array = np.stack([x * 255 // size[0], y * 255 // size[1], (x + y) * 255 // sum(size)], axis=-1)
+    return Image.fromarray(array.astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "drawn", "lossy"),
+    [
+        ("JPEG", "JPEG", True, 6),
+        ("PNG", "PNG", True, 0),
+        ("WEBP", "WEBP", True, 6),
+        ("AVIF", "AVIF", True, 6),
+        ("BMP", "BMP", True, 0),
+        ("GIF", "GIF", True, 40),  # a 256-colour palette
+        ("TIFF", "TIFF", False, 0),
+        ("HEIF", "HEIF", False, 6),  # what pillow-heif writes: an iPhone's .heic
+    ],
+)
+def test_each_format_loads_with_its_name_and_whether_a_browser_draws_it(fmt, name, drawn, lossy):
+    source = smooth_rgb()
+    loaded = load_image(encode(source, fmt), **LIMITS)
+    assert loaded.original_format == name and loaded.browser_draws is drawn and loaded.image.size == (96, 64)
+    difference = np.abs(np.asarray(loaded.image, np.int16) - np.asarray(source, np.int16)).mean()
+    assert difference <= lossy  # the same picture
+
+
+def test_heic_place_date_and_orientation():
+    from explorer.photos.images import SUPPORTED, read_place_time
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # pillow-heif writes the pixels as they are and hands back orientation 1: never turned twice
+    exif[0x8825] = {1: "N", 2: (43.0, 30.0, 15.0), 3: "W", 4: (79.0, 40.0, 0.0)}
+    exif[0x8769] = {0x9003: "2021:05:16 08:30:00"}
+    data = encode(smooth_rgb(), "HEIF", exif=exif)
+    assert data[4:12] == b"ftypheic"
+    loaded = load_image(data, **LIMITS)
+    assert loaded.image.size == (96, 64) and loaded.notes == ()
+    found = read_place_time(data)
+    assert (found.lat, found.lon) == (pytest.approx(43.504167), pytest.approx(-79.666667))
+    assert found.date == dt.date(2021, 5, 16)
+    assert SUPPORTED == "JPEG, PNG, WebP, AVIF, BMP, GIF, TIFF, HEIC/HEIF"

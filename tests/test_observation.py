@@ -69,8 +69,17 @@ def test_measure_on_hand_numbers():
     product = report["rules"]["product"]  # (0.27 vs 0.22): right; (0.06 vs 0.56): wrong
     assert product["top1"] == 0.5 and product["correct"] == 1 and product["by_size"] == {"2": 0.5, "3": None}
     assert product["mean_confidence"] == round((0.27 / 0.49 + 0.56 / 0.62) / 2, 4)
+    assert product["certain"] == 0 and product["certain_right"] == 0
     assert report["rules"]["max"]["top1"] == 0.5  # largest: 0.6 against 0.55 (right), 0.3 against 0.8 (wrong)
     assert set(report["rules"]) == set(FUSION_RULES)
+
+
+def test_certain_answers_and_how_many_of_them_are_right():
+    sure_wrong, sure_right = [[0.01, 0.99], [0.01, 0.99]], [[0.99, 0.01], [0.99, 0.01]]
+    report = measure(LOG(np.array(sure_wrong + sure_right)), np.zeros(4, int), [np.array([0, 1]), np.array([2, 3])])
+    product = report["rules"]["product"]  # 0.99² / (0.99² + 0.01²) = 0.99990 either way
+    assert (product["certain"], product["certain_right"], product["correct"]) == (2, 1, 1)
+    assert (report["one_photo"]["certain"], report["one_photo"]["certain_right"]) == (0, 0)  # 0.99 < 0.995
 
 
 def test_calibration_error_on_hand_numbers():
@@ -191,8 +200,10 @@ def test_explorer_fusion_reproduces_the_shipped_report(tmp_path, capsys):
 
     shipped = PROJECT_ROOT / "assets" / "eval"
     shutil.copy(shipped / "inat_insect.parquet", tmp_path / "inat_insect.parquet")
-    main(["--model", "inat_insect", "--table", str(tmp_path / "inat_insect.parquet")])
-    new = json.loads((tmp_path / "inat_insect.fusion.json").read_text())
+    main(
+        ["--model", "inat_insect", "--table", str(tmp_path / "inat_insect.parquet"), "--out", str(tmp_path / "o.json")]
+    )
+    new = json.loads((tmp_path / "o.json").read_text())
     old = json.loads((shipped / "inat_insect.fusion.json").read_text())
     assert new.pop("seconds") > 0 and old.pop("seconds") > 0
     assert new == old  # the same photos, groups and figures: the shipped report is not stale
@@ -207,4 +218,26 @@ def test_explorer_fusion_refuses_in_one_line(tmp_path, capsys):
         main(["--model", "nope", "--eval-dir", str(tmp_path)])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["explorer-fusion: error: no evaluation table for nope: make one with explorer-evaluate, or give --table"]
+    assert err == [
+        "explorer-fusion: error: no evaluation table for nope: make one with explorer-evaluate, or give --table"
+    ]
+
+
+@needs_models
+def test_a_photo_of_another_organism_is_flagged(real_resources):
+    from explorer.services.observation import identify_observation, observation_to_json
+
+    waxwing = str(DATA_DIR / "cub100" / "images" / "Cedar_Waxwing" / "0001.jpg")
+    request = ObservationRequest(photos=(*_goldfinches(), waxwing), model="inat_bird", cam_method="gradcam", top_k=3)
+    found = identify_observation(real_resources, request)
+    assert found.fused.result.predictions[0].scientific_name == "Spinus tristis" and found.fused.disagreeing == (3,)
+    own = next(c for c in found.fused.suggestions[0].contributions if c.photo == 3)
+    (note,) = [n for n in found.notes if n.startswith("Photo 4 disagrees")]
+    assert note.startswith("Photo 4 disagrees: on its own it says Bombycilla cedrorum (Cedar Waxwing), ")
+    assert f"and ranks the fused answer Spinus tristis #{own.rank} (" in note and own.rank > 5
+    answer = observation_to_json(real_resources, found, cams=True)
+    assert answer["fused"]["disagreeing_photos"] == [4] and note in answer["notes"]
+    assert answer["photos"][3]["cams_of_fused"]["species"] == [
+        p.scientific_name for p in found.fused.result.predictions
+    ]
+    assert not any("Re-ranked" in n for n in answer["notes"])  # the fused answer's own notes stay in fused.notes

@@ -80,6 +80,7 @@ def test_predictions_frame_for_download_has_the_lineage_and_the_place_columns():
             "order": None,
             "family": None,
             "genus": "<img src=x onerror=alert(1)>",  # CSV is data, not HTML: kept as it is
+            "provenance": "image",
         }
     ]
     placed_first = replace(result.predictions[0], vision_probability=0.25, geo_score=0.9, vision_rank=2)

@@ -51,6 +51,7 @@ def test_readme_identify_example_runs_and_its_output_is_true(app_url):
     result = namespace["result"]
     assert rounded(result["predictions"][0]) == commented(code, 'result["predictions"][0]')
     assert result["rollup"]["text"] == commented(code, 'result["rollup"]["text"]')
+    assert result["provenance"] == commented(code, 'result["provenance"]')
     assert rounded(result["scope"]) == commented(code, 'result["scope"]')
     assert re.search(r"model=\"inat_bird\"", code)
 

@@ -16,6 +16,7 @@ from explorer.identify.fusing import FUSION_RULES, fuse
 SUFFIX = ".fusion.json"
 SEED = 0
 BINS = 10  # the calibration error's bins
+CERTAIN = 0.995  # an answer this sure reads as certain: how many are, and how many of those are right
 
 
 def fusion_path(table_path: Path) -> Path:
@@ -96,13 +97,15 @@ def measure(log_probs: np.ndarray, truth: np.ndarray, groups: list[np.ndarray]) 
 def _scores(correct: np.ndarray, confidence: np.ndarray) -> dict:
     correct = np.asarray(correct, dtype=bool)
     if not len(correct):
-        return {"top1": None, "correct": 0, "ece": None, "mean_confidence": None, "certain": 0}
+        return {"top1": None, "correct": 0, "ece": None, "mean_confidence": None, "certain": 0, "certain_right": 0}
+    certain = np.asarray(confidence) >= CERTAIN
     return {
         "top1": round(float(correct.mean()), 4),
         "correct": int(correct.sum()),
         "ece": round(calibration_error(np.asarray(confidence), correct), 4),
         "mean_confidence": round(float(np.mean(confidence)), 4),
-        "certain": int((np.asarray(confidence) >= 0.995).sum()),  # said ">= 99.5 %"
+        "certain": int(certain.sum()),  # said ">= 99.5 %"
+        "certain_right": int((certain & correct).sum()),  # ... and were right
     }
 
 

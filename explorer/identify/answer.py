@@ -19,6 +19,7 @@ from explorer.cam.gradcam import (
     reference_cams,
 )
 from explorer.geo.combine import BoundPrior, Combined, combine
+from explorer.identify.provenance import headline_provenance, suggestion_provenance
 from explorer.identify.scope_check import ScopeCheck, article
 from explorer.models.classifier import Classifier
 from explorer.photos.places import Place
@@ -419,8 +420,9 @@ def result_to_json(result: IdentifyResult) -> dict:
     """The identify API's JSON: model, predictions, rollup, notes."""
     return {
         "model": result.model,
-        "predictions": [asdict(p) for p in result.predictions],
+        "predictions": [{**asdict(p), "provenance": suggestion_provenance(result, p)} for p in result.predictions],
         "rollup": asdict(result.rollup),
+        "provenance": headline_provenance(result),
         "cam_method": result.cam_method,
         "place": None
         if result.place is None

@@ -26,6 +26,7 @@ from explorer.identify.answer import (
 )
 from explorer.models.classifier import Classifier
 
+DISAGREE_RANK = 5  # a photo whose own answer ranks the fused top-1 below this disagrees (another organism?)
 MAX_PHOTOS = 6  # photos of one observation (iNaturalist observations rarely have more; Pl@ntNet takes five)
 FUSION_RULE = "product"
 FUSION_RULES = {
@@ -88,6 +89,7 @@ class FusedAnswer:
     fused: tuple[int, ...]
     suggestions: tuple[FusedSuggestion, ...]
     rule: str = FUSION_RULE
+    disagreeing: tuple[int, ...] = ()  # fused photos that on their own rank the fused top-1 below DISAGREE_RANK
 
 
 def fused_answer(
@@ -120,7 +122,9 @@ def fused_answer(
     )
     own_rank = np.argsort(np.argsort(-log_probs, axis=1, kind="stable"), axis=1, kind="stable") + 1  # (B, N)
     suggestions = tuple(_suggestion(i, fused, log_probs, own_rank) for i in indices)
-    return FusedAnswer(result, tuple(fused), suggestions, rule)
+    top = indices[0] if indices else None
+    disagreeing = () if top is None else tuple(b for row, b in enumerate(fused) if own_rank[row, top] > DISAGREE_RANK)
+    return FusedAnswer(result, tuple(fused), suggestions, rule, disagreeing)
 
 
 def _as_logits(probabilities: np.ndarray):

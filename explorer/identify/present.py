@@ -13,6 +13,7 @@ from PIL import Image
 
 from explorer.cam.gradcam import CLASS_AGNOSTIC, overlay_cams
 from explorer.identify.answer import IdentifyResult, Prediction
+from explorer.identify.provenance import headline_provenance, suggestion_provenance
 from explorer.models.classifier import centre_square, resize_rgb
 from explorer.taxa.taxonomy import RANKS
 
@@ -113,13 +114,14 @@ def predictions_html(result: IdentifyResult, subject: str = "organism") -> str:
         rows.append(
             f"<tr><td>{n}</td><td>{name}{taxon}{flag if p.out_of_range else ''}</td><td>{esc(p.common_name)}</td>"
             f"<td style='text-align:right'>{format_probability(p.probability)}</td>{geo_cells}<td>{lineage}</td>"
-            f"<td><small>{esc(resolution_text(p))}</small></td></tr>"
+            f"<td><small>{esc(resolution_text(p))}</small></td><td><small>{esc(suggestion_provenance(result, p))}"
+            "</small></td></tr>"
         )
     extra = "<th>Image only</th><th>Geo score</th><th>Rank (was, on the image alone)</th>" if with_place else ""
     probability = "Image × place" if with_place else "Probability"
     head = (
         f"<tr><th>#</th><th>Scientific name</th><th>Common name</th><th>{probability}</th>{extra}"
-        "<th>Lineage (kingdom › … › genus)</th><th>Taxonomy</th></tr>"
+        "<th>Lineage (kingdom › … › genus)</th><th>Taxonomy</th><th>Decided by</th></tr>"
     )
     return f"<table class='predictions'>{head}{''.join(rows)}</table>"
 
@@ -138,6 +140,7 @@ def predictions_frame(result: IdentifyResult) -> pd.DataFrame:
             "taxon_id": p.taxon_id,
             "resolved_rank": p.resolved_rank,
             **{r: p.lineage.get(r) for r in RANKS[:-1]},
+            "provenance": suggestion_provenance(result, p),
         }
         if result.place is not None:
             row |= {"image_only_probability": p.vision_probability, "geo_score": p.geo_score}
@@ -156,11 +159,14 @@ def format_probability(probability: float) -> str:
     return "<0.1%" if probability < 0.0005 else f"{probability:.1%}"
 
 
-def rollup_markdown(result: IdentifyResult, model_label: str) -> str:
-    """The headline answer, with the model chosen (and why), the scope verdict, the threshold and the model's
-    vocabulary made explicit."""
+def rollup_markdown(result: IdentifyResult, model_label: str, photos: int = 1) -> str:
+    """The headline answer, what decided it (``photos``: an observation's photos fused), the model chosen (and
+    why), the scope verdict, the threshold and the model's vocabulary made explicit."""
     r, scope = result.rollup, result.scope
-    lines = [f"### {md_escape(r.text)}"]
+    lines = [
+        f"### {md_escape(r.text)}",
+        f"<small>Decided by: **{md_escape(headline_provenance(result, photos))}**</small>",
+    ]
     if result.routing and result.routing != r.text:
         lines.append(f"<small>{md_escape(result.routing)}</small>")
     if scope is not None:

@@ -22,8 +22,23 @@ from explorer.photos.places import Place
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = "JPEG, PNG, WebP, BMP, GIF, TIFF"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # photo files in folders
+
+def _register_heif() -> bool:
+    """Let PIL open HEIC / HEIF (iPhones' default since 2017) through pillow-heif, when it is installed. Decoding
+    applies the file's own rotation and sets the EXIF orientation it hands over to 1, so nothing turns twice."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:  # requirements-runtime.txt installs it; without it such a file is "not an image we can read"
+        return False
+    register_heif_opener()
+    return True
+
+
+HEIF = _register_heif()
+SUPPORTED = "JPEG, PNG, WebP, AVIF, BMP, GIF, TIFF" + (", HEIC/HEIF" if HEIF else "")
+# photo files in folders
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".avif", ".tif", ".tiff", ".gif", ".heic", ".heif")
+BROWSER_DRAWS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "AVIF")  # formats a browser can show as they are
 
 
 class ImageInputError(ValueError):
@@ -38,6 +53,12 @@ class LoadedImage:
     notes: tuple[str, ...] = field(default_factory=tuple)
     original_mode: str = "RGB"
     original_size: tuple[int, int] = (0, 0)
+    original_format: str = ""  # PIL's name of the file's format ("JPEG", "HEIF", ...)
+
+    @property
+    def browser_draws(self) -> bool:
+        """A browser can show the file as it is (not HEIC / HEIF, TIFF: the page shows a converted copy)."""
+        return self.original_format in BROWSER_DRAWS
 
 
 def load_image(source: str | os.PathLike | bytes, max_bytes: int, max_pixels: int, min_side: int = 16) -> LoadedImage:
@@ -66,10 +87,10 @@ def load_image(source: str | os.PathLike | bytes, max_bytes: int, max_pixels: in
             image.load()
         except (OSError, SyntaxError, ValueError) as err:
             raise ImageInputError(f"The image file is corrupt or truncated ({err}).") from err
-        mode = image.mode
+        mode, kind = image.mode, image.format or ""
         rgb = _to_rgb(image, notes)
         upright = _apply_exif_orientation(rgb, image, notes)
-    return LoadedImage(image=upright, notes=tuple(notes), original_mode=mode, original_size=(width, height))
+    return LoadedImage(upright, tuple(notes), original_mode=mode, original_size=(width, height), original_format=kind)
 
 
 def _read_bytes(source: str | os.PathLike | bytes, max_bytes: int) -> bytes:

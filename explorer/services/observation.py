@@ -15,6 +15,8 @@ import numpy as np
 from explorer.cam.gradcam import BATCHED_METHODS, REFERENCE_METHODS, reference_cams
 from explorer.identify.answer import IdentifyResult, check_options, identify_many, result_to_json, with_scope
 from explorer.identify.fusing import FUSION_RULE, FUSION_RULES, MAX_PHOTOS, FusedAnswer, fused_answer
+from explorer.identify.present import format_probability
+from explorer.identify.provenance import headline_provenance
 from explorer.photos.images import LoadedImage, load_image, read_place_time
 from explorer.photos.places import Place, make_place
 from explorer.services.identification import IdentifyRequest, _chosen_prior, _job, _place_notes, cams_to_json
@@ -154,7 +156,7 @@ def _fused(resources, model: str, answers: list, request, place, notes: list) ->
     if left_out and inside:
         which = ", ".join(map(str, left_out))
         notes.append(f"Left out of the fused answer, outside what {model} knows: photo {which} (see each photo).")
-    prior_notes: list[str] = []
+    prior_notes: list[str] = []  # the fused answer's own notes (the observation's stay in ``notes``)
     one = _one_photo(request, place)
     bound = _chosen_prior(resources, model, one, prior_notes)
     prior_notes += _place_notes(one, model, bound)
@@ -163,8 +165,22 @@ def _fused(resources, model: str, answers: list, request, place, notes: list) ->
     result = fused.result
     if result.prior is not None and result.prior.used:
         prior_notes.append(f"Re-ranked with the place by the geo-prior {result.prior.label}. {result.prior.credit}.")
-    notes += prior_notes
-    return replace(fused, result=replace(result, notes=(*result.notes, *notes)))
+    notes += [_disagreement(classifier, answers, fused, b) for b in fused.disagreeing]
+    return replace(fused, result=replace(result, notes=(*result.notes, *prior_notes)))
+
+
+def _disagreement(classifier, answers: list, fused: FusedAnswer, b: int) -> str:
+    """The note on a fused photo whose own answer ranks the fused top-1 far down: another organism?"""
+    top = fused.result.predictions[0]
+    own = next(c for c in fused.suggestions[0].contributions if c.photo == b)
+    mine = answers[b].predictions[0]
+    mine_text = f"{mine.scientific_name} ({mine.common_name})" if mine.common_name else mine.scientific_name
+    says = format_probability(mine.vision_probability if mine.vision_probability is not None else mine.probability)
+    return (
+        f"Photo {b + 1} disagrees: on its own it says {mine_text}, {says} (image alone), "
+        f"and ranks the fused answer {top.scientific_name} #{own.rank} ({format_probability(own.probability)}). "
+        "Is it the same organism? If not, remove it: the fused answer still counts it."
+    )
 
 
 def _one_photo(request: ObservationRequest, place: Place | None):
@@ -244,6 +260,8 @@ def observation_to_json(resources: Resources, observation: Observation, cams: bo
         **result_to_json(fused.result),
         "predictions": suggestions,
         "fused_photos": [b + 1 for b in fused.fused],
+        "disagreeing_photos": [b + 1 for b in fused.disagreeing],
+        "provenance": headline_provenance(fused.result, max(1, len(fused.fused))),
         "fusion_rule": fused.rule,
         "fusion_rule_text": FUSION_RULES[fused.rule],
     }
@@ -251,5 +269,12 @@ def observation_to_json(resources: Resources, observation: Observation, cams: bo
     if cams:
         classifier = resources.get(observation.model)
         for entry, maps in zip(photos, observation.cams):
-            entry["cams_of_fused"] = cams_to_json(classifier, replace(fused.result, cams=maps)) if maps.size else None
+            if maps.size:
+                names = [p.scientific_name for p in fused.result.predictions]
+                entry["cams_of_fused"] = {
+                    **cams_to_json(classifier, replace(fused.result, cams=maps)),
+                    "species": names,
+                }
+            else:
+                entry["cams_of_fused"] = None
     return {"model": observation.model, "fused": answer, "photos": photos, "notes": list(observation.notes)}

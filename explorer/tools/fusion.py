@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         help="a folder of evaluation tables, looked in after the shipped assets/eval/; repeatable",
     )
     parser.add_argument("--seed", type=int, default=SEED, help=f"how the photos are grouped (default {SEED})")
+    parser.add_argument(
+        "--out", type=Path, help="where to write the report (default: NAME.fusion.json beside the table)"
+    )
     add_model_arguments(parser)
     return parser
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     report = fusion_report(classifier, table, settings.data_root, args.seed)
     if report["observations"] == 0:
         raise ValueError(f"no species has two photos on this machine in {path} (--data-root?)")
-    out = save_fusion(report, fusion_path(Path(path)))
+    out = save_fusion(report, args.out or fusion_path(Path(path)))
     one = report["one_photo"]["top1"]
     print(f"{report['observations']} pseudo-observations of {report['photos']} photos; one photo: {one:.1%}")
     for rule, scores in report["rules"].items():

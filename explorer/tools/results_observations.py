@@ -11,6 +11,13 @@ def _cell(value) -> str:
     return "–" if value is None else pct(value)
 
 
+def _sureness(scores: dict) -> list[str]:
+    """Calibration error, mean confidence, answers said at >= 99.5 % and how many of those were right."""
+    certain, right = scores["certain"], scores.get("certain_right")
+    share = "–" if not certain or right is None else f"{count(right)} ({pct(right / certain)})"
+    return [num(scores["ece"]), pct(scores["mean_confidence"]), count(certain), share]
+
+
 def _model_text(name: str, report: dict) -> str:
     one = report["one_photo"]
     rows = [
@@ -19,27 +26,16 @@ def _model_text(name: str, report: dict) -> str:
             pct(one["top1"]),
             "",
             "",
-            num(one["ece"]),
-            pct(one["mean_confidence"]),
-            count(one["certain"]),
+            *_sureness(one),
         ]
     ]
     for rule in FUSION_RULES:
         scores = report["rules"][rule]
         label = f"**{rule}** (the default)" if rule == FUSION_RULE else rule
         sizes = scores["by_size"]
-        rows.append(
-            [
-                label,
-                pct(scores["top1"]),
-                _cell(sizes["2"]),
-                _cell(sizes["3"]),
-                num(scores["ece"]),
-                pct(scores["mean_confidence"]),
-                count(scores["certain"]),
-            ]
-        )
+        rows.append([label, pct(scores["top1"]), _cell(sizes["2"]), _cell(sizes["3"]), *_sureness(scores)])
     header = ["answer", "top-1", "of 2 photos", "of 3 photos", "calibration error", "mean confidence", "said ≥ 99.5 %"]
+    header.append("of those, right")
     excluded = "; ".join(f"{reason}: {count(n)}" for reason, n in report["excluded"].items() if n)
     gain = report["rules"][FUSION_RULE]["top1"] - one["top1"]
     return (
@@ -67,7 +63,8 @@ def observations_page(sources: Sources) -> str:
         "flight) are more alike than these, so the gain here is an upper bound of sorts. *One photo alone* counts "
         "every photo of the groups on its own. The rules: " + rules + ". The calibration error is the expected "
         "calibration error of the answer's top-1 probability (10 bins); *said ≥ 99.5 %* counts answers that "
-        "confident. The Identify tab and the `observation` endpoint use the default rule; see "
+        "confident, and *of those, right* how many of them were. The Identify tab and the `observation` endpoint "
+        "use the default rule; see "
         "[Identify](../guide/identify.md#several-photos-of-one-organism).",
         *(_model_text(n, sources.fusion[n]) for n in measured),
         ("Not measured: " + ", ".join(f"`{n}`" for n in missing) + ".") if missing else "",

@@ -25,17 +25,24 @@ ENTER_APPLIES = (
     "document.addEventListener('keydown', e => { if (e.key === 'Enter' && e.target.matches"
     "(\"input[type='number']\")) e.target.blur(); }, true);"
 )
-# A photo over the upload cap: Gradio refuses it with a toast in a corner; say it under the photo too, with the limit
+# A photo over the upload cap: Gradio refuses it with a toast in a corner; say it under the photo too, with the limit.
+# A file the browser does not label an image (a HEIC on systems without a HEIF codec): the photo box drops it without
+# a word; say so, and where it can go
 UPLOAD_LIMIT_NOTE = """(() => { const LIMIT = %d;
   function note(files) {
     const photo = document.getElementById('photo'); if (!photo || !files || !files.length) return;
     const big = Array.from(files).find(f => f.size > LIMIT);
+    const odd = Array.from(files).find(f => !(f.type || '').startsWith('image/'));
     let box = document.getElementById('photo_limit_note');
-    if (!big) { if (box) box.remove(); return; }
+    if (!big && !odd) { if (box) box.remove(); return; }
     if (!box) { box = document.createElement('div'); box.id = 'photo_limit_note'; box.setAttribute('role', 'alert');
       photo.insertAdjacentElement('afterend', box); }
-    box.textContent = big.name + ' is ' + (big.size / 1048576).toFixed(1) + ' MB: photos up to ' +
+    if (big) { box.textContent = big.name + ' is ' + (big.size / 1048576).toFixed(1) + ' MB: photos up to ' +
       (LIMIT / 1048576).toFixed(0) + ' MB are accepted. Export a smaller copy (e.g. 4000 px on the long side).';
+      return; }
+    box.textContent = odd.name + (odd.type ? ' is not an image file (' + odd.type + ')' :
+      ' is not labelled an image by this browser') + ', so the photo box did not take it. A HEIC or HEIF photo ' +
+      'goes in "More photos of this organism" below, which reads it by its name.';
   }
   document.addEventListener('change', e => { if (e.target.matches && e.target.matches('#photo input[type=file]'))
     note(e.target.files); }, true);

@@ -23,12 +23,11 @@ from explorer.identify.present import (
     suggestions_heading,
     topk_label,
 )
-from explorer.photos.images import read_place_time
 from explorer.photos.places import place_problems
 from explorer.services.identification import DATE_ONLY_NOTE, Identification, IdentifyRequest, identify_photo
 from explorer.services.observation import ObservationRequest, identify_observation
 from explorer.services.resources import Resources
-from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, UploadPaths, clamp
+from explorer.ui.components import MODEL_QUEUE, LenientSlider, PhotoInput, clamp
 from explorer.ui.identify_menus import (
     WHOLE_YEAR,
     model_choices,
@@ -36,7 +35,8 @@ from explorer.ui.identify_menus import (
     prior_choices,
     range_map_html,
 )
-from explorer.ui.observation_section import MORE_LABEL, observation_views
+from explorer.ui.observation_section import more_photos_box, observation_views
+from explorer.ui.photo_box import drawable_copy, exif_place_time
 from explorer.ui.similar_section import SimilarView, build_similar_section, cleared, similar_outputs, wire_similar
 from explorer.ui.temp_files import write_download
 
@@ -102,7 +102,8 @@ class IdentifyView:
     def outputs(self) -> list:
         shown = [self.verdict, self.label, self.gallery, self.table, self.notes, self.map_choice, self.map_week]
         shown += [self.range_html, self.json_file, self.csv_file, *self.similar.outputs]
-        return [*shown, self.lat, self.lon, self.date, self.session, self.top_k, self.threshold]
+        # the photo box too: a HEIC photo is shown as a JPEG copy (browsers cannot draw HEIC)
+        return [*shown, self.lat, self.lon, self.date, self.session, self.top_k, self.threshold, self.photo]
 
 
 def build_identify_tab(resources: Resources) -> IdentifyView:
@@ -126,7 +127,7 @@ def _build_form(resources: Resources) -> dict:
         height=360,
         elem_id="photo",
     )
-    more = UploadPaths(file_count="multiple", label=MORE_LABEL, file_types=["image"], elem_id="more_photos", height=120)
+    more = more_photos_box()
     choices, default = model_choices(resources)
     model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
     top_k, threshold = _build_sliders()
@@ -259,7 +260,7 @@ def _wire(resources: Resources, view: IdentifyView) -> None:
         view.examples.click(
             on_example,
             [view.examples, *inputs[1:]],
-            [*outputs, view.photo],
+            outputs,
             api_visibility="private",
             trigger_mode="always_last",
             **MODEL_QUEUE,
@@ -286,7 +287,7 @@ def _make_identify_handler(resources: Resources, view: IdentifyView):
         if not path:
             return {**_cleared(view), view.session: replace(session, photo=None, model=None)}
         form, top_k, threshold = _slider_fields(view, top_k, threshold)
-        values = _exif_place_time(path) if path != session.photo else None
+        values = exif_place_time(path) if path != session.photo else None
         lat, lon, date = values or (lat, lon, date)
         place, problems = place_problems(lat, lon, date)
         form.update(_place_fields(view, values, problems, date_unused=place is None and not problems and bool(date)))
@@ -302,7 +303,13 @@ def _make_identify_handler(resources: Resources, view: IdentifyView):
             return {**_cleared(view), view.verdict: message, view.session: session, **form}
         if problems:
             found = replace(found, result=replace(found.result, notes=(*found.result.notes, PLACE_NOT_USED)))
-        return {**_shown(resources, view, found, request, session), **form}
+        shown = {**_shown(resources, view, found, request, session), **form}
+        copy = drawable_copy(view.photo, found.photo)  # a HEIC: a JPEG copy in the photo box, taken as the same photo
+        return (
+            shown
+            if copy is None
+            else {**shown, view.photo: copy, view.session: replace(shown[view.session], photo=copy)}
+        )
 
     return on_identify
 
@@ -422,15 +429,3 @@ def _range_map(resources: Resources, view: IdentifyView, result, species: list, 
         view.map_week: gr.Slider(value=week, visible=True),
         view.range_html: gr.HTML(range_map_html(resources, result.model, first, *where, prior, week), visible=True),
     }
-
-
-def _exif_place_time(path) -> tuple[str, str, str]:
-    """Location and date from the photo's EXIF, as the form's text ('' where absent)."""
-    found = read_place_time(path)
-    if found.located:
-        gr.Info(f"Location read from the photo: {found.lat:.5f}, {found.lon:.5f}")
-    return (
-        "" if found.lat is None else f"{found.lat:.5f}",
-        "" if found.lon is None else f"{found.lon:.5f}",
-        found.date.isoformat() if found.date else "",
-    )

@@ -30,11 +30,30 @@ from explorer.ui.temp_files import write_download
 MORE_LABEL = f"More photos of this organism (optional; up to {MAX_PHOTOS} in all, fused into one answer)"
 
 
+def more_photos_box() -> gr.File:
+    """The box for more photos of the organism: several dropped at once, added to, removed one by one; HEIC and HEIF
+    files taken by their names (a browser without a HEIF codec does not label them images)."""
+    from explorer.ui.components import UploadPaths
+
+    return UploadPaths(
+        file_count="multiple",
+        label=MORE_LABEL,
+        file_types=["image", ".heic", ".heif"],
+        elem_id="more_photos",
+        height=120,
+    )
+
+
 def observation_verdict(found: Observation, model_label: str) -> str:
     """The fused headline, saying how many photos it fused."""
     fused = found.fused
     count = f"{len(fused.fused)} of {len(found.answers)} photos" if fused.fused else "no photo"
-    return rollup_markdown(fused.result, model_label) + f"\n\n<small>One organism, {count} fused.</small>"
+    text = rollup_markdown(fused.result, model_label, max(1, len(fused.fused)))
+    text += f"\n\n<small>One organism, {count} fused.</small>"
+    if fused.disagreeing:
+        which = ", ".join(str(b + 1) for b in fused.disagreeing)
+        text += f"\n\n**⚠ Photo {which} disagrees with this answer: the same organism? See the notes.**"
+    return text
 
 
 def observation_gallery(found: Observation, crop_pct: float, subject: str) -> list[tuple]:
@@ -80,7 +99,8 @@ def contributions_html(found: Observation, subject: str) -> str:
     rule = esc(FUSION_RULES[fused.rule])
     table = (
         f"<h4>Which photo carried each suggestion</h4><p><small>Fused by {rule}. Each photo's column: its own "
-        "probability of the species (and the species' rank in that photo's own answer).</small></p>"
+        "probability of the species from the image alone (and its rank in that photo's own answer); a place, when "
+        "given, re-ranks the fused answer once.</small></p>"
         f"<table class='observation'><thead><tr><th>#</th><th>suggestion</th><th>fused</th>{head}"
         f"<th>carried by</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
@@ -133,7 +153,7 @@ def observation_views(resources: Resources, found: Observation) -> dict:
             label=f"What the model looked at in each photo ({result.cam_method}): a row per fused suggestion",
         ),
         "table": contributions_html(found, subject) + predictions_html(result, subject),
-        "notes": "\n".join(f"- {html.escape(n)}" for n in result.notes),
+        "notes": "\n".join(f"- {html.escape(n)}" for n in (*found.notes, *result.notes)),
         "json_file": gr.DownloadButton(value=json_file, visible=True),
         "csv_file": gr.DownloadButton(value=csv_file, visible=True),
     }

@@ -28,6 +28,15 @@ def write_download(name: str, text: str, folder: Path = DOWNLOADS) -> str:
     return str(path)
 
 
+def write_display_copy(image, folder: Path = DOWNLOADS) -> str:
+    """A JPEG copy of an RGB photo for the page (a HEIC the browser cannot draw), in a folder of its own."""
+    own = Path(folder) / uuid.uuid4().hex
+    own.mkdir(parents=True)
+    path = own / "photo.jpg"
+    image.save(path, "JPEG", quality=90)
+    return str(path)
+
+
 def sweep_downloads(ttl_s: float, folder: Path = DOWNLOADS) -> int:
     """Remove the per-request download folders older than ttl_s; returns how many."""
     if not Path(folder).is_dir():
