@@ -39,6 +39,11 @@ def test_the_identify_endpoint_reads_a_heic_photo(app_url, tmp_path):
         handle_file(str(path)), 3, "inat_bird", 0.78, 40.7, -74.0, "2024-05-10", api_name="/identify"
     )
     assert answer["predictions"][0]["scientific_name"] == "Cyanocitta cristata" and answer["prior"]["used"] is True
+    # no place given: the photo's own (its EXIF), said in the notes
+    read = Client(app_url, verbose=False).predict(handle_file(str(path)), 3, "inat_bird", api_name="/identify")
+    assert read["place"] == {"lat": 40.7, "lon": -74.0, "date": "2024-05-10"} and read["prior"]["used"] is True
+    assert read["notes"][0] == "Place from the photo's EXIF (40.7000, -74.0000), date 2024-05-10."
+    assert read["provenance"] == "image + place"
 
 
 @pytest.mark.parametrize("width", [1400, 400])
@@ -71,18 +76,24 @@ def test_a_heic_photo_is_identified_placed_and_shown(app_url, width):
 
 @pytest.mark.browser
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)")
-def test_a_heic_the_browser_does_not_label_an_image_is_explained_and_taken_as_more_photos(app_url):
+def test_a_heic_the_browser_does_not_label_an_image_is_still_taken_and_other_files_are_explained(app_url):
     from test_api_observation import drop_files
 
     with chromium_page(app_url, 1400, 1000) as page, NetworkWatch(page) as network:
         network.wait_idle()
         network.sent.clear()
         drop_file(page, heic(), "IMG_0002.HEIC", "")  # no MIME type: what a browser without a HEIF codec sends
+        page.locator("#verdict").filter(has_text="Cyanocitta cristata").wait_for(timeout=90_000)
+        network.wait_idle()
+        assert len([r for r in network.sent if r.method == "POST" and "/queue/join" in r.url]) == 1
+        assert page.locator("#photo_limit_note").count() == 0
+        network.sent.clear()
+        drop_file(page, b"field notes", "notes.txt", "text/plain")
         note = page.locator("#photo_limit_note")
         note.wait_for(timeout=10_000)
         assert note.inner_text() == (
-            "IMG_0002.HEIC is not labelled an image by this browser, so the photo box did not take it. A HEIC or "
-            'HEIF photo goes in "More photos of this organism" below, which reads it by its name.'
+            "notes.txt is not an image file (text/plain), so the photo box did not take it. Photos: JPEG, PNG, WebP, "
+            "AVIF, BMP, GIF, TIFF, HEIC/HEIF."
         )
         network.wait_idle()
         assert not [r for r in network.sent if r.method == "POST"]  # nothing was sent
@@ -90,6 +101,10 @@ def test_a_heic_the_browser_does_not_label_an_image_is_explained_and_taken_as_mo
         paths = [f"{tmp}/IMG_0002.HEIC", f"{tmp}/IMG_0003.HEIC"]
         open(paths[0], "wb").write(heic())
         open(paths[1], "wb").write(heic("Blue_Jay/0004.jpg"))
-        drop_files(page, "#more_photos", paths, mime="")  # taken by their names
-        page.locator("#verdict").filter(has_text="One organism, 2 of 2 photos fused.").wait_for(timeout=90_000)
+        drop_files(page, "#more_photos", paths, mime="")  # taken by their names, beside the photo box's own
+        page.locator("#verdict").filter(has_text="One organism, 3 of 3 photos fused.").wait_for(timeout=90_000)
         assert "Cyanocitta cristata" in page.locator("#verdict").inner_text()
+        assert "Decided by: **" not in page.locator("#verdict").inner_text()  # rendered, not raw markdown
+        assert "Decided by: routed to inat_bird · 3 photos + place" in page.locator("#verdict").inner_text()
+        fields = [page.locator(f"#{f} input").input_value() for f in ("lat", "lon", "date")]
+        assert fields == ["40.70000", "-74.00000", "2024-05-10"]  # the photo's EXIF place, shown and used

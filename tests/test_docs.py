@@ -34,6 +34,7 @@ COMMANDS = {
     "explorer-represent": "explorer.tools.represent",
     "explorer-faithfulness": "explorer.tools.faithfulness",
     "explorer-fusion": "explorer.tools.fusion",
+    "explorer-fit-prior": "explorer.tools.fit_prior",
     "explorer-convert": "explorer.tools.convert",
     "explorer-train-geo": "explorer.tools.train_geo",
     "explorer-train-head": "explorer.tools.train_head",

@@ -84,14 +84,18 @@ def test_a_date_alone_and_a_place_without_a_prior_are_said_unused(tiny_classifie
 def test_the_prior_used_is_reported_typed_and_in_the_json(tiny_classifier, world_prior, photo):
     resources = _resources(tiny_classifier, {"tiny": {"world": world_prior}})
     found = identify_photo(resources, IdentifyRequest(photo=photo, model="tiny", top_k=2, **EUROPE))
-    assert found.result.prior == PriorSummary("world", "world: made up", "by hand", True, "2 of 4 classes")
-    assert found.result.notes == ("Re-ranked with the place by the geo-prior world: made up. by hand.",)
+    rule = "image × max(presence, 0.01)"
+    assert found.result.prior == PriorSummary("world", "world: made up", "by hand", True, "2 of 4 classes", rule)
+    assert found.result.notes == (
+        "Re-ranked with the place by the geo-prior world: made up, combined as image × max(presence, 0.01). by hand.",
+    )
     assert list(result_to_json(found.result)["prior"].items()) == [
         ("name", "world"),
         ("label", "world: made up"),
         ("credit", "by hand"),
         ("used", True),
         ("covers", "2 of 4 classes"),
+        ("rule", rule),
     ]
     off = identify_photo(resources, IdentifyRequest(photo=photo, model="tiny", top_k=2, prior="none", **EUROPE))
     assert off.result.prior is None
@@ -108,5 +112,5 @@ def test_an_unknown_prior_is_an_error_or_on_the_page_the_default_with_a_note(tin
     found = identify_photo(resources, IdentifyRequest(**asked, strict_prior=False))
     assert found.result.prior.name == "world" and found.result.notes == (
         "tiny has no geo-prior 'birdnet': its default, world, was used.",
-        "Re-ranked with the place by the geo-prior world: made up. by hand.",
+        "Re-ranked with the place by the geo-prior world: made up, combined as image × max(presence, 0.01). by hand.",
     )

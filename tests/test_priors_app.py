@@ -48,14 +48,25 @@ def test_the_bird_cards_serve_the_prior_the_comparison_chose():
         assert entries[0] == figures["default"] and len(entries) == 2
 
 
+def test_the_served_default_prior_and_rule_are_the_fitted_ones(real_resources):
+    fitted = json.loads((PROJECT_ROOT / "checkpoints" / "geo" / "combination.json").read_text())
+    for model, report in fitted.items():
+        served = real_resources.prior(model)
+        assert served.name == report["default"]
+        rule = report["priors"][served.name]["fitted"]
+        assert served.rule == {k: rule[k] for k in ("floor", "threshold", "exponent", "vagrant")}
+
+
 def test_api_prior_switches_and_says_which(client):
     default = identify(client, **SAN_FRANCISCO)
     assert default["prior"]["name"] == "birdnet" and default["prior"]["used"] is True
     assert "non-commercial" in default["prior"]["credit"] and default["prior"]["covers"] == "884 of 964 classes"
     flagged = chickadee(default)
     assert flagged is not None and flagged["out_of_range"] is True and flagged["geo_score"] < 0.03
-    assert flagged["probability"] < 0.5 * flagged["vision_probability"]  # demoted: not where it lives
-    assert default["predictions"][0]["scientific_name"] != "Poecile atricapillus"
+    # the fitted species list (>= 0.01) lets it through, so the place does not hide it: kept first, flagged unusual
+    assert flagged["kept_unusual"] is True and default["predictions"][0]["scientific_name"] == "Poecile atricapillus"
+    assert flagged["provenance"] == "image + place (unusual here: out of known range, kept)"
+    assert default["prior"]["rule"].startswith("fitted by explorer-fit-prior: species list: presence ≥ 0.01")
     ours = identify(client, prior="inat_bird", **SAN_FRANCISCO)
     assert ours["prior"]["name"] == "inat_bird" and not chickadee(ours)["out_of_range"]  # our prior's known gap
     alone = identify(client, prior="none", **SAN_FRANCISCO)

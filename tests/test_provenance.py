@@ -61,3 +61,33 @@ def test_each_suggestion_and_the_headline_say_what_decided_them(kwargs, suggesti
 def test_an_observation_says_how_many_photos():
     assert headline_provenance(result(prior=PRIOR, geo=0.8), photos=3) == "3 photos + place"
     assert "Decided by: **3 photos**" in rollup_markdown(result(), "M", photos=3)
+
+
+def test_a_vagrant_kept_by_the_image_says_so():
+    answer = result(prior=PRIOR, geo=0.001, out_of_range=True)
+    vagrant = replace(answer.predictions[0], kept_unusual=True)
+    answer = replace(answer, predictions=(vagrant,))
+    assert suggestion_provenance(answer, vagrant) == "image + place (unusual here: out of known range, kept)"
+    assert "⚠ unusual here: out of known range for this week</b>" in predictions_html(answer)
+    assert result_to_json(answer)["predictions"][0]["kept_unusual"] is True
+
+
+def test_the_vagrant_flag_comes_from_the_combination(tiny_classifier):
+    import numpy as np
+
+    from explorer.geo.combine import combine
+    from explorer.identify.answer import _predictions
+
+    vision = np.array([0.9, 0.04, 0.03, 0.02, 0.01])
+    geo = np.array([0.001, 0.9, 0.9, 0.9])  # the place has never seen class 0
+    align, known = np.array([0, 1, 2, 3, -1]), np.ones(4, bool)
+    kept = combine(vision, geo, align, known, floor=0.01, threshold=0.05, vagrant=0.85)
+    (first,) = _predictions(tiny_classifier, [0], kept)
+    assert first.out_of_range and first.kept_unusual and kept.combined.argmax() == 0
+    demoted = combine(vision, geo, align, known, floor=0.01, threshold=0.05)
+    (first,) = _predictions(tiny_classifier, [0], demoted)
+    assert first.out_of_range and not first.kept_unusual and demoted.combined.argmax() != 0
+    # a permissive list keeps it too, and the prior's own range (cutoff 0.03) still flags it
+    listed = combine(vision, np.array([0.02, 0.9, 0.9, 0.9]), align, known, floor=0.03, threshold=0.01, cutoff=0.03)
+    (first,) = _predictions(tiny_classifier, [0], listed)
+    assert first.out_of_range and first.kept_unusual

@@ -217,7 +217,7 @@ def _add_geo_columns(frame, manifest, probs, true_index, prior, labels, prefix: 
     dates = manifest["date"].fillna("").astype(str) if "date" in manifest else pd.Series([""] * len(frame))
     day = np.array([check_date(d).timetuple().tm_yday if d else np.nan for d in dates], dtype=float)
     scores = prior.scores_many(lat, lon, day)
-    combined = combine_many(probs, scores, prior.alignment, prior.known, threshold=prior.threshold)
+    combined = combine_many(probs, scores, prior.alignment, prior.known, **prior.rule)
     geo_pred = combined.argmax(axis=1)
     rows = np.arange(len(frame))
     if prefix is None:

@@ -34,6 +34,7 @@ class Combined:
     geo: np.ndarray
     combined: np.ndarray
     cutoff: float = OUT_OF_RANGE  # below this presence score the taxon is "out of known range"
+    vagrant: float | None = None  # an out-of-range species the image gives at least this is kept (see combine_many)
 
 
 def align_taxa(class_names: list[str], prior_taxa: list[str]) -> np.ndarray:
@@ -49,8 +50,11 @@ def combine(
     known: np.ndarray,
     floor: float = GEO_FLOOR,
     threshold: float | None = None,
+    exponent: float = 1.0,
+    vagrant: float | None = None,
+    cutoff: float | None = None,
 ) -> Combined:
-    """Multiply vision probabilities by floored presence scores and renormalise.
+    """Multiply vision probabilities by floored presence scores (raised to ``exponent``) and renormalise.
 
     Args:
         vision: (N,) classifier probabilities.
@@ -62,13 +66,14 @@ def combine(
     """
     vision = np.asarray(vision, dtype=np.float64)
     geo = np.full(vision.shape, np.nan)
-    cutoff = OUT_OF_RANGE if threshold is None else threshold
+    cutoff = cutoff if cutoff is not None else OUT_OF_RANGE if threshold is None else threshold
     if geo_scores is None:
         return Combined(vision, geo, vision.copy(), cutoff)
     usable = usable_classes(alignment, known)
     geo[usable] = geo_scores[alignment[usable]]
     scores = np.asarray(geo_scores)[None]
-    return Combined(vision, geo, combine_many(vision[None], scores, alignment, known, floor, threshold)[0], cutoff)
+    combined = combine_many(vision[None], scores, alignment, known, floor, threshold, exponent, vagrant)[0]
+    return Combined(vision, geo, combined, cutoff, vagrant)
 
 
 def usable_classes(alignment: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -85,9 +90,14 @@ def combine_many(
     known: np.ndarray,
     floor: float = GEO_FLOOR,
     threshold: float | None = None,
+    exponent: float = 1.0,
+    vagrant: float | None = None,
 ) -> np.ndarray:
     """combine() for a batch: (n, N) probabilities and (n, T) presence scores -> (n, N) combined probabilities.
-    Rows whose scores are all NaN (no place) are returned unchanged."""
+    Rows whose scores are all NaN (no place) are returned unchanged. ``exponent`` weighs the prior against the
+    image: each factor max(presence, floor) is raised to it (1: the plain product; 0: the image alone). ``vagrant``:
+    a species whose image probability reaches it gets the place's best factor (an out-of-range bird the image is
+    sure of is kept, and flagged, not demoted)."""
     vision = np.asarray(vision, dtype=np.float64)
     if threshold is not None:  # a species list: in (1) or out (floored below)
         geo_scores = np.where(np.isnan(geo_scores), np.nan, (np.asarray(geo_scores) >= threshold).astype(float))
@@ -95,6 +105,10 @@ def combine_many(
     if not usable.any():
         return vision.copy()
     factor = np.maximum(geo_scores[:, alignment[usable]], floor)  # (n, usable)
+    if exponent != 1.0:
+        factor = factor**exponent
+    if vagrant is not None:  # a species the image is this sure of keeps the place's best factor: shown, not hidden
+        factor = np.where(vision[:, usable] >= vagrant, factor.max(axis=1, keepdims=True), factor)
     neutral = factor.mean(axis=1, keepdims=True)  # taxa the prior does not know: neither helped nor hurt
     full = np.repeat(neutral, vision.shape[1], axis=1)
     full[:, usable] = factor
@@ -126,6 +140,26 @@ class BoundPrior:
     credit: str = ""  # licence and attribution, shown wherever it is used
     map_step: float = 0.5  # degrees per range-map cell
     threshold: float | None = None  # None: vision x presence; a value: a species list (BirdNET's own use)
+    floor: float = GEO_FLOOR  # the smallest factor a species gets
+    exponent: float = 1.0  # how much the prior weighs: max(presence, floor) ** exponent
+    fitted: str = ""  # where the rule comes from: "" the plain rule; else what explorer-fit-prior measured
+    vagrant: float | None = None  # the image probability at which an out-of-range species is kept (fitted)
+    range_cutoff: float = OUT_OF_RANGE  # below this presence a species is flagged "out of known range" (the page)
+    off_by_default: bool = False  # the model's default is the image alone (no prior helped on held-out photos)
+
+    @property
+    def rule_text(self) -> str:
+        """How this prior weighs on the image, in words (the fitted rule's, or the plain rule's)."""
+        if self.fitted:
+            return self.fitted
+        if self.threshold is not None:
+            return f"species list: presence ≥ {self.threshold:g} keeps the image's probability, below × {self.floor:g}"
+        return f"image × max(presence, {self.floor:g})" + (f"^{self.exponent:g}" if self.exponent != 1.0 else "")
+
+    @property
+    def rule(self) -> dict:
+        """combine()'s arguments for this prior's rule: floor, threshold, exponent."""
+        return {"floor": self.floor, "threshold": self.threshold, "exponent": self.exponent, "vagrant": self.vagrant}
 
     @property
     def usable(self) -> np.ndarray:
@@ -192,6 +226,7 @@ def bind_birdnet(where: str | Path | None, class_names: list[str]) -> BoundPrior
         CREDIT,
         map_step=1.0,
         threshold=LOCATION_FILTER_THRESHOLD,
+        range_cutoff=LOCATION_FILTER_THRESHOLD,  # its own location filter says what is in range, whatever the rule
     )
 
 

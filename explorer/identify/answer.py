@@ -46,6 +46,7 @@ class Prediction:
     geo_score: float | None = None  # the prior's presence score at the place (None: no place, or taxon unknown)
     vision_rank: int | None = None  # rank by the classifier alone, to show what the place changed
     out_of_range: bool = False  # the image says yes, the prior says this taxon is not known there
+    kept_unusual: bool = False  # out of range, but the image is sure enough that the place did not demote it
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,10 @@ class PriorSummary:
     credit: str
     used: bool  # the place re-ranked the suggestions with it (False: no place, or no information there)
     covers: str  # how many of the model's species it knows, e.g. "884 of 964 classes"
+    rule: str = ""  # how it weighs on the image (fitted by explorer-fit-prior, or the plain rule)
 
     def as_json(self) -> dict:
-        """The API's ``prior`` object: name, label, credit, used, covers."""
+        """The API's ``prior`` object: name, label, credit, used, covers, rule."""
         return asdict(self)
 
 
@@ -215,8 +217,8 @@ def _checked_job(classifier: Classifier, job: IdentifyJob) -> tuple[Callable, di
         vision = torch.softmax(logits[0].float(), dim=0).cpu().numpy().astype(np.float64)
         alignment = prior.alignment if prior is not None else np.full(len(vision), -1)
         known = prior.known if prior is not None else np.zeros(0, bool)
-        threshold = prior.threshold if prior is not None else None
-        scored["result"] = combine(vision, geo_scores, alignment, known, threshold=threshold)
+        rule = {**prior.rule, "cutoff": prior.range_cutoff} if prior is not None else {}
+        scored["result"] = combine(vision, geo_scores, alignment, known, **rule)
         return np.argsort(-scored["result"].combined, kind="stable")[:top_k].tolist()
 
     return select, scored
@@ -243,13 +245,18 @@ def _prior_summary(prior: BoundPrior | None, used: bool, classifier: Classifier)
     if prior is None:
         return None
     covers = prior.coverage(_species_count(classifier))
-    return PriorSummary(name=prior.name, label=prior.label, credit=prior.credit, used=used, covers=covers)
+    return PriorSummary(prior.name, prior.label, prior.credit, used, covers, prior.rule_text)
 
 
 def _predictions(classifier: Classifier, indices: list[int], combined: Combined) -> list[Prediction]:
-    vision_rank = np.empty(len(combined.vision), dtype=np.int64)
-    vision_rank[np.argsort(-combined.vision, kind="stable")] = np.arange(1, len(combined.vision) + 1)
-    return [_prediction(classifier, i, combined, int(vision_rank[i])) for i in indices]
+    vision_rank, combined_rank = _ranks(combined.vision), _ranks(combined.combined)
+    return [_prediction(classifier, i, combined, int(vision_rank[i]), int(combined_rank[i])) for i in indices]
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    return ranks
 
 
 def rank_answers(classifier: Classifier, features: np.ndarray, vision: np.ndarray) -> list[RankAnswer]:
@@ -326,10 +333,13 @@ def _check_top_k(top_k) -> int:
     return top_k
 
 
-def _prediction(classifier: Classifier, index: int, scores: Combined, vision_rank: int) -> Prediction:
+def _prediction(classifier: Classifier, index: int, scores: Combined, vision_rank: int, rank: int = 0) -> Prediction:
+    """One suggestion (``rank``: its place in the combined ranking; an out-of-range species the place did not push
+    down, from the vagrant rule or a permissive list, is "kept unusual")."""
     label = classifier.labels[index]
     lineage = label.lineage
     geo = scores.geo[index]
+    out_of_range = not np.isnan(geo) and geo < scores.cutoff and scores.vision[index] >= STRONG_VISION
     return Prediction(
         class_index=index,
         scientific_name=label.scientific_name,
@@ -343,7 +353,8 @@ def _prediction(classifier: Classifier, index: int, scores: Combined, vision_ran
         vision_probability=float(scores.vision[index]),
         geo_score=None if np.isnan(geo) else float(geo),
         vision_rank=vision_rank,
-        out_of_range=bool(not np.isnan(geo) and geo < scores.cutoff and scores.vision[index] >= STRONG_VISION),
+        out_of_range=bool(out_of_range),
+        kept_unusual=bool(out_of_range and 0 < rank <= vision_rank),
     )
 
 

@@ -102,6 +102,11 @@ def predictions_html(result: IdentifyResult, subject: str = "organism") -> str:
         name = esc(prediction_title(p, subject)) if p.is_background else f"<i>{esc(p.scientific_name)}</i>"
         taxon = f" <small>iNat {p.taxon_id}</small>" if p.taxon_id else ""
         flag = " <b title='the image supports it, the geo-prior does not know it here'>⚠ out of known range</b>"
+        if p.kept_unusual:
+            flag = (
+                " <b title='the image supports it and the place did not push it down'>⚠ unusual here: out of known "
+                "range for this week</b>"
+            )
         lineage = " › ".join(_rank_span(rank, p.lineage.get(rank)) for rank in RANKS[:-1])
         geo_cells = ""
         if with_place:

@@ -25,6 +25,8 @@ def suggestion_provenance(result, prediction) -> str:
     placed = result.prior is not None and result.prior.used
     if not placed or prediction.geo_score is None or math.isnan(prediction.geo_score):
         return IMAGE
+    if getattr(prediction, "kept_unusual", False):
+        return f"{PLACE} (unusual here: out of known range, kept)"
     return f"{PLACE} (out of known range)" if prediction.out_of_range else PLACE
 
 

@@ -31,6 +31,10 @@ from explorer.services.routing import AUTO, gate_logits, route_many, scope_check
 # the float rounding of a batched convolution (1e-7) can flip it, so its calls are not batched.
 UNBATCHED = frozenset({"eigencam"})
 DATE_ONLY_NOTE = "A date without a location is not used by the geo-prior."
+OFF_BY_DEFAULT = (
+    "on held-out photos no geo-prior of {model} fixed more answers than it broke (docs/results/priors.md), so its "
+    "default is the image alone; choose a prior in the menu to use the place anyway"
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def identify_photo(resources: Resources, request: IdentifyRequest) -> Identifica
     else:
         result, notes = _identify_named(resources, loaded, request)
     if result.prior is not None and result.prior.used:
-        notes.append(f"Re-ranked with the place by the geo-prior {result.prior.label}. {result.prior.credit}.")
+        notes.append(place_note(result.prior))
     result = replace(result, notes=(*result.notes, *notes))
     return Identification(replace(loaded, notes=tuple(notes)), result)
 
@@ -132,7 +136,7 @@ def identify_auto(resources: Resources, items: list[tuple[LoadedImage, IdentifyR
 def _job(resources: Resources, model: str, loaded: LoadedImage, request: IdentifyRequest, notes: list) -> IdentifyJob:
     """The request as a job for ``model``, its geo-prior chosen (notes on the place added to ``notes``)."""
     bound = _chosen_prior(resources, model, request, notes)
-    notes += _place_notes(request, model, bound)
+    notes += _place_notes(request, model, bound, bool(resources.priors.get(model)))
     return IdentifyJob(loaded.image, request.top_k, request.threshold, request.cam_method, request.place, bound)
 
 
@@ -150,14 +154,21 @@ def _chosen_prior(resources: Resources, model: str, request: IdentifyRequest, no
     return fallback
 
 
-def _place_notes(request: IdentifyRequest, model: str, bound: BoundPrior | None) -> list[str]:
-    """Why a place or a date given was not used."""
+def _place_notes(request: IdentifyRequest, model: str, bound: BoundPrior | None, offered: bool = False) -> list[str]:
+    """Why a place or a date given was not used (``offered``: the model has geo-priors)."""
     if request.place is not None and bound is None:
         why = "the geo-prior was switched off" if request.prior == NO_PRIOR else f"{model} has no geo-prior"
+        if offered and request.prior != NO_PRIOR:
+            why = OFF_BY_DEFAULT.format(model=model)
         return [f"The location was not used: {why}."]
     if request.place is None and request.date not in (None, ""):
         return [DATE_ONLY_NOTE]
     return []
+
+
+def place_note(prior) -> str:
+    """The note on a place used: which prior, its rule in words, its credit."""
+    return f"Re-ranked with the place by the geo-prior {prior.label}, combined as {prior.rule}. {prior.credit}."
 
 
 def _routed(result: IdentifyResult, routing: str, claims: bool) -> IdentifyResult:

@@ -19,7 +19,14 @@ from explorer.identify.present import format_probability
 from explorer.identify.provenance import headline_provenance
 from explorer.photos.images import LoadedImage, load_image, read_place_time
 from explorer.photos.places import Place, make_place
-from explorer.services.identification import IdentifyRequest, _chosen_prior, _job, _place_notes, cams_to_json
+from explorer.services.identification import (
+    IdentifyRequest,
+    _chosen_prior,
+    _job,
+    _place_notes,
+    cams_to_json,
+    place_note,
+)
 from explorer.services.resources import Resources
 from explorer.services.routing import AUTO, gate_logits, route_many, scope_check
 
@@ -159,14 +166,15 @@ def _fused(resources, model: str, answers: list, request, place, notes: list) ->
     prior_notes: list[str] = []  # the fused answer's own notes (the observation's stay in ``notes``)
     one = _one_photo(request, place)
     bound = _chosen_prior(resources, model, one, prior_notes)
-    prior_notes += _place_notes(one, model, bound)
+    prior_notes += _place_notes(one, model, bound, bool(resources.priors.get(model)))
     job = _job(resources, model, _NO_IMAGE, one, [])  # the fused answer reads no image
     fused = fused_answer(classifier, answers, job, inside, FUSION_RULE)
     result = fused.result
     if result.prior is not None and result.prior.used:
-        prior_notes.append(f"Re-ranked with the place by the geo-prior {result.prior.label}. {result.prior.credit}.")
+        prior_notes.append(place_note(result.prior))
     notes += [_disagreement(classifier, answers, fused, b) for b in fused.disagreeing]
-    return replace(fused, result=replace(result, notes=(*result.notes, *prior_notes)))
+    routed = {"routed_from": AUTO, "routing": notes[0]} if request.model == AUTO and notes else {}
+    return replace(fused, result=replace(result, notes=(*result.notes, *prior_notes), **routed))
 
 
 def _disagreement(classifier, answers: list, fused: FusedAnswer, b: int) -> str:

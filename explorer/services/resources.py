@@ -22,6 +22,7 @@ from explorer.diagnose.geo_effect import geo_view
 from explorer.diagnose.metrics import for_dashboard
 from explorer.diagnose.schema import load_table
 from explorer.geo.combine import NO_PRIOR, BoundPrior, load_model_priors, load_prior_entry, prior_entries
+from explorer.geo.fitted import apply_fitted
 from explorer.geo.maps import RangeMapper
 from explorer.geo.records import held_in_points
 from explorer.identify.scope_check import GATE_MODEL, ScopeRule, load_rule, rule_path
@@ -172,8 +173,8 @@ class Resources:
         choices = self.priors.get(model, {})
         if name == NO_PRIOR:
             return None
-        if not name:
-            return next(iter(choices.values()), None)
+        if not name:  # the default: the first, unless the fit found that none helps (geo.fitted)
+            return next((p for p in choices.values() if not p.off_by_default), None)
         if name not in choices:
             offered = [*choices, NO_PRIOR] if choices else ["none (this model has no geo-prior)"]
             raise ValueError(f"unknown geo-prior {name!r} for {model}; choices: {offered}")
@@ -368,18 +369,18 @@ def load_priors_for(settings: Settings, classifier: Classifier, unavailable: dic
     card = classifier.card
     folder = card_folder(card, settings)
     if unavailable is None:
-        return load_model_priors(folder, card, names)
+        return apply_fitted(load_model_priors(folder, card, names), folder, card.name)
     priors = {}
     for entry in prior_entries(card) or [None]:
         try:
             if entry is None:
-                return load_model_priors(folder, card, names)
+                return apply_fitted(load_model_priors(folder, card, names), folder, card.name)
             prior = load_prior_entry(folder, entry, names, f"model card {card.name}")
             priors[prior.name] = prior
         except FileNotFoundError as err:
             unavailable[f"{card.name}: geo-prior {entry}"] = str(err)
             log.warning("%s", err)
-    return priors
+    return apply_fitted(priors, folder, card.name)
 
 
 def load_prior_for(settings: Settings, classifier: Classifier, name: str | None = None) -> BoundPrior | None:

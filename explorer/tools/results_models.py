@@ -8,6 +8,7 @@ import pandas as pd
 from explorer.diagnose.geo_effect import compare_priors, geo_effect, geo_effect_by_clade, geo_view
 from explorer.diagnose.metrics import errors_by_rank, summary
 from explorer.diagnose.representation import fits_frame, rank_head_accuracy, sources_line
+from explorer.tools.results_combination import combination_text
 from explorer.tools.results_sources import Sources, count, markdown_table, num, page, pct
 
 CUB_PHOTOS = "the CUB-100 test photos (none used in training the heads or in choosing anything)"
@@ -216,7 +217,8 @@ def priors_page(sources: Sources) -> str:
         "at random (seed 0) from our prior's held-out cells; photos whose species has no held-out record get no "
         "place and are left out here (as are photos of species the model has no class for). A favourable "
         "setting (a real photo can come from anywhere in the range, or outside it), and it says nothing about "
-        "date errors. With our own prior:",
+        "date errors. Each prior combined by its fitted rule (the section below), on both halves. With our own "
+        "prior:",
         markdown_table([*header, "fixed", "broke", "wrong → other wrong"], _place_rows(sources, "inat_bird")),
         "With BirdNET's range model on the same photos at the same places:",
         markdown_table([*header, "fixed", "broke", "wrong → other wrong"], _place_rows(sources, "birdnet")),
@@ -230,12 +232,13 @@ def priors_page(sources: Sources) -> str:
         "wrote the file.",
         _side_by_side(sources),
         f"**Reading these figures.** Site MAP, the measure least bent by where the observers went, favours BirdNET "
-        f"({num(site['birdnet'])} against {num(site['inat_bird'])}), and the file's rule (*{comparison['rule']}*) "
-        f"makes `{comparison['default']}` the default for the bird models. On the photos, summed over the three "
-        "bird tables, the net fixes (fixed − broke) are "
+        f"({num(site['birdnet'])} against {num(site['inat_bird'])}); the file's rule (*{comparison['rule']}*) "
+        f"named `{comparison['default']}`, and the fit below now chooses each model's default on its photos. On "
+        "the photos, with the fitted rules, summed over the three bird tables, the net fixes (fixed − broke) are "
         + ", ".join(f"{n:+d} for `{p}`" for p, n in nets.items())
         + ": those places are our observers' held-out records, inside the footprint our prior was trained on, "
         "so the photo test measures our prior at home. A BirdNET query takes about "
         f"{time['birdnet']['query_s'] / time['inat_bird']['query_s']:.1f} times ours (a larger head; still a "
         "few milliseconds).",
+        combination_text(sources),
     )

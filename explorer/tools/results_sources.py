@@ -40,6 +40,7 @@ class Sources:
     label_checks: dict = field(default_factory=dict)  # assets/eval/label_checks.csv: path -> (verdict, what it shows)
     faithfulness: dict = field(default_factory=dict)  # assets/eval/NAME.faithfulness.json (explorer-faithfulness)
     fusion: dict = field(default_factory=dict)  # assets/eval/NAME.fusion.json (explorer-fusion)
+    combination: dict = field(default_factory=dict)  # checkpoints/geo/combination.json (explorer-fit-prior)
     duplicates: dict = field(default_factory=dict)  # assets/eval/NAME.duplicates.csv (python -m ...duplicate_photos)
     shortcut: dict = field(default_factory=dict)  # assets/eval/shortcut_experiment.json ({} when not run)
 
@@ -81,6 +82,9 @@ def load_sources(eval_dir: Path, checkpoint_dir: Path) -> Sources:
         scope_rules={p.stem: _json(p) for p in sorted(scope_dir.glob("*.json"))},
         geo_metadata=_safetensors_header(checkpoint_dir / "geo" / "inat_bird.safetensors"),
         prior_comparison=_json(checkpoint_dir / "geo" / "prior_comparison.json"),
+        combination=_json(checkpoint_dir / "geo" / "combination.json")
+        if (checkpoint_dir / "geo" / "combination.json").is_file()
+        else {},
         rank_heads=_json(checkpoint_dir / "rank_heads" / "cub100_effnet_head.json"),
         cards={name: _json(checkpoint_dir / f"{name}.json") for name in TABLES if name.startswith("cub")},
         synonyms=pd.read_csv(SYNONYMS_FILE),

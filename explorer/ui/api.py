@@ -12,6 +12,7 @@ import gradio as gr
 from explorer.cam.gradcam import FAST_METHOD
 from explorer.diagnose.causes import ANY, ORDERS
 from explorer.identify.answer import DEFAULT_THRESHOLD, result_to_json
+from explorer.photos.images import read_place_time
 from explorer.services.error_causes import errors_json, why_json
 from explorer.services.identification import Identification, IdentifyRequest, cams_to_json, identify_photo
 from explorer.services.observation import ObservationRequest, identify_observation, observation_to_json
@@ -26,10 +27,14 @@ def api_handlers(resources: Resources) -> dict:
 
     def identify_api(image, top_k, model, threshold, lat=None, lon=None, date=None, prior=None):
         """(image file, top_k, model, threshold, lat, lon, date, prior) -> the identification as JSON (no CAMs).
+        No lat and lon given: the photo's EXIF GPS position and date, when it has them (a note says so).
         prior: the geo-prior's name ("" or None: the model's default; "none": the image alone); the JSON's "prior"
         says which one was offered and whether the place re-ranked with it."""
+        lat, lon, date, from_exif = _place_or_exif(image, lat, lon, date)
         request = dict(model=model, top_k=top_k, threshold=threshold, lat=lat, lon=lon, date=date, prior=prior)
-        return result_to_json(_identified(resources, "Cannot identify this photo", photo=image, **request).result)
+        result = _identified(resources, "Cannot identify this photo", photo=image, **request).result
+        answer = result_to_json(result)
+        return {**answer, "notes": [*from_exif, *answer["notes"]]}
 
     def explain_api(image, top_k, model, cam_method=FAST_METHOD):
         """(image file, top_k, model, CAM method) -> the identification as JSON plus, per suggestion, its CAM at the
@@ -110,6 +115,20 @@ def _diagnose_handlers(resources: Resources) -> dict:
             raise refused(str(err), title="No such photo") from err
 
     return {"errors": errors_api, "why": why_api}
+
+
+def _place_or_exif(image, lat, lon, date) -> tuple:
+    """(lat, lon, date, notes): as given; or, when neither lat nor lon is given, the photo's EXIF place (and its
+    date when none is given), with a note that says so."""
+    if not image or any(str(v if v is not None else "").strip() for v in (lat, lon)):
+        return lat, lon, date, []
+    found = read_place_time(image)
+    if not found.located:
+        return lat, lon, date, []
+    when = date if str(date or "").strip() else (found.date.isoformat() if found.date else date)
+    note = f"Place from the photo's EXIF ({found.lat:.4f}, {found.lon:.4f})"
+    note += f", date {when}." if when and not str(date or "").strip() else "."
+    return found.lat, found.lon, when, [note]
 
 
 def _identified(resources: Resources, title: str, **request) -> Identification:

@@ -26,9 +26,10 @@ ENTER_APPLIES = (
     "(\"input[type='number']\")) e.target.blur(); }, true);"
 )
 # A photo over the upload cap: Gradio refuses it with a toast in a corner; say it under the photo too, with the limit.
-# A file the browser does not label an image (a HEIC on systems without a HEIF codec): the photo box drops it without
-# a word; say so, and where it can go
-UPLOAD_LIMIT_NOTE = """(() => { const LIMIT = %d;
+# A HEIC / HEIF file the browser does not label an image (no HEIF codec on the system): the photo box would drop it
+# without a word, so it is handed on labelled image/heic (the server reads it). Any other file that is not an image:
+# said under the photo.
+UPLOAD_LIMIT_NOTE = """(() => { const LIMIT = %d; const HEIF = /\\.(heic|heif)$/i;
   function note(files) {
     const photo = document.getElementById('photo'); if (!photo || !files || !files.length) return;
     const big = Array.from(files).find(f => f.size > LIMIT);
@@ -41,12 +42,27 @@ UPLOAD_LIMIT_NOTE = """(() => { const LIMIT = %d;
       (LIMIT / 1048576).toFixed(0) + ' MB are accepted. Export a smaller copy (e.g. 4000 px on the long side).';
       return; }
     box.textContent = odd.name + (odd.type ? ' is not an image file (' + odd.type + ')' :
-      ' is not labelled an image by this browser') + ', so the photo box did not take it. A HEIC or HEIF photo ' +
-      'goes in "More photos of this organism" below, which reads it by its name.';
+      ' is not labelled an image by this browser') + ', so the photo box did not take it. Photos: JPEG, PNG, ' +
+      'WebP, AVIF, BMP, GIF, TIFF, HEIC/HEIF.';
   }
-  document.addEventListener('change', e => { if (e.target.matches && e.target.matches('#photo input[type=file]'))
+  function relabelled(files) {  // null when no file needs it
+    if (!files || !Array.from(files).some(f => !f.type && HEIF.test(f.name))) return null;
+    const dt = new DataTransfer();
+    Array.from(files).forEach(f => dt.items.add(!f.type && HEIF.test(f.name) ?
+      new File([f], f.name, {type: 'image/heic', lastModified: f.lastModified}) : f));
+    return dt;
+  }
+  document.addEventListener('change', e => {
+    if (!(e.target.matches && e.target.matches('#photo input[type=file]'))) return;
+    const dt = relabelled(e.target.files);
+    if (dt) { e.stopImmediatePropagation(); e.target.files = dt.files;
+      e.target.dispatchEvent(new Event('change', {bubbles: true})); return; }
     note(e.target.files); }, true);
-  document.addEventListener('drop', e => { if (e.target.closest && e.target.closest('#photo') && e.dataTransfer)
+  document.addEventListener('drop', e => {
+    if (!(e.target.closest && e.target.closest('#photo') && e.dataTransfer)) return;
+    const dt = relabelled(e.dataTransfer.files);
+    if (dt) { e.stopImmediatePropagation(); e.preventDefault();
+      e.target.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); return; }
     note(e.dataTransfer.files); }, true);
   document.addEventListener('paste', e => { if (e.clipboardData) note(e.clipboardData.files); }, true);
 })();"""

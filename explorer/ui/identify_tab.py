@@ -47,7 +47,8 @@ EXAMPLES_CREDIT = (
 THRESHOLD_RANGE = (0.5, 0.99)
 THRESHOLD_LABEL = "'Not sure' roll-up threshold"
 PRIOR_CAVEAT = (
-    "<small>Default: the prior that ranked held-out eBird sites best for the model (docs/results/priors.md). "
+    "<small>Default: the prior, and how much it weighs, fitted on half of the model's placed photos and checked on "
+    "the other half (docs/results/priors.md). "
     "BirdNET's range model (Kahl et al., Cornell Lab of Ornithology / Chemnitz University of Technology) is CC "
     "BY-NC-SA 4.0: non-commercial use only. Our own prior is open, but was trained on eBird records from a "
     "handful of observers: it knows where they went, not each species' whole range.</small>"
@@ -331,6 +332,10 @@ def _observation(resources: Resources, view: IdentifyView, photos: list, options
         return {**_cleared(view), view.verdict: message, **form}
     shown = {getattr(view, role): value for role, value in observation_views(resources, found).items()}
     result = found.fused.result
+    if place is None and not problems and result.place is not None:  # read from a photo's EXIF: shown, editable
+        at = result.place
+        values = (f"{at.lat:.5f}", f"{at.lon:.5f}", at.date.isoformat() if at.date else "")
+        form.update(_place_fields(view, values, {}, date_unused=False))
     subject = resources.get(result.model).card.subject
     species = [(prediction_title(p, subject), p.scientific_name) for p in result.predictions if not p.is_background]
     at = result.place
