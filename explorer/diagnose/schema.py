@@ -159,9 +159,11 @@ def optimise_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_table(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a table as parquet, its categories (load_table's) back as plain strings, as every table is stored."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    plain = {c: frame[c].astype(frame[c].cat.categories.dtype) for c in frame.select_dtypes("category").columns}
+    (frame.assign(**plain) if plain else frame).to_parquet(path, index=False)
     return path
 
 

@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
         help="a folder of evaluation tables, looked in after the shipped assets/eval/; repeatable",
     )
     parser.add_argument(
-        "--out", type=Path, default=COMBINATION_FILE, help=f"the file to update (default {COMBINATION_FILE})"
+        "--out",
+        type=Path,
+        default=COMBINATION_FILE,
+        help="the file to update (default: the shipped checkpoints/geo/combination.json)",
     )
     parser.add_argument(
         "--update-table",
@@ -257,3 +260,7 @@ def update_geo_columns(table: pd.DataFrame, placed: pd.DataFrame, vision, priors
             table[f"{at}{column}"] = series
     table[GEO_PRIOR_COLUMN] = own
     return table
+
+
+if __name__ == "__main__":
+    main()

@@ -102,3 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     for rule, scores in report["rules"].items():
         print(f"  {rule}: top-1 {scores['top1']:.1%}, calibration error {scores['ece']:.3f}")
     print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
