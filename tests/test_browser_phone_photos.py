@@ -108,3 +108,18 @@ def test_a_heic_the_browser_does_not_label_an_image_is_still_taken_and_other_fil
         assert "Decided by: routed to inat_bird · 3 photos + place" in page.locator("#verdict").inner_text()
         fields = [page.locator(f"#{f} input").input_value() for f in ("lat", "lon", "date")]
         assert fields == ["40.70000", "-74.00000", "2024-05-10"]  # the photo's EXIF place, shown and used
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not shutil.which(CHROMIUM), reason="needs Debian chromium (apt-get install chromium)")
+def test_a_heic_picked_with_the_file_chooser_is_identified(app_url, tmp_path):
+    path = tmp_path / "IMG_0009.HEIC"  # Chromium here labels no HEIC: the page relabels it on the input's change
+    path.write_bytes(heic())
+    with chromium_page(app_url, 1400, 1000) as page:
+        page.locator("#photo input[type=file]").set_input_files(str(path))
+        page.locator("#verdict").filter(has_text="Cyanocitta cristata").wait_for(timeout=90_000)
+        assert [page.locator(f"#{f} input").input_value() for f in ("lat", "lon", "date")] == [
+            "40.70000",
+            "-74.00000",
+            "2024-05-10",
+        ]
