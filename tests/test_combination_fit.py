@@ -154,3 +154,16 @@ def test_the_vagrant_threshold_is_fitted_and_its_cost_counted():
     assert (by[0.9]["fixed"], by[0.9]["broke"], by[0.9]["hidden_without"]) == (1, 0, 1)
     assert (by[0.8]["fixed"], by[0.8]["broke"]) == (0, 0)  # 0.8 also keeps the mistake
     assert (by[0.99]["fixed"], by[0.99]["broke"], by[0.99]["hidden_without"]) == (1, 1, 0)
+
+
+def test_explorer_fit_prior_refuses_another_models_table_in_one_line(capsys):
+    from explorer.settings import PROJECT_ROOT
+    from explorer.tools.fit_prior import main
+
+    table = PROJECT_ROOT / "assets" / "eval" / "inat_insect.parquet"
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", "inat_bird", "--table", str(table)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"explorer-fit-prior: error: {table} is inat_insect's table, not inat_bird's"
+    ]

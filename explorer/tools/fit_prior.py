@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.diagnose.schema import load_table, save_table
+from explorer.diagnose.schema import save_table
 from explorer.geo.combination_fit import Rule, cell_of, fit_rule, oracle_top1, outcome, top1, vagrant_grid
 from explorer.geo.combine import BIRDNET, GEO_FLOOR, LOCATION_FILTER_THRESHOLD, BoundPrior
 from explorer.geo.fitted import apply_entry
@@ -28,9 +28,10 @@ from explorer.geo.records import training_records
 from explorer.models.batches import run_logits
 from explorer.photos.places import check_date
 from explorer.photos.thumbnails import photo_path
-from explorer.services.resources import load_classifier_for, load_priors_for, table_paths
-from explorer.settings import PROJECT_ROOT, SHIPPED_TABLES, add_model_arguments, settings_from_args
+from explorer.services.resources import load_priors_for
+from explorer.settings import PROJECT_ROOT, add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
+from explorer.tools.model_table import add_table_arguments, model_table
 
 COMBINATION_FILE = PROJECT_ROOT / "checkpoints" / "geo" / "combination.json"
 
@@ -40,16 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="explorer-fit-prior",
         description=(__doc__ or "").split("\n\n")[0].split(": ", 1)[1].replace("how", "How", 1),
     )
-    parser.add_argument("--model", required=True, help="the model card's name (its table is the one of that name)")
-    parser.add_argument(
-        "--table", type=Path, help="the evaluation table (default: MODEL.parquet in the tables' folders)"
-    )
-    parser.add_argument(
-        "--eval-dir",
-        type=Path,
-        action="append",
-        help="a folder of evaluation tables, looked in after the shipped assets/eval/; repeatable",
-    )
+    add_table_arguments(parser)
     parser.add_argument(
         "--out",
         type=Path,
@@ -188,14 +180,9 @@ def fit_model(classifier, priors: dict, table: pd.DataFrame, data_root) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = settings_from_args(args)
-    folders = [*([] if args.no_shipped else [SHIPPED_TABLES]), *(args.eval_dir or [])]
-    path = args.table or table_paths(folders).get(args.model)
-    if path is None or not Path(path).is_file():
-        raise ValueError(f"no evaluation table for {args.model}: make one with explorer-evaluate, or give --table")
-    table = load_table(Path(path))
+    path, table, classifier = model_table(args, settings)  # another model's table is refused
     if "lat" not in table.columns:
         raise ValueError(f"{path} has no places (make it with explorer-shipped, or a manifest with lat and lon)")
-    classifier, _ = load_classifier_for(settings, args.model, table["true_name"].astype(str).unique().tolist())
     priors = load_priors_for(settings, classifier)
     if not priors:
         raise ValueError(f"{args.model} has no geo-prior: nothing to fit")

@@ -11,20 +11,18 @@ One forward pass per photo (about a minute per 3,000 photos on 2 CPU cores).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from explorer.diagnose.pseudo_observations import SEED, fusion_path, measure, pseudo_observations, save_fusion
-from explorer.diagnose.schema import load_table
 from explorer.identify.fusing import log_softmax
 from explorer.models.batches import run_logits
 from explorer.photos.thumbnails import photo_path
-from explorer.services.resources import load_classifier_for, table_paths
-from explorer.settings import SHIPPED_TABLES, add_model_arguments, settings_from_args
+from explorer.settings import add_model_arguments, settings_from_args
 from explorer.tools.cli import one_line_errors
+from explorer.tools.model_table import add_table_arguments, model_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,16 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="explorer-fusion",
         description=(__doc__ or "").split("\n\n")[0].split(": ", 1)[1].replace("do", "Do", 1),
     )
-    parser.add_argument("--model", required=True, help="the model card's name (its table is the one of that name)")
-    parser.add_argument(
-        "--table", type=Path, help="the evaluation table (default: MODEL.parquet in the tables' folders)"
-    )
-    parser.add_argument(
-        "--eval-dir",
-        type=Path,
-        action="append",
-        help="a folder of evaluation tables, looked in after the shipped assets/eval/; repeatable",
-    )
+    add_table_arguments(parser)
     parser.add_argument("--seed", type=int, default=SEED, help=f"how the photos are grouped (default {SEED})")
     parser.add_argument(
         "--out", type=Path, help="where to write the report (default: NAME.fusion.json beside the table)"
@@ -83,16 +72,7 @@ def fusion_report(classifier, table, data_root, seed: int = SEED, progress: bool
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = settings_from_args(args)
-    folders = [*([] if args.no_shipped else [SHIPPED_TABLES]), *(args.eval_dir or [])]
-    path = args.table or table_paths(folders).get(args.model)
-    if path is None or not Path(path).is_file():
-        raise ValueError(f"no evaluation table for {args.model}: make one with explorer-evaluate, or give --table")
-    table = load_table(Path(path))
-    if str(table["model"].iloc[0]) != args.model:
-        raise ValueError(f"{path} is {table['model'].iloc[0]}'s table, not {args.model}'s")
-    classifier, _ = load_classifier_for(settings, args.model, table["true_name"].astype(str).unique().tolist())
-    if classifier.weights_sha256 != str(table["weights_sha256"].iloc[0]):
-        print(f"note: {path} was made by other weights than the loaded {args.model}", file=sys.stderr)
+    path, table, classifier = model_table(args, settings)
     report = fusion_report(classifier, table, settings.data_root, args.seed)
     if report["observations"] == 0:
         raise ValueError(f"no species has two photos on this machine in {path} (--data-root?)")
